@@ -1,0 +1,152 @@
+# etcd-recovery build. Non-recursive; sources are found by convention so that adding a
+# file needs no edit here:
+#   common/*.c (+ generated protobuf-c code)   -> libcommon.a
+#   init/*.c  except main.c                      -> libinit.a,  init/main.c  -> reset-member
+#   agent/*.c except main.c                      -> libagent.a, agent/main.c -> etcd-agent
+#   tests/unit/test_*.c, tests/integration/test_*.c -> one cmocka binary each
+#   tests/fuzz/fuzz_*.c                          -> one libFuzzer binary each (make fuzz)
+# `make asan` builds the same tree into build/asan with ASan+UBSan.
+
+SHELL      := /bin/bash
+BUILD      ?= build
+V          ?= 0
+Q          := $(if $(filter 1,$(V)),,@)
+VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0)
+
+PKGS       := openssl libnghttp2 libcjson liburing libprotobuf-c libzstd libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC         ?= gcc
+WARN       := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wmissing-prototypes -Wcast-qual \
+              -Wno-error=cast-qual
+OPT        ?= -O2 -g
+CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -Icommon -I$(BUILD)/gen $(PKG_CFLAGS) \
+              -DETCD_RECOVERY_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
+LDFLAGS_ALL:= $(EXTRA_LDFLAGS)
+LIBS       := $(PKG_LIBS) -lpthread -lm
+TEST_LIBS  := -lcmocka
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+INIT_SRC   := $(sort $(filter-out init/main.c,$(wildcard init/*.c)))
+AGENT_SRC  := $(sort $(filter-out agent/main.c,$(wildcard agent/*.c)))
+PROTO      := $(sort $(wildcard common/*.proto))
+PROTO_C    := $(PROTO:common/%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_H    := $(PROTO:common/%.proto=$(BUILD)/gen/%.pb-c.h)
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(PROTO_C:%.c=%.o)
+INIT_OBJ   := $(INIT_SRC:%.c=$(BUILD)/%.o)
+AGENT_OBJ  := $(AGENT_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+INTEG_SRC  := $(sort $(wildcard tests/integration/test_*.c))
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+INTEG_BIN  := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
+TESTLIB_SRC:= $(sort $(wildcard tests/lib/*.c))
+TESTLIB_OBJ:= $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+
+PROGS      := $(BUILD)/reset-member $(BUILD)/etcd-agent
+PROG_DEPS  := $(if $(wildcard init/main.c),$(BUILD)/reset-member) \
+              $(if $(wildcard agent/main.c),$(BUILD)/etcd-agent)
+
+.PHONY: all deps test unit integration e2e asan valgrind fuzz fuzz-short lint format bench demo \
+        static clean tests
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/libcommon.a $(PROG_DEPS)
+tests: all $(UNIT_BIN) $(INTEG_BIN)
+
+# ---- dependencies (Debian 12, as root; idempotent) -------------------------------------------
+DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev liburing-dev \
+            libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev \
+            etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps \
+            iproute2 python3 cppcheck clang-tidy
+deps:
+	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	    grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing $$missing"; \
+	    if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install: $$missing" >&2; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "deps: all present"; fi
+
+# ---- compile ----------------------------------------------------------------------------------
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: common/%.proto
+	@mkdir -p $(BUILD)/gen
+	$(Q)protoc-c --proto_path=common --c_out=$(BUILD)/gen $(notdir $<)
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -std=c17 $(OPT) $(PKG_CFLAGS) $(EXTRA_CFLAGS) -I$(BUILD)/gen -c $< -o $@
+
+$(BUILD)/%.o: %.c $(PROTO_H)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -Iinit -Iagent -Itests/lib -MMD -MP -c $< -o $@
+
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(BUILD)/libinit.a: $(INIT_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(BUILD)/libagent.a: $(AGENT_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/reset-member: $(BUILD)/init/main.o $(BUILD)/libinit.a $(BUILD)/libcommon.a
+	@$(if $(Q),echo "  LD $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) -o $@
+$(BUILD)/etcd-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libcommon.a
+	@$(if $(Q),echo "  LD $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) -o $@
+
+$(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $(TESTLIB_OBJ) $(BUILD)/libinit.a \
+                            $(BUILD)/libagent.a $(BUILD)/libcommon.a
+	@$(if $(Q),echo "  LD $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) $(TEST_LIBS) -o $@
+$(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(TESTLIB_OBJ) \
+                                   $(BUILD)/libinit.a $(BUILD)/libagent.a $(BUILD)/libcommon.a
+	@$(if $(Q),echo "  LD $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) $(TEST_LIBS) -o $@
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- tests ------------------------------------------------------------------------------------
+# test: the whole suite (unit, integration, e2e against real etcd; then unit+integration under
+# ASan+UBSan, unit under valgrind, short fuzz pass). Ends with "N passed, N failed".
+test: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
+	    EXTRA_LDFLAGS='-fsanitize=address,undefined' tests
+	$(Q)tests/run.sh --build build --asan-build build/asan
+
+unit: tests
+	$(Q)tests/run.sh --build $(BUILD) --only unit
+integration: tests
+	$(Q)tests/run.sh --build $(BUILD) --only integration
+e2e: tests
+	$(Q)tests/run.sh --build $(BUILD) --only e2e
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
+	    EXTRA_LDFLAGS='-fsanitize=address,undefined' tests
+
+valgrind: tests
+	$(Q)tests/run.sh --build $(BUILD) --only valgrind
+
+bench: deps all
+	$(Q)tests/bench/run.sh --build $(BUILD)
+
+demo: deps all
+	$(Q)tests/demo.sh --build $(BUILD)
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	$(Q)! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|atol|gets)\s*\(' \
+	    $$(git ls-files '*.c' '*.h') || { echo "lint: banned function" >&2; exit 1; }
+	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build reset-member etcd-agent

@@ -1,0 +1,84 @@
+/* datadir.h - read-only inspection of an etcd data dir: who it belongs to and whether it is
+ * intact.
+ *
+ * Reads member/wal/*.wal (record framing, the running CRC-32C chain across files, the
+ * metadata record with member and cluster ID), member/snap/db (both bbolt meta pages) and
+ * member/snap/*.snap (CRC of each). Never writes, never takes locks that etcd would see
+ * (except datadir_wal_locked, which only tests them). Facts and formats:
+ * ../shared/etcd-facts.md "Data dir". The byte-level readers are exposed for the fuzzers. */
+#ifndef ER_DATADIR_H
+#define ER_DATADIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum datadir_verdict {
+    DATADIR_EMPTY,   /* absent, empty, or no member/ dir: nothing to lose */
+    DATADIR_VALID,   /* WAL, db and snaps check out; member_id/cluster_id set */
+    DATADIR_CORRUPT, /* something is wrong; reason says what; ids set if they could be read */
+};
+
+struct datadir_report {
+    enum datadir_verdict verdict;
+    char reason[256];      /* CORRUPT: what failed, with file and offset; else "" */
+    bool ids_known;        /* member_id/cluster_id read from a WAL metadata record */
+    uint64_t member_id;
+    uint64_t cluster_id;
+    /* details, for the decision log line */
+    bool has_db;
+    uint32_t db_page_size;
+    uint64_t db_txid;      /* txid of the meta bbolt would use */
+    int db_valid_metas;    /* 0, 1 or 2 */
+    size_t wal_files;
+    uint64_t wal_records;
+    uint64_t wal_bytes;    /* bytes of record data scanned */
+    uint64_t wal_last_index; /* highest raft entry index seen (0 if none) */
+    bool wal_torn_tail;    /* the last file ends inside a record (crash during write; etcd
+                            * itself repairs this on start). The verdict stays VALID. */
+    size_t snap_files;
+    uint64_t took_us;      /* time the inspection took */
+};
+
+/* Inspect data_dir (e.g. /var/lib/data). Returns 0 with *out filled (any verdict), or a
+ * negative errno if the directory could not be read at all for a reason other than absence
+ * (e.g. -EACCES), with out->reason set. */
+int datadir_inspect(const char *data_dir, struct datadir_report *out);
+
+/* 1 if some process holds etcd's lock on a WAL file of data_dir (etcd is running on it),
+ * 0 if none, negative errno on error. Uses the same fcntl lock type etcd takes. */
+int datadir_wal_locked(const char *data_dir);
+
+/* ---- byte-level readers (fuzz targets) --------------------------------------------------- */
+
+struct bbolt_meta {
+    uint32_t magic, version, page_size, flags;
+    uint64_t root_pgid, freelist_pgid, high_water_pgid, txid, checksum;
+    bool valid; /* magic, version and checksum hold */
+};
+
+/* Check one meta page at buf (len >= 80 bytes needed). Returns 0 if valid, -EINVAL if not
+ * (meta still filled with what was read), -EMSGSIZE if len is too short. */
+int datadir_bbolt_meta(const uint8_t *buf, size_t len, struct bbolt_meta *meta);
+
+/* Scan WAL bytes of one file. *crc is the running CRC in/out. Stops at the end of data
+ * (a zero length word or end of buffer). Fills counts; on metadata records sets member and
+ * cluster ID. Returns 0 if clean, 1 if the buffer ends inside a record (torn tail), or
+ * -EBADMSG with reason filled (framing, CRC mismatch, bad record type, metadata mismatch). */
+struct wal_scan {
+    uint64_t records, bytes, last_index;
+    bool have_ids;
+    uint64_t member_id, cluster_id;
+    size_t end_offset; /* where the data ends */
+    char reason[160];
+};
+int datadir_wal_scan(const uint8_t *buf, size_t len, bool first_file, uint32_t *crc,
+                     struct wal_scan *scan);
+
+/* Check a .snap file's bytes (snappb.snapshot with CRC-32C over data). 0 or -EBADMSG. */
+int datadir_snap_check(const uint8_t *buf, size_t len);
+
+/* CRC-32C (Castagnoli), continuing from crc (0 to start), as etcd's WAL uses it. */
+uint32_t datadir_crc32c(uint32_t crc, const uint8_t *buf, size_t len);
+
+#endif

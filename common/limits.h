@@ -1,0 +1,33 @@
+/* limits.h - every bound in the project, in one place.
+ *
+ * Exceeding any of these is a clean error (HTTP 400/413/431, a gRPC RESOURCE_EXHAUSTED,
+ * a "corrupt" verdict), never a crash or an unbounded allocation. */
+#ifndef ER_LIMITS_H
+#define ER_LIMITS_H
+
+/* gRPC client */
+#define GRPC_MAX_MESSAGE (8u * 1024 * 1024)      /* largest response message we accept */
+#define GRPC_MAX_ENDPOINTS 16
+#define GRPC_STREAM_WINDOW (16u * 1024 * 1024)   /* per-stream and connection window */
+#define GRPC_MAX_FRAME (1u << 20)                /* SETTINGS_MAX_FRAME_SIZE we advertise */
+#define GRPC_DEFAULT_CONNECT_TIMEOUT_MS 3000
+#define GRPC_MAX_STATUS_MESSAGE 256
+
+/* etcd data dir inspection */
+#define DATADIR_MAX_WAL_FILES 4096
+#define DATADIR_MAX_WAL_RECORD (64u * 1024 * 1024) /* a record longer than a WAL file is corrupt */
+#define DATADIR_MAX_SNAP_FILE (512u * 1024 * 1024)
+
+/* configuration */
+#define CONFIG_MAX_LIST 16          /* endpoints, peer URLs, initial-cluster entries */
+#define CONFIG_MAX_VALUE 4096       /* one flag or env value */
+
+/* HTTP server (agent) */
+#define HTTP_MAX_REQUEST_LINE 4096
+#define HTTP_MAX_HEADER_BYTES 8192
+#define HTTP_MAX_HEADERS 64
+#define HTTP_MAX_CONNECTIONS 16384
+#define HTTP_HEADER_TIMEOUT_MS 10000
+#define HTTP_IDLE_TIMEOUT_MS 60000
+
+#endif
