@@ -52,6 +52,7 @@ PROG_DEPS  := $(if $(wildcard init/main.c),$(BUILD)/reset-member) \
 .PHONY: all deps test unit integration e2e asan valgrind fuzz fuzz-short lint format bench demo \
         static clean tests
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: $(BUILD)/libcommon.a $(PROG_DEPS)
 tests: all $(UNIT_BIN) $(INTEG_BIN)
