@@ -42,6 +42,8 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 INTEG_SRC  := $(sort $(wildcard tests/integration/test_*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 INTEG_BIN  := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/integration/%)
+BENCH_SRC  := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/bench/%)
 TESTLIB_SRC:= $(sort $(wildcard tests/lib/*.c))
 TESTLIB_OBJ:= $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
@@ -55,11 +57,11 @@ PROG_DEPS  := $(if $(wildcard init/main.c),$(BUILD)/reset-member) \
 .SECONDARY:
 
 all: $(BUILD)/libcommon.a $(PROG_DEPS)
-tests: all $(UNIT_BIN) $(INTEG_BIN)
+tests: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
 
 # ---- dependencies (Debian 12, as root; idempotent) -------------------------------------------
 DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev liburing-dev \
-            libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev \
+            libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps \
             iproute2 python3 cppcheck clang-tidy
 deps:
@@ -108,6 +110,11 @@ $(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(TESTLIB
 	@$(if $(Q),echo "  LD $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) $(TEST_LIBS) -o $@
 
+$(BUILD)/tests/bench/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) \
+                             $(BUILD)/libinit.a $(BUILD)/libagent.a $(BUILD)/libcommon.a
+	@$(if $(Q),echo "  LD $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) -o $@
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- tests ------------------------------------------------------------------------------------
@@ -135,7 +142,7 @@ asan:
 valgrind: tests
 	$(Q)tests/run.sh --build $(BUILD) --only valgrind
 
-bench: deps all
+bench: deps tests
 	$(Q)tests/bench/run.sh --build $(BUILD)
 
 demo: deps all
