@@ -5,6 +5,10 @@
 #ifndef ER_LIMITS_H
 #define ER_LIMITS_H
 
+/* -Icommon makes this file shadow the system <limits.h> (protobuf-c.h needs INT_MAX): pull
+ * the system one in too. */
+#include_next <limits.h>
+
 /* gRPC client */
 #define GRPC_MAX_MESSAGE (8u * 1024 * 1024)      /* largest response message we accept */
 #define GRPC_MAX_ENDPOINTS 16
