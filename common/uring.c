@@ -202,9 +202,13 @@ static int submit_req(struct uring *u, unsigned idx, unsigned wait_nr)
 {
     struct uring_req *r = &u->reqs[idx];
     size_t rest = r->len - r->done, chunk = rest < URING_MAX_IO ? rest : URING_MAX_IO;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    struct io_uring_sqe *sqe;
     int rc;
 
+    /* After a failed submit (below) nothing may be submitted again, resubmissions included. */
+    if (!u->use_ring)
+        return -EIO;
+    sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL) {
         /* Cannot happen with one SQ entry per slot; flush and retry once all the same. */
         io_uring_submit(&u->ring);
