@@ -29,6 +29,8 @@
 #define CALL_TIMEOUT_MS 10000
 #define REUSE_CALLS 100
 #define MAX_SOCKETS 64
+#define SNAP_VALUES 24
+#define SNAP_VALUE_SIZE (200u * 1024) /* 4.8 MB of values */
 
 static char *endpoints[GRPC_MAX_ENDPOINTS];
 static size_t n_endpoints;
@@ -237,6 +239,7 @@ static void test_failover(void **state)
     ch = channel_of(eps, 1, tls, 0);
     assert_int_equal(member_list(ch, CALL_TIMEOUT_MS, &n, &st), GRPC_UNAVAILABLE);
     assert_true(st.transport);
+    print_message("all endpoints down: %s\n", st.message);
     assert_non_null(strstr(st.message, "connect 127.0.0.1:"));
     assert_non_null(strstr(st.message, "Connection refused"));
     assert_string_equal(st.endpoint, dead);
@@ -261,6 +264,7 @@ static void test_wrong_ca(void **state)
     ch = channel_of((const char *const *)endpoints, n_endpoints, other, 0);
     assert_int_equal(member_list(ch, CALL_TIMEOUT_MS, &n, &st), GRPC_UNAVAILABLE);
     assert_true(st.transport);
+    print_message("wrong CA: %s\n", st.message);
     assert_non_null(strstr(st.message, "tls handshake with 127.0.0.1:"));
     assert_non_null(strstr(st.message, "certificate verify failed"));
     grpc_channel_free(ch);
@@ -301,6 +305,7 @@ static void test_deadline(void **state)
     assert_int_equal(member_list(ch, 500, &n, &st), GRPC_DEADLINE_EXCEEDED);
     took = now_ms() - t0;
     assert_true(took >= 450 && took < 1500);
+    print_message("paused member, new connection: %s\n", st.message);
     assert_non_null(strstr(st.message, "tls handshake"));
 
     /* the other members still answer */
@@ -383,6 +388,36 @@ static int on_snapshot(void *arg, const uint8_t *msg, size_t len)
     return s->cancel_after && s->messages >= (size_t)s->cancel_after;
 }
 
+/* Puts n values of `size` bytes (requests larger than etcd's 64 KiB initial window). */
+static void put_values(struct grpc_channel *ch, int n, size_t size)
+{
+    Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+    uint8_t *val = malloc(size), *buf = malloc(size + 64), *out = NULL;
+    char key[32];
+    struct grpc_status st;
+    size_t out_len, len;
+
+    assert_non_null(val);
+    assert_non_null(buf);
+    for (size_t i = 0; i < size; i++)
+        val[i] = (uint8_t)(i * 7 + 3);
+    for (int k = 0; k < n; k++) {
+        snprintf(key, sizeof key, "test-grpc/%d", k);
+        val[0] = (uint8_t)k;
+        req.key.data = (uint8_t *)key;
+        req.key.len = strlen(key);
+        req.value.data = val;
+        req.value.len = size;
+        len = etcdserverpb__put_request__pack(&req, buf);
+        assert_int_equal(
+            grpc_call_unary(ch, "/etcdserverpb.KV/Put", buf, len, CALL_TIMEOUT_MS, &out, &out_len, &st),
+            GRPC_OK);
+        free(out);
+    }
+    free(val);
+    free(buf);
+}
+
 static void test_snapshot_stream(void **state)
 {
     struct grpc_channel *ch = channel_of((const char *const *)endpoints, n_endpoints, tls, 0);
@@ -390,16 +425,20 @@ static void test_snapshot_stream(void **state)
     uint8_t digest[32];
     unsigned dlen = 0;
     struct grpc_status st;
+    long long t0;
     size_t n;
 
     (void)state;
+    put_values(ch, SNAP_VALUES, SNAP_VALUE_SIZE);
     assert_non_null(s.sha);
+    t0 = now_ms();
     assert_int_equal(EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL), 1);
     assert_int_equal(grpc_call_stream(ch, "/etcdserverpb.Maintenance/Snapshot", NULL, 0,
                                       CALL_TIMEOUT_MS * 3, CALL_TIMEOUT_MS, on_snapshot, &s, &st),
                      GRPC_OK);
-    print_message("snapshot: %zu messages, db %zu bytes\n", s.messages, s.db_size);
-    assert_true(s.messages >= 2);
+    print_message("snapshot: %zu messages, db %zu bytes, %lld ms\n", s.messages, s.db_size,
+                  now_ms() - t0);
+    assert_true(s.db_size >= (size_t)SNAP_VALUES * SNAP_VALUE_SIZE);
     assert_true(s.db_size > 0);
     assert_int_equal(s.last_len, 32);
     assert_int_equal(s.blob_bytes, s.db_size + 32);
@@ -433,6 +472,7 @@ static void test_unimplemented(void **state)
     assert_int_equal(grpc_call_unary(ch, "/etcdserverpb.Cluster/NoSuchMethod", NULL, 0,
                                      CALL_TIMEOUT_MS, &out, &out_len, &st),
                      GRPC_UNIMPLEMENTED);
+    print_message("unknown method: %s %s\n", grpc_code_name(st.code), st.message);
     assert_false(st.transport);
     assert_null(out);
     assert_true(st.message[0] != '\0');
