@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 
 #define GRPC_PREFIX 5
+#define GRPC_FRAMER_MIN_BUF 4096
 #define GRPC_MAX_CALL_ATTEMPTS 2 /* a refused (never processed) stream is retried once */
 #define GRPC_MAX_HOST 256
 #define GRPC_MAX_AUTHORITY (GRPC_MAX_HOST + 8)
@@ -198,16 +199,23 @@ int grpc_framer_feed(struct grpc_framer *f, const uint8_t *data, size_t len,
                 len -= n;
                 continue;
             }
-            if (f->buf_cap < f->need) {
-                uint8_t *nb = realloc(f->buf, f->need);
-                if (!nb)
-                    return -ENOMEM;
-                f->buf = nb;
-                f->buf_cap = f->need;
-            }
         }
         take = f->need - f->have;
         take = take < len ? take : len;
+        if (f->buf_cap < f->have + take) {
+            /* grow with the data actually received, not with what the prefix claims */
+            size_t cap = f->buf_cap * 2 > GRPC_FRAMER_MIN_BUF ? f->buf_cap * 2 : GRPC_FRAMER_MIN_BUF;
+            uint8_t *nb;
+            if (cap < f->have + take)
+                cap = f->have + take;
+            if (cap > f->need)
+                cap = f->need;
+            nb = realloc(f->buf, cap);
+            if (!nb)
+                return -ENOMEM;
+            f->buf = nb;
+            f->buf_cap = cap;
+        }
         memcpy(f->buf + f->have, data, take);
         f->have += take;
         data += take;
