@@ -24,6 +24,7 @@
 
 #define TLS_RELOAD_CHECK_MS 1000
 #define TLS_NFILES 3
+#define TLS_MAX_HOST 256 /* a DNS name is at most 253 bytes */
 
 struct tls_file_id {
     bool present;
@@ -353,8 +354,13 @@ SSL *tls_client_ssl(struct tls_ctx *ctx, const char *host)
         if (X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1)
             goto fail;
     } else {
+        /* SSL_set_tlsext_host_name's macro casts const away: hand it a copy */
+        char name[TLS_MAX_HOST];
+        int n = snprintf(name, sizeof name, "%s", host);
+        if (n < 0 || (size_t)n >= sizeof name)
+            goto fail;
         X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1)
+        if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
             goto fail;
     }
     return ssl;
