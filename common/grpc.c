@@ -199,6 +199,8 @@ int grpc_framer_feed(struct grpc_framer *f, const uint8_t *data, size_t len,
                 len -= n;
                 continue;
             }
+            if (len == 0)
+                return 0; /* the input ended right after the prefix */
         }
         take = f->need - f->have;
         take = take < len ? take : len;
