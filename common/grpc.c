@@ -1148,13 +1148,20 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
         status_set(st, GRPC_RESOURCE_EXHAUSTED, "request too large");
         return st->code;
     }
-    grpc_timeout_header(tmo, timeout_ms);
     for (attempt = 1;; attempt++) {
         const struct grpc_endpoint *ep;
+        long long left = 0;
         int32_t sid;
 
         if (channel_connect(ch, deadline, timeout_ms, st) != GRPC_OK)
             return st->code;
+        if (deadline && (left = deadline - now_ms()) <= 0) {
+            status_set(st, GRPC_DEADLINE_EXCEEDED, "deadline of %d ms exceeded before sending",
+                       timeout_ms);
+            return st->code;
+        }
+        /* the server gets what is left of the deadline after connecting */
+        grpc_timeout_header(tmo, (int)left);
         ep = &ch->eps[ch->conn->ep];
         status_endpoint(st, ep);
         memset(&call, 0, sizeof call);
