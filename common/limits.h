@@ -16,6 +16,8 @@
 #define GRPC_MAX_FRAME (1u << 20)                /* SETTINGS_MAX_FRAME_SIZE we advertise */
 #define GRPC_DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define GRPC_MAX_STATUS_MESSAGE 256
+#define GRPC_IO_CHUNK (64u * 1024)              /* TLS read chunk and HTTP/2 output buffer */
+#define GRPC_MAX_HEADER_LIST (64u * 1024)       /* SETTINGS_MAX_HEADER_LIST_SIZE we advertise */
 
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096
