@@ -5,6 +5,10 @@
 #ifndef ER_LIMITS_H
 #define ER_LIMITS_H
 
+/* -Icommon makes this file shadow the system's <limits.h> (protobuf-c.h includes it for
+ * INT_MAX): pull the real one in too. */
+#include_next <limits.h>
+
 /* gRPC client */
 #define GRPC_MAX_MESSAGE (8u * 1024 * 1024)      /* largest response message we accept */
 #define GRPC_MAX_ENDPOINTS 16
@@ -12,6 +16,10 @@
 #define GRPC_MAX_FRAME (1u << 20)                /* SETTINGS_MAX_FRAME_SIZE we advertise */
 #define GRPC_DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define GRPC_MAX_STATUS_MESSAGE 256
+
+/* etcd calls (etcd.c, proto.c) */
+#define ETCD_MAX_REQUEST (1536u * 1024)            /* etcd's default --max-request-bytes */
+#define PROTO_MAX_DECODE_ALLOC (64u * 1024 * 1024) /* heap one response may take to unpack */
 
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096
