@@ -23,10 +23,10 @@ struct etcd_header {
 
 struct etcd_member {
     uint64_t id;
-    char *name;          /* "" for a member added but never started */
-    char **peer_urls;    /* n_peer_urls strings */
+    char *name;       /* "" for a member added but never started */
+    char **peer_urls; /* n_peer_urls strings */
     size_t n_peer_urls;
-    char **client_urls;  /* empty for a member never started */
+    char **client_urls; /* empty for a member never started */
     size_t n_client_urls;
     bool is_learner;
 };

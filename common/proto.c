@@ -500,8 +500,7 @@ out:
     return rc;
 }
 
-int proto_decode_range(const uint8_t *buf, size_t len, struct etcd_header *header,
-                       int64_t *count)
+int proto_decode_range(const uint8_t *buf, size_t len, struct etcd_header *header, int64_t *count)
 {
     struct decoder d;
     int rc = 0;
@@ -589,13 +588,11 @@ void proto_snapshot_free(struct proto_snapshot *s)
 
 /* One data message: counts, checks remaining_bytes against the announced size, hashes and
  * hands over the blob. */
-static int snap_data(struct proto_snapshot *s, uint64_t remaining, const uint8_t *blob,
-                     size_t len)
+static int snap_data(struct proto_snapshot *s, uint64_t remaining, const uint8_t *blob, size_t len)
 {
     if (len > s->total - s->received)
         return snap_fail(s, GRPC_DATA_LOSS,
-                         "snapshot: stream longer than the announced %" PRIu64 " bytes",
-                         s->total);
+                         "snapshot: stream longer than the announced %" PRIu64 " bytes", s->total);
     s->received += len;
     if (remaining != s->total - s->received)
         return snap_fail(s, GRPC_DATA_LOSS,
@@ -607,8 +604,10 @@ static int snap_data(struct proto_snapshot *s, uint64_t remaining, const uint8_t
     if (EVP_DigestUpdate(s->md, blob, len) != 1)
         return snap_fail(s, GRPC_INTERNAL, "snapshot: sha256 update failed");
     if (s->on_data && s->on_data(s->arg, s->total, blob, len) != 0)
-        return snap_fail(s, GRPC_CANCELLED, "snapshot: cancelled by the receiver after %" PRIu64
-                         " of %" PRIu64 " bytes", s->received, s->total);
+        return snap_fail(s, GRPC_CANCELLED,
+                         "snapshot: cancelled by the receiver after %" PRIu64 " of %" PRIu64
+                         " bytes",
+                         s->received, s->total);
     return 0;
 }
 
@@ -624,13 +623,13 @@ int proto_snapshot_feed(void *arg, const uint8_t *msg, size_t len)
     Etcdserverpb__SnapshotResponse *r = (Etcdserverpb__SnapshotResponse *)decoder_unpack(
         &d, &etcdserverpb__snapshot_response__descriptor, msg, len, &rc);
     if (!r) {
-        rc = rc == -ENOMEM ? snap_fail(s, GRPC_RESOURCE_EXHAUSTED,
-                                       "snapshot: out of memory decoding message %" PRIu64,
-                                       s->messages + 1)
-                           : snap_fail(s, GRPC_INTERNAL,
-                                       "snapshot: malformed SnapshotResponse (message %" PRIu64
-                                       ", %zu bytes)",
-                                       s->messages + 1, len);
+        rc =
+            rc == -ENOMEM
+                ? snap_fail(s, GRPC_RESOURCE_EXHAUSTED,
+                            "snapshot: out of memory decoding message %" PRIu64, s->messages + 1)
+                : snap_fail(s, GRPC_INTERNAL,
+                            "snapshot: malformed SnapshotResponse (message %" PRIu64 ", %zu bytes)",
+                            s->messages + 1, len);
         goto out;
     }
     s->messages++;
@@ -678,8 +677,8 @@ int proto_snapshot_finish(struct proto_snapshot *s, uint8_t digest_out[32])
         return snap_fail(s, GRPC_DATA_LOSS, "snapshot: empty stream");
     if (s->received < s->total)
         return snap_fail(s, GRPC_DATA_LOSS,
-                         "snapshot: short stream: %" PRIu64 " of %" PRIu64 " bytes",
-                         s->received, s->total);
+                         "snapshot: short stream: %" PRIu64 " of %" PRIu64 " bytes", s->received,
+                         s->total);
     if (!s->have_digest)
         return snap_fail(s, GRPC_DATA_LOSS,
                          "snapshot: missing sha256 digest after %" PRIu64 " bytes", s->total);

@@ -68,8 +68,7 @@ int proto_decode_status(const uint8_t *buf, size_t len, struct etcd_status *out)
 int proto_decode_alarms(const uint8_t *buf, size_t len, struct etcd_header *header,
                         struct etcd_alarm **alarms, size_t *n_alarms);
 /* header and count may be NULL. */
-int proto_decode_range(const uint8_t *buf, size_t len, struct etcd_header *header,
-                       int64_t *count);
+int proto_decode_range(const uint8_t *buf, size_t len, struct etcd_header *header, int64_t *count);
 int proto_decode_put(const uint8_t *buf, size_t len, struct etcd_header *header);
 
 /* Free what the decoders made; the structs are zeroed. etcd.h's etcd_*_free call these. */

@@ -245,9 +245,8 @@ static int group_setup(void **state)
         fprintf(stderr, "tls_client_new: %s\n", err);
         return -1;
     }
-    struct grpc_channel_config cfg = {.endpoints = (const char *const *)E.endpoints,
-                                      .n_endpoints = E.n,
-                                      .tls = E.tls};
+    struct grpc_channel_config cfg = {
+        .endpoints = (const char *const *)E.endpoints, .n_endpoints = E.n, .tls = E.tls};
     E.ch = grpc_channel_new(&cfg, err, sizeof(err));
     if (!E.ch) {
         fprintf(stderr, "grpc_channel_new: %s\n", err);
@@ -402,8 +401,8 @@ static void test_put_and_serializable_range(void **state)
         assert_int_equal(count, 1);
         grpc_channel_free(ch);
     }
-    expect_ok(etcd_range_serializable(E.ch, "test/etcd/absent", TIMEOUT_MS, NULL, NULL, &st),
-              &st, "range absent");
+    expect_ok(etcd_range_serializable(E.ch, "test/etcd/absent", TIMEOUT_MS, NULL, NULL, &st), &st,
+              "range absent");
 }
 
 /* ---- membership ---------------------------------------------------------------------------- */
@@ -472,9 +471,8 @@ static void test_learner_add_promote_remove(void **state)
     assert_non_null(strstr(st.message, "learner"));
     assert_null(other.name);
 
-    assert_int_equal(run(CLUSTER_SH " start 3 existing '%s,etcd-3=%s' >&2", E.initial_cluster,
-                         peer),
-                     0);
+    assert_int_equal(
+        run(CLUSTER_SH " start 3 existing '%s,etcd-3=%s' >&2", E.initial_cluster, peer), 0);
     L.started = true;
 
     /* promote once it has caught up: etcd says "not in sync" until then */
@@ -517,8 +515,7 @@ static void test_remove_unknown(void **state)
     (void)state;
     struct grpc_status st;
     struct etcd_member_list l;
-    assert_int_equal(etcd_member_remove(E.ch, 0x1234abcdULL, TIMEOUT_MS, &l, &st),
-                     GRPC_NOT_FOUND);
+    assert_int_equal(etcd_member_remove(E.ch, 0x1234abcdULL, TIMEOUT_MS, &l, &st), GRPC_NOT_FOUND);
     assert_non_null(strstr(st.message, "member not found"));
     assert_false(st.transport);
     assert_int_equal(l.n_members, 0);
@@ -572,7 +569,6 @@ static void test_snapshot(void **state)
     assert_true(k.calls > 1);
     assert_memory_equal(digest, mine, 32);
     fprintf(stderr, "snapshot: %" PRIu64 " bytes in %d blobs\n", k.total, k.calls);
-
 }
 
 static int cancel_after_one(void *arg, uint64_t total, const uint8_t *blob, size_t len)
@@ -601,7 +597,8 @@ static void test_snapshot_cancel(void **state)
     etcd_member_list_free(&l);
 }
 
-/* ---- deadlines, failover, TLS ----------------------------------------------------------------- */
+/* ---- deadlines, failover, TLS -----------------------------------------------------------------
+ */
 
 static int resume_2(void **state)
 {

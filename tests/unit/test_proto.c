@@ -29,20 +29,25 @@
 
 /* ResponseHeader{cluster_id 1: 0xcdef, member_id 2: BIG_ID, revision 3: 42, raft_term 4: 3},
  * 19 bytes */
-#define HEADER_BYTES "\x08\xef\x9b\x03" "\x10" BIG_ID_VARINT "\x18\x2a" "\x20\x03"
+#define HEADER_BYTES                                                                               \
+    "\x08\xef\x9b\x03"                                                                             \
+    "\x10" BIG_ID_VARINT "\x18\x2a"                                                                \
+    "\x20\x03"
 
 /* Member{ID 1: BIG_ID, name 2: "etcd-0", peerURLs 3: [URL0], clientURLs 4: [CURL0]}, 67 bytes */
-#define MEMBER0_BYTES                                                                            \
-    "\x08" BIG_ID_VARINT "\x12\x06"                                                              \
-    "etcd-0"                                                                                     \
+#define MEMBER0_BYTES                                                                              \
+    "\x08" BIG_ID_VARINT "\x12\x06"                                                                \
+    "etcd-0"                                                                                       \
     "\x1a\x16" URL0 "\x22\x16" CURL0
 /* Member{ID 1: 2, peerURLs 3: [URL1], isLearner 5: true}: never started, so no name and no
  * client URLs; 28 bytes */
-#define MEMBER1_BYTES "\x08\x02" "\x1a\x16" URL1 "\x28\x01"
+#define MEMBER1_BYTES                                                                              \
+    "\x08\x02"                                                                                     \
+    "\x1a\x16" URL1 "\x28\x01"
 
 /* MemberListResponse{header 1, members 2: [MEMBER0, MEMBER1]} */
-static const uint8_t MEMBER_LIST_RESP[] = "\x0a\x13" HEADER_BYTES "\x12\x43" MEMBER0_BYTES
-                                          "\x12\x1c" MEMBER1_BYTES;
+static const uint8_t MEMBER_LIST_RESP[] =
+    "\x0a\x13" HEADER_BYTES "\x12\x43" MEMBER0_BYTES "\x12\x1c" MEMBER1_BYTES;
 
 /* MemberAddRequest{peerURLs 1: [URL0], isLearner 2: true} */
 static const uint8_t MEMBER_ADD_REQ[] = "\x0a\x16" URL0 "\x10\x01";
@@ -74,8 +79,7 @@ static const uint8_t STATUS_RESP[] = "\x0a\x13" HEADER_BYTES "\x12\x06"
 
 /* AlarmResponse{header 1, alarms 2: [{memberID 1: BIG_ID, alarm 2: NOSPACE},
  *                                   {memberID 1: 2, alarm 2: 7 (unknown to us)}]} */
-static const uint8_t ALARM_RESP[] = "\x0a\x13" HEADER_BYTES "\x12\x0d\x08" BIG_ID_VARINT
-                                    "\x10\x01"
+static const uint8_t ALARM_RESP[] = "\x0a\x13" HEADER_BYTES "\x12\x0d\x08" BIG_ID_VARINT "\x10\x01"
                                     "\x12\x04\x08\x02\x10\x07";
 
 /* RangeResponse{header 1, count 4: 300} */
@@ -114,8 +118,7 @@ static void check_member1(const struct etcd_member *m)
     assert_true(m->is_learner);
 }
 
-static void assert_bytes(const uint8_t *got, size_t got_len, const uint8_t *want,
-                         size_t want_len)
+static void assert_bytes(const uint8_t *got, size_t got_len, const uint8_t *want, size_t want_len)
 {
     assert_int_equal(got_len, want_len);
     if (want_len)
@@ -143,8 +146,7 @@ static void test_encode_member_add(void **state)
     assert_int_equal(proto_encode_member_add(bad, 2, true, &out, &len), -EINVAL);
     assert_null(out);
     assert_int_equal(proto_encode_member_add(urls, 0, true, &out, &len), -EINVAL);
-    assert_int_equal(proto_encode_member_add(urls, CONFIG_MAX_LIST + 1, true, &out, &len),
-                     -EINVAL);
+    assert_int_equal(proto_encode_member_add(urls, CONFIG_MAX_LIST + 1, true, &out, &len), -EINVAL);
 }
 
 static void test_encode_ids(void **state)
@@ -222,8 +224,7 @@ static void test_decode_member_list(void **state)
     (void)state;
     struct etcd_member_list l;
 
-    assert_int_equal(proto_decode_members(PROTO_MEMBER_LIST_RESPONSE, KB(MEMBER_LIST_RESP), &l),
-                     0);
+    assert_int_equal(proto_decode_members(PROTO_MEMBER_LIST_RESPONSE, KB(MEMBER_LIST_RESP), &l), 0);
     check_header(&l.header);
     assert_int_equal(l.n_members, 2);
     check_member0(&l.members[0]);
@@ -233,8 +234,8 @@ static void test_decode_member_list(void **state)
     assert_int_equal(l.n_members, 0);
 
     /* Remove and Promote responses have the same fields */
-    assert_int_equal(
-        proto_decode_members(PROTO_MEMBER_PROMOTE_RESPONSE, KB(MEMBER_LIST_RESP), &l), 0);
+    assert_int_equal(proto_decode_members(PROTO_MEMBER_PROMOTE_RESPONSE, KB(MEMBER_LIST_RESP), &l),
+                     0);
     assert_int_equal(l.n_members, 2);
     check_member1(&l.members[1]);
     proto_member_list_free(&l);
@@ -358,8 +359,7 @@ static void test_decode_malformed(void **state)
     /* a length running past the end */
     static const uint8_t overrun[] = "\x12\x7f"
                                      "abc";
-    assert_int_equal(proto_decode_members(PROTO_MEMBER_LIST_RESPONSE, KB(overrun), &l),
-                     -EBADMSG);
+    assert_int_equal(proto_decode_members(PROTO_MEMBER_LIST_RESPONSE, KB(overrun), &l), -EBADMSG);
     /* field number 0 is invalid */
     static const uint8_t field0[] = "\x00\x01";
     assert_int_equal(proto_decode_status(KB(field0), &s), -EBADMSG);
@@ -514,8 +514,16 @@ static int sink_fn(void *arg, uint64_t total, const uint8_t *blob, size_t len)
     return k->calls == k->cancel_at;
 }
 
-enum stream_fault { GOOD, BAD_DIGEST, SHORT, NO_DIGEST, EXTRA_AFTER_DIGEST, LONG_DIGEST,
-                    OVERLONG_BLOB, BAD_REMAINING };
+enum stream_fault {
+    GOOD,
+    BAD_DIGEST,
+    SHORT,
+    NO_DIGEST,
+    EXTRA_AFTER_DIGEST,
+    LONG_DIGEST,
+    OVERLONG_BLOB,
+    BAD_REMAINING
+};
 
 struct feed_result {
     int feed_rc;   /* first non-zero feed result */
