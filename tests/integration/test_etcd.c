@@ -565,6 +565,11 @@ static void test_snapshot(void **state)
     assert_int_equal(EVP_DigestFinal_ex(k.md, mine, &mine_len), 1);
     EVP_MD_CTX_free(k.md);
     assert_true(k.total >= (uint64_t)SNAP_KEYS * SNAP_VALUE);
+    /* the announced size is the db file size that member reports (nothing writes between) */
+    struct etcd_status s;
+    expect_ok(etcd_status(E.ch, TIMEOUT_MS, &s, &st), &st, "status");
+    assert_int_equal(s.db_size, (int64_t)k.total);
+    etcd_status_free(&s);
     assert_true(k.bytes == k.total);
     assert_true(k.calls > 1);
     assert_memory_equal(digest, mine, 32);
