@@ -392,16 +392,24 @@ int proto_decode_members(enum proto_members_kind kind, const uint8_t *buf, size_
     ProtobufCMessage *m = decoder_unpack(&d, desc, buf, len, &rc);
     if (!m)
         goto out;
-    /* The three generated structs share the layout {base, header, n_members, members}; read
-     * through the one for MemberList rather than three copies of the same code. */
-    _Static_assert(offsetof(Etcdserverpb__MemberListResponse, members) ==
-                       offsetof(Etcdserverpb__MemberRemoveResponse, members),
-                   "layout");
-    _Static_assert(offsetof(Etcdserverpb__MemberListResponse, members) ==
-                       offsetof(Etcdserverpb__MemberPromoteResponse, members),
-                   "layout");
-    const Etcdserverpb__MemberListResponse *r = (const Etcdserverpb__MemberListResponse *)m;
-    rc = copy_members(r->header, r->members, r->n_members, out);
+    switch (kind) {
+    case PROTO_MEMBER_LIST_RESPONSE: {
+        const Etcdserverpb__MemberListResponse *r = (const Etcdserverpb__MemberListResponse *)m;
+        rc = copy_members(r->header, r->members, r->n_members, out);
+        break;
+    }
+    case PROTO_MEMBER_REMOVE_RESPONSE: {
+        const Etcdserverpb__MemberRemoveResponse *r = (const Etcdserverpb__MemberRemoveResponse *)m;
+        rc = copy_members(r->header, r->members, r->n_members, out);
+        break;
+    }
+    case PROTO_MEMBER_PROMOTE_RESPONSE: {
+        const Etcdserverpb__MemberPromoteResponse *r =
+            (const Etcdserverpb__MemberPromoteResponse *)m;
+        rc = copy_members(r->header, r->members, r->n_members, out);
+        break;
+    }
+    }
 out:
     decoder_release(&d, m);
     return rc;

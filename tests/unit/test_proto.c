@@ -516,6 +516,7 @@ static int sink_fn(void *arg, uint64_t total, const uint8_t *blob, size_t len)
 
 enum stream_fault {
     GOOD,
+    VERSION_FIRST, /* good too: a first message with only a version and remaining_bytes */
     BAD_DIGEST,
     SHORT,
     NO_DIGEST,
@@ -554,6 +555,15 @@ static void run_stream(size_t size, enum stream_fault fault, int cancel_at, stru
     r->sink.cancel_at = cancel_at;
     assert_int_equal(proto_snapshot_init(&s, sink_fn, &r->sink), 0);
 
+    if (fault == VERSION_FIRST) {
+        /* SnapshotResponse{remaining_bytes 2: size, version 4: "3.6.0"}, no blob */
+        size_t n = snap_msg(msg, size, NULL, 0);
+        memcpy(msg + n,
+               "\x22\x05"
+               "3.6.0",
+               7);
+        assert_int_equal(proto_snapshot_feed(&s, msg, n + 7), 0);
+    }
     size_t sent = 0;
     size_t stop = fault == SHORT ? size / 2 : size;
     int rc = 0;
@@ -604,6 +614,11 @@ static void test_snapshot_good(void **state)
         assert_memory_equal(r.digest, r.want_digest, 32);
         free(r.sink.data);
     }
+    run_stream(2 * BLOB + 5, VERSION_FIRST, 0, &r);
+    assert_int_equal(r.finish_rc, GRPC_OK);
+    assert_int_equal(r.sink.len, 2 * BLOB + 5);
+    assert_memory_equal(r.digest, r.want_digest, 32);
+    free(r.sink.data);
 }
 
 static void expect_fault(size_t size, enum stream_fault fault, int feed_rc, const char *needle)
