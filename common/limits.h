@@ -19,6 +19,10 @@
 #define GRPC_IO_CHUNK (64u * 1024)              /* TLS read chunk and HTTP/2 output buffer */
 #define GRPC_MAX_HEADER_LIST (64u * 1024)       /* SETTINGS_MAX_HEADER_LIST_SIZE we advertise */
 
+/* etcd calls (etcd.c, proto.c) */
+#define ETCD_MAX_REQUEST (1536u * 1024)            /* etcd's default --max-request-bytes */
+#define PROTO_MAX_DECODE_ALLOC (64u * 1024 * 1024) /* heap one response may take to unpack */
+
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096
 #define DATADIR_MAX_WAL_RECORD (64u * 1024 * 1024) /* a record longer than a WAL file is corrupt */
