@@ -5,20 +5,6 @@
 #ifndef ER_LIMITS_H
 #define ER_LIMITS_H
 
-/* -Icommon makes this file shadow the system <limits.h> (protobuf-c.h needs INT_MAX): pull
- * the system one in too. When this file was reached as "limits.h" next to the includer,
- * clang warns (an error under -Werror) that include_next then searches the whole path; gcc
- * does the same silently. Either way a file needing INT_MAX gets a compile error, not a
- * wrong value, so the warning is off. */
-#if defined(__clang__)
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Winclude-next-absolute-path"
-#endif
-#include_next <limits.h>
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#endif
-
 /* gRPC client */
 #define GRPC_MAX_MESSAGE (8u * 1024 * 1024)      /* largest response message we accept */
 #define GRPC_MAX_ENDPOINTS 16
