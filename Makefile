@@ -183,7 +183,7 @@ static:
 	$(Q)test -n "$(STATIC_LOADER)" || { echo "static: cannot find the dynamic loader" >&2; exit 1; }
 	$(Q)$(MAKE) --no-print-directory BUILD=$(STATIC_DIR)/obj OPT='-O2 -g' \
 	    EXTRA_CFLAGS='$(STATIC_CFLAGS)' EXTRA_LDFLAGS='$(STATIC_LDFLAGS)' all
-	$(Q)set -e; rm -rf $(STATIC_ROOT); mkdir -p $(STATIC_ROOT)/usr/bin $(STATIC_ROOT)$(BUNDLE_DIR); \
+	$(Q)set -eo pipefail; rm -rf $(STATIC_ROOT); mkdir -p $(STATIC_ROOT)/usr/bin $(STATIC_ROOT)$(BUNDLE_DIR); \
 	progs=$$(ls $(STATIC_DIR)/obj/reset-member $(STATIC_DIR)/obj/etcd-agent 2>/dev/null || true); \
 	if [ -z "$$progs" ]; then echo "static: no program to bundle yet" >&2; exit 1; fi; \
 	for p in $$progs; do \
