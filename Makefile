@@ -176,7 +176,9 @@ STATIC_DIR   := $(BUILD)/static
 STATIC_ROOT  := $(STATIC_DIR)/rootfs
 HOST_LOADER  := $(shell readelf -l /bin/true 2>/dev/null | sed -n 's/.*program interpreter: \(.*\)]/\1/p')
 STATIC_LOADER:= $(notdir $(HOST_LOADER))
-STATIC_CFLAGS:= -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+# No _FORTIFY_SOURCE yet: gcc's syslimits.h include_next <limits.h> finds common/limits.h
+# (quote chain), glibc's limits.h is skipped, and fortified stdlib.h then stops on MB_LEN_MAX.
+STATIC_CFLAGS:= -fstack-protector-strong
 STATIC_LDFLAGS:= -Wl,--dynamic-linker=$(BUNDLE_DIR)/$(STATIC_LOADER) -Wl,-rpath,$(BUNDLE_DIR) \
                  -Wl,--disable-new-dtags -Wl,-z,relro,-z,now
 static:
