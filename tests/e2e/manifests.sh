@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# manifests.sh - the kustomize manifests render, parse, pass offline schema validation
+# (kubernetes-models from npm, installed once into $BUILD/npm), have HyperShift's shape, and
+# their flags/env/paths work with the real binaries: reset-member --dry-run and etcd-agent run
+# with the manifest's args and env (paths moved under a temp root, addresses mapped to a real
+# 3-member cluster from tests/cluster.sh), the etcd container's probes are asked of the agent,
+# and the agent's syscalls are checked against manifests/seccomp/etcd-agent.json.
+#
+# usage: BUILD=build tests/e2e/manifests.sh        (needs kubectl, python3 yaml, node + npm)
+# Prints ok/FAIL lines and ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+KM_VERSION=4.5.1 # kubernetes-models
+
+passed=0 failed=0 TMP=""
+ok() { echo "ok $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit
+}
+# run a checker that prints ok/FAIL lines and a count line; add its counts to ours
+sub() {
+    local out line
+    out=$("$@" 2>&1)
+    echo "$out" | grep -E '^(ok|FAIL|SKIP) '
+    line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+    if [ -n "$line" ]; then
+        passed=$((passed + $(awk '{print $1}' <<<"$line")))
+        failed=$((failed + $(awk '{print $3}' <<<"$line")))
+    else
+        fail "$(basename "$2") $3" "no result line: $(tail -n 5 <<<"$out" | tr '\n' ' ')"
+    fi
+}
+
+cleanup() {
+    [ -n "${CLUSTER_DIR:-}" ] && cluster_down >/dev/null 2>&1
+    [ -n "$TMP" ] && rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/manifests-e2e.XXXXXX")
+
+# ---- render and parse -----------------------------------------------------------------------
+for t in base:manifests restore:manifests/restore; do
+    name=${t%%:*} dir=${t#*:}
+    if kubectl kustomize "$dir" >"$TMP/$name.yaml" 2>"$TMP/$name.err"; then
+        ok "kubectl kustomize $dir renders"
+    else
+        fail "kubectl kustomize $dir" "$(head -c 400 "$TMP/$name.err")"
+        finish
+    fi
+    if kinds=$(python3 - "$TMP/$name.yaml" "$TMP/$name.json" <<'PY'); then
+import json, sys, yaml
+objs = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o]
+assert objs and all(isinstance(o, dict) and o.get("apiVersion") and o.get("kind") and
+                    o.get("metadata", {}).get("name") for o in objs), "object without apiVersion/kind/name"
+# A deliberately invalid object: validate.js must reject it (the validator is not a no-op).
+objs.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "negative-control"},
+             "spec": {"replicas": "3", "selector": {}, "serviceName": "x", "template": {}}})
+json.dump(objs, open(sys.argv[2], "w"))
+print(" ".join(sorted("%s/%s" % (o["kind"], o["metadata"]["name"]) for o in objs[:-1])))
+PY
+        ok "rendered $name parses as YAML: $kinds"
+    else
+        fail "rendered $name" "does not parse"
+        finish
+    fi
+done
+
+# ---- offline schema validation (kubernetes-models) ------------------------------------------
+NPM_DIR=$BUILD/npm
+if [ ! -f "$NPM_DIR/node_modules/kubernetes-models/package.json" ]; then
+    if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+        fail "schema validation" "node/npm are not installed (apt-get install nodejs npm)"
+    else
+        mkdir -p "$NPM_DIR"
+        if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --silent \
+            "kubernetes-models@$KM_VERSION" >"$TMP/npm.log" 2>&1; then
+            fail "schema validation" "npm install kubernetes-models@$KM_VERSION failed (registry unreachable?): $(tail -c 300 "$TMP/npm.log")"
+        fi
+    fi
+fi
+if [ -f "$NPM_DIR/node_modules/kubernetes-models/package.json" ]; then
+    for name in base restore; do
+        out=$(node tests/packaging/validate.js "$NPM_DIR" "$TMP/$name.json" 2>&1)
+        while IFS= read -r l; do
+            case $l in
+            ok\ *) ok "$name: ${l#ok }" ;;
+            FAIL\ *) fail "$name schema" "${l#FAIL }" ;;
+            *) [ -n "$l" ] && fail "$name schema" "$l" ;;
+            esac
+        done <<<"$out"
+    done
+fi
+
+# ---- shape ----------------------------------------------------------------------------------
+sub python3 tests/packaging/manifests_check.py static "$TMP/base.yaml" "$TMP/restore.yaml" \
+    manifests/seccomp/etcd-agent.json
+
+# ---- the binaries with the manifests' flags, against a real cluster --------------------------
+# shellcheck source=../cluster.sh
+source "$ROOT/tests/cluster.sh"
+if ! cluster_up 3 >/dev/null; then
+    fail "cluster" "tests/cluster.sh up 3 failed"
+    finish
+fi
+sub python3 tests/packaging/manifests_check.py run "$TMP/base.yaml" "$BUILD" \
+    manifests/seccomp/etcd-agent.json
+sub python3 tests/packaging/manifests_check.py overlay "$TMP/base.yaml" "$TMP/restore.yaml" "$BUILD"
+finish
