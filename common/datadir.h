@@ -37,7 +37,9 @@ struct datadir_report {
     bool wal_torn_tail;      /* the last file ends inside a record (crash during write; etcd
                               * itself repairs this on start). The verdict stays VALID. */
     size_t snap_files;
-    uint64_t took_us; /* time the inspection took */
+    size_t snap_broken;  /* .snap files etcd would skip (bad CRC, empty, undecodable) */
+    uint64_t snap_index; /* index of the .snap etcd would start from (0: none, WAL from 0) */
+    uint64_t took_us;    /* time the inspection took */
 };
 
 /* Inspect data_dir (e.g. /var/lib/data). Returns 0 with *out filled (any verdict), or a
@@ -78,14 +80,21 @@ struct wal_scan {
     uint64_t member_id, cluster_id;
     uint32_t meta_crc; /* CRC-32C and length of the first metadata record's bytes */
     size_t meta_len;
+    uint64_t commit; /* commit of the last HardState record (etcd filters snapshots by it) */
+    bool zero_snap;  /* a snapshot record {index 0, term 0} was seen (wal.Create writes it) */
+    /* optional: called for every snapshot record (etcd matches .snap files against them) */
+    void (*on_snapshot)(void *arg, uint64_t index, uint64_t term);
+    void *arg;
     size_t end_offset; /* where the data ends (or the offending record starts) */
     char reason[160];
 };
 int datadir_wal_scan(const uint8_t *buf, size_t len, bool first_file, uint32_t *crc,
                      struct wal_scan *scan);
 
-/* Check a .snap file's bytes (snappb.snapshot with CRC-32C over data). 0 or -EBADMSG. */
-int datadir_snap_check(const uint8_t *buf, size_t len);
+/* Check a .snap file's bytes the way etcd's snap.Read does: snappb.snapshot with a non-zero
+ * CRC-32C over non-empty data that holds a decodable raftpb.Snapshot. Returns 0 and its
+ * metadata index and term (either pointer may be NULL), or -EBADMSG. */
+int datadir_snap_check(const uint8_t *buf, size_t len, uint64_t *index, uint64_t *term);
 
 /* CRC-32C (Castagnoli), continuing from crc (0 to start), as etcd's WAL uses it. */
 uint32_t datadir_crc32c(uint32_t crc, const uint8_t *buf, size_t len);
