@@ -607,11 +607,12 @@ static void wal_check(int wal_fd, const struct wal_name *names, size_t n, struct
     scan.on_snapshot = snap_matched;
     scan.arg = snaps;
 
+    /* etcd's isValidSeq; the files are still scanned so that the IDs get reported */
     for (size_t i = 1; i < n; i++) {
         if (names[i].seq != names[i - 1].seq + 1) {
             corrupt(out, "member/wal: sequence gap between %016" PRIx64 " and %016" PRIx64,
                     names[i - 1].seq, names[i].seq);
-            return;
+            break;
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -623,7 +624,7 @@ static void wal_check(int wal_fd, const struct wal_name *names, size_t n, struct
         int rc = map_file(wal_fd, name, &map, &len);
         if (rc < 0) {
             corrupt(out, "member/wal/%s: cannot read: %s", name, strerror(-rc));
-            return;
+            break;
         }
         rc = datadir_wal_scan(map, len, i == 0, &crc, &scan);
         unmap_file(map, len);
