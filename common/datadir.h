@@ -44,7 +44,22 @@ struct datadir_report {
 
 /* Inspect data_dir (e.g. /var/lib/data). Returns 0 with *out filled (any verdict), or a
  * negative errno if the directory could not be read at all for a reason other than absence
- * (e.g. -EACCES), with out->reason set. */
+ * (e.g. -EACCES, -ENOTDIR), with out->reason set.
+ *
+ * Verdict rules (what etcd 3.4.23 would do on start; each checked against it):
+ * - EMPTY: data_dir or member/ absent, or no .wal file, no snap/db and no .snap file (etcd
+ *   would bootstrap; 0.tmp and other non-WAL names are ignored as etcd does).
+ * - CORRUPT when etcd would fail or lose data: db or .snap files without any WAL (it may be
+ *   the last copy); WAL sequence gap; framing error, CRC mismatch or undecodable record
+ *   anywhere, or a torn record in a file other than the last; a record of 10 MiB or more;
+ *   conflicting or missing metadata, zero IDs; no .snap usable (loadable and matching a WAL
+ *   snapshot record at or below the last commit) while the WAL no longer starts at index 0;
+ *   db with no valid meta page, shorter than two pages or than its high-water page; db
+ *   missing while etcd would start from a .snap (it cannot rebuild the db then).
+ * - VALID otherwise, including: a torn tail in the last WAL file (wal_torn_tail; etcd
+ *   repairs it); one bad meta page; broken or orphan .snap files that etcd skips
+ *   (snap_broken); db missing with no usable .snap and the WAL from index 0 (etcd replays
+ *   the WAL into a new db; has_db false). */
 int datadir_inspect(const char *data_dir, struct datadir_report *out);
 
 /* 1 if some process holds etcd's lock on a WAL file of data_dir (etcd is running on it),
