@@ -170,17 +170,20 @@ def cmd_static(base_path, restore_path, seccomp_path):
           and ee.get("ETCD_PEER_CERT_FILE", "").startswith("/etc/etcd/tls/peer/"),
           "TLS paths /etc/etcd/tls/{etcd-ca/ca.crt,server/*,peer/*,client/*}")
 
-    # the state file: reset-member writes it where etcd reads it, through one emptyDir
-    sf = flags(rm.get("args", [])).get("state-file", "/etc/etcd/clusterstate/state")
+    # the state: reset-member writes it where etcd reads it, through one emptyDir
+    rf = flags(rm.get("args", []))
+    sf = rf.get("state-file", "/etc/etcd/clusterstate/state")
+    ef = rf.get("env-file", "")
     script = " ".join(etcd.get("command", []) + etcd.get("args", []))
-    check(sf == "/etc/etcd/clusterstate/state" and sf in script
-          and "ETCD_INITIAL_CLUSTER_STATE" in script,
-          "etcd starts with ETCD_INITIAL_CLUSTER_STATE from reset-member's %s" % sf, script)
+    check(sf == "/etc/etcd/clusterstate/state", "reset-member writes HyperShift's state file %s" % sf)
+    check(ef and ef in script and "ETCD_INITIAL_CLUSTER_STATE" in script,
+          "etcd starts with ETCD_INITIAL_CLUSTER_STATE from reset-member's --env-file %s" % ef, script)
     vols = {v["name"]: v for v in pod["volumes"]}
     mr = {m["mountPath"]: m["name"] for m in rm["volumeMounts"]}
     me = {m["mountPath"]: m["name"] for m in etcd["volumeMounts"]}
     d = os.path.dirname(sf)
-    check(mr.get(d) and mr.get(d) == me.get(d) and "emptyDir" in vols.get(mr[d], {}),
+    check(os.path.dirname(ef) == d and mr.get(d) and mr.get(d) == me.get(d)
+          and "emptyDir" in vols.get(mr[d], {}),
           "state dir %s is one emptyDir in both containers" % d, "%s %s" % (mr.get(d), me.get(d)))
 
     # probes: on etcd, HTTPS to the agent's port 9980, which is the agent's --tls-listen
@@ -410,8 +413,49 @@ def cmd_run(base_path, build, seccomp=None):
             m = re.search(r'"reachable":(true|false)', p.stderr)
             check(m and m.group(1) == "true", "reset-member reached the cluster with the manifest's TLS files",
                   p.stderr[-300:])
-            sf = root + flags(rm.get("args", [])).get("state-file", "/etc/etcd/clusterstate/state")
-            check(not os.path.exists(sf), "reset-member --dry-run wrote no state file")
+            rf = flags(rm.get("args", []))
+            written = [f for f in (rf.get("state-file"), rf.get("env-file")) if f and os.path.exists(root + f)]
+            check(not written, "reset-member --dry-run wrote neither state nor env file", str(written))
+
+        # etcd's start script, run by /bin/sh with a stand-in etcd that records its env: the
+        # env file's two variables win over the manifest's; no env file -> no etcd.
+        ef = flags(rm.get("args", [])).get("env-file")
+        cmd = etcd.get("command", []) + etcd.get("args", [])
+        if ef and cmd[:2] == ["/bin/sh", "-c"]:
+            root = os.path.join(tmp, "etcd")
+            bindir = os.path.join(tmp, "bin")
+            os.makedirs(bindir)
+            with open(os.path.join(bindir, "etcd"), "w") as f:
+                f.write("#!/bin/sh\nenv > \"$ENV_OUT\"\n")
+            os.chmod(os.path.join(bindir, "etcd"), 0o755)
+            env = {k: v for k, v in env_of(etcd).items()}
+            env["PATH"] = bindir + ":/usr/bin:/bin"
+            env["ENV_OUT"] = os.path.join(tmp, "etcd.env")
+            script = cmd[2].replace(ef, root + ef)
+            os.makedirs(os.path.dirname(root + ef))
+            joined = "etcd-0=https://10.0.0.1:2380,etcd-1=https://etcd-1.etcd-discovery.%s.svc:2380" % NAMESPACE
+            for content, want_state in (("", None),
+                                        ("ETCD_INITIAL_CLUSTER_STATE=existing\nETCD_INITIAL_CLUSTER=%s\n"
+                                         % joined, "existing")):
+                if os.path.exists(env["ENV_OUT"]):
+                    os.unlink(env["ENV_OUT"])
+                with open(root + ef, "w") as f:
+                    f.write(content)  # act.c's format: NAME=value lines
+                p = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True,
+                                   timeout=30)
+                got = {}
+                if os.path.exists(env["ENV_OUT"]):
+                    got = dict(l.split("=", 1) for l in open(env["ENV_OUT"]).read().splitlines() if "=" in l)
+                if want_state is None:
+                    check(p.returncode != 0 and not got, "etcd start script: an empty env file stops it (rc %d)"
+                          % p.returncode, "rc %d, etcd ran: %s" % (p.returncode, bool(got)))
+                else:
+                    check(p.returncode == 0 and got.get("ETCD_INITIAL_CLUSTER_STATE") == want_state
+                          and got.get("ETCD_INITIAL_CLUSTER") == joined
+                          and got.get("ETCD_DATA_DIR") == "/var/lib/data",
+                          "etcd start script: exec etcd with the env file's state and initial cluster",
+                          "rc %d %s %s" % (p.returncode, p.stderr[-200:], {k: got.get(k) for k in
+                                           ("ETCD_INITIAL_CLUSTER_STATE", "ETCD_INITIAL_CLUSTER")}))
 
         # etcd: every ETCD_* variable is a flag etcd knows
         if shutil.which("etcd"):
