@@ -9,7 +9,7 @@
 # usage: BUILD=build tests/e2e/manifests.sh        (needs kubectl, python3 yaml, node + npm)
 # Prints ok/FAIL lines and ends with "N passed, N failed".
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac

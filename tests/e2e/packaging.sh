@@ -9,7 +9,7 @@
 # Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed". Without root or
 # chroot it prints "SKIP ..." and "0 passed, 0 failed".
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 BUILD=${BUILD:-build}
 BUNDLE_DIR=/usr/lib/etcd-recovery
@@ -108,6 +108,18 @@ for p in "${PROGS[@]}"; do
         fail "$p --version" "rc $?: $out"
     fi
 done
+
+# Control: the same chroot without the bundled libc must NOT run the programs (so nothing above
+# used the host's libraries by accident).
+if [ ${#PROGS[@]} -gt 0 ]; then
+    mv "$JAIL$BUNDLE_DIR/libc.so.6" "$JAIL/libc.so.6.aside"
+    if chroot "$JAIL" "/usr/bin/${PROGS[0]}" --version >/dev/null 2>&1; then
+        fail "control" "${PROGS[0]} ran without the bundled libc: the chroot is not isolated"
+    else
+        ok "control: without the bundled libc.so.6 ${PROGS[0]} does not start"
+    fi
+    mv "$JAIL/libc.so.6.aside" "$JAIL$BUNDLE_DIR/libc.so.6"
+fi
 
 # ---- reset-member: a dry run is observe + decide, i.e. a MemberList over mTLS ------------------
 if [ -x "$JAIL/usr/bin/reset-member" ]; then

@@ -9,7 +9,7 @@
 # usage: BUILD=build tests/packaging/containerfile-check.sh   (after `make static`)
 # Prints ok/FAIL lines and ends with "N passed, N failed".
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 exec python3 - "$BUILD" <<'PY'
 import os, re, shlex, subprocess, sys
