@@ -46,6 +46,10 @@ trap 'exit 130' INT TERM
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/manifests-e2e.XXXXXX")
 
 # ---- render and parse -----------------------------------------------------------------------
+if ! command -v kubectl >/dev/null; then
+    fail "kubectl" "not installed: needed for kubectl kustomize (it is not a Debian package)"
+    finish
+fi
 for t in base:manifests restore:manifests/restore; do
     name=${t%%:*} dir=${t#*:}
     if kubectl kustomize "$dir" >"$TMP/$name.yaml" 2>"$TMP/$name.err"; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # packaging.sh - proves that `make static`'s bundle runs in an image without libc or shell: it
 # builds the bundle, copies it into an EMPTY chroot (plus the test certificates, nothing else),
-# runs both programs' --version there, a reset-member --dry-run (a MemberList) and an etcd-agent
+# runs both programs' --version there (as uid 65532, like the image), a reset-member --dry-run (a MemberList) and an etcd-agent
 # (probed from outside over HTTP and HTTPS) against a real 3-member cluster on 127.0.0.1. Then it
 # runs tests/packaging/containerfile-check.sh (Containerfile vs Makefile drift) and adds its counts.
 #
@@ -63,8 +63,12 @@ if ! cluster_up 3 >/dev/null; then
 fi
 JAIL=$(mktemp -d "${TMPDIR:-/tmp}/packaging-chroot.XXXXXX")
 cp -a "$STATIC_ROOT/." "$JAIL/"
+chmod 0755 "$JAIL" # mktemp made it 0700: the image's / is world-readable
 mkdir -p "$JAIL/certs" "$JAIL/data" "$JAIL/state"
 cp "$CLUSTER_DIR"/{ca.crt,client.crt,client.key,node.crt,node.key} "$JAIL/certs/"
+# The image runs as 65532 (USER in the Containerfile, runAsUser in the manifests): so do we.
+chown -R 65532:65532 "$JAIL/certs" "$JAIL/data" "$JAIL/state"
+USERSPEC=--userspec=65532:65532
 
 extra=$(cd "$JAIL" && find . -type f ! -path './certs/*' ! -path "./usr/bin/*" \
     ! -path ".$BUNDLE_DIR/*" | head -5)
@@ -94,14 +98,14 @@ for p in "${PROGS[@]}"; do
         fail "$p interpreter" "'$interp', want $BUNDLE_DIR/$loader"
     fi
     # Every library the loader resolves must come from the bundle.
-    libs=$(chroot "$JAIL" "$BUNDLE_DIR/$loader" --list "/usr/bin/$p" 2>&1)
+    libs=$(chroot $USERSPEC "$JAIL" "$BUNDLE_DIR/$loader" --list "/usr/bin/$p" 2>&1)
     outside=$(echo "$libs" | awk '$2 == "=>" && $3 !~ "^'"$BUNDLE_DIR"'/" {print}')
     if [ -z "$outside" ] && ! echo "$libs" | grep -q 'not found'; then
         ok "$p: all $(echo "$libs" | grep -c '=>') libraries resolve inside $BUNDLE_DIR"
     else
         fail "$p libraries" "$outside $(echo "$libs" | grep 'not found')"
     fi
-    out=$(chroot "$JAIL" "/usr/bin/$p" --version 2>&1)
+    out=$(chroot $USERSPEC "$JAIL" "/usr/bin/$p" --version 2>&1)
     if [[ $out == "$p "* ]]; then
         ok "$p --version in the chroot: $out"
     else
@@ -113,7 +117,7 @@ done
 # used the host's libraries by accident).
 if [ ${#PROGS[@]} -gt 0 ]; then
     mv "$JAIL$BUNDLE_DIR/libc.so.6" "$JAIL/libc.so.6.aside"
-    if chroot "$JAIL" "/usr/bin/${PROGS[0]}" --version >/dev/null 2>&1; then
+    if chroot $USERSPEC "$JAIL" "/usr/bin/${PROGS[0]}" --version >/dev/null 2>&1; then
         fail "control" "${PROGS[0]} ran without the bundled libc: the chroot is not isolated"
     else
         ok "control: without the bundled libc.so.6 ${PROGS[0]} does not start"
@@ -124,7 +128,7 @@ fi
 # ---- reset-member: a dry run is observe + decide, i.e. a MemberList over mTLS ------------------
 if [ -x "$JAIL/usr/bin/reset-member" ]; then
     peer=$(cluster_alloc 3)
-    out=$(chroot "$JAIL" /usr/bin/reset-member --dry-run --name etcd-3 --data-dir /data \
+    out=$(chroot $USERSPEC "$JAIL" /usr/bin/reset-member --dry-run --name etcd-3 --data-dir /data \
         --peer-url "$peer" --initial-cluster "$(cat "$CLUSTER_DIR/initial_cluster"),etcd-3=$peer" \
         --endpoints "$ETCD_TEST_ENDPOINTS" --cacert /certs/ca.crt --cert /certs/client.crt \
         --key /certs/client.key --state-file /state/state --timeout 10s 2>"$LOG")
@@ -157,7 +161,7 @@ fi
 # ---- etcd-agent: started in the chroot, asked from outside ------------------------------------
 if [ -x "$JAIL/usr/bin/etcd-agent" ]; then
     read -r http_port https_port <<<"$(_cluster_free_ports 2)"
-    chroot "$JAIL" /usr/bin/etcd-agent --endpoints "$(cluster_client-url 0)" \
+    chroot $USERSPEC "$JAIL" /usr/bin/etcd-agent --endpoints "$(cluster_client-url 0)" \
         --cacert /certs/ca.crt --cert /certs/client.crt --key /certs/client.key \
         --listen "127.0.0.1:$http_port" --tls-listen "127.0.0.1:$https_port" \
         --tls-cert /certs/node.crt --tls-key /certs/node.key --name etcd-0 >"$LOG" 2>&1 &
