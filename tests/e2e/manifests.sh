@@ -4,6 +4,7 @@
 # their flags/env/paths work with the real binaries: reset-member --dry-run and etcd-agent run
 # with the manifest's args and env (paths moved under a temp root, addresses mapped to a real
 # 3-member cluster from tests/cluster.sh), the etcd container's probes are asked of the agent,
+# unknown fields are caught with tsc over the kubernetes-models types,
 # and the agent's syscalls are checked against manifests/seccomp/etcd-agent.json.
 #
 # usage: BUILD=build tests/e2e/manifests.sh        (needs kubectl, python3 yaml, node + npm)
@@ -14,6 +15,7 @@ ROOT=$PWD
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 KM_VERSION=4.5.1 # kubernetes-models
+TS_VERSION=5     # typescript: its excess-property check rejects unknown fields
 
 passed=0 failed=0 TMP=""
 ok() { echo "ok $1"; passed=$((passed + 1)); }
@@ -76,16 +78,17 @@ PY
     fi
 done
 
-# ---- offline schema validation (kubernetes-models) ------------------------------------------
+# ---- offline schema validation (kubernetes-models; typescript for unknown fields) -------------
 NPM_DIR=$BUILD/npm
-if [ ! -f "$NPM_DIR/node_modules/kubernetes-models/package.json" ]; then
+if [ ! -f "$NPM_DIR/node_modules/kubernetes-models/package.json" ] ||
+    [ ! -x "$NPM_DIR/node_modules/.bin/tsc" ]; then
     if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
         fail "schema validation" "node/npm are not installed (apt-get install nodejs npm)"
     else
         mkdir -p "$NPM_DIR"
         if ! npm install --prefix "$NPM_DIR" --no-audit --no-fund --silent \
-            "kubernetes-models@$KM_VERSION" >"$TMP/npm.log" 2>&1; then
-            fail "schema validation" "npm install kubernetes-models@$KM_VERSION failed (registry unreachable?): $(tail -c 300 "$TMP/npm.log")"
+            "kubernetes-models@$KM_VERSION" "typescript@$TS_VERSION" >"$TMP/npm.log" 2>&1; then
+            fail "schema validation" "npm install kubernetes-models@$KM_VERSION typescript@$TS_VERSION failed (registry unreachable?): $(tail -c 300 "$TMP/npm.log")"
         fi
     fi
 fi
@@ -100,6 +103,53 @@ if [ -f "$NPM_DIR/node_modules/kubernetes-models/package.json" ]; then
             esac
         done <<<"$out"
     done
+fi
+
+# Unknown fields (a typo such as readOnlyRootFileSystem validates above): every object as a
+# TypeScript literal of its kubernetes-models interface; tsc's excess-property check rejects
+# any field the API does not have. A control object with a misspelt field must be rejected.
+if [ -x "$NPM_DIR/node_modules/.bin/tsc" ]; then
+    TSDIR=$(mktemp -d "$NPM_DIR/tscheck.XXXXXX")
+    python3 - "$TSDIR" "$TMP/base.json" "$TMP/restore.json" <<'PY'
+import json, sys
+out, files = sys.argv[1], []
+for path in sys.argv[2:]:
+    tag = "base" if "base" in path else "restore"
+    objs = [o for o in json.load(open(path)) if not o["metadata"]["name"].startswith("negative-control")]
+    if tag == "base":
+        bad = json.loads(json.dumps(next(o for o in objs if o["kind"] == "StatefulSet")))
+        bad["metadata"]["name"] = "negative-control"
+        bad["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFileSystem"] = True
+        objs.append(bad)
+    for i, o in enumerate(objs):
+        grp = o["apiVersion"] if "/" in o["apiVersion"] else "v1"
+        name = "%s__%s__%s" % (tag, o["kind"], o["metadata"]["name"])
+        with open("%s/%s.ts" % (out, name), "w") as f:
+            f.write('import { I%s as T } from "kubernetes-models/%s/%s";\n' % (o["kind"], grp, o["kind"]))
+            f.write("export const o: T = %s;\n" % json.dumps(o, indent=1))
+        files.append(name + ".ts")
+json.dump({"compilerOptions": {"strict": True, "noEmit": True, "skipLibCheck": True, "types": [],
+                               "moduleResolution": "node", "module": "commonjs", "target": "es2020"},
+           "files": files}, open(out + "/tsconfig.json", "w"))
+PY
+    "$NPM_DIR/node_modules/.bin/tsc" -p "$TSDIR/tsconfig.json" >"$TMP/tsc.out" 2>&1
+    for f in "$TSDIR"/*.ts; do
+        n=$(basename "$f" .ts)
+        errs=$(grep -F "$n.ts(" "$TMP/tsc.out" | head -3 | cut -c1-300)
+        case $n in
+        *negative-control*)
+            if [ -n "$errs" ]; then ok "unknown-field control is rejected by tsc"; else
+                fail "unknown-field control" "a misspelt field passed tsc"
+            fi ;;
+        *)
+            if [ -z "$errs" ]; then ok "${n//__/ } has no unknown or mistyped field (tsc)"; else
+                fail "${n//__/ } fields" "$errs"
+            fi ;;
+        esac
+    done
+    rm -rf "$TSDIR"
+elif [ -f "$NPM_DIR/node_modules/kubernetes-models/package.json" ]; then
+    fail "unknown fields" "typescript is missing from $NPM_DIR (rm -rf $NPM_DIR to reinstall)"
 fi
 
 # ---- shape ----------------------------------------------------------------------------------
