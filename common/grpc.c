@@ -88,7 +88,8 @@ struct grpc_channel {
     struct grpc_conn *conn;
 };
 
-static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_msg(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void set_msg(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
@@ -152,8 +153,8 @@ static int framer_start(struct grpc_framer *f, const uint8_t hdr[5])
     return 0;
 }
 
-static int framer_deliver(struct grpc_framer *f, const uint8_t *msg, size_t len,
-                          grpc_message_fn fn, void *arg)
+static int framer_deliver(struct grpc_framer *f, const uint8_t *msg, size_t len, grpc_message_fn fn,
+                          void *arg)
 {
     static const uint8_t empty[1];
 
@@ -206,7 +207,8 @@ int grpc_framer_feed(struct grpc_framer *f, const uint8_t *data, size_t len,
         take = take < len ? take : len;
         if (f->buf_cap < f->have + take) {
             /* grow with the data actually received, not with what the prefix claims */
-            size_t cap = f->buf_cap * 2 > GRPC_FRAMER_MIN_BUF ? f->buf_cap * 2 : GRPC_FRAMER_MIN_BUF;
+            size_t cap =
+                f->buf_cap * 2 > GRPC_FRAMER_MIN_BUF ? f->buf_cap * 2 : GRPC_FRAMER_MIN_BUF;
             uint8_t *nb;
             if (cap < f->have + take)
                 cap = f->have + take;
@@ -231,10 +233,22 @@ int grpc_framer_feed(struct grpc_framer *f, const uint8_t *data, size_t len,
 const char *grpc_code_name(int code)
 {
     static const char *const names[] = {
-        "OK",        "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",   "DATA_LOSS",
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
         "UNAUTHENTICATED",
     };
     static _Thread_local char other[24];
@@ -450,7 +464,8 @@ static void conn_free(struct grpc_conn *c, bool graceful)
     free(c);
 }
 
-static void conn_break(struct grpc_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_break(struct grpc_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void conn_break(struct grpc_conn *c, const char *fmt, ...)
 {
     va_list ap;
@@ -489,8 +504,7 @@ static void conn_flush(struct grpc_conn *c)
         c->out_off = c->out_len = 0;
 }
 
-static ssize_t on_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
-                       void *user)
+static ssize_t on_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *user)
 {
     struct grpc_conn *c = user;
     size_t room;
@@ -572,8 +586,8 @@ static struct grpc_call *stream_call(struct grpc_conn *c, int32_t stream_id)
     return c->call && c->call->stream_id == stream_id ? c->call : NULL;
 }
 
-static void call_abort(nghttp2_session *s, struct grpc_call *call, int code, const char *fmt,
-                       ...) __attribute__((format(printf, 4, 5)));
+static void call_abort(nghttp2_session *s, struct grpc_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void call_abort(nghttp2_session *s, struct grpc_call *call, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -641,8 +655,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
         set_msg(call->grpc_status, sizeof call->grpc_status, "%.*s", vlen, (const char *)value);
     } else if (IS("grpc-message")) {
         call->have_grpc_message = true;
-        set_msg(call->grpc_message, sizeof call->grpc_message, "%.*s", vlen,
-                (const char *)value);
+        set_msg(call->grpc_message, sizeof call->grpc_message, "%.*s", vlen, (const char *)value);
     }
 #undef IS
     return 0;
@@ -659,8 +672,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         return 0;
     }
     call = stream_call(c, frame->hd.stream_id);
-    if (call && frame->hd.type == NGHTTP2_HEADERS &&
-        frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
+    if (call && frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
         call->have_headers = true;
     return 0;
 }
@@ -691,8 +703,8 @@ static bool grpc_content_type(const char *ct)
            (ct[16] == '\0' || ct[16] == '+' || ct[16] == ';');
 }
 
-static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
-                         const uint8_t *data, size_t len, void *user)
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *user)
 {
     struct grpc_call *call = stream_call(user, stream_id);
     int rv;
@@ -710,8 +722,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
     else if (rv == -ECANCELED)
         call_abort(s, call, GRPC_CANCELLED, "cancelled by the message callback");
     else if (rv == -EMSGSIZE)
-        call_abort(s, call, GRPC_RESOURCE_EXHAUSTED,
-                   "response message larger than %zu bytes", call->framer.max_message);
+        call_abort(s, call, GRPC_RESOURCE_EXHAUSTED, "response message larger than %zu bytes",
+                   call->framer.max_message);
     else if (rv == -EPROTO)
         call_abort(s, call, GRPC_INTERNAL, "compressed response message (not requested)");
     else if (rv < 0)
@@ -731,8 +743,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
     return 0;
 }
 
-static int conn_session_new(struct grpc_channel *ch, struct grpc_conn *c, char *err,
-                            size_t err_len)
+static int conn_session_new(struct grpc_channel *ch, struct grpc_conn *c, char *err, size_t err_len)
 {
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_settings_entry iv[] = {
@@ -878,8 +889,8 @@ static struct grpc_conn *conn_open(struct grpc_channel *ch, size_t idx, long lon
                 continue;
             if (rv == 0) {
                 *timed_out = true;
-                set_msg(err, err_len, "tls handshake with %s: timed out after %d ms",
-                        ep->authority, timeout_ms);
+                set_msg(err, err_len, "tls handshake with %s: timed out after %d ms", ep->authority,
+                        timeout_ms);
             } else {
                 set_msg(err, err_len, "tls handshake with %s: poll: %s", ep->authority,
                         strerror(-rv));
@@ -966,8 +977,9 @@ static int channel_connect(struct grpc_channel *ch, long long deadline, int call
         bool timed_out = false, by_call = false;
 
         if (deadline && deadline <= now) {
-            status_set(st, GRPC_DEADLINE_EXCEEDED, "deadline of %d ms exceeded while connecting%s%s",
-                       call_timeout_ms, used ? ": " : "", all);
+            status_set(st, GRPC_DEADLINE_EXCEEDED,
+                       "deadline of %d ms exceeded while connecting%s%s", call_timeout_ms,
+                       used ? ": " : "", all);
             return st->code;
         }
         if (deadline && deadline < ep_deadline) {
@@ -1173,10 +1185,9 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
         call.fn = fn;
         call.arg = arg;
         {
-#define HDR(n, v)                                                                              \
-    {                                                                                          \
-        (uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME \
-    }
+#define HDR(n, v)                                                                                  \
+    {(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, strlen(v),               \
+     NGHTTP2_NV_FLAG_NO_COPY_NAME}
             nghttp2_nv hdrs[] = {
                 HDR(":method", "POST"),
                 HDR(":scheme", "https"),
@@ -1230,9 +1241,8 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
     return st->code;
 }
 
-int grpc_call_unary(struct grpc_channel *ch, const char *path, const uint8_t *req,
-                    size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len,
-                    struct grpc_status *st)
+int grpc_call_unary(struct grpc_channel *ch, const char *path, const uint8_t *req, size_t req_len,
+                    int timeout_ms, uint8_t **resp, size_t *resp_len, struct grpc_status *st)
 {
     if (!resp || !resp_len) {
         status_init(st);
@@ -1242,9 +1252,9 @@ int grpc_call_unary(struct grpc_channel *ch, const char *path, const uint8_t *re
     return call_do(ch, path, req, req_len, timeout_ms, 0, true, NULL, NULL, resp, resp_len, st);
 }
 
-int grpc_call_stream(struct grpc_channel *ch, const char *path, const uint8_t *req,
-                     size_t req_len, int timeout_ms, int idle_timeout_ms,
-                     grpc_message_fn on_message, void *arg, struct grpc_status *st)
+int grpc_call_stream(struct grpc_channel *ch, const char *path, const uint8_t *req, size_t req_len,
+                     int timeout_ms, int idle_timeout_ms, grpc_message_fn on_message, void *arg,
+                     struct grpc_status *st)
 {
     return call_do(ch, path, req, req_len, timeout_ms, idle_timeout_ms > 0 ? idle_timeout_ms : 0,
                    false, on_message, arg, NULL, NULL, st);
@@ -1257,8 +1267,7 @@ struct grpc_channel *grpc_channel_new(const struct grpc_channel_config *cfg, cha
 {
     struct grpc_channel *ch = NULL;
 
-    if (!cfg || !cfg->endpoints || cfg->n_endpoints == 0 ||
-        cfg->n_endpoints > GRPC_MAX_ENDPOINTS) {
+    if (!cfg || !cfg->endpoints || cfg->n_endpoints == 0 || cfg->n_endpoints > GRPC_MAX_ENDPOINTS) {
         set_msg(err, err_len, "need 1 to %d endpoints", GRPC_MAX_ENDPOINTS);
         return NULL;
     }

@@ -115,8 +115,8 @@ static int member_list(struct grpc_channel *ch, int timeout_ms, size_t *n, struc
     Etcdserverpb__MemberListResponse *resp;
     uint8_t buf[64], *out = NULL;
     size_t len = etcdserverpb__member_list_request__pack(&req, buf), out_len = 0;
-    int code = grpc_call_unary(ch, "/etcdserverpb.Cluster/MemberList", buf, len, timeout_ms,
-                               &out, &out_len, st);
+    int code = grpc_call_unary(ch, "/etcdserverpb.Cluster/MemberList", buf, len, timeout_ms, &out,
+                               &out_len, st);
 
     *n = 0;
     if (code != GRPC_OK)
@@ -411,9 +411,9 @@ static void put_values(struct grpc_channel *ch, int n, size_t size)
         req.value.data = val;
         req.value.len = size;
         len = etcdserverpb__put_request__pack(&req, buf);
-        assert_int_equal(
-            grpc_call_unary(ch, "/etcdserverpb.KV/Put", buf, len, CALL_TIMEOUT_MS, &out, &out_len, &st),
-            GRPC_OK);
+        assert_int_equal(grpc_call_unary(ch, "/etcdserverpb.KV/Put", buf, len, CALL_TIMEOUT_MS,
+                                         &out, &out_len, &st),
+                         GRPC_OK);
         free(out);
     }
     free(val);

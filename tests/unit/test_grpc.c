@@ -362,8 +362,15 @@ static void test_channel_config(void **state)
 {
     const char *good[] = {"https://127.0.0.1:2379", "localhost:2380", "[::1]:2379",
                           "https://[fe80::1]:1/", "etcd-0.etcd"};
-    const char *bad[] = {"http://127.0.0.1:2379", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
-                         "::1:2379", "[::1", "[::1]x", "https://:2379", "h:12a"};
+    const char *bad[] = {"http://127.0.0.1:2379",
+                         "127.0.0.1:",
+                         "127.0.0.1:0",
+                         "127.0.0.1:65536",
+                         "::1:2379",
+                         "[::1",
+                         "[::1]x",
+                         "https://:2379",
+                         "h:12a"};
     struct tls_files files = {"/nonexistent-ca", NULL, NULL};
     struct grpc_channel_config cfg = {0};
     struct grpc_channel *ch;
@@ -400,7 +407,6 @@ static void test_channel_config(void **state)
     assert_null(tls_client_new(&files, err, sizeof err));
 }
 
-
 /* ---- the client against a scripted HTTP/2 server -----------------------------------------
  * A small nghttp2 server in a thread answers by :path with well-formed and malformed gRPC
  * responses, so that every way a response can go wrong is exercised without etcd. */
@@ -430,10 +436,10 @@ struct sconn {
     size_t n_trailers;
 };
 
-#define NV(n, v)                                                                               \
-    {                                                                                          \
-        (uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), strlen(n), strlen(v),            \
-            NGHTTP2_NV_FLAG_NONE                                                               \
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), strlen(n), strlen(v),                \
+            NGHTTP2_NV_FLAG_NONE                                                                   \
     }
 
 static ssize_t srv_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *u)
@@ -988,15 +994,12 @@ int main(void)
         cmocka_unit_test(test_channel_config),
     };
     const struct CMUnitTest wire[] = {
-        cmocka_unit_test(test_wire_unary),
-        cmocka_unit_test(test_wire_malformed),
-        cmocka_unit_test(test_wire_refused_retried),
-        cmocka_unit_test(test_wire_goaway_and_eof),
-        cmocka_unit_test(test_wire_deadline),
-        cmocka_unit_test(test_wire_stream),
+        cmocka_unit_test(test_wire_unary),           cmocka_unit_test(test_wire_malformed),
+        cmocka_unit_test(test_wire_refused_retried), cmocka_unit_test(test_wire_goaway_and_eof),
+        cmocka_unit_test(test_wire_deadline),        cmocka_unit_test(test_wire_stream),
     };
     int failed = cmocka_run_group_tests_name("grpc helpers", tests, NULL, NULL);
 
-    return failed + cmocka_run_group_tests_name("grpc on the wire", wire, wire_setup,
-                                                wire_teardown);
+    return failed +
+           cmocka_run_group_tests_name("grpc on the wire", wire, wire_setup, wire_teardown);
 }

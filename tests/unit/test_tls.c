@@ -192,7 +192,8 @@ static void test_reload(void **state)
     /* a half-written certificate: the old context stays (and is retried only on change) */
     fp = fopen(crt, "w");
     assert_non_null(fp);
-    fputs("-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNV\n", fp);
+    fputs("-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNV\n",
+          fp);
     fclose(fp);
     usleep(RELOAD_WAIT_US);
     assert_int_equal(cert_generation(tls_ctx_current(t)), gen + 1);
