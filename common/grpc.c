@@ -487,6 +487,7 @@ static void conn_flush(struct grpc_conn *c)
 
     while (!c->broken && c->out_off < c->out_len) {
         ERR_clear_error();
+        errno = 0;
         n = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
         if (n > 0) {
             c->out_off += (size_t)n;
@@ -551,6 +552,7 @@ static void conn_recv(struct grpc_conn *c)
     c->read_wants_write = false;
     for (int i = 0; i < GRPC_READ_BATCH && !c->broken; i++) {
         ERR_clear_error();
+        errno = 0;
         n = SSL_read(c->ssl, c->in, (int)sizeof c->in);
         if (n > 0) {
             c->last_rx_ms = now_ms();
@@ -879,6 +881,7 @@ static struct grpc_conn *conn_open(struct grpc_channel *ch, size_t idx, long lon
     SSL_set_bio(c->ssl, bio, bio);
     for (;;) {
         ERR_clear_error();
+        errno = 0;
         rv = SSL_connect(c->ssl);
         if (rv == 1)
             break;
@@ -927,7 +930,7 @@ static bool conn_usable(struct grpc_conn *c)
 {
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
 
-    if (!c->broken && !c->goaway && (SSL_pending(c->ssl) > 0 || poll(&p, 1, 0) > 0))
+    if (!c->broken && !c->goaway && (SSL_has_pending(c->ssl) || poll(&p, 1, 0) > 0))
         conn_recv(c);
     return !c->broken && !c->goaway &&
            (nghttp2_session_want_read(c->sess) || nghttp2_session_want_write(c->sess));
@@ -1089,7 +1092,7 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
         conn_send(c);
         if (call->closed || c->broken)
             break;
-        if (SSL_pending(c->ssl) == 0) {
+        if (!SSL_has_pending(c->ssl)) {
             now = now_ms();
             wait = -1;
             if (deadline) {
