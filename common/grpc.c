@@ -69,7 +69,7 @@ struct grpc_conn {
     BIO_METHOD *bio_meth;
     nghttp2_session *sess;
     size_t ep;
-    bool broken, goaway, read_wants_write;
+    bool broken, goaway, read_wants_write, write_wants_read;
     char why[GRPC_MAX_STATUS_MESSAGE];
     struct grpc_call *call; /* the one call in flight, or NULL */
     long long last_rx_ms;
@@ -485,6 +485,7 @@ static void conn_flush(struct grpc_conn *c)
     char why[200];
     int n, e;
 
+    c->write_wants_read = false;
     while (!c->broken && c->out_off < c->out_len) {
         ERR_clear_error();
         errno = 0;
@@ -494,6 +495,7 @@ static void conn_flush(struct grpc_conn *c)
             continue;
         }
         e = SSL_get_error(c->ssl, n);
+        c->write_wants_read = e == SSL_ERROR_WANT_READ;
         if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
             return;
         if (e == SSL_ERROR_SYSCALL && errno)
@@ -1114,7 +1116,8 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
                     wait = idle_deadline - now;
             }
             p.events = POLLIN;
-            if (c->out_len > c->out_off || c->read_wants_write)
+            /* a write that waits for the peer (TLS key update) must not spin on POLLOUT */
+            if ((c->out_len > c->out_off && !c->write_wants_read) || c->read_wants_write)
                 p.events |= POLLOUT;
             p.revents = 0;
             rv = poll(&p, 1, wait < 0 ? -1 : (int)wait);
