@@ -419,6 +419,8 @@ static char wire_dir[] = "/tmp/test_grpc.XXXXXX";
 static struct tls_ctx *wire_server_tls, *wire_client_tls;
 static int wire_lfd = -1, wire_port;
 static pthread_t wire_thread;
+static SSL_CTX *wire_plain_ctx; /* a server without ALPN (an HTTP/1-only server) */
+static atomic_bool wire_no_alpn;
 static atomic_int wire_conn_fd = -1; /* the connection being served, for the teardown */
 static atomic_int wire_connections, wire_requests, wire_refused, wire_last_rst;
 static char wire_endpoint[64];
@@ -632,7 +634,7 @@ static void srv_conn(int fd)
     uint8_t buf[16384];
     int n;
 
-    c.ssl = SSL_new(tls_ctx_current(wire_server_tls));
+    c.ssl = SSL_new(atomic_load(&wire_no_alpn) ? wire_plain_ctx : tls_ctx_current(wire_server_tls));
     SSL_set_fd(c.ssl, fd);
     if (SSL_accept(c.ssl) != 1) {
         SSL_free(c.ssl);
@@ -712,7 +714,8 @@ static int wire_setup(void **state)
              "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
              "-days 2 -subj /CN=ca -keyout ca.key -out ca.crt 2>/dev/null && "
              "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=s "
-             "-keyout s.key -out s.csr 2>/dev/null && printf 'subjectAltName=IP:127.0.0.1\\n' "
+             "-keyout s.key -out s.csr 2>/dev/null && printf "
+             "'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' "
              ">ext && openssl x509 -req -in s.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
              "-days 2 -extfile ext -out s.crt 2>/dev/null",
              wire_dir);
@@ -722,6 +725,10 @@ static int wire_setup(void **state)
     snprintf(crt, sizeof crt, "%s/s.crt", wire_dir);
     snprintf(key, sizeof key, "%s/s.key", wire_dir);
     wire_server_tls = tls_server_new(&sf, err, sizeof err);
+    wire_plain_ctx = SSL_CTX_new(TLS_server_method());
+    if (!wire_plain_ctx || SSL_CTX_use_certificate_chain_file(wire_plain_ctx, crt) != 1 ||
+        SSL_CTX_use_PrivateKey_file(wire_plain_ctx, key, SSL_FILETYPE_PEM) != 1)
+        return -1;
     wire_client_tls = tls_client_new(&cf, err, sizeof err);
     if (!wire_server_tls || !wire_client_tls)
         return -1;
@@ -749,6 +756,7 @@ static int wire_teardown(void **state)
         close(wire_lfd);
     }
     tls_ctx_free(wire_server_tls);
+    SSL_CTX_free(wire_plain_ctx);
     tls_ctx_free(wire_client_tls);
     snprintf(cmd, sizeof cmd, "rm -rf %s", wire_dir);
     return sh(cmd) == 0 ? 0 : -1;
@@ -825,6 +833,35 @@ static void test_wire_unary(void **state)
                      GRPC_UNIMPLEMENTED);
     /* all on one connection */
     assert_int_equal(atomic_load(&wire_connections), conns);
+    grpc_channel_free(ch);
+}
+
+static void test_wire_connect(void **state)
+{
+    char ep[64];
+    const char *eps[] = {ep};
+    struct grpc_channel_config cfg = {.endpoints = eps, .n_endpoints = 1, .tls = wire_client_tls};
+    struct grpc_channel *ch;
+    struct grpc_status st;
+    char out[64], err[256];
+
+    (void)state;
+    /* by name: resolved (localhost may give ::1 first, where nothing listens), SNI, DNS SAN */
+    snprintf(ep, sizeof ep, "https://localhost:%d", wire_port);
+    ch = grpc_channel_new(&cfg, err, sizeof err);
+    assert_non_null(ch);
+    assert_int_equal(wire_unary(ch, "/t/ok", WIRE_CALL_TIMEOUT_MS, out, sizeof out, &st), GRPC_OK);
+    assert_string_equal(out, "hello");
+    assert_string_equal(grpc_channel_endpoint(ch), ep);
+    grpc_channel_free(ch);
+
+    /* a TLS server that does not speak HTTP/2 */
+    atomic_store(&wire_no_alpn, true);
+    ch = wire_channel();
+    assert_int_equal(wire_unary(ch, "/t/ok", WIRE_CALL_TIMEOUT_MS, NULL, 0, &st), GRPC_UNAVAILABLE);
+    atomic_store(&wire_no_alpn, false);
+    assert_non_null(strstr(st.message, "ALPN h2"));
+    assert_null(grpc_channel_endpoint(ch));
     grpc_channel_free(ch);
 }
 
@@ -994,9 +1031,10 @@ int main(void)
         cmocka_unit_test(test_channel_config),
     };
     const struct CMUnitTest wire[] = {
-        cmocka_unit_test(test_wire_unary),           cmocka_unit_test(test_wire_malformed),
-        cmocka_unit_test(test_wire_refused_retried), cmocka_unit_test(test_wire_goaway_and_eof),
-        cmocka_unit_test(test_wire_deadline),        cmocka_unit_test(test_wire_stream),
+        cmocka_unit_test(test_wire_unary),          cmocka_unit_test(test_wire_connect),
+        cmocka_unit_test(test_wire_malformed),      cmocka_unit_test(test_wire_refused_retried),
+        cmocka_unit_test(test_wire_goaway_and_eof), cmocka_unit_test(test_wire_deadline),
+        cmocka_unit_test(test_wire_stream),
     };
     int failed = cmocka_run_group_tests_name("grpc helpers", tests, NULL, NULL);
 
