@@ -765,7 +765,10 @@ static int wire_teardown(void **state)
 static struct grpc_channel *wire_channel(void)
 {
     const char *eps[] = {wire_endpoint};
-    struct grpc_channel_config cfg = {.endpoints = eps, .n_endpoints = 1, .tls = wire_client_tls};
+    struct grpc_channel_config cfg = {.endpoints = eps,
+                                      .n_endpoints = 1,
+                                      .tls = wire_client_tls,
+                                      .connect_timeout_ms = WIRE_CALL_TIMEOUT_MS};
     char err[256];
     struct grpc_channel *ch = grpc_channel_new(&cfg, err, sizeof err);
 
@@ -809,7 +812,8 @@ static void test_wire_unary(void **state)
     int conns;
 
     (void)state;
-    assert_int_equal(wire_unary(ch, "/t/ok", WIRE_CALL_TIMEOUT_MS, out, sizeof out, &st), GRPC_OK);
+    if (wire_unary(ch, "/t/ok", WIRE_CALL_TIMEOUT_MS, out, sizeof out, &st) != GRPC_OK)
+        fail_msg("first call: %s %s", grpc_code_name(st.code), st.message);
     assert_string_equal(out, "hello");
     assert_string_equal(st.endpoint, wire_endpoint);
     conns = atomic_load(&wire_connections);
@@ -840,7 +844,10 @@ static void test_wire_connect(void **state)
 {
     char ep[64];
     const char *eps[] = {ep};
-    struct grpc_channel_config cfg = {.endpoints = eps, .n_endpoints = 1, .tls = wire_client_tls};
+    struct grpc_channel_config cfg = {.endpoints = eps,
+                                      .n_endpoints = 1,
+                                      .tls = wire_client_tls,
+                                      .connect_timeout_ms = WIRE_CALL_TIMEOUT_MS};
     struct grpc_channel *ch;
     struct grpc_status st;
     char out[64], err[256];
