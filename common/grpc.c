@@ -559,6 +559,7 @@ static void conn_recv(struct grpc_conn *c)
         if (n > 0) {
             c->last_rx_ms = now_ms();
             rv = nghttp2_session_mem_recv(c->sess, c->in, (size_t)n);
+            c->last_rx_ms = now_ms(); /* the callbacks' time is not the server's silence */
             if (rv < 0)
                 conn_break(c, "http2: %s", nghttp2_strerror((int)rv));
             if (c->call && c->call->closed)
@@ -1087,7 +1088,7 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
     struct grpc_conn *c = ch->conn;
     const struct grpc_endpoint *ep = &ch->eps[c->ep];
     struct pollfd p = {.fd = c->fd};
-    long long now, wait, idle_deadline;
+    long long now, wait, idle_deadline, idle_left;
     int rv;
 
     for (;;) {
@@ -1106,14 +1107,11 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
                 wait = deadline - now;
             }
             if (idle_ms) {
+                /* idle only if nothing arrives: data waiting after a slow callback is not */
                 idle_deadline = c->last_rx_ms + idle_ms;
-                if (now >= idle_deadline) {
-                    status_set(st, GRPC_DEADLINE_EXCEEDED, "no data from %s for %d ms",
-                               ep->authority, idle_ms);
-                    goto expired;
-                }
-                if (wait < 0 || idle_deadline - now < wait)
-                    wait = idle_deadline - now;
+                idle_left = idle_deadline > now ? idle_deadline - now : 0;
+                if (wait < 0 || idle_left < wait)
+                    wait = idle_left;
             }
             p.events = POLLIN;
             /* a write that waits for the peer (TLS key update) must not spin on POLLOUT */
@@ -1125,8 +1123,16 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
                 conn_break(c, "poll: %s", strerror(errno));
                 break;
             }
-            if (rv <= 0)
+            if (rv < 0)
                 continue;
+            if (rv == 0) {
+                if (idle_ms && now_ms() >= c->last_rx_ms + idle_ms) {
+                    status_set(st, GRPC_DEADLINE_EXCEEDED, "no data from %s for %d ms",
+                               ep->authority, idle_ms);
+                    goto expired;
+                }
+                continue;
+            }
         }
         conn_recv(c);
     }

@@ -951,6 +951,15 @@ static void test_wire_goaway_and_eof(void **state)
     grpc_channel_free(ch);
 }
 
+static int wire_count(void *arg, const uint8_t *msg, size_t len)
+{
+    (void)arg;
+    (void)msg;
+    (void)len;
+    fail_msg("no message expected");
+    return 1;
+}
+
 static void test_wire_deadline(void **state)
 {
     struct grpc_channel *ch = wire_channel();
@@ -967,13 +976,23 @@ static void test_wire_deadline(void **state)
          atomic_load(&wire_last_rst) == 0 && ms_now() < until;)
         usleep(1000);
     assert_int_equal(atomic_load(&wire_last_rst), NGHTTP2_CANCEL);
+
+    /* a stream with only an idle limit */
+    t0 = ms_now();
+    assert_int_equal(grpc_call_stream(ch, "/t/hang", NULL, 0, 0, 300, wire_count, NULL, &st),
+                     GRPC_DEADLINE_EXCEEDED);
+    assert_true(ms_now() - t0 >= 290);
+    assert_non_null(strstr(st.message, "no data from"));
     grpc_channel_free(ch);
 }
 
 struct wire_stream {
-    int n, cancel_at;
+    int n, cancel_at, slow; /* slow: the first `slow` messages take SLOW_CALLBACK_US each */
     uint8_t *want;
 };
+
+#define SLOW_CALLBACK_US 30000
+#define SHORT_IDLE_MS 20
 
 static int wire_on_message(void *arg, const uint8_t *msg, size_t len)
 {
@@ -982,6 +1001,8 @@ static int wire_on_message(void *arg, const uint8_t *msg, size_t len)
 
     assert_int_equal(len, want);
     assert_memory_equal(msg, w->want, len);
+    if (w->n < w->slow)
+        usleep(SLOW_CALLBACK_US);
     w->n++;
     return w->cancel_at && w->n == w->cancel_at;
 }
@@ -1009,6 +1030,16 @@ static void test_wire_stream(void **state)
     assert_int_equal(w.n, 3);
     assert_int_equal(wire_unary(ch, "/t/ok", WIRE_CALL_TIMEOUT_MS, NULL, 0, &st), GRPC_OK);
     assert_int_equal(atomic_load(&wire_connections), conns);
+
+    /* a consumer slower than the idle limit is not an idle server */
+    w.n = 0;
+    w.cancel_at = 0;
+    w.slow = WIRE_STREAM_MESSAGES;
+    assert_int_equal(
+        grpc_call_stream(ch, "/t/stream", NULL, 0, 0, SHORT_IDLE_MS, wire_on_message, &w, &st),
+        GRPC_OK);
+    assert_int_equal(w.n, WIRE_STREAM_MESSAGES);
+    w.slow = 0;
 
     /* a unary-style response to a streaming call is one message */
     w.n = 0;
