@@ -332,6 +332,9 @@ void decide(const struct decide_facts *f, struct decide_decision *d)
     case DECIDE_DATA_CORRUPT:
         decide_corrupt(f, &s, d);
         return;
+    case DECIDE_DATA_UNREADABLE:
+        refuse(d, "the data dir cannot be inspected: not touching it");
+        return;
     }
     refuse(d, "unknown data verdict %d", (int)f->data);
 }
@@ -379,6 +382,8 @@ const char *decide_data_name(enum decide_data v)
         return "valid";
     case DECIDE_DATA_CORRUPT:
         return "corrupt";
+    case DECIDE_DATA_UNREADABLE:
+        return "unreadable";
     }
     return "unknown";
 }

@@ -13,9 +13,11 @@
 #define DECIDE_REASON_MAX 256
 
 enum decide_data {
-    DECIDE_DATA_EMPTY,   /* absent or empty: nothing to lose */
-    DECIDE_DATA_VALID,   /* intact; ids known */
-    DECIDE_DATA_CORRUPT, /* broken; ids maybe known */
+    DECIDE_DATA_EMPTY,      /* absent or empty: nothing to lose */
+    DECIDE_DATA_VALID,      /* intact; ids known */
+    DECIDE_DATA_CORRUPT,    /* broken; ids maybe known */
+    DECIDE_DATA_UNREADABLE, /* could not be inspected at all (e.g. EACCES): not evidence of
+                             * corruption, so never a reason to move it */
 };
 
 /* One entry of the cluster's member list, reduced to what the decision needs. */
