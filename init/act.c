@@ -318,6 +318,14 @@ int act_initial_cluster(const struct etcd_member_list *l, const char *self_name,
     return 0;
 }
 
+static int retry_delay(int attempt)
+{
+    int ms = ACT_RETRY_DELAY_MS;
+    for (int i = 1; i < attempt && ms < ACT_RETRY_DELAY_MAX_MS; i++)
+        ms *= 2;
+    return ms < ACT_RETRY_DELAY_MAX_MS ? ms : ACT_RETRY_DELAY_MAX_MS;
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -352,7 +360,7 @@ static int do_remove(const struct act_config *c, struct grpc_channel *ch, uint64
     for (int a = 0; a < ACT_MEMBER_ATTEMPTS; a++) {
         struct etcd_member_list l;
         if (a > 0) {
-            sleep_ms(ACT_RETRY_DELAY_MS);
+            sleep_ms(retry_delay(a));
             if (etcd_member_list(ch, c->call_timeout_ms, &l, &st) == GRPC_OK) {
                 bool gone = !listed(&l, id);
                 etcd_member_list_free(&l);
@@ -383,7 +391,7 @@ static int do_add(const struct act_config *c, const struct decide_decision *d,
     for (int a = 0; a < ACT_MEMBER_ATTEMPTS; a++) {
         struct etcd_member added;
         if (a > 0) {
-            sleep_ms(ACT_RETRY_DELAY_MS);
+            sleep_ms(retry_delay(a));
             if (etcd_member_list(ch, c->call_timeout_ms, after, &st) == GRPC_OK) {
                 const struct etcd_member *m = find_by_url(after, c->peer_url);
                 if (m) {

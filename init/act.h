@@ -16,8 +16,11 @@
 #include "etcd.h"
 #include "grpc.h"
 
-#define ACT_MEMBER_ATTEMPTS 3        /* tries per membership change */
-#define ACT_RETRY_DELAY_MS 500       /* pause between two tries */
+#define ACT_MEMBER_ATTEMPTS 7  /* tries per membership change */
+#define ACT_RETRY_DELAY_MS 500 /* first pause between two tries; doubles */
+#define ACT_RETRY_DELAY_MAX_MS                                                                     \
+    2000                             /* etcd refuses MemberAdd ("unhealthy cluster") until every   \
+                                      * voter has been connected for 5 s: outlast that */
 #define ACT_MAX_BACKUP_SCAN 1024     /* directory entries looked at when pruning */
 #define ACT_MAX_INITIAL_CLUSTER 8192 /* rendered ETCD_INITIAL_CLUSTER */
 #define ACT_MAX_FILE 16384           /* state/env file contents */
