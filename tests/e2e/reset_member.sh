@@ -61,8 +61,8 @@ jget() { # field <<<json
 expect_action() {
     local want=$2 rc=${3:-0} got
     got=$(jget action <<<"$OUT")
-    [ "$got" = "$want" ] || die "etcd-$1: action '$got' (want $want), rc $RC: $OUT"
-    [ "$RC" = "$rc" ] || die "etcd-$1: rc $RC (want $rc): $OUT"
+    [ "$got" = "$want" ] || die "etcd-$1: action '$got' (want $want), rc $RC: $OUT" || return 1
+    [ "$RC" = "$rc" ] || die "etcd-$1: rc $RC (want $rc): $OUT" || return 1
 }
 
 # start_from_state i: start etcd-i with the state and initial cluster reset-member wrote.
@@ -72,7 +72,21 @@ start_from_state() {
     state=$(cat "$m/state") || return 1
     ic=$(sed -n 's/^ETCD_INITIAL_CLUSTER=//p' "$m/env")
     [ -n "$ic" ] || ic=$(cat "$CLUSTER_DIR/initial_cluster")
-    cluster_start "$i" "$state" "$ic" || die "etcd-$i did not start ($state)"
+    cluster_start "$i" "$state" "$ic" || die "etcd-$i did not start ($state)" || return 1
+}
+
+# etcdctl through member 0 (or 2), retried: etcd refuses membership changes for 5 s after a
+# member (re)connects ("unhealthy cluster").
+ctl_retry() {
+    local deadline=$((SECONDS + TIMEOUT)) who
+    while :; do
+        for who in 0 2 1; do
+            _cluster_alive "$who" && break
+        done
+        cluster_etcdctl "$who" "$@" >/dev/null 2>>"$LOGDIR/etcdctl.log" && return 0
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 1
+    done
 }
 
 members_json() { cluster_etcdctl "${1:-0}" member list -w json; }
@@ -118,7 +132,7 @@ settle() {
         promote_learner "$id" || return 1
     fi
     CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy "$i" >/dev/null 2>&1 ||
-        die "etcd-$i not healthy: $(tail -3 "$(mdir "$i")/etcd.log" | cut -c1-300)"
+        die "etcd-$i not healthy: $(tail -3 "$(mdir "$i")/etcd.log" | cut -c1-300)" || return 1
     check_keys "$i" && check_membership
 }
 
@@ -127,7 +141,7 @@ check_keys() {
     for k in 1 2 3; do
         until v=$(cluster_etcdctl "$i" get "e2e-key-$k" --consistency=s --print-value-only 2>/dev/null) &&
             [ "$v" = "value-$k" ]; do
-            [ $SECONDS -lt $deadline ] || die "etcd-$i: serializable get e2e-key-$k = '$v'"
+            [ $SECONDS -lt $deadline ] || die "etcd-$i: serializable get e2e-key-$k = '$v'" || return 1
             sleep 0.3
         done
     done
@@ -136,14 +150,14 @@ check_keys() {
 # Three started voting members, one entry per peer URL.
 check_membership() {
     local list
-    list=$(members_json 0 2>/dev/null || members_json 2) || die "member list failed"
+    list=$(members_json 0 2>/dev/null || members_json 2) || die "member list failed" || return 1
     python3 -c '
 import json, sys
 ms = json.loads(sys.argv[1])["members"]
 urls = [u for m in ms for u in m["peerURLs"]]
 ok = len(ms) == 3 and len(set(urls)) == 3 and all(m.get("clientURLs") for m in ms) \
     and not any(m.get("isLearner") for m in ms)
-sys.exit(0 if ok else 1)' "$list" || die "membership not 3 started voters: $list"
+sys.exit(0 if ok else 1)' "$list" || die "membership not 3 started voters: $list" || return 1
 }
 
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
@@ -166,10 +180,10 @@ s_bootstrap() {
     for i in 0 1; do
         run_rm "$i"
         expect_action "$i" bootstrap || return 1
-        [ "$(cat "$(mdir "$i")/state")" = new ] || die "etcd-$i state not new"
+        [ "$(cat "$(mdir "$i")/state")" = new ] || die "etcd-$i state not new" || return 1
     done
     for i in 0 1; do start_from_state "$i" || return 1; done
-    CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy 0 1 >/dev/null 2>&1 || die "0,1 not healthy"
+    CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy 0 1 >/dev/null 2>&1 || die "0,1 not healthy" || return 1
     run_rm 2
     case $(jget action <<<"$OUT") in
     join | bootstrap) ;;
@@ -177,8 +191,8 @@ s_bootstrap() {
     esac
     [ "$RC" = 0 ] || die "etcd-2 rc $RC: $OUT" || return 1
     start_from_state 2 || return 1
-    CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy 0 1 2 >/dev/null 2>&1 || die "not healthy"
-    for i in 1 2 3; do cluster_etcdctl all put "e2e-key-$i" "value-$i" >/dev/null || die "put"; done
+    CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy 0 1 2 >/dev/null 2>&1 || die "not healthy" || return 1
+    for i in 1 2 3; do cluster_etcdctl all put "e2e-key-$i" "value-$i" >/dev/null || { die "put"; return 1; }; done
     for i in 0 1 2; do check_keys "$i" || return 1; done
     check_membership
 }
@@ -190,8 +204,8 @@ s_restart() {
     before=$(tree_sum "$(cluster_data-dir 1)")
     run_rm 1
     expect_action 1 keep || return 1
-    [ "$(tree_sum "$(cluster_data-dir 1)")" = "$before" ] || die "data changed by keep"
-    [ "$(cat "$(mdir 1)/state")" = existing ] || die "state not existing"
+    [ "$(tree_sum "$(cluster_data-dir 1)")" = "$before" ] || die "data changed by keep" || return 1
+    [ "$(cat "$(mdir 1)/state")" = existing ] || die "state not existing" || return 1
     start_from_state 1 && settle 1
 }
 
@@ -211,12 +225,23 @@ s_data_deleted() {
 # 4. Removed with `etcdctl member remove` while running: reset, rejoins, healthy.
 s_removed() {
     local id
-    id=$(cluster_member-id 1) || die "no id for etcd-1"
-    cluster_etcdctl 0 member remove "$id" >/dev/null || die "member remove failed"
+    id=$(cluster_member-id 1) || die "no id for etcd-1" || return 1
+    ctl_retry member remove "$id" || die "member remove failed" || return 1
     stop_member 1
+    # --dry-run first: decides reset but changes nothing (data, membership, state file)
+    local before list_before
+    before=$(tree_sum "$(cluster_data-dir 1)")
+    list_before=$(members_json 0 | python3 -c 'import json,sys; print(sorted(m["ID"] for m in json.load(sys.stdin)["members"]))')
+    rm -f "$(mdir 1)/state"
+    run_rm 1 --dry-run
+    expect_action 1 reset || return 1
+    [ "$(tree_sum "$(cluster_data-dir 1)")" = "$before" ] || die "--dry-run changed the data" || return 1
+    [ ! -e "$(mdir 1)/state" ] || die "--dry-run wrote the state file" || return 1
+    [ "$(members_json 0 | python3 -c 'import json,sys; print(sorted(m["ID"] for m in json.load(sys.stdin)["members"]))')" = "$list_before" ] ||
+        die "--dry-run changed the membership" || return 1
     run_rm 1
     expect_action 1 reset || return 1
-    ls -d "$(cluster_data-dir 1)".reset-* >/dev/null 2>&1 || die "no moved-aside copy"
+    ls -d "$(cluster_data-dir 1)".reset-* >/dev/null 2>&1 || die "no moved-aside copy" || return 1
     start_from_state 1 && settle 1
 }
 
@@ -224,15 +249,15 @@ s_removed() {
 s_operator_add() {
     local id added
     stop_member 2
-    id=$(cluster_member-id 2) || die "no id for etcd-2"
-    cluster_etcdctl 0 member remove "$id" >/dev/null || die "member remove failed"
-    cluster_etcdctl 0 member add etcd-2 --peer-urls "$(cluster_peer-url 2)" >/dev/null ||
-        die "member add failed"
+    id=$(cluster_member-id 2) || die "no id for etcd-2" || return 1
+    ctl_retry member remove "$id" || die "member remove failed" || return 1
+    ctl_retry member add etcd-2 --peer-urls "$(cluster_peer-url 2)" ||
+        die "member add failed" || return 1
     rm -rf "$(cluster_data-dir 2)"
     run_rm 2
     expect_action 2 join || return 1
     added=$(jget member_id <<<"$OUT")
-    [ "$(member_field "$added" name)" = "" ] || die "join did not pick the unstarted entry"
+    [ "$(member_field "$added" name)" = "" ] || die "join did not pick the unstarted entry" || return 1
     start_from_state 2 && settle 2
 }
 
@@ -243,7 +268,7 @@ corrupt_and_reset() { # i kind
     d=$(cluster_data-dir "$i")
     case $kind in
     bbolt)
-        python3 - "$d/member/snap/db" <<'EOF' || die "corrupting bbolt failed"
+        python3 - "$d/member/snap/db" <<'EOF' || die "corrupting bbolt failed" || return 1
 import os, sys, struct
 p = sys.argv[1]
 with open(p, "r+b") as f:
@@ -254,7 +279,7 @@ with open(p, "r+b") as f:
 EOF
         ;;
     wal-truncated | wal-flip)
-        python3 - "$(last_wal "$i")" "$kind" <<'EOF' || die "corrupting WAL failed"
+        python3 - "$(last_wal "$i")" "$kind" <<'EOF' || die "corrupting WAL failed" || return 1
 import os, sys, struct
 p, kind = sys.argv[1], sys.argv[2]
 b = open(p, "rb").read()
@@ -300,15 +325,15 @@ s_crash_steps() {
         printf 'garbage' | dd of="$d/member/snap/db" bs=1 seek=16 conv=notrunc status=none
         printf 'garbage' | dd of="$d/member/snap/db" bs=1 seek=4112 conv=notrunc status=none
         RESET_MEMBER_CRASH_AT=$step run_rm 2
-        [ "$RC" = 137 ] || die "crash at $step: rc $RC (want 137, killed): $OUT"
+        [ "$RC" = 137 ] || die "crash at $step: rc $RC (want 137, killed): $OUT" || return 1
         run_rm 2
         first=$(jget action <<<"$OUT")
         case $step:$first in
         remove:reset | add:reset | move:join | env:join | state:join | prune:join) ;;
-        *) die "after a crash at $step: $OUT" ;;
+        *) die "after a crash at $step: $OUT" || return 1 ;;
         esac
-        [ "$RC" = 0 ] || die "rerun after $step: rc $RC"
-        ls -d "$d".reset-* >/dev/null 2>&1 || die "after $step: moved-aside copy missing"
+        [ "$RC" = 0 ] || die "rerun after $step: rc $RC" || return 1
+        ls -d "$d".reset-* >/dev/null 2>&1 || die "after $step: moved-aside copy missing" || return 1
         start_from_state 2 && settle 2 || { WHY="after crash at $step: $WHY"; return 1; }
     done
 }
@@ -322,17 +347,17 @@ s_learner() {
     run_rm 1
     expect_action 1 readd || return 1
     id=$(jget member_id <<<"$OUT")
-    [ "$(member_field "$id" isLearner)" = true ] || die "not added as a learner"
+    [ "$(member_field "$id" isLearner)" = true ] || die "not added as a learner" || return 1
     start_from_state 1 || return 1
     promote_learner "$id" || return 1
-    [ "$(member_field "$id" isLearner)" = false ] || die "still a learner"
+    [ "$(member_field "$id" isLearner)" = false ] || die "still a learner" || return 1
     settle 1 || return 1
     stop_member 1
     rm -rf "$(cluster_data-dir 1)"
     run_rm 1 --no-learner
     expect_action 1 readd || return 1
     id=$(jget member_id <<<"$OUT")
-    [ "$(member_field "$id" isLearner)" = false ] || die "--no-learner added a learner"
+    [ "$(member_field "$id" isLearner)" = false ] || die "--no-learner added a learner" || return 1
     start_from_state 1 && settle 1
 }
 
@@ -344,7 +369,7 @@ s_foreign() {
         cluster_etcdctl 0 put foreign yes >/dev/null
         cluster_stop 0
         echo "$CLUSTER_DIR"
-    )) || die "could not make a foreign cluster"
+    )) || die "could not make a foreign cluster" || return 1
     stop_member 2
     saved=$LOGDIR/saved-data
     mv "$(cluster_data-dir 2)" "$saved"
@@ -353,9 +378,9 @@ s_foreign() {
     copies=$(ls -d "$(cluster_data-dir 2)".reset-* 2>/dev/null | wc -l)
     run_rm 2
     expect_action 2 refuse 3 || return 1
-    [ "$(tree_sum "$(cluster_data-dir 2)")" = "$before" ] || die "foreign data changed"
+    [ "$(tree_sum "$(cluster_data-dir 2)")" = "$before" ] || die "foreign data changed" || return 1
     [ "$(ls -d "$(cluster_data-dir 2)".reset-* 2>/dev/null | wc -l)" = "$copies" ] ||
-        die "something was moved aside"
+        die "something was moved aside" || return 1
     rm -rf "$(cluster_data-dir 2)"
     mv "$saved" "$(cluster_data-dir 2)"
     run_rm 2
@@ -381,16 +406,40 @@ s_quorum_lost() {
         rm -f "$(mdir "$i")/state"
         run_rm "$i"
         expect_action "$i" refuse 3 || return 1
-        [ ! -e "$(mdir "$i")/state" ] || die "etcd-$i: a state file was written on refuse"
+        [ ! -e "$(mdir "$i")/state" ] || die "etcd-$i: a state file was written on refuse" || return 1
     done
-    [ "$(tree_sum "$(cluster_data-dir 1)")" = "$before1" ] || die "etcd-1 data changed"
-    [ "$(tree_sum "$(cluster_data-dir 2)")" = "$before2" ] || die "etcd-2 data changed"
+    [ "$(tree_sum "$(cluster_data-dir 1)")" = "$before1" ] || die "etcd-1 data changed" || return 1
+    [ "$(tree_sum "$(cluster_data-dir 2)")" = "$before2" ] || die "etcd-2 data changed" || return 1
     # --dry-run changes nothing either, and says the same
     run_rm 1 --dry-run
     expect_action 1 refuse 3
 }
 
-ALL="bootstrap restart data_deleted removed operator_add corrupt_bbolt corrupt_wal_truncated
+# CLI: usage errors exit 2, --help/--version exit 0, env fallbacks are read.
+s_cli() {
+    local rc
+    "$RM" --help >/dev/null 2>&1 || die "--help failed" || return 1
+    "$RM" --version | grep -q '^reset-member ' || die "--version" || return 1
+    "$RM" --data-dir /nonexistent >/dev/null 2>&1
+    rc=$?
+    [ "$rc" = 2 ] || die "missing --name: rc $rc (want 2)" || return 1
+    "$RM" --bogus >/dev/null 2>&1
+    rc=$?
+    [ "$rc" = 2 ] || die "unknown flag: rc $rc (want 2)" || return 1
+    # env names of etcd/etcdctl; plain restart of a stopped member decides keep
+    stop_member 0
+    OUT=$(ETCD_NAME=etcd-0 ETCD_DATA_DIR=$(cluster_data-dir 0) \
+        ETCD_INITIAL_ADVERTISE_PEER_URLS=$(cluster_peer-url 0) \
+        ETCDCTL_ENDPOINTS=$(cat "$CLUSTER_DIR/endpoints") ETCDCTL_CACERT=$CLUSTER_DIR/ca.crt \
+        ETCDCTL_CERT=$CLUSTER_DIR/client.crt ETCDCTL_KEY=$CLUSTER_DIR/client.key \
+        "$RM" --state-file "$(mdir 0)/state" --dry-run 2>/dev/null)
+    RC=$?
+    expect_action 0 keep || return 1
+    cluster_start 0 existing || die "etcd-0 did not restart" || return 1
+    CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy 0 >/dev/null 2>&1 || die "etcd-0 unhealthy" || return 1
+}
+
+ALL="cli bootstrap restart data_deleted removed operator_add corrupt_bbolt corrupt_wal_truncated
 corrupt_wal_flip crash_steps learner foreign quorum_lost"
 
 run_scenario() {
