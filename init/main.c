@@ -269,6 +269,12 @@ int main(int argc, char **argv)
     }
     if (rc == CONFIG_OK)
         rc = check_required(&o, err, sizeof(err));
+    if (rc == CONFIG_OK) {
+        /* "/var/lib/data/" must move aside as "/var/lib/data.reset-...", not into itself */
+        size_t len = strlen(o.data_dir.value);
+        while (len > 1 && o.data_dir.value[len - 1] == '/')
+            o.data_dir.value[--len] = '\0';
+    }
     if (rc == CONFIG_OK && o.endpoints.n == 0)
         rc = derive_endpoints(&o, &o.endpoints, err, sizeof(err));
     if (rc != CONFIG_OK) {
