@@ -195,8 +195,8 @@ static struct row rows[] = {
     {"quorum_own_health_never_counts", CORRUPT, REACH,
      MEMBERS(UP(B), DOWN(C), M(OURS, true, true, true, false)), REFUSED},
     /* ---- guards ---- */
-    {"unreadable_data_refuse", .data = DECIDE_DATA_UNREADABLE, REACH,
-     MEMBERS(UP(B), UP(C), US_UP), REFUSED},
+    {"unreadable_data_refuse", .data = DECIDE_DATA_UNREADABLE, REACH, MEMBERS(UP(B), UP(C), US_UP),
+     REFUSED},
     {"unreadable_data_unreachable_refuse", .data = DECIDE_DATA_UNREADABLE, REFUSED},
     {"locked_data_dir_refuse", VALID, .locked = true, REACH, MEMBERS(UP(B), UP(C), US_UP), REFUSED},
     {"restore_requested", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP), .restore_req = true,
