@@ -67,6 +67,17 @@ median_ms() {
     printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f\n", a[int((NR+1)/2)]/1000}'
 }
 
+# cpu_ms fn: user+sys CPU per run (children's times, measured in a subshell), in ms.
+cpu_ms() {
+    (
+        for n in $(seq 1 "$RUNS"); do "$1" >/dev/null 2>&1; done
+        times >"$CLUSTER_DIR/times" # not in a pipe: a pipe's subshell has no children
+        tail -1 "$CLUSTER_DIR/times" | awk -v n="$RUNS" '{
+            split($1, u, /[ms]/); split($2, s, /[ms]/)
+            printf "%.1f\n", ((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * 1000 / n }'
+    )
+}
+
 out=$("$RM" --name "$NAME" --data-dir "$DATA" --peer-url "$PEER" --endpoints "$EPS" \
     --cacert "$CA" --cert "$CERT" --key "$KEY" --state-file "$STATE" 2>/dev/null)
 case $out in *'"action":"keep"'*) ;; *) echo "expected keep, got: $out" >&2; exit 1 ;; esac
@@ -80,6 +91,8 @@ in_ms=$(for n in $(seq 1 9); do
         grep -o '"took_ms":[0-9.]*' | cut -d: -f2
 done | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]}')
 bash_ms=$(median_ms run_bash) || { echo "bash equivalent failed" >&2; exit 1; }
+rm_cpu=$(cpu_ms run_rm)
+bash_cpu=$(cpu_ms run_bash)
 [ "$(cat "$STATE")" = "$(cat "$STATE.bash")" ] || echo "note: states differ" >&2
 ratio=$(awk -v a="$bash_ms" -v b="$rm_ms" 'BEGIN {printf "%.1f", a / b}')
 load=$(cut -d' ' -f1 /proc/loadavg)
@@ -89,3 +102,5 @@ net=$(awk -v a="$bash_ms" -v b="$rm_ms" -v f="$floor_ms" 'BEGIN {printf "%.1f", 
 echo "ratio: ${ratio}x   (goal >= ${GOAL_RATIO}x)   load average: $load"
 echo "spawn floor (/bin/true from bash, median): $floor_ms ms; ratio net of it: ${net}x;" \
     "time inside reset-member's main (median took_ms): $in_ms ms"
+echo "CPU per run (user+sys): reset-member $rm_cpu ms, bash equivalent $bash_cpu ms" \
+    "($(awk -v a="$bash_cpu" -v b="$rm_cpu" 'BEGIN {printf "%.1f", a / b}')x)"
