@@ -429,8 +429,9 @@ static int write_state_files(const struct act_config *c, const struct decide_dec
         } else if (act_initial_cluster(members, c->name, c->peer_url, ic, sizeof(ic)) != 0) {
             return fail(err, err_len, -ENOSPC, "initial cluster too long");
         }
-        n = snprintf(buf, sizeof(buf), "ETCD_INITIAL_CLUSTER_STATE=%s\nETCD_INITIAL_CLUSTER=%s\n",
-                     state, ic);
+        /* an empty ETCD_INITIAL_CLUSTER= would override etcd's own default: leave it out */
+        n = snprintf(buf, sizeof(buf), "ETCD_INITIAL_CLUSTER_STATE=%s\n%s%s%s", state,
+                     ic[0] ? "ETCD_INITIAL_CLUSTER=" : "", ic, ic[0] ? "\n" : "");
         if (n < 0 || (size_t)n >= sizeof(buf))
             return fail(err, err_len, -ENOSPC, "env file too long");
         rc = act_write_atomic(c->env_file, buf, (size_t)n, err, err_len);

@@ -138,6 +138,11 @@ static bool plan_add(const struct decide_facts *f, const struct decide_summary *
 static void decide_empty(const struct decide_facts *f, const struct decide_summary *s,
                          struct decide_decision *d)
 {
+    if (!f->reachable && f->answered_error) {
+        refuse(d, "no data and a member answered with an error: a cluster exists, not "
+                  "bootstrapping a new one beside it");
+        return;
+    }
     if (!f->reachable) {
         set(d, DECIDE_BOOTSTRAP, DECIDE_STATE_NEW,
             "no data and the cluster is unreachable: fresh bootstrap");

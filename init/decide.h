@@ -41,7 +41,10 @@ struct decide_facts {
     bool data_locked; /* some process (etcd) holds the WAL locks: it is running on this dir */
 
     /* cluster */
-    bool reachable; /* some endpoint answered MemberList */
+    bool reachable;      /* some endpoint answered MemberList */
+    bool answered_error; /* not reachable, but some server answered MemberList with an error
+                          * (e.g. a learner): a cluster exists, so never bootstrap beside it.
+                          * (etcd 3.4 does not serve clients at all before its first quorum.) */
     uint64_t cluster_id;
     const struct decide_member *members; /* the list as answered (reachable only) */
     size_t n_members;

@@ -72,25 +72,36 @@ int observe_cluster(const struct observe_config *c, struct observe *o)
     char err[256];
 
     o->deadline_ms = now_ms() + c->timeout_ms;
-    for (size_t i = 0; i < c->n_endpoints && !o->reachable; i++) {
-        struct grpc_status st;
-        struct grpc_channel *ch =
-            channel_for(c->tls, &c->endpoints[i], 1, OBSERVE_CONNECT_TIMEOUT_MS, err, sizeof(err));
-        if (!ch) {
-            note(o->list_error, sizeof(o->list_error), "%s: %s", c->endpoints[i], err);
-            return -EINVAL;
+    for (int round = 0; round < OBSERVE_LIST_ROUNDS && !o->reachable; round++) {
+        if (round > 0) {
+            /* only a server that answered with an error is worth asking again */
+            if (!o->server_answered_error || now_ms() + OBSERVE_ROUND_PAUSE_MS >= o->deadline_ms)
+                break;
+            struct timespec ts = {0, OBSERVE_ROUND_PAUSE_MS * 1000000L};
+            nanosleep(&ts, NULL);
         }
-        /* a learner or a member without quorum may refuse: go on to the next endpoint */
-        if (etcd_member_list(ch, call_budget(o), &o->list, &st) == GRPC_OK) {
-            o->reachable = true;
-            o->ch = ch;
-            break;
+        for (size_t i = 0; i < c->n_endpoints && !o->reachable; i++) {
+            struct grpc_status st;
+            struct grpc_channel *ch = channel_for(c->tls, &c->endpoints[i], 1,
+                                                  OBSERVE_CONNECT_TIMEOUT_MS, err, sizeof(err));
+            if (!ch) {
+                note(o->list_error, sizeof(o->list_error), "%s: %s", c->endpoints[i], err);
+                return -EINVAL;
+            }
+            /* a learner or a member without quorum may refuse: go on to the next endpoint */
+            if (etcd_member_list(ch, call_budget(o), &o->list, &st) == GRPC_OK) {
+                o->reachable = true;
+                o->ch = ch;
+                break;
+            }
+            if (!st.transport)
+                o->server_answered_error = true;
+            note(o->list_error, sizeof(o->list_error), "%s: %s %s", c->endpoints[i],
+                 grpc_code_name(st.code), st.message);
+            grpc_channel_free(ch);
+            if (now_ms() >= o->deadline_ms)
+                break;
         }
-        note(o->list_error, sizeof(o->list_error), "%s: %s %s", c->endpoints[i],
-             grpc_code_name(st.code), st.message);
-        grpc_channel_free(ch);
-        if (now_ms() >= o->deadline_ms)
-            break;
     }
     if (!o->reachable)
         return 0;
@@ -220,6 +231,7 @@ void observe_facts(const struct observe *o, bool learner, struct decide_facts *f
     /* a lock we cannot test is treated like a held one: etcd may be running */
     f->data_locked = o->locked != 0;
     f->reachable = o->reachable && !o->too_many_members;
+    f->answered_error = !o->reachable && o->server_answered_error;
     f->cluster_id = o->list.header.cluster_id;
     f->members = o->dm;
     f->n_members = o->n;
@@ -265,6 +277,7 @@ cJSON *observe_json(const struct observe *o)
     cJSON_AddBoolToObject(c, "reachable", o->reachable);
     if (!o->reachable) {
         cJSON_AddStringToObject(c, "error", o->list_error);
+        cJSON_AddBoolToObject(c, "server_answered_error", o->server_answered_error);
         return j;
     }
     if (o->ch && grpc_channel_endpoint(o->ch))

@@ -22,6 +22,10 @@
 #define OBSERVE_CONNECT_TIMEOUT_MS 1000 /* per endpoint; our own member is down */
 #define OBSERVE_CALL_TIMEOUT_MS 2000    /* one call, when the budget allows */
 #define OBSERVE_HEALTH_KEY "health"     /* serializable range target, as HyperShift's Job */
+/* Passes over the endpoints while a server answers with an error (e.g. a learner behind a
+ * service: "rpc not supported for learner"); a new connection may land on another member. */
+#define OBSERVE_LIST_ROUNDS 3
+#define OBSERVE_ROUND_PAUSE_MS 200
 
 struct observe_config {
     const char *data_dir;
@@ -50,6 +54,7 @@ struct observe {
     struct grpc_channel *ch; /* the channel that answered MemberList (owned; for act) */
     struct etcd_member_list list;
     char list_error[GRPC_MAX_STATUS_MESSAGE + 160]; /* why unreachable (last endpoint) */
+    bool server_answered_error; /* some endpoint answered MemberList with an error status */
     struct decide_member dm[OBSERVE_MAX_MEMBERS];
     struct observe_health health[OBSERVE_MAX_MEMBERS];
     size_t n;

@@ -101,7 +101,8 @@ import json, sys
 want, field = int(sys.argv[1], 16), sys.argv[2]
 for m in json.load(sys.stdin).get("members", []):
     if m["ID"] == want:
-        print(str(m.get(field, False)).lower()); break
+        v = m.get(field, "" if field == "name" else False)  # etcdctl omits empty fields
+        print(v if isinstance(v, str) else str(v).lower()); break
 else:
     print("absent")' "$1" "$2" && return 0
     done
@@ -442,6 +443,25 @@ s_cli() {
 ALL="cli bootstrap restart data_deleted removed operator_add corrupt_bbolt corrupt_wal_truncated
 corrupt_wal_flip crash_steps learner foreign quorum_lost"
 
+# heal: after a failed scenario, bring every stopped member back (best effort) so that the
+# next scenarios start from a healthy 3-member cluster.
+heal() {
+    local i id
+    for i in 0 1 2; do
+        _cluster_alive "$i" && continue
+        run_rm "$i"
+        if [ "$RC" != 0 ]; then
+            rm -rf "$(cluster_data-dir "$i")"
+            run_rm "$i"
+        fi
+        start_from_state "$i" >/dev/null 2>&1
+        id=$(jget member_id <<<"$OUT")
+        [ -n "$id" ] && [ "$(member_field "$id" isLearner)" = true ] && promote_learner "$id"
+    done
+    CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy 0 1 2 >/dev/null 2>&1 ||
+        echo "    (heal: cluster still unhealthy)"
+}
+
 run_scenario() {
     local name=$1 start=$SECONDS
     WHY=""
@@ -453,6 +473,7 @@ run_scenario() {
         failed=$((failed + 1))
         echo "    last reset-member runs:"
         tail -n 4 "$LOGDIR/reset-member.log" | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
+        heal
     fi
 }
 

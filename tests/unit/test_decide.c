@@ -49,7 +49,7 @@ struct row {
     enum decide_data data;
     bool ids_known;
     uint64_t data_cid;
-    bool torn, locked, reachable;
+    bool torn, locked, reachable, answered_error;
     uint64_t cid;
     struct decide_member members[ROW_MAX_MEMBERS];
     size_t n;
@@ -114,7 +114,12 @@ static struct row rows[] = {
      MEMBERS(UP(B), DOWN(C), M(E, true, false, true, true)), REFUSED},
     {"empty_url_listed_twice_refuse", EMPTY, REACH,
      MEMBERS(UP(B), UP(C), US_UP, M(NEWID, false, true, false, false)), REFUSED},
+    /* a learner behind the service refused MemberList: a cluster exists */
+    {"empty_unreachable_but_answered_refuse", EMPTY, .answered_error = true, REFUSED},
     /* ---- valid data ---- */
+    {"valid_unreachable_but_answered_keep", VALID, .answered_error = true, .action = DECIDE_KEEP,
+     EXISTING, .member_id = OURS},
+    {"corrupt_unreachable_but_answered_refuse", CORRUPT, .answered_error = true, REFUSED},
     {"valid_listed_keep", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP), .action = DECIDE_KEEP,
      EXISTING, .member_id = OURS},
     {"valid_listed_keep_needs_no_health", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP),
@@ -215,6 +220,7 @@ static void facts_of(const struct row *r, struct decide_facts *f)
     f->torn_tail = r->torn;
     f->data_locked = r->locked;
     f->reachable = r->reachable;
+    f->answered_error = r->answered_error;
     f->cluster_id = r->cid;
     f->members = r->members;
     f->n_members = r->n;
