@@ -540,13 +540,27 @@ static void conn_process(struct conn *c)
             return;
         if (http_buf_pending(&c->out) >= SERVER_LOW_WATER && conn_flush(c) < 0)
             goto close;
-        if (i == SERVER_READ_BUDGET - 1 && c->ssl && SSL_pending(c->ssl) > 0)
-            server_conn_kick(c); /* decrypted bytes epoll cannot see */
     }
     if (c->dead)
         return;
-    if (conn_flush(c) < 0)
-        goto close;
+    /* flush; while the socket takes everything, let the protocol produce more (bounded) */
+    for (int i = 0; i < SERVER_READ_BUDGET; i++) {
+        if (conn_flush(c) < 0)
+            goto close;
+        if (http_buf_pending(&c->out) > 0)
+            break; /* EPOLLOUT will bring us back */
+        if (conn_progress(c) < 0)
+            goto close;
+        if (c->dead)
+            return;
+        if (http_buf_pending(&c->out) == 0)
+            break;
+        if (i == SERVER_READ_BUDGET - 1)
+            server_conn_kick(c);
+    }
+    if (c->ssl && !c->rd_blocked && !c->peer_eof && !c->close_after_flush &&
+        SSL_pending(c->ssl) > 0)
+        server_conn_kick(c); /* decrypted bytes epoll cannot see */
     if (http_buf_pending(&c->out) == 0) {
         if (c->close_after_flush || (c->peer_eof && conn_idle(c)) ||
             (srv->stopping && conn_idle(c)) || (c->proto == CONN_H2 && http2_done(c)))
