@@ -291,7 +291,7 @@ void server_conn_close(struct conn *c)
     timer_unlink(c);
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     if (c->ssl) {
-        if (!c->handshaking) {
+        if (!c->handshaking && !c->lingering) {
             ERR_clear_error();
             SSL_set_quiet_shutdown(c->ssl, 0);
             SSL_shutdown(c->ssl); /* best effort close_notify; never wait for the peer's */
@@ -499,6 +499,51 @@ static int conn_handshake(struct conn *c, uint32_t *want)
     return -1;
 }
 
+/* Closing with unread input makes the kernel send RST, which can destroy the response the
+ * client has not read yet (a 400 after a large body, a response to a "Connection: close"
+ * request followed by more). So: send FIN, then read and discard until the client closes
+ * too, for at most the header timeout. */
+static void conn_linger(struct conn *c)
+{
+    if (c->proto == CONN_H1)
+        http1_conn_free(c);
+    else if (c->proto == CONN_H2)
+        http2_conn_free(c);
+    c->proto = CONN_DETECT;
+    if (c->ssl) {
+        ERR_clear_error();
+        SSL_shutdown(c->ssl); /* close_notify; the rest of the input is not decrypted */
+        ERR_clear_error();
+    }
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        server_conn_close(c);
+        return;
+    }
+    c->lingering = true;
+    c->rd_blocked = false;
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_len = 0;
+    server_conn_timer(c, CONN_TIMER_HEADER, true);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->events = EPOLLIN;
+}
+
+static void linger_drain(struct conn *c)
+{
+    for (int i = 0; i < SERVER_READ_BUDGET; i++) {
+        ssize_t n = read(c->fd, c->srv->rbuf, sizeof c->srv->rbuf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0)
+            break; /* EOF or error: done */
+    }
+    server_conn_close(c);
+}
+
 /* Do everything a connection can do now: flush, let the protocol progress, read, flush,
  * close when finished, re-arm epoll. Idempotent; called on events, wakeups and kicks. */
 static void conn_process(struct conn *c)
@@ -507,6 +552,10 @@ static void conn_process(struct conn *c)
     if (c->dead)
         return;
     c->progressed = false;
+    if (c->lingering) {
+        linger_drain(c);
+        return;
+    }
     if (c->handshaking) {
         uint32_t want = 0;
         int r = conn_handshake(c, &want);
@@ -540,6 +589,8 @@ static void conn_process(struct conn *c)
             return;
         if (http_buf_pending(&c->out) >= SERVER_LOW_WATER && conn_flush(c) < 0)
             goto close;
+        if (!c->ssl && (size_t)n < sizeof srv->rbuf)
+            break; /* socket drained; level-triggered epoll reports more (saves a read) */
     }
     if (c->dead)
         return;
@@ -562,6 +613,10 @@ static void conn_process(struct conn *c)
         SSL_pending(c->ssl) > 0)
         server_conn_kick(c); /* decrypted bytes epoll cannot see */
     if (http_buf_pending(&c->out) == 0) {
+        if (c->close_after_flush && !c->peer_eof && !srv->stopping) {
+            conn_linger(c);
+            return;
+        }
         if (c->close_after_flush || (c->peer_eof && conn_idle(c)) ||
             (srv->stopping && conn_idle(c)) || (c->proto == CONN_H2 && http2_done(c)))
             goto close;
@@ -731,7 +786,7 @@ static void begin_stop(struct server *srv)
     struct conn *next;
     for (struct conn *c = srv->conns; c; c = next) {
         next = c->next;
-        if (c->handshaking || c->proto == CONN_DETECT) {
+        if (c->handshaking || c->lingering || c->proto == CONN_DETECT) {
             server_conn_close(c);
             continue;
         }
@@ -749,6 +804,10 @@ static void expire_timers(struct server *srv)
     while (hl->head && hl->head->deadline_ms <= srv->now) {
         struct conn *c = hl->head;
         timer_unlink(c);
+        if (c->lingering) {
+            server_conn_close(c);
+            continue;
+        }
         SERVER_COUNT(srv, header_timeouts);
         if (c->proto == CONN_H1) {
             http1_header_timeout(c); /* 408 if a request had started, then close */

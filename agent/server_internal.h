@@ -74,6 +74,7 @@ struct conn {
     bool rd_blocked; /* protocol does not want input now (backpressure, streaming) */
     bool peer_eof;   /* read returned 0 */
     bool close_after_flush;
+    bool lingering; /* FIN sent; discarding input until the peer closes */
     bool ssl_read_wants_write;
     bool ssl_write_wants_read;
     bool on_ready;   /* on the server's ready list */

@@ -863,8 +863,16 @@ static void test_malformed_and_limits(void **state)
     expect_error(req, (size_t)n + HTTP_MAX_REQUEST_LINE + 23, 414);
     free(req);
     expect_error("POST /x HTTP/1.1\r\nContent-Length: 100000\r\n\r\n", 44, 413);
+    /* the 413 survives a client that keeps sending its body (lingering close, no RST) */
+    size_t blen = 1u << 20;
+    char *post = malloc(blen + 128);
+    assert_non_null(post);
+    n = snprintf(post, 128, "POST /x HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", blen);
+    memset(post + n, 'p', blen);
+    expect_error(post, (size_t)n + blen, 413);
+    free(post);
     server_stats(g_srv.srv, &after);
-    assert_true(after.protocol_errors >= before.protocol_errors + 6);
+    assert_true(after.protocol_errors >= before.protocol_errors + 7);
 
     /* a small POST body is fine and the connection stays usable */
     struct rconn rc;
@@ -1326,6 +1334,15 @@ static void test_max_connections(void **state)
     stop(&ts, 1000);
 }
 
+static void *stop_when_streaming(void *arg)
+{
+    int64_t end = now_ms() + WAIT_MS;
+    while (src_consumed() == 0 && now_ms() < end)
+        sleep_ms(5);
+    server_stop_graceful(arg, 60000);
+    return NULL;
+}
+
 static void test_graceful_stop(void **state)
 {
     (void)state;
@@ -1367,6 +1384,32 @@ static void test_graceful_stop(void **state)
     ts.running = false;
     assert_int_equal(ts.rc, 0);
     server_free(ts.srv);
+
+    /* HTTP/2: the stream in flight completes, then GOAWAY and close */
+    start(&ts, &cfg);
+    struct h2c c;
+    h2c_open(&c, ts.port);
+    struct h2c_stream *b = h2c_get(&c, "/stream?total=1000000&delay=5");
+    pthread_t stopper;
+    assert_int_equal(pthread_create(&stopper, NULL, stop_when_streaming, ts.srv), 0);
+    h2c_run(&c);
+    pthread_join(stopper, NULL);
+    assert_int_equal(b->status, 200);
+    assert_int_equal(b->body, 1000000);
+    assert_int_equal(b->error_code, NGHTTP2_NO_ERROR);
+    uint8_t tmp[4096];
+    ssize_t got;
+    while ((got = recv(c.fd, tmp, sizeof tmp, 0)) > 0) /* GOAWAY, then EOF */
+        nghttp2_session_mem_recv(c.s, tmp, (size_t)got);
+    assert_int_equal(got, 0);
+    h2c_close_conn(&c);
+    pthread_join(ts.th, NULL);
+    ts.running = false;
+    assert_int_equal(ts.rc, 0);
+    server_free(ts.srv);
+    s = take_src();
+    assert_true(s->completed);
+    free_src(s);
 
     /* a stream that never ends is cut at the end of the grace period */
     start(&ts, &cfg);
