@@ -85,7 +85,7 @@ $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 $(BUILD)/%.o: %.c $(PROTO_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC $<")
-	$(Q)$(CC) $(CFLAGS_ALL) -Iinit -Iagent -Itests/lib -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_ALL) -iquote init -iquote agent -iquote tests/lib -MMD -MP -c $< -o $@
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^

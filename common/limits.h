@@ -12,15 +12,32 @@
 #define GRPC_MAX_FRAME (1u << 20)                /* SETTINGS_MAX_FRAME_SIZE we advertise */
 #define GRPC_DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define GRPC_MAX_STATUS_MESSAGE 256
+#define GRPC_IO_CHUNK (64u * 1024)              /* TLS read chunk and HTTP/2 output buffer */
+#define GRPC_MAX_HEADER_LIST (64u * 1024)       /* SETTINGS_MAX_HEADER_LIST_SIZE we advertise */
+
+/* etcd calls (etcd.c, proto.c) */
+#define ETCD_MAX_REQUEST (1536u * 1024)            /* etcd's default --max-request-bytes */
+#define PROTO_MAX_DECODE_ALLOC (64u * 1024 * 1024) /* heap one response may take to unpack */
 
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096
 #define DATADIR_MAX_WAL_RECORD (64u * 1024 * 1024) /* a record longer than a WAL file is corrupt */
 #define DATADIR_MAX_SNAP_FILE (512u * 1024 * 1024)
+#define DATADIR_MAX_SNAP_FILES 4096
 
 /* configuration */
 #define CONFIG_MAX_LIST 16          /* endpoints, peer URLs, initial-cluster entries */
 #define CONFIG_MAX_VALUE 4096       /* one flag or env value */
+#define CONFIG_MAX_OPTIONS 128      /* entries in one option table */
+#define CONFIG_ERR_QUOTE 64         /* bytes of a bad value quoted in an error message */
+
+/* logging */
+#define LOG_MAX_MESSAGE 4096        /* log_msg's formatted message; longer is truncated */
+#define LOG_FALLBACK_LINE 1024      /* line written when the JSON line cannot be built */
+
+/* io_uring (common/uring.c) */
+#define URING_MAX_DEPTH 1024        /* queue_depth is clamped to [1, this] */
+#define URING_MAX_IO (1u << 30)     /* one read/write request; larger ones are split */
 
 /* HTTP server (agent) */
 #define HTTP_MAX_REQUEST_LINE 4096
