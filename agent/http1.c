@@ -574,6 +574,9 @@ static size_t h1_feed(struct conn *c, const uint8_t *data, size_t len)
         }
         h1_dispatch(c);
         http1_parser_next(h->p);
+        /* the next request's head gets its own deadline, from its own first byte */
+        if (c->timer == CONN_TIMER_HEADER)
+            server_conn_timer(c, CONN_TIMER_NONE, false);
     }
     if (h->p && !h->p->started && !h->p->error_status) {
         server_parser_put(c->srv, h->p);

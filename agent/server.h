@@ -4,7 +4,17 @@
  *
  * Requests are handed to one http_handler_fn (agent/http.h); what a handler may do and how
  * streamed bodies are pulled is described there. Handlers and body-source callbacks run on the
- * thread that called server_run(). Everything else (routes, metrics, probe loop) is elsewhere. */
+ * thread that called server_run(). Everything else (routes, metrics, probe loop) is elsewhere.
+ *
+ * Protocol policy (HTTP/1.1): Host is not required; request line > HTTP_MAX_REQUEST_LINE -> 414,
+ * header bytes/count over HTTP_MAX_HEADER_BYTES/HTTP_MAX_HEADERS -> 431, body over
+ * SERVER_MAX_REQUEST_BODY -> 413 (bodies are counted, not given to handlers), versions other
+ * than 1.0/1.1 -> 505, anything unparseable -> 400; each with {"error":"..."} and a close.
+ * HTTP/1.0 always closes. Every response carries "Server: etcd-agent", the handler's
+ * Content-Type, and Content-Length (Transfer-Encoding: chunked for sources of unknown length;
+ * none for 1xx/204/304). Pipelined requests are answered in order; the next one is parsed only
+ * when the previous response is queued and less than SERVER_MAX_OUTPUT is waiting. HTTP/2
+ * applies the same header caps per stream (431/414 as a response on that stream). */
 #ifndef ER_SERVER_H
 #define ER_SERVER_H
 
@@ -68,7 +78,8 @@ struct server_stats {
 };
 
 /* Binds and listens (SO_REUSEADDR, backlog 1024), sets up epoll. Does not start serving.
- * Returns NULL with err filled (the address and the reason). */
+ * Sets SIGPIPE to SIG_IGN for the process (OpenSSL writes with write(2)). Returns NULL with
+ * err filled (the address and the reason). */
 struct server *server_new(const struct server_config *cfg, char *err, size_t err_len);
 
 /* The bound port of the plain (tls=false) or TLS listener; 0 if that listener is not

@@ -1043,6 +1043,32 @@ static void test_slowloris(void **state)
     rc_close(&slow);
 }
 
+/* A busy pipelining client whose reads always end inside the next request is not a
+ * slowloris: each request head gets its own deadline. */
+static void test_header_deadline_per_request(void **state)
+{
+    (void)state;
+    struct rconn rc;
+    struct resp r;
+    rc_open(&rc, g_srv.port);
+    const char *req = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t half = strlen(req) / 2;
+    send_all(rc.fd, req, half);
+    int64_t end = now_ms() + 3000; /* longer than the 2 s header timeout */
+    int n = 0;
+    while (now_ms() < end) {
+        sleep_ms(250);
+        char two[128]; /* completes one request and starts the next, in one segment */
+        int len = snprintf(two, sizeof two, "%s%.*s", req + half, (int)half, req);
+        send_all(rc.fd, two, (size_t)len);
+        assert_int_equal(rc_response(&rc, &r, false), 0);
+        assert_int_equal(r.status, 200);
+        n++;
+    }
+    assert_true(n >= 4);
+    rc_close(&rc);
+}
+
 static void test_idle_connections(void **state)
 {
     (void)state;
@@ -1439,6 +1465,7 @@ int main(void)
         cmocka_unit_test(test_h2c),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_slowloris),
+        cmocka_unit_test(test_header_deadline_per_request),
         cmocka_unit_test(test_idle_connections),
         cmocka_unit_test(test_stream_h1),
         cmocka_unit_test(test_stream_abort_h1),
