@@ -365,11 +365,12 @@ static void h1_finish(struct conn *c, bool completed)
     struct http1_conn *h = c->proto_state;
     struct h1_stream *st = h->cur;
     h->cur = NULL;
-    server_wakeup_cancel(&st->wake);
     if (!completed)
         SERVER_COUNT(c->srv, streams_aborted);
     if (st->src.close)
         st->src.close(st->src.ctx, completed);
+    /* only now: until close() returned, the source may still queue a wakeup */
+    server_wakeup_cancel(&st->wake);
     struct http_request req = {.method = st->method,
                                .path = st->path,
                                .query = "",

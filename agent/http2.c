@@ -99,7 +99,6 @@ static void stream_free(struct conn *c, struct h2_stream *st, bool completed)
 {
     struct http2_conn *h = c->proto_state;
     stream_set_waiting(h, st, false, false);
-    server_wakeup_cancel(&st->wake);
     if (st->has_src && !st->src_closed) {
         st->src_closed = true;
         if (!completed)
@@ -107,6 +106,8 @@ static void stream_free(struct conn *c, struct h2_stream *st, bool completed)
         if (st->src.close)
             st->src.close(st->src.ctx, completed);
     }
+    /* only now: until close() returned, the source may still queue a wakeup */
+    server_wakeup_cancel(&st->wake);
     if (st->dispatched) {
         struct http_request req = {.method = st->method_s,
                                    .path = st->done_path,

@@ -143,6 +143,10 @@ static void src_close(void *ctx, bool completed)
 {
     struct tsrc *s = ctx;
     pthread_mutex_lock(&s->mu);
+    /* a producer racing with close() may still wake the stream right up to here; do it every
+     * time so a server that forgets a queued wakeup of a freed stream fails under ASan */
+    if (s->w)
+        http_body_wakeup(s->w);
     s->close_calls++;
     s->completed = completed;
     s->w = NULL;
