@@ -30,6 +30,8 @@
 #define SERVER_READ_BUDGET 4       /* reads per connection per event, for fairness */
 #define SERVER_PARSER_CACHE 64     /* idle HTTP/1 parsers kept for reuse */
 #define SERVER_ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
+#define SERVER_BUF_CACHE 64        /* idle output buffers kept for reuse */
+#define SERVER_BUF_SIZE 4096       /* their size: an idle connection holds none */
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN 24
@@ -73,6 +75,8 @@ struct server {
     struct server_stats stats; /* atomic per field */
     struct http1_parser *pcache[SERVER_PARSER_CACHE];
     size_t n_pcache;
+    uint8_t *bcache[SERVER_BUF_CACHE];
+    size_t n_bcache;
     uint8_t rbuf[SERVER_READ_CHUNK];
 };
 
@@ -259,6 +263,7 @@ void http_body_wakeup(struct http_body_wakeup *w)
 /* ---- connection I/O ------------------------------------------------------------------- */
 
 static void conn_process(struct conn *c);
+static void conn_buf_release(struct conn *c);
 
 static void conn_update_events(struct conn *c, uint32_t hs_want)
 {
@@ -302,7 +307,8 @@ void server_conn_close(struct conn *c)
     }
     close(c->fd);
     c->fd = -1;
-    http_buf_free(&c->out);
+    c->out.off = c->out.len = 0;
+    conn_buf_release(c);
     free(c->stash);
     c->stash = NULL;
     c->stash_len = 0;
@@ -399,6 +405,33 @@ static int conn_flush(struct conn *c)
             http_buf_free(b);
     }
     return 0;
+}
+
+/* Output buffers: taken from the cache when a connection has something to do, given back when
+ * it goes idle, so that thousands of idle keep-alive connections hold no buffer and busy ones
+ * do not malloc per request. */
+static void conn_buf_take(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (c->out.data || srv->n_bcache == 0)
+        return;
+    c->out.data = srv->bcache[--srv->n_bcache];
+    c->out.cap = SERVER_BUF_SIZE;
+    c->out.off = c->out.len = 0;
+}
+
+static void conn_buf_release(struct conn *c)
+{
+    struct server *srv = c->srv;
+    struct http_buf *b = &c->out;
+    if (!b->data || http_buf_pending(b) > 0)
+        return;
+    if (b->cap == SERVER_BUF_SIZE && srv->n_bcache < SERVER_BUF_CACHE) {
+        srv->bcache[srv->n_bcache++] = b->data;
+        memset(b, 0, sizeof *b);
+    } else {
+        http_buf_free(b);
+    }
 }
 
 static bool conn_idle(const struct conn *c)
@@ -556,6 +589,7 @@ static void conn_process(struct conn *c)
         linger_drain(c);
         return;
     }
+    conn_buf_take(c);
     if (c->handshaking) {
         uint32_t want = 0;
         int r = conn_handshake(c, &want);
@@ -623,6 +657,8 @@ static void conn_process(struct conn *c)
     }
     if (c->proto == CONN_DETECT && !c->peer_eof)
         server_conn_timer(c, c->stash_len ? CONN_TIMER_HEADER : CONN_TIMER_IDLE, false);
+    if (conn_idle(c))
+        conn_buf_release(c);
     conn_update_events(c, 0);
     return;
 close:
@@ -674,6 +710,7 @@ static void conn_new(struct server *srv, int fd, bool tls, const struct sockaddr
             return;
         }
         SSL_set_accept_state(c->ssl);
+        SSL_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS); /* idle TLS connections stay small */
         c->handshaking = true;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -1094,6 +1131,8 @@ void server_free(struct server *srv)
         close(srv->epfd);
     while (srv->n_pcache)
         free(srv->pcache[--srv->n_pcache]);
+    while (srv->n_bcache)
+        free(srv->bcache[--srv->n_bcache]);
     pthread_mutex_destroy(&srv->wlock);
     free(srv);
 }
