@@ -472,7 +472,7 @@ static bool rc_wait_eof(struct rconn *rc)
 /* Runs curl with args; stdout (the -w output) into out. Returns curl's exit code. */
 static int curl(char *out, size_t out_len, const char *fmt, ...)
 {
-    char args[2048], cmd[4096];
+    char args[16384], cmd[16600];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
@@ -927,6 +927,23 @@ static void test_h2c(void **state)
              g_srv.port),
         0);
     assert_string_equal(out, "200 1048576");
+    /* header caps per stream */
+    char big[9100];
+    memset(big, 'a', 9000);
+    big[9000] = '\0';
+    assert_int_equal(curl(out, sizeof out,
+                          "--http2-prior-knowledge -o /dev/null -w '%%{http_code}' -H 'X-Big: %s'"
+                          " http://127.0.0.1:%d/hello",
+                          big, g_srv.port),
+                     0);
+    assert_string_equal(out, "431");
+    big[HTTP_MAX_REQUEST_LINE + 10] = '\0';
+    assert_int_equal(curl(out, sizeof out,
+                          "--http2-prior-knowledge -o /dev/null -w '%%{http_code}'"
+                          " http://127.0.0.1:%d/%s",
+                          g_srv.port, big),
+                     0);
+    assert_string_equal(out, "414");
     /* a small POST body */
     assert_int_equal(curl(out, sizeof out,
                           "--http2-prior-knowledge -o /dev/null -w '%%{http_code}' -d abc"
@@ -1042,6 +1059,12 @@ static void test_slowloris(void **state)
     }
     assert_true(dropped);
     assert_true(served > 0);
+    /* a TLS client that never finishes its handshake is dropped too */
+    struct rconn hs;
+    rc_open(&hs, g_srv.tls_port);
+    send_all(hs.fd, "\x16\x03\x01", 3); /* the start of a ClientHello, then silence */
+    assert_true(rc_wait_eof(&hs));
+    rc_close(&hs);
     server_stats(g_srv.srv, &after);
     assert_true(after.header_timeouts > before.header_timeouts);
     rc_close(&slow);
