@@ -102,7 +102,7 @@ void health_live(const struct cache_snapshot *s, int64_t now_ms, int64_t start_m
     struct health_check *c = add_check(out, "local_member");
     /* Until the member first answers, the window counts from our own start: etcd may come up
      * after the agent. Quorum plays no part: Status and serializable reads are local. */
-    int64_t since = l->answered_at_ms > start_ms ? l->answered_at_ms : start_ms;
+    int64_t since = l->answered_at_ms != 0 ? l->answered_at_ms : start_ms;
     uint64_t limit = p->interval_ms * p->livez_intervals;
     int64_t silent = now_ms - since;
     if (silent > 0 && (uint64_t)silent > limit) {
