@@ -457,10 +457,9 @@ void routes_handle(void *arg, const struct http_request *req, struct http_respon
 {
     struct routes *r = arg;
     const struct route *rt = find(r, req->path);
-    const char *label = ROUTES_OTHER_LABEL;
     if (!rt) {
         (void)routes_error(resp, 404, "not found");
-    } else if (label = rt->path, !method_allowed(rt->methods, req->method)) {
+    } else if (!method_allowed(rt->methods, req->method)) {
         (void)routes_error(resp, 405, "method not allowed");
         (void)http_response_add_header(resp, "allow", rt->methods);
     } else {
@@ -468,5 +467,12 @@ void routes_handle(void *arg, const struct http_request *req, struct http_respon
         if (resp->status == 0) /* a handler that set nothing is a bug; say so */
             (void)routes_error(resp, 500, "handler set no response");
     }
-    cache_count_http(r->cfg.cache, label, resp->status);
+}
+
+void routes_on_done(void *arg, const struct http_request *req, int status, bool completed)
+{
+    (void)completed;
+    struct routes *r = arg;
+    const struct route *rt = req && req->path ? find(r, req->path) : NULL;
+    cache_count_http(r->cfg.cache, rt ? rt->path : ROUTES_OTHER_LABEL, status);
 }

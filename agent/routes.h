@@ -3,7 +3,8 @@
  * The built-in routes (/livez, /readyz, /healthz, /members, /status, /metrics) answer from the
  * probe cache only; they never call etcd. Other features (snapshots) add their own routes with
  * routes_add() before the server starts. Unknown paths get 404 JSON, wrong methods 405 with
- * Allow; every answer is counted in etcd_agent_http_requests_total{path,code}. */
+ * Allow; every answer is counted in etcd_agent_http_requests_total{path,code}
+ * (routes_on_done). */
 #ifndef ER_AGENT_ROUTES_H
 #define ER_AGENT_ROUTES_H
 
@@ -45,6 +46,10 @@ int routes_add(struct routes *r, const struct route *route);
 
 /* The http_handler_fn to give the server, with arg = the struct routes. */
 void routes_handle(void *arg, const struct http_request *req, struct http_response *resp);
+
+/* The server's on_done callback (server_done_fn), with arg = the struct routes: counts every
+ * response sent, the server's own 400/408/431 too (req may be NULL: path "other"). */
+void routes_on_done(void *arg, const struct http_request *req, int status, bool completed);
 
 /* Helpers for route handlers (also used by the built-ins). Set a JSON body from a cJSON tree
  * (rendered unformatted, newline-terminated) or a {"error": msg} object. */

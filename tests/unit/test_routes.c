@@ -69,6 +69,7 @@ static void call(struct fixture *f, const char *method, const char *path, const 
         .method = method, .path = path, .query = query ? query : "", .version = 11,
         .peer = "127.0.0.1:1"};
     routes_handle(f->routes, &req, &a->resp);
+    routes_on_done(f->routes, &req, a->resp.status, true); /* as the server does */
     assert_true(a->resp.status >= 200);
     assert_non_null(a->resp.content_type);
     if (strcmp(a->resp.content_type, "application/json") == 0) {
@@ -152,6 +153,8 @@ static void test_unknown_path_404(void **state)
     assert_int_equal(a.resp.status, 404);
     answer_free(&a);
     assert_int_equal(http_count(f, "other", 404), 2);
+    routes_on_done(f->routes, NULL, 400, true); /* the server's own answer to garbage */
+    assert_int_equal(http_count(f, "other", 400), 1);
 }
 
 static void test_wrong_method_405(void **state)
