@@ -115,6 +115,22 @@ $(BUILD)/tests/bench/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) \
 	@$(if $(Q),echo "  LD $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) -o $@
 
+# libFuzzer targets: the libraries rebuilt with clang and sanitizers into build/fuzz.
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
+FUZZ_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT='-O1 -g' \
+	    EXTRA_CFLAGS='$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link' EXTRA_LDFLAGS='$(FUZZ_FLAGS)' \
+	    build/fuzz/libcommon.a build/fuzz/libinit.a build/fuzz/libagent.a $(FUZZ_BIN)
+build/fuzz/tests/fuzz/fuzz_%: build/fuzz/tests/fuzz/fuzz_%.o build/fuzz/libinit.a \
+                              build/fuzz/libagent.a build/fuzz/libcommon.a
+	$(Q)$(CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(LIBS) -o $@
+fuzz: fuzz-build
+	$(Q)tests/fuzz/run.sh --seconds $${FUZZ_SECONDS:-60}
+fuzz-short: fuzz-build
+	$(Q)tests/fuzz/run.sh --seconds $${FUZZ_SECONDS:-10}
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- tests ------------------------------------------------------------------------------------
@@ -125,6 +141,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
 	    EXTRA_LDFLAGS='-fsanitize=address,undefined' tests
+	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)tests/run.sh --build build --asan-build build/asan
 
 unit: tests

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# run.sh - runs every test suite and prints one closing line "N passed, N failed".
+#
+# Suites: unit (cmocka binaries), integration (cmocka binaries, each against a fresh 3-member
+# TLS cluster from tests/cluster.sh), e2e (tests/e2e/*.sh, each brings its own cluster), and,
+# with --asan-build, unit+integration again under ASan+UBSan; valgrind runs the unit binaries
+# under memcheck; fuzz runs a short libFuzzer pass (tests/fuzz/run.sh) when present.
+# Counts are test cases: cmocka's PASSED/FAILED lines, and each script's own closing line.
+#
+# usage: tests/run.sh --build DIR [--asan-build DIR] [--only unit|integration|e2e|valgrind|fuzz]
+set -u
+cd "$(dirname "$0")/.."
+
+build=build asan_build="" only=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build) build=$2; shift 2 ;;
+    --asan-build) asan_build=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    *) echo "usage: $0 --build DIR [--asan-build DIR] [--only SUITE]" >&2; exit 2 ;;
+    esac
+done
+
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/etcd-recovery-tests.XXXXXX")
+passed=0 failed=0 failed_names=()
+
+# Record one program's result: parse cmocka's or a script's closing counts from its log.
+tally() {
+    local name=$1 rc=$2 log=$3 p f line
+    p=$(grep -aE '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+    f=$(grep -aE '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    if [ -n "$line" ]; then
+        p=$((p + $(echo "$line" | awk '{print $1}')))
+        f=$((f + $(echo "$line" | awk '{print $3}')))
+    fi
+    # A program that failed without reporting a failed case still counts as one failure, and
+    # one that reported nothing but succeeded counts as one pass.
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+    if [ "$rc" = 0 ] && [ "$p" = 0 ] && [ "$f" = 0 ]; then p=1; fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$f" != 0 ]; then
+        failed_names+=("$name")
+        printf 'FAIL %-40s (%d passed, %d failed; rc %s) log: %s\n' "$name" "$p" "$f" "$rc" "$log"
+        tail -n 30 "$log" | sed 's/^/    | /'
+    else
+        printf 'ok   %-40s (%d passed)\n' "$name" "$p"
+    fi
+}
+
+run_logged() { # name cmd...
+    local name=$1 log
+    shift
+    log="$logdir/$(echo "$name" | tr '/ ' '__').log"
+    local start=$SECONDS
+    "$@" >"$log" 2>&1
+    local rc=$?
+    tally "$name [$((SECONDS - start))s]" "$rc" "$log"
+}
+
+suite_unit() { # build-dir label
+    local b=$1 label=$2 t
+    for t in "$b"/tests/unit/test_*; do
+        [ -x "$t" ] || continue
+        run_logged "$label$(basename "$t")" "$t"
+    done
+}
+
+# Each integration binary gets its own fresh cluster so one test's damage cannot leak.
+integ_one() {
+    local t=$1 rc
+    eval "$(tests/cluster.sh up 3)" || { echo "cluster did not come up"; return 1; }
+    "$t"
+    rc=$?
+    tests/cluster.sh down
+    return $rc
+}
+
+suite_integration() {
+    local b=$1 label=$2 t
+    for t in "$b"/tests/integration/test_*; do
+        [ -x "$t" ] || continue
+        run_logged "$label$(basename "$t")" integ_one "$t"
+    done
+}
+
+suite_e2e() {
+    local s
+    for s in tests/e2e/*.sh; do
+        [ -f "$s" ] || continue
+        run_logged "e2e/$(basename "$s")" env BUILD="$build" bash "$s"
+    done
+}
+
+suite_valgrind() {
+    local t
+    command -v valgrind >/dev/null || { echo "valgrind missing"; return; }
+    for t in "$build"/tests/unit/test_*; do
+        [ -x "$t" ] || continue
+        run_logged "valgrind/$(basename "$t")" valgrind -q --error-exitcode=99 --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect --track-fds=no "$t"
+    done
+}
+
+suite_fuzz() {
+    [ -x tests/fuzz/run.sh ] || return 0
+    run_logged "fuzz (short pass)" tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}"
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+t0=$SECONDS
+case $only in
+unit) suite_unit "$build" "" ;;
+integration) suite_integration "$build" "" ;;
+e2e) suite_e2e ;;
+valgrind) suite_valgrind ;;
+fuzz) suite_fuzz ;;
+"")
+    suite_unit "$build" ""
+    suite_integration "$build" ""
+    suite_e2e
+    if [ -n "$asan_build" ]; then
+        suite_unit "$asan_build" "asan/"
+        suite_integration "$asan_build" "asan/"
+    fi
+    suite_valgrind
+    suite_fuzz
+    ;;
+*) echo "unknown suite $only" >&2; exit 2 ;;
+esac
+
+echo
+echo "logs: $logdir  ($((SECONDS - t0)) s)"
+if [ ${#failed_names[@]} -gt 0 ]; then
+    echo "failed: ${failed_names[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]
