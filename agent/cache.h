@@ -64,7 +64,7 @@ struct cache_local {
     int64_t probed_at_ms;   /* when the last probe round finished; 0: none yet */
     int64_t answered_at_ms; /* last round in which the member answered Status or a read */
     uint32_t took_ms;       /* duration of the last round */
-    bool status_ok;                     /* the last round's Status succeeded */
+    bool status_ok;         /* the last round's Status succeeded */
     char status_error[CACHE_MAX_ERROR]; /* its error otherwise */
     bool have_status;                   /* status holds the last good answer (maybe older) */
     int64_t status_at_ms;               /* when status was received */
@@ -85,7 +85,7 @@ struct cache_member {
     char client_urls[CACHE_MAX_URLS][CACHE_MAX_URL];
     size_t n_client_urls;
     bool is_learner;
-    bool started; /* has a name and client URLs */
+    bool started;  /* has a name and client URLs */
     bool answered; /* Status answered within the timeout */
     bool healthy;  /* answered, knows a leader, reports no errors */
     uint32_t took_ms;
@@ -124,7 +124,7 @@ struct cache_snapshot {
 
 /* Verdict over a cluster table, like HyperShift's recovery Job computes. */
 struct cache_verdict {
-    bool quorum;      /* healthy voters > voters / 2 */
+    bool quorum; /* healthy voters > voters / 2 */
     size_t n_voters, n_healthy_voters;
     size_t failing[CACHE_MAX_MEMBERS]; /* indexes into cluster.members */
     size_t n_failing;

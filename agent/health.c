@@ -31,8 +31,7 @@ static struct health_check *add_check(struct health_report *r, const char *name)
     return c;
 }
 
-__attribute__((format(printf, 2, 3))) static void fail(struct health_check *c, const char *fmt,
-                                                       ...)
+__attribute__((format(printf, 2, 3))) static void fail(struct health_check *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -107,8 +106,8 @@ void health_live(const struct cache_snapshot *s, int64_t now_ms, int64_t start_m
     int64_t silent = now_ms - since;
     if (silent > 0 && (uint64_t)silent > limit) {
         if (l->answered_at_ms == 0)
-            fail(c, "no answer since the agent started %" PRId64 " ms ago (limit %" PRIu64
-                    " ms)", silent, limit);
+            fail(c, "no answer since the agent started %" PRId64 " ms ago (limit %" PRIu64 " ms)",
+                 silent, limit);
         else
             fail(c, "no answer for %" PRId64 " ms (limit %" PRIu64 " ms)", silent, limit);
     }

@@ -205,8 +205,8 @@ static void counters(struct buf *b, const struct cache_counters *k)
     put(b, "etcd_agent_promote_attempts_total %" PRIu64 "\n", k->promote_attempts);
 }
 
-int metrics_render(struct cache *c, const struct health_params *p, const char *version,
-                   char **out, size_t *out_len)
+int metrics_render(struct cache *c, const struct health_params *p, const char *version, char **out,
+                   size_t *out_len)
 {
     struct buf b = {0};
     struct cache_counters *k = malloc(sizeof(*k));

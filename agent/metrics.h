@@ -16,7 +16,7 @@
 
 /* Render into a malloc'd, NUL-terminated buffer (*out, *out_len without the NUL).
  * version: the agent's version for etcd_agent_info. Returns 0, -ENOMEM or -E2BIG. */
-int metrics_render(struct cache *c, const struct health_params *p, const char *version,
-                   char **out, size_t *out_len);
+int metrics_render(struct cache *c, const struct health_params *p, const char *version, char **out,
+                   size_t *out_len);
 
 #endif

@@ -153,8 +153,8 @@ static void local_round(struct probe *p, struct cache_local *l)
     if (skip) {
         l->range_ok = false;
         copy_str(l->range_error, CACHE_MAX_ERROR, skipped);
-    } else if (etcd_range_serializable(p->local, PROBE_READ_KEY, p->timeout_ms, NULL, NULL,
-                                       &st) == GRPC_OK) {
+    } else if (etcd_range_serializable(p->local, PROBE_READ_KEY, p->timeout_ms, NULL, NULL, &st) ==
+               GRPC_OK) {
         l->range_ok = true;
         l->range_error[0] = '\0';
         answered = true;
@@ -170,8 +170,7 @@ static void local_round(struct probe *p, struct cache_local *l)
     if (skip) {
         l->alarms_ok = false;
         copy_str(l->alarm_error, CACHE_MAX_ERROR, skipped);
-    } else if (etcd_alarm_list(p->local, p->timeout_ms, NULL, &alarms, &n_alarms, &st) ==
-               GRPC_OK) {
+    } else if (etcd_alarm_list(p->local, p->timeout_ms, NULL, &alarms, &n_alarms, &st) == GRPC_OK) {
         l->alarms_ok = true;
         l->alarm_error[0] = '\0';
         for (size_t i = 0; i < n_alarms && l->n_alarms < CACHE_MAX_ALARMS; i++) {
@@ -213,14 +212,14 @@ static void *local_main(void *arg)
         if (l->status_ok != was_ok) {
             /* Log transitions only: a down member must not flood the log once a second. */
             cJSON *f = cJSON_CreateObject();
-            cJSON_AddStringToObject(f, "endpoint", grpc_channel_endpoint(p->local)
-                                                       ? grpc_channel_endpoint(p->local)
-                                                       : p->cfg.endpoints[0]);
+            cJSON_AddStringToObject(f, "endpoint",
+                                    grpc_channel_endpoint(p->local)
+                                        ? grpc_channel_endpoint(p->local)
+                                        : p->cfg.endpoints[0]);
             if (!l->status_ok)
                 cJSON_AddStringToObject(f, "error", l->status_error);
             log_event(l->status_ok ? LOG_INFO : LOG_WARN,
-                      l->status_ok ? "local member answers" : "local member does not answer",
-                      f);
+                      l->status_ok ? "local member answers" : "local member does not answer", f);
             was_ok = l->status_ok;
         }
         /* Fixed rate, not fixed delay: a slow round does not stretch the period, and a round
@@ -493,9 +492,8 @@ static void *cluster_main(void *arg)
         return NULL;
     }
     /* Let the local probe go first so the table can reuse its answer. */
-    int64_t next_cluster = cache_now_ms() + (int64_t)(p->cfg.interval_ms < 1000
-                                                          ? p->cfg.interval_ms
-                                                          : 1000);
+    int64_t next_cluster =
+        cache_now_ms() + (int64_t)(p->cfg.interval_ms < 1000 ? p->cfg.interval_ms : 1000);
     int64_t tick = next_cluster;
     bool was_ok = true;
     while (!wait_until(p, tick)) {

@@ -18,15 +18,15 @@
 #define PROBE_MEMBER_TIMEOUT_MS 1000 /* per member Status in the cluster table */
 #define PROBE_MIN_TIMEOUT_MS 500     /* local calls time out after clamp(interval, min, max) */
 #define PROBE_MAX_TIMEOUT_MS 5000
-#define PROBE_READ_KEY "health"      /* the serializable read, as HyperShift's checks do */
+#define PROBE_READ_KEY "health" /* the serializable read, as HyperShift's checks do */
 
 struct probe_config {
     const char *const *endpoints; /* the local member; 1..GRPC_MAX_ENDPOINTS */
     size_t n_endpoints;
     const char *const *cluster_endpoints; /* optional: instead of MemberList's client URLs */
     size_t n_cluster_endpoints;
-    struct tls_ctx *tls;         /* client context; borrowed, outlives the probe */
-    uint64_t interval_ms;        /* local probe period */
+    struct tls_ctx *tls;          /* client context; borrowed, outlives the probe */
+    uint64_t interval_ms;         /* local probe period */
     uint64_t cluster_interval_ms; /* 0 -> PROBE_CLUSTER_INTERVAL_MS */
 };
 

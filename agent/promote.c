@@ -87,8 +87,7 @@ static size_t voter_endpoints(const struct promote *p, const struct cache_snapsh
     return n;
 }
 
-static int ensure_channel(struct promote *p, const char **eps, size_t n, char *err,
-                          size_t err_len)
+static int ensure_channel(struct promote *p, const char **eps, size_t n, char *err, size_t err_len)
 {
     char key[PROMOTE_KEY_MAX];
     size_t len = 0;
@@ -149,8 +148,9 @@ void promote_step(struct promote *p, struct cache *cache)
     p->state.last_try_ms = now;
     cache_count_promote(cache);
     if (n == 0) {
-        (void)snprintf(err, sizeof(err), "no voter client URL known yet (set --cluster-endpoints "
-                                         "when the member starts as a learner)");
+        (void)snprintf(err, sizeof(err),
+                       "no voter client URL known yet (set --cluster-endpoints "
+                       "when the member starts as a learner)");
     } else if (ensure_channel(p, eps, n, err, sizeof(err)) == 0) {
         struct grpc_status st;
         if (etcd_member_promote(p->ch, self, PROMOTE_TIMEOUT_MS, NULL, &st) == GRPC_OK)

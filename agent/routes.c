@@ -192,17 +192,17 @@ static void route_livez(void *arg, const struct http_request *req, struct http_r
 
 static bool status_json(cJSON *o, const struct cache_status *st)
 {
-    bool ok = add_hex(o, "cluster_id", st->cluster_id) && add_hex(o, "member_id", st->member_id) &&
-              cJSON_AddNumberToObject(o, "revision", (double)st->revision) &&
-              cJSON_AddStringToObject(o, "version", st->version) &&
-              cJSON_AddNumberToObject(o, "db_size", (double)st->db_size) &&
-              cJSON_AddNumberToObject(o, "db_size_in_use", (double)st->db_size_in_use) &&
-              (st->leader ? add_hex(o, "leader", st->leader)
-                          : cJSON_AddNullToObject(o, "leader")) &&
-              cJSON_AddNumberToObject(o, "raft_index", (double)st->raft_index) &&
-              cJSON_AddNumberToObject(o, "raft_term", (double)st->raft_term) &&
-              cJSON_AddNumberToObject(o, "raft_applied_index", (double)st->raft_applied_index) &&
-              cJSON_AddBoolToObject(o, "is_learner", st->is_learner);
+    bool ok =
+        add_hex(o, "cluster_id", st->cluster_id) && add_hex(o, "member_id", st->member_id) &&
+        cJSON_AddNumberToObject(o, "revision", (double)st->revision) &&
+        cJSON_AddStringToObject(o, "version", st->version) &&
+        cJSON_AddNumberToObject(o, "db_size", (double)st->db_size) &&
+        cJSON_AddNumberToObject(o, "db_size_in_use", (double)st->db_size_in_use) &&
+        (st->leader ? add_hex(o, "leader", st->leader) : cJSON_AddNullToObject(o, "leader")) &&
+        cJSON_AddNumberToObject(o, "raft_index", (double)st->raft_index) &&
+        cJSON_AddNumberToObject(o, "raft_term", (double)st->raft_term) &&
+        cJSON_AddNumberToObject(o, "raft_applied_index", (double)st->raft_applied_index) &&
+        cJSON_AddBoolToObject(o, "is_learner", st->is_learner);
     cJSON *errs = ok ? cJSON_AddArrayToObject(o, "errors") : NULL;
     for (size_t i = 0; errs && i < st->n_errors && i < CACHE_MAX_STATUS_ERRORS; i++) {
         cJSON *e = cJSON_CreateString(st->errors[i]);
@@ -269,8 +269,7 @@ static uint64_t cluster_leader(const struct cache_snapshot *s)
         size_t n = 0;
         for (size_t j = 0; j < cl->n_members && j < CACHE_MAX_MEMBERS; j++)
             n += cl->members[j].answered && cl->members[j].status.leader == id;
-        if (n > best_n ||
-            (n == best_n && s->local.status_ok && id == s->local.status.leader)) {
+        if (n > best_n || (n == best_n && s->local.status_ok && id == s->local.status.leader)) {
             best = id;
             best_n = n;
         }

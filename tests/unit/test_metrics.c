@@ -405,8 +405,7 @@ static const struct p_sample *find_sample(const struct parsed *p, const char *na
     return NULL;
 }
 
-static const struct p_sample *find_bucket(const struct parsed *p, const char *probe,
-                                          const char *le)
+static const struct p_sample *find_bucket(const struct parsed *p, const char *probe, const char *le)
 {
     for (size_t i = 0; i < p->n_s; i++) {
         const char *pv = label(&p->s[i], "probe"), *lv = label(&p->s[i], "le");
@@ -424,17 +423,17 @@ static void test_parser_rejects_bad_text(void **state)
     (void)state;
     static struct parsed p;
     static const char *const bad[] = {
-        "x 1\n",                                          /* no HELP/TYPE */
-        "# HELP x h\n# TYPE x gauge\nx 1",                /* no final newline */
-        "# HELP x h\n# TYPE x gauge\n1x 1\n",             /* bad name */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"b} 1\n",       /* unterminated */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"\\t\"} 1\n",   /* bad escape */
-        "# HELP x h\n# TYPE x gauge\nx{__a=\"b\"} 1\n",   /* reserved label */
-        "# HELP x h\n# TYPE x gauge\nx one\n",            /* bad value */
-        "# HELP x h\n# TYPE x gauge\nx 1\nx 2\n",         /* duplicate series */
-        "# HELP x h\n# TYPE x gauge\nx 1\n# HELP x h\n",  /* metadata after samples */
-        "# HELP x_total h\n# TYPE x_total counter\nx_total -1\n",        /* negative counter */
-        "# HELP x h\n# TYPE x counter\nx 1\n",                           /* counter name */
+        "x 1\n",                                                  /* no HELP/TYPE */
+        "# HELP x h\n# TYPE x gauge\nx 1",                        /* no final newline */
+        "# HELP x h\n# TYPE x gauge\n1x 1\n",                     /* bad name */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"b} 1\n",               /* unterminated */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"\\t\"} 1\n",           /* bad escape */
+        "# HELP x h\n# TYPE x gauge\nx{__a=\"b\"} 1\n",           /* reserved label */
+        "# HELP x h\n# TYPE x gauge\nx one\n",                    /* bad value */
+        "# HELP x h\n# TYPE x gauge\nx 1\nx 2\n",                 /* duplicate series */
+        "# HELP x h\n# TYPE x gauge\nx 1\n# HELP x h\n",          /* metadata after samples */
+        "# HELP x_total h\n# TYPE x_total counter\nx_total -1\n", /* negative counter */
+        "# HELP x h\n# TYPE x counter\nx 1\n",                    /* counter name */
         "# HELP x h\n# TYPE x gauge\n# HELP y h\n# TYPE y gauge\nx 1\n", /* not contiguous */
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
         "h_sum 1\nh_count 1\n", /* not cumulative */
@@ -558,22 +557,20 @@ static void test_full_cache_values(void **state)
     assert_float_equal(find_sample(&p, "etcd_agent_member_healthy", NULL, NULL)->value, 0, 0);
     assert_float_equal(find_sample(&p, "etcd_agent_has_leader", NULL, NULL)->value, 1, 0);
     assert_float_equal(find_sample(&p, "etcd_agent_is_learner", NULL, NULL)->value, 0, 0);
-    assert_float_equal(find_sample(&p, "etcd_agent_db_size_bytes", NULL, NULL)->value, 123456,
+    assert_float_equal(find_sample(&p, "etcd_agent_db_size_bytes", NULL, NULL)->value, 123456, 0);
+    assert_float_equal(find_sample(&p, "etcd_agent_db_size_in_use_bytes", NULL, NULL)->value, 65536,
                        0);
-    assert_float_equal(find_sample(&p, "etcd_agent_db_size_in_use_bytes", NULL, NULL)->value,
-                       65536, 0);
-    assert_float_equal(find_sample(&p, "etcd_agent_raft_index", NULL, NULL)->value, 987654321,
-                       0);
+    assert_float_equal(find_sample(&p, "etcd_agent_raft_index", NULL, NULL)->value, 987654321, 0);
     assert_float_equal(find_sample(&p, "etcd_agent_alarm", "type", "NOSPACE")->value, 1, 0);
     assert_float_equal(find_sample(&p, "etcd_agent_alarm", "type", "CORRUPT")->value, 0, 0);
-    assert_float_equal(
-        find_sample(&p, "etcd_agent_cluster_members", "state", "healthy")->value, 2, 0);
-    assert_float_equal(
-        find_sample(&p, "etcd_agent_cluster_members", "state", "unhealthy")->value, 1, 0);
-    assert_float_equal(
-        find_sample(&p, "etcd_agent_cluster_members", "state", "learner")->value, 1, 0);
-    assert_float_equal(
-        find_sample(&p, "etcd_agent_cluster_members", "state", "unstarted")->value, 0, 0);
+    assert_float_equal(find_sample(&p, "etcd_agent_cluster_members", "state", "healthy")->value, 2,
+                       0);
+    assert_float_equal(find_sample(&p, "etcd_agent_cluster_members", "state", "unhealthy")->value,
+                       1, 0);
+    assert_float_equal(find_sample(&p, "etcd_agent_cluster_members", "state", "learner")->value, 1,
+                       0);
+    assert_float_equal(find_sample(&p, "etcd_agent_cluster_members", "state", "unstarted")->value,
+                       0, 0);
     assert_float_equal(find_sample(&p, "etcd_agent_cluster_quorum", NULL, NULL)->value, 1, 0);
 
     assert_float_equal(find_bucket(&p, "local", "0.001")->value, 1, 0);
@@ -583,17 +580,16 @@ static void test_full_cache_values(void **state)
     assert_float_equal(find_bucket(&p, "local", "+Inf")->value, 4, 0);
     assert_float_equal(find_bucket(&p, "cluster", "+Inf")->value, 0, 0);
     assert_float_equal(
-        find_sample(&p, "etcd_agent_probe_duration_seconds_sum", "probe", "local")->value,
-        100.2035, 1e-9);
+        find_sample(&p, "etcd_agent_probe_duration_seconds_sum", "probe", "local")->value, 100.2035,
+        1e-9);
     assert_float_equal(
-        find_sample(&p, "etcd_agent_probe_duration_seconds_count", "probe", "local")->value, 4,
-        0);
-    assert_float_equal(find_sample(&p, "etcd_agent_probe_errors_total", "call", "range")->value,
-                       2, 0);
-    assert_float_equal(
-        find_sample(&p, "etcd_agent_probe_errors_total", "call", "status")->value, 0, 0);
-    assert_float_equal(find_sample(&p, "etcd_agent_promote_attempts_total", NULL, NULL)->value,
-                       1, 0);
+        find_sample(&p, "etcd_agent_probe_duration_seconds_count", "probe", "local")->value, 4, 0);
+    assert_float_equal(find_sample(&p, "etcd_agent_probe_errors_total", "call", "range")->value, 2,
+                       0);
+    assert_float_equal(find_sample(&p, "etcd_agent_probe_errors_total", "call", "status")->value, 0,
+                       0);
+    assert_float_equal(find_sample(&p, "etcd_agent_promote_attempts_total", NULL, NULL)->value, 1,
+                       0);
 
     size_t n200 = 0, n503 = 0, nweird = 0;
     for (size_t i = 0; i < p.n_s; i++) {

@@ -65,9 +65,11 @@ static void call(struct fixture *f, const char *method, const char *path, const 
                  struct answer *a)
 {
     memset(a, 0, sizeof(*a));
-    struct http_request req = {
-        .method = method, .path = path, .query = query ? query : "", .version = 11,
-        .peer = "127.0.0.1:1"};
+    struct http_request req = {.method = method,
+                               .path = path,
+                               .query = query ? query : "",
+                               .version = 11,
+                               .peer = "127.0.0.1:1"};
     routes_handle(f->routes, &req, &a->resp);
     routes_on_done(f->routes, &req, a->resp.status, true); /* as the server does */
     assert_true(a->resp.status >= 200);
@@ -211,12 +213,18 @@ static void silent_route(void *arg, const struct http_request *req, struct http_
 static void test_routes_add(void **state)
 {
     struct fixture *f = *state;
-    struct route a = {.path = "/snapshots", .methods = "GET, POST", .fn = dummy_route,
-                      .arg = "list"};
-    struct route b = {.path = "/snapshots/", .prefix = true, .methods = "GET, HEAD",
-                      .fn = dummy_route, .arg = "one"};
-    struct route c = {.path = "/snapshots/special/", .prefix = true, .methods = "GET",
-                      .fn = dummy_route, .arg = "special"};
+    struct route a = {
+        .path = "/snapshots", .methods = "GET, POST", .fn = dummy_route, .arg = "list"};
+    struct route b = {.path = "/snapshots/",
+                      .prefix = true,
+                      .methods = "GET, HEAD",
+                      .fn = dummy_route,
+                      .arg = "one"};
+    struct route c = {.path = "/snapshots/special/",
+                      .prefix = true,
+                      .methods = "GET",
+                      .fn = dummy_route,
+                      .arg = "special"};
     struct route d = {.path = "/broken", .methods = "GET", .fn = silent_route};
     assert_int_equal(routes_add(f->routes, &a), 0);
     assert_int_equal(routes_add(f->routes, &b), 0);
@@ -466,8 +474,8 @@ static void test_livez(void **state)
     call(f, "GET", "/livez", NULL, &a);
     assert_int_equal(a.resp.status, 503);
     assert_string_equal(jstr(a.json, "status"), "failing");
-    assert_true(strncmp(jstr(jget(a.json, "checks"), "local_member"), "failed: no answer for",
-                        21) == 0);
+    assert_true(
+        strncmp(jstr(jget(a.json, "checks"), "local_member"), "failed: no answer for", 21) == 0);
     answer_free(&a);
 }
 
@@ -492,8 +500,8 @@ static void test_livez_never_answered(void **state)
 
 /* ---- /members --------------------------------------------------------------------------- */
 
-static void member(struct cache_cluster *cl, size_t i, uint64_t id, const char *name,
-                   bool healthy, uint64_t leader)
+static void member(struct cache_cluster *cl, size_t i, uint64_t id, const char *name, bool healthy,
+                   uint64_t leader)
 {
     struct cache_member *m = &cl->members[i];
     memset(m, 0, sizeof(*m));
