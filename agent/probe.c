@@ -401,7 +401,7 @@ static void status_via_cluster_endpoints(struct probe *p, struct cache_cluster *
     for (size_t i = 0; i < cl->n_members; i++) {
         struct cache_member *m = &cl->members[i];
         if (!m->answered && m->id != local_id && !m->error[0])
-            (void)snprintf(m->error, sizeof(m->error), "no answer via --cluster-endpoints%s%s",
+            (void)snprintf(m->error, sizeof(m->error), "no answer via --cluster-endpoints%s%.200s",
                            errors[0] ? "; " : "", errors);
     }
 }
