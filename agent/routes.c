@@ -19,6 +19,7 @@
 #define ROUTES_GET "GET, HEAD"
 #define ROUTES_OTHER_LABEL "other" /* metrics path label for unknown paths */
 #define ROUTES_VERBOSE_MAX 4096    /* ?verbose body: a few lines per check */
+#define ROUTES_JSON_STACK 8192     /* JSON rendered on the stack first */
 
 struct routes {
     struct routes_config cfg;
@@ -30,23 +31,30 @@ struct routes {
 
 int routes_json(struct http_response *resp, int status, const struct cJSON *body)
 {
-    char *text = cJSON_PrintUnformatted(body);
-    if (!text)
-        return -ENOMEM;
+    /* Most bodies fit the stack buffer: one exact-size copy instead of cJSON's growing
+     * buffer. Larger ones (a big /members table) take cJSON's own path. */
+    char stack[ROUTES_JSON_STACK];
+    char *text = stack, *heap = NULL;
+    if (!cJSON_PrintPreallocated((cJSON *)(uintptr_t)body, stack, sizeof(stack) - 1, false)) {
+        heap = cJSON_PrintUnformatted(body);
+        if (!heap)
+            return -ENOMEM;
+        text = heap;
+    }
     size_t len = strlen(text);
-    /* cJSON allocates with malloc (no hooks are installed), so the server can free() it;
-     * the spare NUL byte becomes the trailing newline. */
-    char *nl = realloc(text, len + 2);
-    if (!nl) {
-        cJSON_free(text);
+    char *out = malloc(len + 2);
+    if (!out) {
+        cJSON_free(heap);
         return -ENOMEM;
     }
-    nl[len] = '\n';
-    nl[len + 1] = '\0';
+    memcpy(out, text, len);
+    out[len] = '\n';
+    out[len + 1] = '\0';
+    cJSON_free(heap);
     free(resp->body);
     resp->status = status;
     resp->content_type = ROUTES_JSON;
-    resp->body = nl;
+    resp->body = out;
     resp->body_len = len + 1;
     return 0;
 }
@@ -79,6 +87,22 @@ static void hex_id(char out[17], uint64_t id)
     (void)snprintf(out, 17, "%" PRIx64, id);
 }
 
+/* Integers as raw JSON numbers: exact beyond 2^53 and cheaper to print than cJSON's doubles
+ * (which it formats, parses back and formats again). */
+static cJSON *add_int(cJSON *o, const char *key, int64_t v)
+{
+    char n[24];
+    (void)snprintf(n, sizeof(n), "%" PRId64, v);
+    return cJSON_AddRawToObject(o, key, n);
+}
+
+static cJSON *add_uint(cJSON *o, const char *key, uint64_t v)
+{
+    char n[24];
+    (void)snprintf(n, sizeof(n), "%" PRIu64, v);
+    return cJSON_AddRawToObject(o, key, n);
+}
+
 static cJSON *add_hex(cJSON *o, const char *key, uint64_t id)
 {
     char h[17];
@@ -94,8 +118,7 @@ static cJSON *add_str_or_null(cJSON *o, const char *key, const char *v)
 
 static cJSON *add_age(cJSON *o, const char *key, int64_t at_ms, int64_t now)
 {
-    return at_ms ? cJSON_AddNumberToObject(o, key, (double)(now - at_ms))
-                 : cJSON_AddNullToObject(o, key);
+    return at_ms ? add_int(o, key, now - at_ms) : cJSON_AddNullToObject(o, key);
 }
 
 static cJSON *add_strings(cJSON *o, const char *key, const char (*v)[CACHE_MAX_URL], size_t n)
@@ -147,8 +170,10 @@ static void health_answer(struct routes *r, const struct http_request *req,
     }
 
     cJSON *o = cJSON_CreateObject();
-    cJSON *checks = o ? cJSON_AddObjectToObject(o, "checks") : NULL;
-    bool ok = checks && cJSON_AddStringToObject(o, "status", rep->ok ? "ok" : "failing");
+    cJSON *checks = o && cJSON_AddStringToObject(o, "status", rep->ok ? "ok" : "failing")
+                        ? cJSON_AddObjectToObject(o, "checks")
+                        : NULL;
+    bool ok = checks != NULL;
     for (size_t i = 0; ok && i < rep->n_checks; i++) {
         char v[CACHE_MAX_ERROR + 16];
         if (rep->checks[i].ok)
@@ -158,7 +183,7 @@ static void health_answer(struct routes *r, const struct http_request *req,
         ok = cJSON_AddStringToObject(checks, rep->checks[i].name, v) != NULL;
     }
     if (ok)
-        ok = (rep->age_ms >= 0 ? cJSON_AddNumberToObject(o, "age_ms", (double)rep->age_ms)
+        ok = (rep->age_ms >= 0 ? add_int(o, "age_ms", rep->age_ms)
                                : cJSON_AddNullToObject(o, "age_ms")) != NULL;
     if (ok && r->cfg.name && *r->cfg.name)
         ok = cJSON_AddStringToObject(o, "member", r->cfg.name) != NULL;
@@ -194,14 +219,12 @@ static bool status_json(cJSON *o, const struct cache_status *st)
 {
     bool ok =
         add_hex(o, "cluster_id", st->cluster_id) && add_hex(o, "member_id", st->member_id) &&
-        cJSON_AddNumberToObject(o, "revision", (double)st->revision) &&
-        cJSON_AddStringToObject(o, "version", st->version) &&
-        cJSON_AddNumberToObject(o, "db_size", (double)st->db_size) &&
-        cJSON_AddNumberToObject(o, "db_size_in_use", (double)st->db_size_in_use) &&
+        add_int(o, "revision", st->revision) &&
+        cJSON_AddStringToObject(o, "version", st->version) && add_int(o, "db_size", st->db_size) &&
+        add_int(o, "db_size_in_use", st->db_size_in_use) &&
         (st->leader ? add_hex(o, "leader", st->leader) : cJSON_AddNullToObject(o, "leader")) &&
-        cJSON_AddNumberToObject(o, "raft_index", (double)st->raft_index) &&
-        cJSON_AddNumberToObject(o, "raft_term", (double)st->raft_term) &&
-        cJSON_AddNumberToObject(o, "raft_applied_index", (double)st->raft_applied_index) &&
+        add_uint(o, "raft_index", st->raft_index) && add_uint(o, "raft_term", st->raft_term) &&
+        add_uint(o, "raft_applied_index", st->raft_applied_index) &&
         cJSON_AddBoolToObject(o, "is_learner", st->is_learner);
     cJSON *errs = ok ? cJSON_AddArrayToObject(o, "errors") : NULL;
     for (size_t i = 0; errs && i < st->n_errors && i < CACHE_MAX_STATUS_ERRORS; i++) {
@@ -224,8 +247,7 @@ static void route_status(void *arg, const struct http_request *req, struct http_
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddBoolToObject(o, "ok", l->probed_at_ms && l->status_ok) &&
               add_str_or_null(o, "error", l->status_ok ? "" : l->status_error) &&
-              add_age(o, "age_ms", l->probed_at_ms, now) &&
-              cJSON_AddNumberToObject(o, "took_ms", l->took_ms) &&
+              add_age(o, "age_ms", l->probed_at_ms, now) && add_uint(o, "took_ms", l->took_ms) &&
               add_age(o, "status_age_ms", l->status_at_ms, now);
     if (ok && l->have_status) {
         cJSON *st = cJSON_AddObjectToObject(o, "status");
@@ -287,14 +309,14 @@ static cJSON *member_json(const struct cache_member *m, uint64_t leader)
               cJSON_AddBoolToObject(o, "started", m->started) &&
               cJSON_AddBoolToObject(o, "healthy", m->healthy) &&
               cJSON_AddBoolToObject(o, "leader", leader && m->id == leader) &&
-              (m->answered || m->took_ms ? cJSON_AddNumberToObject(o, "took_ms", m->took_ms)
+              (m->answered || m->took_ms ? add_uint(o, "took_ms", m->took_ms)
                                          : cJSON_AddNullToObject(o, "took_ms")) &&
               add_str_or_null(o, "error", m->error);
     if (ok && m->answered)
-        ok = cJSON_AddNumberToObject(o, "db_size", (double)m->status.db_size) &&
-             cJSON_AddNumberToObject(o, "db_size_in_use", (double)m->status.db_size_in_use) &&
-             cJSON_AddNumberToObject(o, "raft_index", (double)m->status.raft_index) &&
-             cJSON_AddNumberToObject(o, "raft_term", (double)m->status.raft_term) &&
+        ok = add_int(o, "db_size", m->status.db_size) &&
+             add_int(o, "db_size_in_use", m->status.db_size_in_use) &&
+             add_uint(o, "raft_index", m->status.raft_index) &&
+             add_uint(o, "raft_term", m->status.raft_term) &&
              cJSON_AddStringToObject(o, "version", m->status.version);
     else if (ok)
         ok = cJSON_AddNullToObject(o, "db_size") && cJSON_AddNullToObject(o, "db_size_in_use") &&
@@ -321,8 +343,7 @@ static void route_members(void *arg, const struct http_request *req, struct http
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddBoolToObject(o, "ok", cl->ok) &&
               add_str_or_null(o, "error", cl->ok ? "" : cl->error) &&
-              add_age(o, "age_ms", cl->probed_at_ms, now) &&
-              cJSON_AddNumberToObject(o, "took_ms", cl->took_ms) &&
+              add_age(o, "age_ms", cl->probed_at_ms, now) && add_uint(o, "took_ms", cl->took_ms) &&
               (leader ? add_hex(o, "leader", leader) : cJSON_AddNullToObject(o, "leader")) &&
               cJSON_AddBoolToObject(o, "truncated", cl->truncated);
     cJSON *arr = ok ? cJSON_AddArrayToObject(o, "members") : NULL;
@@ -337,8 +358,7 @@ static void route_members(void *arg, const struct http_request *req, struct http
     cJSON *failing = vo ? cJSON_AddArrayToObject(vo, "failing") : NULL;
     ok = failing && cJSON_AddBoolToObject(vo, "quorum", v.quorum) &&
          cJSON_AddBoolToObject(vo, "recoverable", v.recoverable) &&
-         cJSON_AddNumberToObject(vo, "voters", (double)v.n_voters) &&
-         cJSON_AddNumberToObject(vo, "healthy_voters", (double)v.n_healthy_voters);
+         add_uint(vo, "voters", v.n_voters) && add_uint(vo, "healthy_voters", v.n_healthy_voters);
     for (size_t i = 0; ok && i < v.n_failing; i++) {
         const struct cache_member *m = &cl->members[v.failing[i]];
         char h[17];
