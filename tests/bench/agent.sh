@@ -48,6 +48,10 @@ E=$(cluster_metrics-url 0)/health
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$agent_pid/status"; }
 sleep 3 # a few probe rounds: the agent's steady state
 idle_rss=$(rss_kib)
+# Shared-library pages (libcrypto alone is ~4 MiB touched) count in RSS but are shared with
+# every other process mapping them; anonymous memory is what the agent itself allocates.
+idle_anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$agent_pid/status")
+idle_file=$(awk '/^RssFile:/ {print $2}' "/proc/$agent_pid/status")
 
 # run NAME URL: wrk with latency percentiles; prints "req/s p99_ms".
 run() {
@@ -75,3 +79,4 @@ printf 'etcd  /health : %10.0f req/s  p99 %7.2f ms\n' "$e_rps" "$e_p99"
 printf 'ratio         : %10sx        (goal >= 20x; agent goal >= 20000 req/s, p99 < 2 ms)\n' "$ratio"
 printf 'agent RSS     : idle %d KiB (%.1f MiB), under load %d KiB, idle after load %d KiB (goal <= 8 MiB)\n' \
     "$idle_rss" "$(awk -v k="$idle_rss" 'BEGIN {print k / 1024}')" "$loaded_rss" "$idle_after"
+printf '                idle RssAnon %d KiB, RssFile %d KiB (shared libraries)\n' "$idle_anon" "$idle_file"
