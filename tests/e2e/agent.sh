@@ -232,7 +232,14 @@ check "readyz 200 after quorum returns" until_true 90 code_is "$A/readyz" 200
 
 # ---- learner promotion ---------------------------------------------------------------------------
 peer3=$(cluster_alloc 3)
-if cluster_etcdctl 0 member add etcd-3 --learner --peer-urls="$peer3" >"$work/add.txt" 2>&1; then
+# etcd refuses member changes until every voter has been connected for 5 s ("unhealthy
+# cluster"): members 1 and 2 just restarted.
+add_learner() {
+    cluster_etcdctl 0 member add etcd-3 --learner --peer-urls="$peer3" >"$work/add.txt" 2>&1 && return 0
+    grep -q "unhealthy cluster" "$work/add.txt" || return 2
+    return 1
+}
+if until_true 60 add_learner; then
     ok "member add --learner"
     cluster_start 3 existing "$ETCD_TEST_INITIAL_CLUSTER,etcd-3=$peer3" || fail "start member 3"
     port3=$(free_port)
