@@ -202,6 +202,15 @@ check "livez stays 200 while member 0 is briefly down" code_is "$A/livez" 200
 cluster_start 0 || fail "restart member 0"
 check "readyz 200 after member 0 returns" until_true 90 code_is "$A/readyz" 200
 
+# ---- a hung member (SIGSTOP): probes time out, the agent keeps answering at once ------------------
+cluster_pause 0
+check "readyz 503 with member 0 hung" until_true 30 code_is "$A/readyz" 503
+t=$(curl -s -o /dev/null --max-time 5 -w '%{time_total}' "$A/readyz")
+check "agent answers fast while etcd hangs (${t}s)" python3 -c "import sys; sys.exit(0 if float('$t') < 1 else 1)"
+check "livez 200 while member 0 hangs briefly" code_is "$A/livez" 200
+cluster_resume 0
+check "readyz 200 after member 0 resumes" until_true 60 code_is "$A/readyz" 200
+
 # ---- the cluster table sees a killed member ------------------------------------------------------
 members_verdict() {
     get "$A/members" >/dev/null && json "$1"
@@ -258,6 +267,20 @@ sys.exit(0 if ms and not ms[0].get("isLearner", False) else 1)'
 else
     fail "member add --learner" "$(cat "$work/add.txt")"
 fi
+
+# ---- the TLS listener: h2 via ALPN, client certificates required ------------------------------------
+tport=$(free_port)
+start_agent agent_tls 0 "$(free_port)" --tls-listen "127.0.0.1:$tport" \
+    --tls-cert "$CLUSTER_DIR/node.crt" --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$ETCD_TEST_CACERT"
+T=https://127.0.0.1:$tport
+tls_get() {
+    curl -s --max-time 5 --cacert "$ETCD_TEST_CACERT" -o "$work/body" -w '%{http_version} %{http_code}' "$@"
+}
+tls_ready() { [ "$(tls_get --cert "$ETCD_TEST_CERT" --key "$ETCD_TEST_KEY" "$T/readyz")" = "2 200" ]; }
+check "TLS listener: h2 + client cert -> 200" until_true 30 tls_ready
+check "TLS listener: HTTP/1.1 + client cert -> 200" [ "$(tls_get --http1.1 --cert "$ETCD_TEST_CERT" --key "$ETCD_TEST_KEY" "$T/livez")" = "1.1 200" ]
+v=$(tls_get "$T/readyz")
+check "TLS listener: no client cert -> refused ($v)" [ "${v#* }" != 200 ]
 
 # ---- graceful stop -------------------------------------------------------------------------------
 kill -TERM "$agent0"
