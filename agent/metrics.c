@@ -18,6 +18,10 @@ struct buf {
     int err;
 };
 
+struct metrics_writer {
+    struct buf b;
+};
+
 static void buf_reserve(struct buf *b, size_t more)
 {
     if (b->err)
@@ -205,9 +209,31 @@ static void counters(struct buf *b, const struct cache_counters *k)
     put(b, "etcd_agent_promote_attempts_total %" PRIu64 "\n", k->promote_attempts);
 }
 
-int metrics_render(struct cache *c, const struct health_params *p, const char *version, char **out,
+void metrics_family(struct metrics_writer *w, const char *name, const char *type, const char *help)
+{
+    family(&w->b, name, type, help);
+}
+
+void metrics_sample(struct metrics_writer *w, const char *name, const char *const *labels,
+                    double value)
+{
+    struct buf *b = &w->b;
+    put(b, "%s", name);
+    for (size_t i = 0; labels && labels[i] && labels[i + 1]; i += 2) {
+        put(b, "%s%s=\"", i ? "," : "{", labels[i]);
+        put_label_value(b, labels[i + 1]);
+        put(b, "\"");
+    }
+    if (labels && labels[0])
+        put(b, "}");
+    put(b, " %.17g\n", value);
+}
+
+int metrics_render(struct cache *c, const struct health_params *p, const char *version,
+                   const struct metrics_source *sources, size_t n_sources, char **out,
                    size_t *out_len)
 {
+    struct metrics_writer w = {0};
     struct buf b = {0};
     struct cache_counters *k = malloc(sizeof(*k));
     if (!k)
@@ -227,8 +253,13 @@ int metrics_render(struct cache *c, const struct health_params *p, const char *v
     put(&b, "\",etcd_version=\"");
     put_label_value(&b, s->local.have_status ? s->local.status.version : "");
     put(&b, "\"} 1\n");
-
     cache_release(c, s);
+
+    w.b = b;
+    for (size_t i = 0; i < n_sources; i++)
+        sources[i].fn(sources[i].arg, &w);
+    b = w.b;
+
     free(k);
     if (b.err) {
         free(b.p);

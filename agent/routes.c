@@ -25,6 +25,8 @@ struct routes {
     struct routes_config cfg;
     struct route table[ROUTES_MAX];
     size_t n;
+    struct metrics_source metrics[METRICS_MAX_SOURCES];
+    size_t n_metrics;
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -386,7 +388,8 @@ static void route_metrics(void *arg, const struct http_request *req, struct http
     struct routes *r = arg;
     char *text = NULL;
     size_t len = 0;
-    int rc = metrics_render(r->cfg.cache, &r->cfg.health, r->cfg.version, &text, &len);
+    int rc = metrics_render(r->cfg.cache, &r->cfg.health, r->cfg.version, r->metrics, r->n_metrics,
+                            &text, &len);
     if (rc < 0) {
         (void)routes_error(resp, 500, rc == -E2BIG ? "metrics too large" : "out of memory");
         return;
@@ -434,6 +437,14 @@ int routes_add(struct routes *r, const struct route *route)
     if (r->n == ROUTES_MAX)
         return -ENOSPC;
     r->table[r->n++] = *route;
+    return 0;
+}
+
+int routes_add_metrics(struct routes *r, const struct metrics_source *src)
+{
+    if (r->n_metrics == METRICS_MAX_SOURCES)
+        return -ENOSPC;
+    r->metrics[r->n_metrics++] = *src;
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "health.h"
 #include "http.h"
+#include "metrics.h"
 
 #define ROUTES_MAX 32
 
@@ -43,6 +44,10 @@ void routes_free(struct routes *r);
 /* Add a route (strings and arg borrowed; must outlive the server). Exact routes win over
  * prefix routes; among prefixes the longest wins. Returns 0, -EEXIST or -ENOSPC. */
 int routes_add(struct routes *r, const struct route *route);
+
+/* Add a metrics source (metrics.h) rendered after the built-in families on GET /metrics.
+ * Returns 0 or -ENOSPC. */
+int routes_add_metrics(struct routes *r, const struct metrics_source *src);
 
 /* The http_handler_fn to give the server, with arg = the struct routes. */
 void routes_handle(void *arg, const struct http_request *req, struct http_response *resp);

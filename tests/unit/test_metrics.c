@@ -455,15 +455,21 @@ static void test_parser_rejects_bad_text(void **state)
 static const struct health_params params = {
     .interval_ms = 1000, .livez_intervals = 30, .stale_ms = 10000};
 
-static char *render(struct cache *c, struct parsed *p)
+static char *render_with(struct cache *c, struct parsed *p, const struct metrics_source *src,
+                         size_t n_src)
 {
     char *text = NULL;
     size_t len = 0;
-    assert_int_equal(metrics_render(c, &params, "v1.2-test", &text, &len), 0);
+    assert_int_equal(metrics_render(c, &params, "v1.2-test", src, n_src, &text, &len), 0);
     assert_int_equal(strlen(text), len);
     if (prom_parse(text, p) != 0)
         fail_msg("%s\n--- text ---\n%s", p->err, text);
     return text;
+}
+
+static char *render(struct cache *c, struct parsed *p)
+{
+    return render_with(c, p, NULL, 0);
 }
 
 static void test_empty_cache_renders_valid_text(void **state)
@@ -630,6 +636,39 @@ static void test_http_series_bounded(void **state)
     cache_free(c);
 }
 
+/* A feature's own families (as snapshots will add) go through a source. */
+static void snapshot_source(void *arg, struct metrics_writer *w)
+{
+    int *calls = arg;
+    (*calls)++;
+    metrics_family(w, "etcd_agent_snapshots_total", "counter", "Snapshots served.");
+    static const char *const ok[] = {"result", "ok", NULL};
+    static const char *const bad[] = {"result", "digest \"mismatch\"\\\n", NULL};
+    metrics_sample(w, "etcd_agent_snapshots_total", ok, 3);
+    metrics_sample(w, "etcd_agent_snapshots_total", bad, 1);
+    metrics_family(w, "etcd_agent_snapshot_in_flight", "gauge", "Upstream snapshots running.");
+    metrics_sample(w, "etcd_agent_snapshot_in_flight", NULL, 0);
+}
+
+static void test_sources(void **state)
+{
+    (void)state;
+    static struct parsed p;
+    struct cache *c = cache_new(cache_now_ms());
+    int calls = 0;
+    struct metrics_source src = {snapshot_source, &calls};
+    char *text = render_with(c, &p, &src, 1);
+    assert_int_equal(calls, 1);
+    assert_float_equal(find_sample(&p, "etcd_agent_snapshots_total", "result", "ok")->value, 3, 0);
+    assert_float_equal(
+        find_sample(&p, "etcd_agent_snapshots_total", "result", "digest \"mismatch\"\\\n")->value,
+        1, 0);
+    assert_non_null(find_sample(&p, "etcd_agent_snapshot_in_flight", NULL, NULL));
+    assert_non_null(strstr(text, "etcd_agent_snapshot_in_flight 0\n"));
+    free(text);
+    cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -637,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_empty_cache_renders_valid_text),
         cmocka_unit_test(test_full_cache_values),
         cmocka_unit_test(test_http_series_bounded),
+        cmocka_unit_test(test_sources),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

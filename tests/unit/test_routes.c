@@ -681,10 +681,21 @@ static void test_status(void **state)
     answer_free(&a);
 }
 
+static void extra_metrics(void *arg, struct metrics_writer *w)
+{
+    (void)arg;
+    metrics_family(w, "etcd_agent_extra", "gauge", "A source added by a feature.");
+    metrics_sample(w, "etcd_agent_extra", NULL, 5);
+}
+
 static void test_metrics_route(void **state)
 {
     struct fixture *f = *state;
     struct answer a;
+    struct metrics_source src = {extra_metrics, NULL};
+    for (int i = 0; i < METRICS_MAX_SOURCES; i++)
+        assert_int_equal(routes_add_metrics(f->routes, &src), 0);
+    assert_int_equal(routes_add_metrics(f->routes, &src), -ENOSPC);
     call(f, "GET", "/readyz", NULL, &a); /* counted, then visible in /metrics */
     answer_free(&a);
     call(f, "GET", "/metrics", NULL, &a);
@@ -693,6 +704,7 @@ static void test_metrics_route(void **state)
     assert_non_null(strstr(a.resp.body, "\netcd_agent_http_requests_total{path=\"/readyz\","
                                         "code=\"503\"} 1\n"));
     assert_non_null(strstr(a.resp.body, "etcd_agent_info{version=\"test-version\""));
+    assert_non_null(strstr(a.resp.body, "\netcd_agent_extra 5\n"));
     answer_free(&a);
 }
 
