@@ -70,6 +70,15 @@ static bool wait_until(struct probe *p, int64_t deadline_ms)
     return stop;
 }
 
+/* Checked between calls so that a stop does not wait for a whole round of timeouts. */
+static bool stopping(struct probe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool stop = p->stop;
+    pthread_mutex_unlock(&p->mu);
+    return stop;
+}
+
 static void set_error(char *dst, const char *call, const struct grpc_status *st)
 {
     /* Truncation keeps the start, which names the call and the code. */
@@ -150,6 +159,7 @@ static void local_round(struct probe *p, struct cache_local *l)
     char skipped[CACHE_MAX_ERROR];
     (void)snprintf(skipped, sizeof(skipped), "skipped: %.240s", l->status_error);
 
+    skip = skip || stopping(p);
     if (skip) {
         l->range_ok = false;
         copy_str(l->range_error, CACHE_MAX_ERROR, skipped);
@@ -445,6 +455,10 @@ static void cluster_round(struct probe *p, struct cache_cluster *cl)
 
     for (size_t i = 0; i < cl->n_members; i++) {
         struct cache_member *m = &cl->members[i];
+        if (stopping(p)) {
+            copy_str(m->error, sizeof(m->error), "not probed: stopping");
+            continue;
+        }
         if (m->id == local_id && local_fresh) {
             /* The local probe asked this member a moment ago: no second Status. */
             m->answered = local->status_ok;
@@ -514,7 +528,8 @@ static void *cluster_main(void *arg)
             if (next_cluster < cache_now_ms())
                 next_cluster = cache_now_ms();
         }
-        promote_step(p->promote, p->cache);
+        if (!stopping(p))
+            promote_step(p->promote, p->cache);
         tick = cache_now_ms() + PROBE_TICK_MS;
         if (tick > next_cluster)
             tick = next_cluster;
