@@ -270,6 +270,18 @@ static void route_status(void *arg, const struct http_request *req, struct http_
             alarms = NULL;
     }
     ok = alarms != NULL;
+    /* Learner promotion (promote.c): only once it started, so voters' bodies stay short. */
+    const struct cache_promote *pr = &s->promote;
+    if (ok && (pr->active || pr->attempts)) {
+        cJSON *po = cJSON_AddObjectToObject(o, "promote");
+        ok = po && cJSON_AddBoolToObject(po, "active", pr->active) &&
+             cJSON_AddBoolToObject(po, "promoted", pr->promoted) &&
+             add_uint(po, "attempts", pr->attempts) &&
+             add_str_or_null(po, "last_error", pr->last_error) &&
+             (pr->active && pr->next_try_ms
+                  ? add_int(po, "next_try_in_ms", pr->next_try_ms > now ? pr->next_try_ms - now : 0)
+                  : cJSON_AddNullToObject(po, "next_try_in_ms"));
+    }
     /* 503 until the member answered once: there is nothing to show yet. */
     if (!ok || routes_json(resp, l->have_status ? 200 : 503, o) < 0)
         (void)routes_error(resp, 500, "out of memory");

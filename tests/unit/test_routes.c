@@ -668,6 +668,22 @@ static void test_status(void **state)
     const cJSON *al = cJSON_GetArrayItem(jget(a.json, "alarms"), 0);
     assert_string_equal(jstr(al, "alarm"), "CORRUPT");
     assert_string_equal(jstr(al, "member_id"), "ff");
+    assert_null(cJSON_GetObjectItemCaseSensitive(a.json, "promote")); /* a voter: none */
+    answer_free(&a);
+
+    struct cache_promote pr = {.active = true,
+                               .attempts = 2,
+                               .next_try_ms = cache_now_ms() + 4000,
+                               .last_error = "FAILED_PRECONDITION: can only promote a learner "
+                                             "member which is in sync with leader"};
+    assert_int_equal(cache_publish_promote(f->cache, &pr), 0);
+    call(f, "GET", "/status", NULL, &a);
+    const cJSON *po = jget(a.json, "promote");
+    assert_true(cJSON_IsTrue(jget(po, "active")));
+    assert_int_equal(jget(po, "attempts")->valueint, 2);
+    assert_true(strstr(jstr(po, "last_error"), "in sync with leader") != NULL);
+    assert_true(jget(po, "next_try_in_ms")->valueint > 0);
+    assert_true(jget(po, "next_try_in_ms")->valueint <= 4000);
     answer_free(&a);
 
     /* The last good Status stays visible while the member is down, with the error. */
