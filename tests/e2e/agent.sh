@@ -263,6 +263,10 @@ sys.exit(0 if ms and not ms[0].get("isLearner", False) else 1)'
     get "http://127.0.0.1:$port3/metrics" >/dev/null
     check "promote attempts counted" grep -qE '^etcd_agent_promote_attempts_total [1-9]' "$work/body"
     check "promotion logged" grep -q 'promoted' "$work/agent-3.log"
+    get "http://127.0.0.1:$port3/status" >/dev/null
+    check "/status shows the promotion" json 'd["promote"]["promoted"] and d["promote"]["attempts"] >= 1'
+    check "promoted member is a voter in /status" until_true 30 eval \
+        'get "http://127.0.0.1:$port3/status" >/dev/null && json "not d[\"status\"][\"is_learner\"]"' 
     check "promoted member becomes ready" until_true 60 code_is "http://127.0.0.1:$port3/readyz" 200
 else
     fail "member add --learner" "$(cat "$work/add.txt")"
