@@ -180,6 +180,11 @@ static void local_round(struct probe *p, struct cache_local *l)
     if (skip) {
         l->alarms_ok = false;
         copy_str(l->alarm_error, CACHE_MAX_ERROR, skipped);
+    } else if (l->status_ok && l->status.is_learner) {
+        /* etcd rejects Alarm on learners ("rpc not supported for learner"): not an error of
+         * the member, and readiness fails on the learner check anyway. */
+        l->alarms_ok = false;
+        copy_str(l->alarm_error, CACHE_MAX_ERROR, "skipped: a learner cannot list alarms");
     } else if (etcd_alarm_list(p->local, p->timeout_ms, NULL, &alarms, &n_alarms, &st) == GRPC_OK) {
         l->alarms_ok = true;
         l->alarm_error[0] = '\0';
@@ -331,10 +336,15 @@ static int member_list(struct probe *p, const struct cache_snapshot *s,
                        struct etcd_member_list *out, char *err)
 {
     struct grpc_status st;
-    if (etcd_member_list(p->cluster_local, p->timeout_ms, out, &st) == GRPC_OK)
+    /* A learner cannot answer MemberList: go straight to the others. */
+    if (s->local.status_ok && s->local.status.is_learner) {
+        copy_str(err, CACHE_MAX_ERROR, "member list: the local member is a learner");
+    } else if (etcd_member_list(p->cluster_local, p->timeout_ms, out, &st) == GRPC_OK) {
         return 0;
-    set_error(err, "member list", &st);
-    cache_count_error(p->cache, CACHE_CALL_MEMBER_LIST);
+    } else {
+        set_error(err, "member list", &st);
+        cache_count_error(p->cache, CACHE_CALL_MEMBER_LIST);
+    }
 
     const char *eps[GRPC_MAX_ENDPOINTS];
     uint64_t local_id = s->local.have_status ? s->local.status.member_id : 0;
