@@ -636,6 +636,36 @@ static void test_members_one_failing(void **state)
     answer_free(&a);
 }
 
+/* A full table is larger than the stack buffer JSON is first rendered into. */
+static void test_members_large_table(void **state)
+{
+    struct fixture *f = *state;
+    static struct cache_cluster cl;
+    memset(&cl, 0, sizeof(cl));
+    cl.probed_at_ms = cache_now_ms();
+    cl.ok = true;
+    cl.truncated = true;
+    for (size_t i = 0; i < CACHE_MAX_MEMBERS; i++) {
+        member(&cl, i, 0x1000 + i, "etcd-long-member-name", true, 0x1000);
+        for (size_t u = 0; u < CACHE_MAX_URLS; u++) {
+            (void)snprintf(cl.members[i].peer_urls[u], CACHE_MAX_URL,
+                           "https://%0200zu.example:2380", u);
+            (void)snprintf(cl.members[i].client_urls[u], CACHE_MAX_URL,
+                           "https://%0200zu.example:2379", u);
+        }
+        cl.members[i].n_peer_urls = cl.members[i].n_client_urls = CACHE_MAX_URLS;
+    }
+    assert_int_equal(cache_publish_cluster(f->cache, &cl), 0);
+    struct answer a;
+    call(f, "GET", "/members", NULL, &a);
+    assert_int_equal(a.resp.status, 200);
+    assert_true(a.resp.body_len > 16 * 1024);
+    assert_int_equal(cJSON_GetArraySize(jget(a.json, "members")), CACHE_MAX_MEMBERS);
+    assert_true(cJSON_IsTrue(jget(a.json, "truncated")));
+    assert_false(cJSON_IsTrue(jget(jget(a.json, "verdict"), "recoverable")));
+    answer_free(&a);
+}
+
 /* ---- /status and /metrics --------------------------------------------------------------- */
 
 static void test_status(void **state)
@@ -740,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_livez_never_answered),
         T(test_members_none_yet),
         T(test_members_one_failing),
+        T(test_members_large_table),
         T(test_status),
         T(test_metrics_route),
     };
