@@ -24,7 +24,7 @@ OPT        ?= -O2 -g
 CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -iquote common -I$(BUILD)/gen $(PKG_CFLAGS) \
               -DETCD_RECOVERY_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
 LDFLAGS_ALL:= $(EXTRA_LDFLAGS)
-LIBS       := $(PKG_LIBS) -lpthread -lm
+LIBS       := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 TEST_LIBS  := -lcmocka
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
