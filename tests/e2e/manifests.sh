@@ -60,17 +60,8 @@ for t in base:manifests restore:manifests/restore; do
         fail "kubectl kustomize $dir" "$(head -c 400 "$TMP/$name.err")"
         finish
     fi
-    if kinds=$(python3 - "$TMP/$name.yaml" "$TMP/$name.json" <<'PY'); then
-import json, sys, yaml
-objs = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o]
-assert objs and all(isinstance(o, dict) and o.get("apiVersion") and o.get("kind") and
-                    o.get("metadata", {}).get("name") for o in objs), "object without apiVersion/kind/name"
-# A deliberately invalid object: validate.js must reject it (the validator is not a no-op).
-objs.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "negative-control"},
-             "spec": {"replicas": "3", "selector": {}, "serviceName": "x", "template": {}}})
-json.dump(objs, open(sys.argv[2], "w"))
-print(" ".join(sorted("%s/%s" % (o["kind"], o["metadata"]["name"]) for o in objs[:-1])))
-PY
+    if kinds=$(python3 tests/packaging/manifests_check.py tojson "$TMP/$name.yaml" \
+        "$TMP/$name.json"); then
         ok "rendered $name parses as YAML: $kinds"
     else
         fail "rendered $name" "does not parse"

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """manifests_check.py - checks of the rendered manifests, for tests/e2e/manifests.sh.
 
+  tojson RENDERED.yaml OUT.json               parse; write the objects (plus a deliberately
+                                               invalid one for validate.js) as JSON
   static BASE.yaml RESTORE.yaml SECCOMP.json   the drop-in shape (names, ports, env, paths,
                                                probes, security) and the seccomp profile
   run BASE.yaml BUILD [SECCOMP.json]           the manifests' args/env/paths run the real
@@ -586,9 +588,25 @@ def cmd_overlay(base_path, restore_path, build):
     finish()
 
 
+def cmd_tojson(rendered, out):
+    objs = load(rendered)
+    if not objs or not all(isinstance(o, dict) and o.get("apiVersion") and o.get("kind")
+                           and o.get("metadata", {}).get("name") for o in objs):
+        print("object without apiVersion/kind/name", file=sys.stderr)
+        sys.exit(1)
+    kinds = " ".join(sorted("%s/%s" % (o["kind"], o["metadata"]["name"]) for o in objs))
+    # validate.js must reject this one (the validator is not a no-op)
+    objs.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "negative-control"},
+                 "spec": {"replicas": "3", "selector": {}, "serviceName": "x", "template": {}}})
+    json.dump(objs, open(out, "w"))
+    print(kinds)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
-    if cmd == "static" and len(sys.argv) == 5:
+    if cmd == "tojson" and len(sys.argv) == 4:
+        cmd_tojson(*sys.argv[2:])
+    elif cmd == "static" and len(sys.argv) == 5:
         cmd_static(*sys.argv[2:])
     elif cmd == "run" and len(sys.argv) in (4, 5):
         cmd_run(*sys.argv[2:])
