@@ -174,12 +174,13 @@ demo: deps all
 BUNDLE_DIR   := /usr/lib/etcd-recovery
 STATIC_DIR   := $(BUILD)/static
 STATIC_ROOT  := $(STATIC_DIR)/rootfs
-HOST_LOADER  := $(shell readelf -l /bin/true 2>/dev/null | sed -n 's/.*program interpreter: \(.*\)]/\1/p')
-STATIC_LOADER:= $(notdir $(HOST_LOADER))
+# Recursive (=): expanded when the recipe runs, i.e. after `make deps static` installed binutils.
+HOST_LOADER   = $(shell readelf -l /bin/true 2>/dev/null | sed -n 's/.*program interpreter: \(.*\)]/\1/p')
+STATIC_LOADER = $(notdir $(HOST_LOADER))
 # No _FORTIFY_SOURCE yet: gcc's syslimits.h include_next <limits.h> finds common/limits.h
 # (quote chain), glibc's limits.h is skipped, and fortified stdlib.h then stops on MB_LEN_MAX.
 STATIC_CFLAGS:= -fstack-protector-strong
-STATIC_LDFLAGS:= -Wl,--dynamic-linker=$(BUNDLE_DIR)/$(STATIC_LOADER) -Wl,-rpath,$(BUNDLE_DIR) \
+STATIC_LDFLAGS = -Wl,--dynamic-linker=$(BUNDLE_DIR)/$(STATIC_LOADER) -Wl,-rpath,$(BUNDLE_DIR) \
                  -Wl,--disable-new-dtags -Wl,-z,relro,-z,now
 static:
 	$(Q)test -n "$(STATIC_LOADER)" || { echo "static: cannot find the dynamic loader" >&2; exit 1; }

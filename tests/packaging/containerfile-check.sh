@@ -2,7 +2,7 @@
 # containerfile-check.sh - the Containerfile cannot drift from the Makefile (no container engine
 # runs in CI, so this is the Containerfile's test). Checks: the build stage is Debian 12 and its
 # RUN lines are `make` invocations of targets that exist (`make -n TARGET` succeeds), deps and
-# static among them; the final stage is FROM ${ETCD_IMAGE} (default an etcd 3.5 image), copies
+# static among them (plus one apt-get that installs make itself, and nothing else); the final stage is FROM ${ETCD_IMAGE} (default an etcd 3.5 image), copies
 # from the build stage exactly the files `make static` produced (every one, nothing else, to the
 # same path in the image), runs nothing (no shell there), is non-root and labelled with VERSION.
 #
@@ -74,14 +74,35 @@ check(bstage["name"] == "build", "build stage is named build", "named %r" % bsta
 workdir = next((r for i, r in bstage["ins"] if i == "WORKDIR"), "/")
 runs = [r for i, r in bstage["ins"] if i == "RUN"]
 targets = []
+BOOTSTRAP = {"make"}  # what the build stage may apt-get before `make deps` (which needs make)
 for r in runs:
     if r.startswith("["):
         import json
         words = json.loads(r)
     else:
         words = shlex.split(r)
+    if words[:1] == ["apt-get"]:
+        # apt-get update && apt-get install [opts] PKGS: only the bootstrap packages
+        cmds, cur = [], []
+        for w in words:
+            if w == "&&":
+                cmds.append(cur)
+                cur = []
+            else:
+                cur.append(w)
+        cmds.append(cur)
+        pkgs, good = set(), True
+        for c in cmds:
+            args = [w for w in c[1:] if not w.startswith("-")]
+            if c[:1] != ["apt-get"] or not args or args[0] not in ("update", "install"):
+                good = False
+            elif args[0] == "install":
+                pkgs |= set(args[1:])
+        check(good and pkgs <= BOOTSTRAP, "build stage bootstraps only %s with apt-get"
+              % sorted(BOOTSTRAP), "RUN %s installs %s" % (r, sorted(pkgs - BOOTSTRAP)))
+        continue
     if not words or words[0] != "make":
-        fail("build stage RUN", "not a make invocation: %s" % r)
+        fail("build stage RUN", "neither make nor the make bootstrap: %s" % r)
         continue
     ts = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
     targets += ts
