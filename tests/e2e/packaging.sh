@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # packaging.sh - proves that `make static`'s bundle runs in an image without libc or shell: it
-# builds the bundle, copies it into an EMPTY chroot (plus the test certificates, nothing else),
+# builds the bundle, copies it into an EMPTY chroot (plus the test certificates and the /etc/hosts
+# every pod has, nothing else),
 # runs both programs' --version there (as uid 65532, like the image), a reset-member --dry-run (a MemberList) and an etcd-agent
 # (probed from outside over HTTP and HTTPS) against a real 3-member cluster on 127.0.0.1. Then it
 # runs tests/packaging/containerfile-check.sh (Containerfile vs Makefile drift) and adds its counts.
@@ -66,14 +67,18 @@ cp -a "$STATIC_ROOT/." "$JAIL/"
 chmod 0755 "$JAIL" # mktemp made it 0700: the image's / is world-readable
 mkdir -p "$JAIL/certs" "$JAIL/data" "$JAIL/state"
 cp "$CLUSTER_DIR"/{ca.crt,client.crt,client.key,node.crt,node.key} "$JAIL/certs/"
+# The one file the kubelet puts in every container that name lookups need (the agent's manifest
+# endpoint is https://localhost:2379): glibc's built-in files lookup must find it.
+mkdir -p "$JAIL/etc"
+printf '127.0.0.1\tlocalhost\n' >"$JAIL/etc/hosts"
 # The image runs as 65532 (USER in the Containerfile, runAsUser in the manifests): so do we.
 chown -R 65532:65532 "$JAIL/certs" "$JAIL/data" "$JAIL/state"
 USERSPEC=--userspec=65532:65532
 
 extra=$(cd "$JAIL" && find . -type f ! -path './certs/*' ! -path "./usr/bin/*" \
-    ! -path ".$BUNDLE_DIR/*" | head -5)
+    ! -path ".$BUNDLE_DIR/*" ! -path ./etc/hosts | head -5)
 if [ -z "$extra" ] && [ ! -e "$JAIL/bin/sh" ] && [ ! -e "$JAIL/lib" ] && [ ! -e "$JAIL/lib64" ]; then
-    ok "chroot holds only the bundle and the certificates"
+    ok "chroot holds only the bundle, the certificates and /etc/hosts"
 else
     fail "chroot contents" "unexpected files: $extra"
 fi
@@ -161,7 +166,8 @@ fi
 # ---- etcd-agent: started in the chroot, asked from outside ------------------------------------
 if [ -x "$JAIL/usr/bin/etcd-agent" ]; then
     read -r http_port https_port <<<"$(_cluster_free_ports 2)"
-    chroot $USERSPEC "$JAIL" /usr/bin/etcd-agent --endpoints "$(cluster_client-url 0)" \
+    chroot $USERSPEC "$JAIL" /usr/bin/etcd-agent \
+        --endpoints "https://localhost:$(cat "$CLUSTER_DIR/members/0/client_port")" \
         --cacert /certs/ca.crt --cert /certs/client.crt --key /certs/client.key \
         --listen "127.0.0.1:$http_port" --tls-listen "127.0.0.1:$https_port" \
         --tls-cert /certs/node.crt --tls-key /certs/node.key --name etcd-0 >"$LOG" 2>&1 &
@@ -173,7 +179,7 @@ if [ -x "$JAIL/usr/bin/etcd-agent" ]; then
         sleep 0.5
     done
     if [ "$code" = 200 ]; then
-        ok "etcd-agent in the chroot: /readyz 200 over HTTP"
+        ok "etcd-agent in the chroot (etcd as https://localhost): /readyz 200 over HTTP"
     else
         fail "etcd-agent /readyz" "last code '$code'; $(tail -c 400 "$LOG")"
     fi

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # build-stage.sh - acts out the Containerfile's build stage without a container engine: a fresh
-# Debian 12 minbase root (debootstrap, cached in $BUILD/deb12/root), the source copied in as
+# Debian 12 minbase root (debootstrap, cached in $DEB12_DIR, default /var/tmp/etcd-recovery-deb12,
+# outside build/ whose *.d files the Makefile includes), the source copied in as
 # `COPY . .` would (minus .containerignore's build/ and .git), then the stage's RUN lines exactly
 # as the Containerfile has them, run with chroot. Then the final stage's COPY sources must exist
 # and the bundle must run `--version` in an empty chroot.
 #
 # Heavy (downloads and installs `make deps`'s packages, ~1 GB, several minutes), so it is not part
 # of `make test`; run it by hand after changing the Containerfile, the Makefile's deps or static.
-# usage: BUILD=build tests/packaging/build-stage.sh      (root; debootstrap; Debian's mirror)
+# usage: tests/packaging/build-stage.sh      (root; debootstrap; Debian's mirror)
 # Prints ok/FAIL lines and ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-BASE=$BUILD/deb12/root
-WORK=$BUILD/deb12/work
+DEB12_DIR=${DEB12_DIR:-/var/tmp/etcd-recovery-deb12}
+BASE=$DEB12_DIR/root
+WORK=$DEB12_DIR/work
 VERSION=${VERSION:-$(git describe --always --dirty 2>/dev/null || echo 0.0.0)}
 
 passed=0 failed=0 MOUNTED="" JAIL=""
@@ -37,8 +37,8 @@ trap 'exit 130' INT TERM
 command -v debootstrap >/dev/null || { fail "setup" "apt-get install debootstrap"; finish; }
 if [ ! -x "$BASE/bin/sh" ]; then
     mkdir -p "$(dirname "$BASE")"
-    debootstrap --variant=minbase bookworm "$BASE.tmp" >"$BUILD/deb12/debootstrap.log" 2>&1 ||
-        { fail "debootstrap" "$(tail -n 3 "$BUILD/deb12/debootstrap.log")"; finish; }
+    debootstrap --variant=minbase bookworm "$BASE.tmp" >"$DEB12_DIR/debootstrap.log" 2>&1 ||
+        { fail "debootstrap" "$(tail -n 3 "$DEB12_DIR/debootstrap.log")"; finish; }
     mv "$BASE.tmp" "$BASE"
 fi
 
@@ -87,7 +87,7 @@ while IFS=$'\t' read -r instr rest; do
         ok "COPY . . into $workdir"
         ;;
     RUN)
-        log=$BUILD/deb12/run.log
+        log=$DEB12_DIR/run.log
         start=$SECONDS
         if chroot "$WORK" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
             DEBIAN_FRONTEND=noninteractive VERSION="$VERSION" /bin/sh -c "cd $workdir && $rest" \
