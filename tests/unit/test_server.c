@@ -888,6 +888,16 @@ static void test_malformed_and_limits(void **state)
     assert_string_equal(r.body, "POST /echo? -");
     assert_int_equal(rc_response(&rc, &r, false), 0);
     assert_string_equal(r.body, "hello\n");
+    /* Expect: 100-continue gets its interim response before the body is sent */
+    send_str(rc.fd, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    while (!memmem(rc.buf, rc.len, "\r\n\r\n", 4))
+        assert_true(rc_fill(&rc) > 0);
+    assert_memory_equal(rc.buf, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    memmove(rc.buf, rc.buf + 25, rc.len - 25);
+    rc.len -= 25;
+    send_str(rc.fd, "ok");
+    assert_int_equal(rc_response(&rc, &r, false), 0);
+    assert_string_equal(r.body, "POST /echo? -");
     rc_close(&rc);
 }
 
