@@ -793,6 +793,15 @@ static void test_pipelining(void **state)
         snprintf(want, sizeof want, "GET /echo?i=%d v%d", i, i);
         assert_string_equal(r.body, want);
     }
+    /* a streamed response in the middle of a pipeline keeps the order */
+    send_str(
+        rc.fd,
+        "GET /stream?total=300000&chunk=1000 HTTP/1.1\r\n\r\nGET /echo?after HTTP/1.1\r\n\r\n");
+    assert_int_equal(rc_response(&rc, &r, false), 0);
+    assert_int_equal(r.body_len, 300000);
+    assert_int_equal(rc_response(&rc, &r, false), 0);
+    assert_string_equal(r.body, "GET /echo?after -");
+    free_src(take_src());
     /* the last one asks to close */
     send_str(rc.fd, "GET /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\nConnection: close\r\n\r\n"
                     "GET /hello HTTP/1.1\r\n\r\n");
