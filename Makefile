@@ -183,7 +183,8 @@ STATIC_LOADER = $(notdir $(HOST_LOADER))
 STATIC_CFLAGS:= -fstack-protector-strong
 STATIC_LDFLAGS = -Wl,--dynamic-linker=$(BUNDLE_DIR)/$(STATIC_LOADER) -Wl,-rpath,$(BUNDLE_DIR) \
                  -Wl,--disable-new-dtags -Wl,-z,relro,-z,now
-static:
+# `make deps static` (the Containerfile) under --jobs: static waits for deps when both are goals.
+static: | $(filter deps,$(MAKECMDGOALS))
 	$(Q)test -n "$(STATIC_LOADER)" || { echo "static: cannot find the dynamic loader" >&2; exit 1; }
 	$(Q)$(MAKE) --no-print-directory BUILD=$(STATIC_DIR)/obj OPT='-O2 -g' \
 	    EXTRA_CFLAGS='$(STATIC_CFLAGS)' EXTRA_LDFLAGS='$(STATIC_LDFLAGS)' all
