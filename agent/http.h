@@ -44,6 +44,7 @@ bool http_query_param(const struct http_request *req, const char *key, char *val
 #define HTTP_BODY_ABORT (-2) /* fail the response: close (HTTP/1.1) / RST_STREAM (HTTP/2) so
                               * the client cannot take a partial body as complete */
 
+struct http_response;
 struct http_body_wakeup; /* opaque handle the server gives a source to wake it (thread-safe) */
 
 struct http_body_source {
@@ -57,6 +58,12 @@ struct http_body_source {
     void (*close)(void *ctx, bool completed);
     /* The server calls this right after taking the source, before the first read(). */
     void (*attach)(void *ctx, struct http_body_wakeup *wakeup);
+    /* Optional, used only with http_response.defer_headers: fills resp->status,
+     * content_type, content_length and extra headers once they are known (e.g. a snapshot's
+     * length arrives with etcd's first message). Called on the event-loop thread after
+     * attach() and again after each wakeup until it returns 0; returns HTTP_BODY_AGAIN while
+     * not ready, HTTP_BODY_ABORT to drop the request without a response. */
+    int (*headers)(void *ctx, struct http_response *resp);
     void *ctx;
 };
 
@@ -77,6 +84,8 @@ struct http_response {
     size_t n_extra;
     char extra_storage[512];            /* scratch for building extra header values */
     bool close;                         /* close the connection after this response */
+    bool defer_headers;                 /* with source: status line and headers are sent only
+                                         * once source->headers() returned 0 */
 };
 
 /* Handler: fills resp. Must not block. For HEAD, the server sends headers only. */
