@@ -69,8 +69,8 @@ static int read_all(struct filesrc *f)
         goto out;
     }
     for (uint64_t done = 0; done < f->len;) {
-        size_t want = f->len - done < SNAPSHOT_SPOOL_BLOCK ? (size_t)(f->len - done)
-                                                           : SNAPSHOT_SPOOL_BLOCK;
+        size_t want =
+            f->len - done < SNAPSHOT_SPOOL_BLOCK ? (size_t)(f->len - done) : SNAPSHOT_SPOOL_BLOCK;
         ssize_t r = uring_read(u, f->fd, buf, want, (off_t)(f->offset + done));
         if (r == 0)
             r = -ENODATA; /* the file shrank under us */
@@ -231,7 +231,7 @@ static int check_metas(int fd, uint64_t size, struct bbolt_meta *use, char *why,
 void disksource_handle(const struct http_request *req, struct http_response *resp)
 {
     const char *dd = snapshot_cfg()->data_dir;
-    char path[DISK_PATH_MAX], why[256], v[32];
+    char path[DISK_PATH_MAX], why[DISK_PATH_MAX + 128], v[32];
     if (!dd) {
         snapshot_reply_error(resp, 404, "source=disk needs --data-dir");
         return;
@@ -258,7 +258,7 @@ void disksource_handle(const struct http_request *req, struct http_response *res
         snapshot_reply_error(resp, 409, why);
         return;
     }
-    struct bbolt_meta meta;
+    struct bbolt_meta meta = {0};
     if (check_metas(fd, (uint64_t)st.st_size, &meta, why, sizeof why) < 0) {
         close(fd);
         snapshot_reply_error(resp, 409, why);

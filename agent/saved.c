@@ -428,10 +428,9 @@ int saved_take(const char *dir, struct saved_result *res, char *err, size_t err_
     }
     struct take t = {.w = w};
     const struct snapshot_config *cfg = snapshot_cfg();
-    int g = etcd_snapshot(ch, 0,
-                          cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms
-                                                   : SNAPSHOT_IDLE_TIMEOUT_MS,
-                          on_take_data, &t, digest, &gst);
+    int g = etcd_snapshot(
+        ch, 0, cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : SNAPSHOT_IDLE_TIMEOUT_MS,
+        on_take_data, &t, digest, &gst);
     if (g != GRPC_OK) {
         int werr = w->err;
         saved_writer_close(w, false);
@@ -476,8 +475,8 @@ out:
 }
 
 /* Logs, counts and applies retention after one attempt. */
-static void after_take(const char *dir, const char *trigger, int rc,
-                       const struct saved_result *res, const char *err)
+static void after_take(const char *dir, const char *trigger, int rc, const struct saved_result *res,
+                       const char *err)
 {
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "trigger", trigger);
@@ -652,8 +651,8 @@ static void list_json(const char *dir, struct http_response *resp)
     free(s);
 }
 
-static void serve_file(const struct http_request *req, struct http_response *resp,
-                       const char *dir, const char *name, bool head)
+static void serve_file(const struct http_request *req, struct http_response *resp, const char *dir,
+                       const char *name, bool head)
 {
     char path[SAVED_PATH_MAX];
     if (!saved_name_valid(name) ||

@@ -49,11 +49,11 @@ int saved_remove_parts(const char *dir);
 
 struct saved_result {
     char name[SAVED_NAME_MAX];
-    uint64_t size;      /* file size: db + 32 */
-    char sha256[65];    /* etcd's digest of the db bytes = the file's last 32 bytes, hex */
-    int64_t revision;   /* from a Status call made just before: a lower bound */
+    uint64_t size;    /* file size: db + 32 */
+    char sha256[65];  /* etcd's digest of the db bytes = the file's last 32 bytes, hex */
+    int64_t revision; /* from a Status call made just before: a lower bound */
     uint64_t took_ms;
-    int http_status;    /* on failure: 500, 502, 503, 507 */
+    int http_status; /* on failure: 500, 502, 503, 507 */
 };
 /* Take one snapshot into dir (blocking; worker threads only). 0, or -errno with err filled and
  * res->http_status set; no .part file is left behind either way. */

@@ -288,8 +288,7 @@ void snapjob_header(struct snapjob *j, const char *name, const char *value)
     pthread_mutex_unlock(&j->mu);
 }
 
-void snapjob_ready(struct snapjob *j, int status, const char *content_type,
-                   int64_t content_length)
+void snapjob_ready(struct snapjob *j, int status, const char *content_type, int64_t content_length)
 {
     pthread_mutex_lock(&j->mu);
     j->status = status;
@@ -607,10 +606,9 @@ static void *stream_worker(void *arg)
         snapjob_ready(s->job, 200, "application/octet-stream", -1);
         goto out;
     }
-    int rc = etcd_snapshot(ch, 0,
-                           S.cfg.idle_timeout_ms > 0 ? S.cfg.idle_timeout_ms
-                                                     : SNAPSHOT_IDLE_TIMEOUT_MS,
-                           on_snapshot_data, s, digest, &gst);
+    int rc = etcd_snapshot(
+        ch, 0, S.cfg.idle_timeout_ms > 0 ? S.cfg.idle_timeout_ms : SNAPSHOT_IDLE_TIMEOUT_MS,
+        on_snapshot_data, s, digest, &gst);
     s->t_upstream = now_ms();
     atomic_store(&M.last_upstream_ms, s->t_upstream - s->t0);
     if (rc == GRPC_OK) {
@@ -820,9 +818,9 @@ int snapshot_init(const struct snapshot_config *cfg, char *err, size_t err_len)
             return -ENOMEM;
         }
     S.cfg.endpoints = (const char *const *)S.endpoints;
-    const char *sd = S.cfg.spool_dir   ? S.cfg.spool_dir
+    const char *sd = S.cfg.spool_dir      ? S.cfg.spool_dir
                      : S.cfg.snapshot_dir ? S.cfg.snapshot_dir
-                                        : "/tmp";
+                                          : "/tmp";
     snprintf(S.spool_dir, sizeof S.spool_dir, "%s", sd);
 
     struct uring *u = uring_new(2, S.cfg.no_io_uring);
@@ -918,8 +916,7 @@ size_t snapshot_metrics_text(char *buf, size_t len)
     counter(&m, "etcd_agent_snapshot_saved_bytes_total", "Bytes written to saved snapshots.",
             atomic_load(&M.saved_bytes));
     n = "etcd_agent_snapshot_file_downloads_total";
-    mput(&m,
-         "# HELP %s Saved-snapshot and disk-source downloads, by outcome.\n# TYPE %s counter\n",
+    mput(&m, "# HELP %s Saved-snapshot and disk-source downloads, by outcome.\n# TYPE %s counter\n",
          n, n);
     mput(&m, "%s{result=\"ok\"} %" PRIu64 "\n%s{result=\"failed\"} %" PRIu64 "\n", n,
          (uint64_t)atomic_load(&M.file_ok), n, (uint64_t)atomic_load(&M.file_failed));
@@ -934,11 +931,12 @@ size_t snapshot_metrics_text(char *buf, size_t len)
          "# TYPE %s gauge\n%s %.3f\n",
          n, n, n, (double)atomic_load(&M.last_upstream_ms) / 1000.0);
     n = "etcd_agent_snapshot_last_saved_seconds";
-    mput(&m, "# HELP %s Duration of the last saved snapshot.\n# TYPE %s gauge\n%s %.3f\n", n, n,
-         n, (double)atomic_load(&M.last_saved_ms) / 1000.0);
+    mput(&m, "# HELP %s Duration of the last saved snapshot.\n# TYPE %s gauge\n%s %.3f\n", n, n, n,
+         (double)atomic_load(&M.last_saved_ms) / 1000.0);
     n = "etcd_agent_snapshot_last_size_bytes";
-    mput(&m, "# HELP %s Database size of the last complete snapshot.\n# TYPE %s gauge\n%s %" PRIu64
-             "\n",
+    mput(&m,
+         "# HELP %s Database size of the last complete snapshot.\n# TYPE %s gauge\n%s %" PRIu64
+         "\n",
          n, n, n, (uint64_t)atomic_load(&M.last_size));
     n = "etcd_agent_snapshot_in_flight";
     mput(&m, "# HELP %s Upstream snapshots running.\n# TYPE %s gauge\n%s %u\n", n, n, n,

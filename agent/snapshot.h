@@ -22,16 +22,16 @@ struct grpc_channel;
 struct snapshot_config {
     const char *const *endpoints; /* the local member (the agent's --endpoints) */
     size_t n_endpoints;
-    struct tls_ctx *tls;          /* client TLS for etcd; borrowed, outlives the module */
-    const char *snapshot_dir;     /* --snapshot-dir; NULL or "" disables /snapshots */
-    const char *spool_dir;        /* --spool-dir; NULL/"" -> snapshot_dir, else /tmp */
-    const char *data_dir;         /* --data-dir, for ?source=disk; NULL/"" disables it */
-    unsigned concurrency;         /* --snapshot-concurrency; 0 -> 1 */
-    bool allow_insecure;          /* --allow-insecure-snapshot: serve on the plain listener */
-    bool no_io_uring;             /* --no-io-uring */
-    uint64_t interval_ms;         /* --snapshot-interval; 0 = no schedule */
-    unsigned keep;                /* --snapshot-keep; 0 = keep all */
-    int idle_timeout_ms;          /* gap allowed between etcd frames; 0 -> default */
+    struct tls_ctx *tls;      /* client TLS for etcd; borrowed, outlives the module */
+    const char *snapshot_dir; /* --snapshot-dir; NULL or "" disables /snapshots */
+    const char *spool_dir;    /* --spool-dir; NULL/"" -> snapshot_dir, else /tmp */
+    const char *data_dir;     /* --data-dir, for ?source=disk; NULL/"" disables it */
+    unsigned concurrency;     /* --snapshot-concurrency; 0 -> 1 */
+    bool allow_insecure;      /* --allow-insecure-snapshot: serve on the plain listener */
+    bool no_io_uring;         /* --no-io-uring */
+    uint64_t interval_ms;     /* --snapshot-interval; 0 = no schedule */
+    unsigned keep;            /* --snapshot-keep; 0 = keep all */
+    int idle_timeout_ms;      /* gap allowed between etcd frames; 0 -> default */
 };
 
 /* Copies cfg (strings included). Logs the I/O backend once, removes stale .part files in the
@@ -64,8 +64,7 @@ void snapjob_set_spool(struct snapjob *j, struct spool *sp);
 void snapjob_notify(void *job);
 /* Deferred headers: add some, then snapjob_ready() publishes them and wakes the server. */
 void snapjob_header(struct snapjob *j, const char *name, const char *value);
-void snapjob_ready(struct snapjob *j, int status, const char *content_type,
-                   int64_t content_length);
+void snapjob_ready(struct snapjob *j, int status, const char *content_type, int64_t content_length);
 /* Deferred whole JSON body (errors, POST results): copies json, publishes, wakes. */
 void snapjob_json(struct snapjob *j, int status, const char *json);
 /* HTTP/2 trailer x-etcd-snapshot-sha256 (set before the body's end). */
