@@ -1,9 +1,9 @@
 /* datadir.h - read-only inspection of an etcd data dir: who it belongs to and whether it is
  * intact.
  *
- * Reads member/wal/*.wal (record framing, the running CRC-32C chain across files, the
+ * Reads the member/wal/ .wal files (record framing, the running CRC-32C chain across files, the
  * metadata record with member and cluster ID), member/snap/db (both bbolt meta pages) and
- * member/snap/*.snap (CRC of each). Never writes, never takes locks that etcd would see
+ * the member/snap/ .snap files (CRC of each). Never writes, never takes locks that etcd would see
  * (except datadir_wal_locked, which only tests them). Facts and formats:
  * ../shared/etcd-facts.md "Data dir". The byte-level readers are exposed for the fuzzers. */
 #ifndef ER_DATADIR_H
@@ -21,23 +21,23 @@ enum datadir_verdict {
 
 struct datadir_report {
     enum datadir_verdict verdict;
-    char reason[256];      /* CORRUPT: what failed, with file and offset; else "" */
-    bool ids_known;        /* member_id/cluster_id read from a WAL metadata record */
+    char reason[256]; /* CORRUPT: what failed, with file and offset; else "" */
+    bool ids_known;   /* member_id/cluster_id read from a WAL metadata record */
     uint64_t member_id;
     uint64_t cluster_id;
     /* details, for the decision log line */
     bool has_db;
     uint32_t db_page_size;
-    uint64_t db_txid;      /* txid of the meta bbolt would use */
-    int db_valid_metas;    /* 0, 1 or 2 */
+    uint64_t db_txid;   /* txid of the meta bbolt would use */
+    int db_valid_metas; /* 0, 1 or 2 */
     size_t wal_files;
     uint64_t wal_records;
-    uint64_t wal_bytes;    /* bytes of record data scanned */
+    uint64_t wal_bytes;      /* bytes of record data scanned */
     uint64_t wal_last_index; /* highest raft entry index seen (0 if none) */
-    bool wal_torn_tail;    /* the last file ends inside a record (crash during write; etcd
-                            * itself repairs this on start). The verdict stays VALID. */
+    bool wal_torn_tail;      /* the last file ends inside a record (crash during write; etcd
+                              * itself repairs this on start). The verdict stays VALID. */
     size_t snap_files;
-    uint64_t took_us;      /* time the inspection took */
+    uint64_t took_us; /* time the inspection took */
 };
 
 /* Inspect data_dir (e.g. /var/lib/data). Returns 0 with *out filled (any verdict), or a
@@ -61,15 +61,24 @@ struct bbolt_meta {
  * (meta still filled with what was read), -EMSGSIZE if len is too short. */
 int datadir_bbolt_meta(const uint8_t *buf, size_t len, struct bbolt_meta *meta);
 
-/* Scan WAL bytes of one file. *crc is the running CRC in/out. Stops at the end of data
- * (a zero length word or end of buffer). Fills counts; on metadata records sets member and
- * cluster ID. Returns 0 if clean, 1 if the buffer ends inside a record (torn tail), or
- * -EBADMSG with reason filled (framing, CRC mismatch, bad record type, metadata mismatch). */
+/* Scan WAL bytes of one file (buf = the file from offset 0, so sector math matches etcd's
+ * torn-write check). *crc is the running CRC in/out; first_file ignores its input (etcd's
+ * decoder starts at 0 and takes the first file's crc record as given). Stops at the end of
+ * data (a zero length word or end of buffer). Zero *scan before the first file and pass the
+ * same one for the following files: counts accumulate and every metadata record is checked
+ * against the first one seen (same IDs and same bytes, like etcd's ErrMetadataConflict).
+ * end_offset and reason are per call. Returns 0 if clean, 1 if the buffer ends inside a
+ * record or the last record is a torn write (etcd's isTornEntry: CRC or decoding fails and
+ * some 512-byte sector of it is all zero; reason says where), or -EBADMSG with reason filled
+ * (framing, CRC mismatch, bad record type, undecodable payload, metadata mismatch). Whether
+ * a torn record is acceptable (last file only) is the caller's call. */
 struct wal_scan {
     uint64_t records, bytes, last_index;
     bool have_ids;
     uint64_t member_id, cluster_id;
-    size_t end_offset; /* where the data ends */
+    uint32_t meta_crc; /* CRC-32C and length of the first metadata record's bytes */
+    size_t meta_len;
+    size_t end_offset; /* where the data ends (or the offending record starts) */
     char reason[160];
 };
 int datadir_wal_scan(const uint8_t *buf, size_t len, bool first_file, uint32_t *crc,

@@ -5,6 +5,10 @@
 #ifndef ER_LIMITS_H
 #define ER_LIMITS_H
 
+/* -Icommon makes this file shadow the system <limits.h> (protobuf-c.h needs INT_MAX): pull
+ * the system one in too. */
+#include_next <limits.h>
+
 /* gRPC client */
 #define GRPC_MAX_MESSAGE (8u * 1024 * 1024)      /* largest response message we accept */
 #define GRPC_MAX_ENDPOINTS 16
@@ -21,6 +25,16 @@
 /* configuration */
 #define CONFIG_MAX_LIST 16          /* endpoints, peer URLs, initial-cluster entries */
 #define CONFIG_MAX_VALUE 4096       /* one flag or env value */
+#define CONFIG_MAX_OPTIONS 128      /* entries in one option table */
+#define CONFIG_ERR_QUOTE 64         /* bytes of a bad value quoted in an error message */
+
+/* logging */
+#define LOG_MAX_MESSAGE 4096        /* log_msg's formatted message; longer is truncated */
+#define LOG_FALLBACK_LINE 1024      /* line written when the JSON line cannot be built */
+
+/* io_uring (common/uring.c) */
+#define URING_MAX_DEPTH 1024        /* queue_depth is clamped to [1, this] */
+#define URING_MAX_IO (1u << 30)     /* one read/write request; larger ones are split */
 
 /* HTTP server (agent) */
 #define HTTP_MAX_REQUEST_LINE 4096

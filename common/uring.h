@@ -16,9 +16,13 @@
 
 struct uring;
 
-/* queue_depth: in-flight requests (e.g. 8..64). disable: force the fallback.
+/* Not thread-safe: one thread uses a handle at a time.
+ * queue_depth: in-flight requests (e.g. 8..64), clamped to [1, URING_MAX_DEPTH]; the waiting
+ * calls below have one slot of their own, so they work while queue_depth writes are pending.
+ * disable: force the fallback.
  * Never fails for lack of io_uring; NULL only on allocation failure. */
 struct uring *uring_new(unsigned queue_depth, bool disable);
+/* Waits for requests still in flight (their results are dropped), then frees. */
 void uring_free(struct uring *u);
 /* "io_uring" or "syscalls" */
 const char *uring_backend_name(const struct uring *u);
@@ -43,7 +47,8 @@ int uring_write_async(struct uring *u, int fd, const void *buf, size_t len, off_
  * (short writes are completed internally). Returns number reaped or negative errno. */
 int uring_reap(struct uring *u, unsigned min_complete,
                void (*done)(void *arg, uint64_t user_data, ssize_t result), void *arg);
-/* Requests in flight. */
+/* Requests queued by uring_write_async and not yet handed back by uring_reap (in flight or
+ * finished). */
 unsigned uring_pending(const struct uring *u);
 /* fsync through the ring (or fsync(2)). */
 int uring_fsync(struct uring *u, int fd);

@@ -1,0 +1,819 @@
+/* datadir.c - read-only verdict on an etcd 3.4 data dir: WAL framing and CRC chain, metadata
+ * (member and cluster ID), bbolt meta pages, .snap CRCs, and the WAL lock test.
+ * Record payloads are decoded with protobuf-c (wal.proto, etcd.proto); the CRC itself is in
+ * crc32c.c. What to do with the verdict is init/'s business. */
+#include "datadir.h"
+
+#include "crc32c.h"
+#include "etcd.pb-c.h"
+#include "limits.h"
+#include "wal.pb-c.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Format facts of etcd 3.4 (wal/decoder.go, wal/wal.go) and bbolt 1.3.6, not tunables. */
+#define WAL_FRAME_BYTES 8
+#define WAL_SECTOR_BYTES 512                      /* minSectorSize, for isTornEntry */
+#define WAL_MAX_ENTRY_BYTES (10ull * 1024 * 1024) /* maxWALEntrySizeLimit */
+#define WAL_LEN_MASK 0x00ffffffffffffffull
+#define WAL_NAME_HEX 16
+#define WAL_TYPE_METADATA 1
+#define WAL_TYPE_ENTRY 2
+#define WAL_TYPE_STATE 3
+#define WAL_TYPE_CRC 4
+#define WAL_TYPE_SNAPSHOT 5
+
+#define BBOLT_MAGIC 0xED0CDAEDu
+#define BBOLT_VERSION 2u
+#define BBOLT_META_OFF 16 /* after the page header */
+#define BBOLT_META_LEN 80 /* page header + meta through the checksum */
+#define BBOLT_SUM_LEN 56  /* checksum covers meta bytes [16, 72) */
+#define BBOLT_PAGE_MIN 512u
+#define BBOLT_PAGE_MAX (1u << 20)
+#define BBOLT_NO_FREELIST UINT64_MAX /* pgidNoFreelist */
+#define FNV64_OFFSET 0xcbf29ce484222325ull
+#define FNV64_PRIME 0x100000001b3ull
+
+/* Protobuf wire types, for the strict walker below. */
+#define PB_VARINT 0
+#define PB_FIXED64 1
+#define PB_LEN 2
+#define PB_FIXED32 5
+#define PB_MAX_VARINT 10
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint32_t datadir_crc32c(uint32_t crc, const uint8_t *buf, size_t len)
+{
+    return crc32c_update(crc, buf, len);
+}
+
+/* ---- bbolt ---------------------------------------------------------------------------------- */
+
+int datadir_bbolt_meta(const uint8_t *buf, size_t len, struct bbolt_meta *meta)
+{
+    memset(meta, 0, sizeof *meta);
+    if (len < BBOLT_META_LEN)
+        return -EMSGSIZE;
+    const uint8_t *m = buf + BBOLT_META_OFF;
+    meta->magic = le32(m);
+    meta->version = le32(m + 4);
+    meta->page_size = le32(m + 8);
+    meta->flags = le32(m + 12);
+    meta->root_pgid = le64(m + 16);
+    /* m + 24: root bucket sequence */
+    meta->freelist_pgid = le64(m + 32);
+    meta->high_water_pgid = le64(m + 40);
+    meta->txid = le64(m + 48);
+    meta->checksum = le64(m + 56);
+
+    uint64_t h = FNV64_OFFSET;
+    for (size_t i = 0; i < BBOLT_SUM_LEN; i++) {
+        h ^= m[i];
+        h *= FNV64_PRIME;
+    }
+    /* bbolt 1.3.6 meta.validate(): a zero checksum is accepted (never written by bbolt, but
+     * bbolt would open it, so calling it invalid would contradict etcd). */
+    meta->valid = meta->magic == BBOLT_MAGIC && meta->version == BBOLT_VERSION &&
+                  (meta->checksum == 0 || meta->checksum == h);
+    return meta->valid ? 0 : -EINVAL;
+}
+
+static bool bbolt_page_size_ok(uint32_t ps)
+{
+    return ps >= BBOLT_PAGE_MIN && ps <= BBOLT_PAGE_MAX && (ps & (ps - 1)) == 0;
+}
+
+/* ---- protobuf wire walker (raftpb.Entry / raftpb.HardState, not in our protos) -------------- */
+
+static int pb_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < PB_MAX_VARINT; i++) {
+        if (*off >= n)
+            return -EBADMSG;
+        uint8_t b = p[(*off)++];
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (b < 0x80) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -EBADMSG; /* gogo: ErrIntOverflow */
+}
+
+/* Walk all fields of a message the way gogo's generated Unmarshal accepts them: well-formed
+ * tags, lengths inside the buffer, fields in varint_mask must be varints and fields in
+ * bytes_mask length-delimited. Groups are refused (etcd never writes them). Stores the last
+ * value of varint field `want` in *val. */
+static int pb_walk(const uint8_t *p, size_t n, uint32_t varint_mask, uint32_t bytes_mask,
+                   uint32_t want, uint64_t *val)
+{
+    size_t off = 0;
+    while (off < n) {
+        uint64_t tag, v;
+        if (pb_varint(p, n, &off, &tag) < 0)
+            return -EBADMSG;
+        uint64_t field = tag >> 3;
+        unsigned wt = (unsigned)(tag & 7);
+        if (field == 0 || field > INT32_MAX)
+            return -EBADMSG;
+        uint32_t bit = field < 32 ? 1u << field : 0;
+        if ((varint_mask & bit) && wt != PB_VARINT)
+            return -EBADMSG;
+        if ((bytes_mask & bit) && wt != PB_LEN)
+            return -EBADMSG;
+        switch (wt) {
+        case PB_VARINT:
+            if (pb_varint(p, n, &off, &v) < 0)
+                return -EBADMSG;
+            if (field == want)
+                *val = v;
+            break;
+        case PB_FIXED64:
+            if (n - off < 8)
+                return -EBADMSG;
+            off += 8;
+            break;
+        case PB_FIXED32:
+            if (n - off < 4)
+                return -EBADMSG;
+            off += 4;
+            break;
+        case PB_LEN:
+            if (pb_varint(p, n, &off, &v) < 0 || v > n - off)
+                return -EBADMSG;
+            off += (size_t)v;
+            break;
+        default:
+            return -EBADMSG;
+        }
+    }
+    return 0;
+}
+
+/* ---- WAL ------------------------------------------------------------------------------------ */
+
+/* etcd's isTornEntry: the record's bytes (data+padding, at file offset off) split on 512-byte
+ * sector boundaries; a torn write leaves at least one sector chunk all zero. */
+static bool wal_torn(const uint8_t *buf, size_t off, size_t n)
+{
+    size_t cur = 0;
+    while (cur < n) {
+        size_t chunk = WAL_SECTOR_BYTES - (off + cur) % WAL_SECTOR_BYTES;
+        if (chunk > n - cur)
+            chunk = n - cur;
+        bool zero = true;
+        for (size_t i = 0; i < chunk && zero; i++)
+            zero = buf[off + cur + i] == 0;
+        if (zero)
+            return true;
+        cur += chunk;
+    }
+    return false;
+}
+
+static int scan_fail(struct wal_scan *scan, size_t off, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int scan_fail(struct wal_scan *scan, size_t off, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    /* Truncation of a reason is harmless: it is a message for people. */
+    (void)vsnprintf(scan->reason, sizeof scan->reason, fmt, ap);
+    va_end(ap);
+    scan->end_offset = off;
+    return rc;
+}
+
+/* Check one decoded, CRC-verified record's payload. */
+static int wal_payload(int64_t type, const uint8_t *d, size_t n, size_t off, struct wal_scan *scan)
+{
+    uint64_t index = 0;
+    switch (type) {
+    case WAL_TYPE_METADATA: {
+        Etcdserverpb__Metadata *md = etcdserverpb__metadata__unpack(NULL, n, d);
+        if (!md)
+            return scan_fail(scan, off, -EBADMSG, "undecodable metadata record at offset %zu", off);
+        uint64_t mid = md->nodeid, cid = md->clusterid;
+        etcdserverpb__metadata__free_unpacked(md, NULL);
+        uint32_t mcrc = crc32c_update(0, d, n);
+        if (!scan->have_ids) {
+            scan->have_ids = true;
+            scan->member_id = mid;
+            scan->cluster_id = cid;
+            scan->meta_crc = mcrc;
+            scan->meta_len = n;
+        } else if (mid != scan->member_id || cid != scan->cluster_id || mcrc != scan->meta_crc ||
+                   n != scan->meta_len) {
+            return scan_fail(scan, off, -EBADMSG,
+                             "metadata record at offset %zu (member %" PRIx64 " cluster %" PRIx64
+                             ") conflicts with member %" PRIx64 " cluster %" PRIx64,
+                             off, mid, cid, scan->member_id, scan->cluster_id);
+        }
+        return 0;
+    }
+    case WAL_TYPE_ENTRY:
+        /* raftpb.Entry {Type 1 enum, Term 2, Index 3, Data 4 bytes}; etcd panics on a bad one */
+        if (pb_walk(d, n, 1u << 1 | 1u << 2 | 1u << 3, 1u << 4, 3, &index) < 0)
+            return scan_fail(scan, off, -EBADMSG, "undecodable raft entry at offset %zu", off);
+        if (index > scan->last_index)
+            scan->last_index = index;
+        return 0;
+    case WAL_TYPE_STATE:
+        /* raftpb.HardState {term 1, vote 2, commit 3} */
+        if (pb_walk(d, n, 1u << 1 | 1u << 2 | 1u << 3, 0, 0, &index) < 0)
+            return scan_fail(scan, off, -EBADMSG, "undecodable hard state at offset %zu", off);
+        return 0;
+    case WAL_TYPE_SNAPSHOT: {
+        Walpb__Snapshot *s = walpb__snapshot__unpack(NULL, n, d);
+        if (!s)
+            return scan_fail(scan, off, -EBADMSG, "undecodable snapshot record at offset %zu", off);
+        walpb__snapshot__free_unpacked(s, NULL);
+        return 0;
+    }
+    case WAL_TYPE_CRC:
+        return 0;
+    default:
+        return scan_fail(scan, off, -EBADMSG, "unexpected record type %" PRId64 " at offset %zu",
+                         type, off);
+    }
+}
+
+int datadir_wal_scan(const uint8_t *buf, size_t len, bool first_file, uint32_t *crc,
+                     struct wal_scan *scan)
+{
+    uint32_t c = first_file ? 0 : *crc;
+    size_t off = 0;
+    int rc = 0;
+
+    scan->reason[0] = '\0';
+    while (off < len) {
+        if (len - off < WAL_FRAME_BYTES) {
+            rc = scan_fail(scan, off, 1, "file ends inside the length word at offset %zu", off);
+            break;
+        }
+        uint64_t lw = le64(buf + off);
+        if (lw == 0)
+            break; /* end of data; the rest is preallocated zeros */
+        uint64_t rec_bytes = lw & WAL_LEN_MASK;
+        uint64_t pad = (lw >> 63) ? (lw >> 56) & 7 : 0;
+        if (rec_bytes >= WAL_MAX_ENTRY_BYTES - pad) {
+            rc = scan_fail(scan, off, -EBADMSG,
+                           "record length %" PRIu64 " at offset %zu exceeds etcd's limit",
+                           rec_bytes, off);
+            break;
+        }
+        size_t data_off = off + WAL_FRAME_BYTES;
+        size_t frame = (size_t)(rec_bytes + pad);
+        if (frame > len - data_off) {
+            rc = scan_fail(scan, off, 1, "file ends inside the record at offset %zu", off);
+            break;
+        }
+
+        Walpb__Record *rec = walpb__record__unpack(NULL, (size_t)rec_bytes, buf + data_off);
+        if (!rec) {
+            if (wal_torn(buf, data_off, frame))
+                rc = scan_fail(scan, off, 1, "torn write at offset %zu", off);
+            else
+                rc = scan_fail(scan, off, -EBADMSG, "undecodable record at offset %zu", off);
+            break;
+        }
+        const uint8_t *d = rec->has_data ? rec->data.data : NULL;
+        size_t dn = rec->has_data ? rec->data.len : 0;
+        uint32_t rcrc = rec->has_crc ? rec->crc : 0;
+        int64_t type = rec->has_type ? rec->type : 0;
+
+        if (type == WAL_TYPE_CRC) {
+            /* wal.go ReadAll: the crc record must carry the running value (not checked while
+             * it is still 0, at the start of the first file) and then replaces it. */
+            if (c != 0 && rcrc != c) {
+                walpb__record__free_unpacked(rec, NULL);
+                rc = scan_fail(scan, off, -EBADMSG,
+                               "crc record at offset %zu holds %08x, running CRC is %08x", off,
+                               rcrc, c);
+                break;
+            }
+            c = rcrc;
+        } else {
+            uint32_t next = crc32c_update(c, d, dn);
+            if (rcrc != next) {
+                walpb__record__free_unpacked(rec, NULL);
+                if (wal_torn(buf, data_off, frame))
+                    rc = scan_fail(scan, off, 1, "torn write at offset %zu", off);
+                else
+                    rc = scan_fail(scan, off, -EBADMSG,
+                                   "CRC mismatch at offset %zu (stored %08x, computed %08x)", off,
+                                   rcrc, next);
+                break;
+            }
+            c = next;
+        }
+        int prc = wal_payload(type, d, dn, off, scan);
+        walpb__record__free_unpacked(rec, NULL);
+        if (prc < 0) {
+            rc = prc;
+            break;
+        }
+        scan->records++;
+        off = data_off + frame;
+    }
+    if (rc == 0)
+        scan->end_offset = off;
+    scan->bytes += scan->end_offset;
+    *crc = c;
+    return rc;
+}
+
+/* ---- .snap ---------------------------------------------------------------------------------- */
+
+int datadir_snap_check(const uint8_t *buf, size_t len)
+{
+    /* snap/snapshotter.go Read(): empty file, empty data or a zero crc is ErrEmptySnapshot;
+     * then the CRC-32C of data must match. */
+    if (len == 0)
+        return -EBADMSG;
+    Walpb__SnapFile *s = walpb__snap_file__unpack(NULL, len, buf);
+    if (!s)
+        return -EBADMSG;
+    int rc = -EBADMSG;
+    if (s->has_data && s->data.len > 0 && s->has_crc && s->crc != 0 &&
+        crc32c_update(0, s->data.data, s->data.len) == s->crc)
+        rc = 0;
+    walpb__snap_file__free_unpacked(s, NULL);
+    return rc;
+}
+
+/* ---- the data dir --------------------------------------------------------------------------- */
+
+struct wal_name {
+    uint64_t seq, index;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void corrupt(struct datadir_report *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void corrupt(struct datadir_report *out, const char *fmt, ...)
+{
+    if (out->verdict == DATADIR_CORRUPT)
+        return; /* the first problem found is the reason */
+    out->verdict = DATADIR_CORRUPT;
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(out->reason, sizeof out->reason, fmt, ap);
+    va_end(ap);
+}
+
+static bool parse_hex16(const char *s, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < WAL_NAME_HEX; i++) {
+        char ch = s[i];
+        unsigned d;
+        if (ch >= '0' && ch <= '9')
+            d = (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            d = (unsigned)(ch - 'a' + 10);
+        else
+            return false;
+        x = x << 4 | d;
+    }
+    *v = x;
+    return true;
+}
+
+/* "%016x-%016x.wal", as etcd names them. Anything else etcd ignores (0.tmp, *.tmp). */
+static bool wal_parse_name(const char *name, struct wal_name *w)
+{
+    if (strlen(name) != 2 * WAL_NAME_HEX + 1 + 4 || name[WAL_NAME_HEX] != '-' ||
+        strcmp(name + 2 * WAL_NAME_HEX + 1, ".wal") != 0)
+        return false;
+    return parse_hex16(name, &w->seq) && parse_hex16(name + WAL_NAME_HEX + 1, &w->index);
+}
+
+static int wal_name_cmp(const void *a, const void *b)
+{
+    const struct wal_name *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool has_suffix(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+/* Map a whole file read-only. *len 0 gives map NULL. */
+static int map_file(int dfd, const char *name, const uint8_t **map, size_t *len)
+{
+    int rc = 0;
+    *map = NULL;
+    *len = 0;
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    if (st.st_size == 0)
+        goto out;
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        rc = -errno;
+        goto out;
+    }
+    (void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+    *map = p;
+    *len = (size_t)st.st_size;
+out:
+    close(fd);
+    return rc;
+}
+
+static void unmap_file(const uint8_t *map, size_t len)
+{
+    if (map)
+        munmap((void *)(uintptr_t)map, len);
+}
+
+/* List member/wal: sorted WAL names into *names (malloc'd). -ENOENT if the dir is absent. */
+static int wal_list(int member_fd, int *wal_fd, struct wal_name **names, size_t *n,
+                    struct datadir_report *out)
+{
+    int rc = 0;
+    size_t cap = 0;
+    DIR *d = NULL;
+    *names = NULL;
+    *n = 0;
+    *wal_fd = openat(member_fd, "wal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*wal_fd < 0)
+        return -errno;
+    int dup_fd = dup(*wal_fd);
+    if (dup_fd < 0 || !(d = fdopendir(dup_fd))) {
+        rc = -errno;
+        if (dup_fd >= 0)
+            close(dup_fd);
+        goto out;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct wal_name w;
+        if (!wal_parse_name(de->d_name, &w))
+            continue;
+        if (*n == DATADIR_MAX_WAL_FILES) {
+            corrupt(out, "more than %d WAL files in member/wal", DATADIR_MAX_WAL_FILES);
+            break;
+        }
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct wal_name *nn = realloc(*names, ncap * sizeof *nn);
+            if (!nn) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            *names = nn;
+            cap = ncap;
+        }
+        (*names)[(*n)++] = w;
+    }
+    if (*n)
+        qsort(*names, *n, sizeof **names, wal_name_cmp);
+out:
+    if (d)
+        closedir(d);
+    return rc;
+}
+
+static void wal_check(int wal_fd, const struct wal_name *names, size_t n,
+                      struct datadir_report *out)
+{
+    struct wal_scan scan;
+    uint32_t crc = 0;
+    memset(&scan, 0, sizeof scan);
+
+    for (size_t i = 1; i < n; i++) {
+        if (names[i].seq != names[i - 1].seq + 1) {
+            corrupt(out, "member/wal: sequence gap between %016" PRIx64 " and %016" PRIx64,
+                    names[i - 1].seq, names[i].seq);
+            return;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        (void)snprintf(name, sizeof name, "%016" PRIx64 "-%016" PRIx64 ".wal", names[i].seq,
+                       names[i].index);
+        const uint8_t *map;
+        size_t len;
+        int rc = map_file(wal_fd, name, &map, &len);
+        if (rc < 0) {
+            corrupt(out, "member/wal/%s: cannot read: %s", name, strerror(-rc));
+            return;
+        }
+        rc = datadir_wal_scan(map, len, i == 0, &crc, &scan);
+        unmap_file(map, len);
+        if (rc < 0) {
+            corrupt(out, "member/wal/%s: %s", name, scan.reason);
+            break;
+        }
+        if (rc == 1) {
+            if (i + 1 < n) {
+                corrupt(out, "member/wal/%s: %s (not the last WAL file)", name, scan.reason);
+                break;
+            }
+            out->wal_torn_tail = true; /* etcd's wal.Repair truncates it on start */
+        }
+    }
+    out->wal_records = scan.records;
+    out->wal_bytes = scan.bytes;
+    out->wal_last_index = scan.last_index;
+    if (scan.have_ids) {
+        out->ids_known = true;
+        out->member_id = scan.member_id;
+        out->cluster_id = scan.cluster_id;
+        if (scan.member_id == 0 || scan.cluster_id == 0)
+            corrupt(out, "member/wal: metadata record has a zero member or cluster ID");
+    } else {
+        corrupt(out, "member/wal: no metadata record");
+    }
+}
+
+static void db_check(int snap_fd, struct datadir_report *out)
+{
+    uint8_t page[BBOLT_META_LEN];
+    struct bbolt_meta m0, m1;
+    struct stat st;
+    int fd = openat(snap_fd, "db", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        corrupt(out, "member/snap/db: cannot open: %s", strerror(errno));
+        return;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        corrupt(out, "member/snap/db: not a regular file");
+        goto out;
+    }
+    /* bbolt Open: page size from meta 0 if it validates, else the OS page size. */
+    ssize_t r = pread(fd, page, sizeof page, 0);
+    if (r != (ssize_t)sizeof page) {
+        corrupt(out, "member/snap/db: too short for a meta page (%lld bytes)",
+                (long long)st.st_size);
+        goto out;
+    }
+    datadir_bbolt_meta(page, sizeof page, &m0);
+    uint32_t ps = (uint32_t)sysconf(_SC_PAGESIZE);
+    if (m0.valid && bbolt_page_size_ok(m0.page_size))
+        ps = m0.page_size;
+    else
+        m0.valid = false;
+    out->db_page_size = ps;
+    if ((uint64_t)st.st_size < 2ull * ps) {
+        corrupt(out,
+                "member/snap/db: file size %lld below two pages of %u (bbolt: file size "
+                "too small)",
+                (long long)st.st_size, ps);
+        goto out;
+    }
+    r = pread(fd, page, sizeof page, (off_t)ps);
+    if (r != (ssize_t)sizeof page)
+        memset(page, 0, sizeof page);
+    datadir_bbolt_meta(page, sizeof page, &m1);
+    out->db_valid_metas = (int)m0.valid + (int)m1.valid;
+    if (out->db_valid_metas == 0) {
+        corrupt(out, "member/snap/db: both bbolt meta pages are invalid (page size %u)", ps);
+        goto out;
+    }
+    /* bbolt's db.meta(): the valid one with the higher txid */
+    const struct bbolt_meta *use = &m0;
+    if (!m0.valid || (m1.valid && m1.txid > m0.txid))
+        use = &m1;
+    out->db_txid = use->txid;
+    /* bbolt grows the file before a commit's meta points past it; pages beyond the end would
+     * fault when etcd touches them. */
+    if (use->high_water_pgid > (uint64_t)st.st_size / ps) {
+        corrupt(out, "member/snap/db: high-water page %" PRIu64 " beyond the file (%lld bytes)",
+                use->high_water_pgid, (long long)st.st_size);
+        goto out;
+    }
+    if (use->root_pgid >= use->high_water_pgid ||
+        (use->freelist_pgid != BBOLT_NO_FREELIST && use->freelist_pgid >= use->high_water_pgid)) {
+        corrupt(out, "member/snap/db: meta points past its high-water page %" PRIu64,
+                use->high_water_pgid);
+        goto out;
+    }
+out:
+    close(fd);
+}
+
+/* Check every *.snap in member/snap (etcd's checkSuffix); note whether db exists. */
+static int snap_dir_check(int snap_fd, struct datadir_report *out)
+{
+    int dup_fd = dup(snap_fd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        int rc = -errno;
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return rc;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, "db") == 0) {
+            out->has_db = true;
+            continue;
+        }
+        if (!has_suffix(de->d_name, ".snap"))
+            continue;
+        out->snap_files++;
+        const uint8_t *map;
+        size_t len;
+        struct stat st;
+        if (fstatat(snap_fd, de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_size > DATADIR_MAX_SNAP_FILE) {
+            corrupt(out, "member/snap/%s: larger than %u bytes", de->d_name, DATADIR_MAX_SNAP_FILE);
+            continue;
+        }
+        int rc = map_file(snap_fd, de->d_name, &map, &len);
+        if (rc < 0) {
+            corrupt(out, "member/snap/%s: cannot read: %s", de->d_name, strerror(-rc));
+            continue;
+        }
+        if (datadir_snap_check(map, len) < 0)
+            corrupt(out, "member/snap/%s: empty or CRC mismatch", de->d_name);
+        unmap_file(map, len);
+    }
+    closedir(d);
+    return 0;
+}
+
+int datadir_inspect(const char *data_dir, struct datadir_report *out)
+{
+    int rc = 0, dir_fd = -1, member_fd = -1, wal_fd = -1, snap_fd = -1;
+    struct wal_name *names = NULL;
+    size_t nwal = 0;
+    uint64_t t0 = now_us();
+
+    memset(out, 0, sizeof *out);
+    out->verdict = DATADIR_EMPTY;
+    dir_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        if (errno == ENOENT)
+            goto out;
+        rc = -errno;
+        (void)snprintf(out->reason, sizeof out->reason, "%s: %s", data_dir, strerror(errno));
+        goto out;
+    }
+    member_fd = openat(dir_fd, "member", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (member_fd < 0) {
+        if (errno == ENOENT)
+            goto out;
+        rc = -errno;
+        (void)snprintf(out->reason, sizeof out->reason, "%s/member: %s", data_dir, strerror(errno));
+        goto out;
+    }
+
+    int lrc = wal_list(member_fd, &wal_fd, &names, &nwal, out);
+    if (lrc < 0 && lrc != -ENOENT) {
+        rc = lrc;
+        (void)snprintf(out->reason, sizeof out->reason, "%s/member/wal: %s", data_dir,
+                       strerror(-lrc));
+        goto out;
+    }
+    out->wal_files = nwal;
+
+    snap_fd = openat(member_fd, "snap", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (snap_fd < 0 && errno != ENOENT) {
+        rc = -errno;
+        (void)snprintf(out->reason, sizeof out->reason, "%s/member/snap: %s", data_dir,
+                       strerror(errno));
+        goto out;
+    }
+    if (snap_fd >= 0 && (lrc = snap_dir_check(snap_fd, out)) < 0) {
+        rc = lrc;
+        (void)snprintf(out->reason, sizeof out->reason, "%s/member/snap: %s", data_dir,
+                       strerror(-lrc));
+        goto out;
+    }
+
+    if (nwal == 0 && !out->has_db && out->snap_files == 0 && out->verdict != DATADIR_CORRUPT)
+        goto out; /* EMPTY: etcd would bootstrap here (wal.Exist is false) */
+
+    out->verdict = out->verdict == DATADIR_CORRUPT ? DATADIR_CORRUPT : DATADIR_VALID;
+    if (nwal == 0)
+        /* etcd would start a new member on top of it; it may be the last copy of the data */
+        corrupt(out, "member/ holds %s but no WAL", out->has_db ? "snap/db" : ".snap files");
+    else
+        wal_check(wal_fd, names, nwal, out);
+
+    if (out->has_db) {
+        db_check(snap_fd, out);
+    } else if (nwal > 0) {
+        /* etcd 3.4 opens a fresh db and replays the WAL into it; that rebuilds everything only
+         * when no snapshot was ever taken and the WAL still starts at index 0. */
+        if (out->snap_files > 0 || names[0].seq != 0 || names[0].index != 0)
+            corrupt(out, "member/snap/db missing and the WAL does not start at index 0 with no "
+                         "snapshot: etcd cannot rebuild it");
+    }
+out:
+    free(names);
+    if (snap_fd >= 0)
+        close(snap_fd);
+    if (wal_fd >= 0)
+        close(wal_fd);
+    if (member_fd >= 0)
+        close(member_fd);
+    if (dir_fd >= 0)
+        close(dir_fd);
+    out->took_us = now_us() - t0;
+    return rc;
+}
+
+/* ---- lock test ------------------------------------------------------------------------------ */
+
+int datadir_wal_locked(const char *data_dir)
+{
+    char path[4096];
+    int rc = 0, wal_fd = -1;
+    DIR *d = NULL;
+
+    if (snprintf(path, sizeof path, "%s/member/wal", data_dir) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    wal_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (wal_fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int dup_fd = dup(wal_fd);
+    if (dup_fd < 0 || !(d = fdopendir(dup_fd))) {
+        rc = -errno;
+        if (dup_fd >= 0)
+            close(dup_fd);
+        goto out;
+    }
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d))) {
+        struct wal_name w;
+        if (!wal_parse_name(de->d_name, &w))
+            continue;
+        int fd = openat(wal_fd, de->d_name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue; /* etcd purged it meanwhile */
+            rc = -errno;
+            break;
+        }
+        /* etcd 3.4 (pkg/fileutil/lock_linux.go) takes F_OFD_SETLK write locks over the whole
+         * file; GETLK reports a conflicting lock without taking one. The pre-3.15-kernel
+         * fallback to classic POSIX locks is mirrored; etcd's flock fallback is not (only
+         * used when OFD locks are missing, i.e. kernels older than 3.15). */
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        int r = fcntl(fd, F_OFD_GETLK, &fl);
+        if (r < 0 && errno == EINVAL) {
+            memset(&fl, 0, sizeof fl);
+            fl.l_type = F_WRLCK;
+            fl.l_whence = SEEK_SET;
+            r = fcntl(fd, F_GETLK, &fl);
+        }
+        if (r < 0)
+            rc = -errno;
+        else if (fl.l_type != F_UNLCK)
+            rc = 1;
+        close(fd);
+    }
+out:
+    if (d)
+        closedir(d);
+    if (wal_fd >= 0)
+        close(wal_fd);
+    return rc;
+}
