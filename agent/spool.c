@@ -370,6 +370,12 @@ int spool_write(struct spool *sp, const void *data, size_t len)
     return 0;
 }
 
+int spool_poll(struct spool *sp)
+{
+    int r = sp->spilling ? reap(sp, 0) : 0;
+    return r < 0 ? fail_locked_return(sp, r) : 0;
+}
+
 int spool_finish(struct spool *sp)
 {
     int r = 0;

@@ -38,6 +38,9 @@ void spool_free(struct spool *sp);
 /* Append len bytes. 0 on success; -ECANCELED once the consumer called spool_cancel; a negative
  * errno from the spill file (-ENOSPC, -EIO, ...) after which the spool is failed. */
 int spool_write(struct spool *sp, const void *data, size_t len);
+/* Publish spill writes that have completed, without waiting (a producer that idles may call
+ * it; spool_write does it anyway). 0 or the spool's error. */
+int spool_poll(struct spool *sp);
 /* End of data: flushes the spill file; the consumer gets 0 after the last byte. 0 or -errno. */
 int spool_finish(struct spool *sp);
 /* Fail the stream now (err < 0): the consumer's next read returns err, data pending or not. */
