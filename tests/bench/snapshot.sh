@@ -34,6 +34,7 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s.%N; }
+calc() { awk "BEGIN {printf \"%.4f\", $*}"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of the process
 HZ=$(getconf CLK_TCK)
 
@@ -43,7 +44,7 @@ ETCD_TEST_EXTRA_FLAGS="--quota-backend-bytes=$((4 * 1024 * 1024 * 1024))" cluste
 t0=$(now)
 "$FILL" "$(cluster_client-url 0)" "$CLUSTER_DIR/ca.crt" "$CLUSTER_DIR/client.crt" \
     "$CLUSTER_DIR/client.key" "$MB" 1048576 k || { echo "fill failed" >&2; exit 1; }
-echo "filled in $(echo "$(now) - $t0" | bc) s; db $(stat -c %s "$(cluster_data-dir 0)/member/snap/db") bytes"
+echo "filled in $(calc "$(now) - $t0") s; db $(stat -c %s "$(cluster_data-dir 0)/member/snap/db") bytes"
 
 read -r pp tp <<<"$(_cluster_free_ports 2)"
 "$AGENT" --endpoints "$(cluster_client-url 0)" --cacert "$CLUSTER_DIR/ca.crt" \
@@ -70,8 +71,8 @@ for r in $(seq 1 "$ROUNDS"); do
     "${CURL[@]}" -o "$T/ours.db" "$URL" || { echo "curl failed" >&2; exit 1; }
     t1=$(now)
     c1=$(ticks "$AGENT_PID")
-    ours_wall+=("$(echo "$t1 - $t0" | bc)")
-    ours_cpu+=("$(echo "scale=3; ($c1 - $c0) / $HZ" | bc)")
+    ours_wall+=("$(calc "$t1 - $t0")")
+    ours_cpu+=("$(calc "($c1 - $c0) / $HZ")")
     ours_rss+=("$(awk '/^VmHWM/ {print $2}' "/proc/$AGENT_PID/status")")
     rm -f "$T/ours.db"
     # theirs
@@ -81,7 +82,7 @@ for r in $(seq 1 "$ROUNDS"); do
         snapshot save "$T/theirs.db" >/dev/null 2>&1 || { echo "etcdctl failed" >&2; exit 1; }
     read -r e u s m <"$T/time"
     theirs_wall+=("$e")
-    theirs_cpu+=("$(echo "$u + $s" | bc)")
+    theirs_cpu+=("$(calc "$u + $s")")
     theirs_rss+=("$m")
     rm -f "$T/theirs.db"
     printf 'round %d: agent %.2fs wall %.2fs cpu %d KiB | etcdctl %.2fs wall %.2fs cpu %d KiB\n' "$r" \
@@ -92,8 +93,8 @@ max() { printf '%s\n' "$@" | sort -g | tail -1; }
 ow=$(median "${ours_wall[@]}") oc=$(median "${ours_cpu[@]}") orss=$(max "${ours_rss[@]}")
 tw=$(median "${theirs_wall[@]}") tc=$(median "${theirs_cpu[@]}") trss=$(max "${theirs_rss[@]}")
 echo "snapshot over HTTPS (median of $ROUNDS):"
-printf '  wall: agent %.2f s, etcdctl %.2f s, ratio %.2f (goal <= 0.7)\n' "$ow" "$tw" "$(echo "scale=4; $ow / $tw" | bc)"
-printf '  cpu:  agent %.2f s, etcdctl %.2f s, ratio %.2f (goal <= 0.2)\n' "$oc" "$tc" "$(echo "scale=4; $oc / $tc" | bc)"
+printf '  wall: agent %.2f s, etcdctl %.2f s, ratio %.2f (goal <= 0.7)\n' "$ow" "$tw" "$(calc "$ow / $tw")"
+printf '  cpu:  agent %.2f s, etcdctl %.2f s, ratio %.2f (goal <= 0.2)\n' "$oc" "$tc" "$(calc "$oc / $tc")"
 printf '  peak RSS: agent %d KiB (goal <= 16384), etcdctl %d KiB\n' "$orss" "$trss"
 grep 'snapshot upstream done' "$T/agent.log" | tail -1
 
@@ -105,14 +106,14 @@ for r in $(seq 1 "$ROUNDS"); do
     t0=$(now)
     "${CURL[@]}" -o "$T/disk.db" "$URL?source=disk" || { echo "disk source failed" >&2; exit 1; }
     t1=$(now)
-    disk_wall+=("$(echo "$t1 - $t0" | bc)")
+    disk_wall+=("$(calc "$t1 - $t0")")
     rm -f "$T/disk.db"
     t0=$(now)
     cp "$db" "$T/cp.db"
     t1=$(now)
-    cp_wall+=("$(echo "$t1 - $t0" | bc)")
+    cp_wall+=("$(calc "$t1 - $t0")")
     rm -f "$T/cp.db"
 done
 dw=$(median "${disk_wall[@]}") cw=$(median "${cp_wall[@]}")
 printf 'disk source: agent %.2f s, cp %.2f s, ratio %.2f (goal <= 1.2; page cache warm for both)\n' \
-    "$dw" "$cw" "$(echo "scale=4; $dw / $cw" | bc)"
+    "$dw" "$cw" "$(calc "$dw / $cw")"
