@@ -21,7 +21,7 @@ CC         ?= gcc
 WARN       := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wmissing-prototypes -Wcast-qual \
               -Wno-error=cast-qual
 OPT        ?= -O2 -g
-CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -Icommon -I$(BUILD)/gen $(PKG_CFLAGS) \
+CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -iquote common -I$(BUILD)/gen $(PKG_CFLAGS) \
               -DETCD_RECOVERY_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
 LDFLAGS_ALL:= $(EXTRA_LDFLAGS)
 LIBS       := $(PKG_LIBS) -lpthread -lm

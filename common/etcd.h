@@ -23,10 +23,10 @@ struct etcd_header {
 
 struct etcd_member {
     uint64_t id;
-    char *name;          /* "" for a member added but never started */
-    char **peer_urls;    /* n_peer_urls strings */
+    char *name;       /* "" for a member added but never started */
+    char **peer_urls; /* n_peer_urls strings */
     size_t n_peer_urls;
-    char **client_urls;  /* empty for a member never started */
+    char **client_urls; /* empty for a member never started */
     size_t n_client_urls;
     bool is_learner;
 };
@@ -75,7 +75,8 @@ struct etcd_alarm {
     uint64_t member_id;
     int type; /* enum etcd_alarm_type (other values possible from newer servers) */
 };
-/* Alarm GET for all members. *alarms is malloc'd (NULL when none). */
+/* Alarm GET for all members. *alarms is malloc'd (NULL when none). header may be NULL (etcd
+ * 3.4 sends no header here: it is left zeroed). */
 int etcd_alarm_list(struct grpc_channel *ch, int timeout_ms, struct etcd_header *header,
                     struct etcd_alarm **alarms, size_t *n_alarms, struct grpc_status *st);
 const char *etcd_alarm_name(int type); /* "NONE", "NOSPACE", "CORRUPT", "UNKNOWN" */

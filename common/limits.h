@@ -16,6 +16,12 @@
 #define GRPC_MAX_FRAME (1u << 20)                /* SETTINGS_MAX_FRAME_SIZE we advertise */
 #define GRPC_DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define GRPC_MAX_STATUS_MESSAGE 256
+#define GRPC_IO_CHUNK (64u * 1024)              /* TLS read chunk and HTTP/2 output buffer */
+#define GRPC_MAX_HEADER_LIST (64u * 1024)       /* SETTINGS_MAX_HEADER_LIST_SIZE we advertise */
+
+/* etcd calls (etcd.c, proto.c) */
+#define ETCD_MAX_REQUEST (1536u * 1024)            /* etcd's default --max-request-bytes */
+#define PROTO_MAX_DECODE_ALLOC (64u * 1024 * 1024) /* heap one response may take to unpack */
 
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096

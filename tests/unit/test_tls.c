@@ -1,0 +1,394 @@
+/* test_tls.c - unit tests for tls.c: context errors, reload on file change, handshakes.
+ *
+ * Certificates are made with the openssl CLI in a temp dir that the group teardown removes.
+ * Handshakes run client and server in one thread over a non-blocking socketpair. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+
+#define PATH_LEN 512
+#define RELOAD_WAIT_US 1100000 /* tls.c checks the files at most once per second */
+#define HANDSHAKE_ROUNDS 1000
+
+static char dir[] = "/tmp/test_tls.XXXXXX";
+static char ca[PATH_LEN], other_ca[PATH_LEN], crt[PATH_LEN], key[PATH_LEN];
+static int generation;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof cmd)
+        return -1;
+    return system(cmd);
+}
+
+static void path(char *out, const char *name)
+{
+    int n = snprintf(out, PATH_LEN, "%s/%s", dir, name);
+
+    assert_true(n > 0 && n < PATH_LEN);
+}
+
+/* A new leaf key+cert signed by ca.key with CN=gen-<n>, moved into place like a secret
+ * rotation (rename of each file). */
+static int new_leaf(void)
+{
+    generation++;
+    return sh("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+              "-subj /CN=gen-%d -keyout new.key -out new.csr 2>/dev/null && "
+              "openssl x509 -req -in new.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+              "-extfile ext.cnf -extensions leaf -out new.crt 2>/dev/null && "
+              "mv new.key leaf.key && mv new.crt leaf.crt",
+              dir, generation);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    path(ca, "ca.crt");
+    path(other_ca, "other-ca.crt");
+    path(crt, "leaf.crt");
+    path(key, "leaf.key");
+    if (sh("cd %s && printf '[leaf]\\nsubjectAltName = IP:127.0.0.1, DNS:localhost\\n"
+           "extendedKeyUsage = serverAuth, clientAuth\\n' >ext.cnf && "
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+           "-subj /CN=test-ca -keyout ca.key -out ca.crt 2>/dev/null && "
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+           "-subj /CN=other-ca -keyout other-ca.key -out other-ca.crt 2>/dev/null",
+           dir) != 0)
+        return -1;
+    return new_leaf() == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    return sh("rm -rf %s", dir) == 0 ? 0 : -1;
+}
+
+/* CN of the certificate a context would present. */
+static int cert_generation(SSL_CTX *c)
+{
+    X509 *x = SSL_CTX_get0_certificate(c);
+    char cn[64] = "";
+    int g = -1;
+
+    assert_non_null(x);
+    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
+    assert_int_equal(sscanf(cn, "gen-%d", &g), 1);
+    return g;
+}
+
+static void test_errors(void **state)
+{
+    struct tls_files f = {0};
+    char err[512];
+    struct tls_ctx *t;
+
+    (void)state;
+    f.ca_file = "/nonexistent/ca.crt";
+    assert_null(tls_client_new(&f, err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent/ca.crt"));
+    assert_non_null(strstr(err, "No such file"));
+
+    f.ca_file = NULL; /* a client must verify the server */
+    assert_null(tls_client_new(&f, err, sizeof err));
+
+    f.ca_file = ca;
+    f.cert_file = crt;
+    f.key_file = "/nonexistent/leaf.key";
+    assert_null(tls_client_new(&f, err, sizeof err));
+    assert_non_null(strstr(err, "key file /nonexistent/leaf.key"));
+
+    /* a CA file that is not PEM */
+    f.ca_file = "/etc/hostname";
+    f.cert_file = NULL;
+    f.key_file = NULL;
+    assert_null(tls_client_new(&f, err, sizeof err));
+    assert_non_null(strstr(err, "ca file /etc/hostname"));
+
+    /* key does not match the certificate */
+    f.ca_file = ca;
+    f.cert_file = crt;
+    f.key_file = ca; /* not a key at all */
+    assert_null(tls_client_new(&f, err, sizeof err));
+    assert_non_null(strstr(err, "key file"));
+
+    /* server: certificate and key required */
+    f.ca_file = NULL;
+    f.cert_file = crt;
+    f.key_file = NULL;
+    assert_null(tls_server_new(&f, err, sizeof err));
+    f.cert_file = "/nonexistent/leaf.crt";
+    f.key_file = key;
+    assert_null(tls_server_new(&f, err, sizeof err));
+    assert_non_null(strstr(err, "cert file /nonexistent/leaf.crt"));
+
+    /* good ones */
+    f.cert_file = crt;
+    t = tls_server_new(&f, err, sizeof err);
+    assert_non_null(t);
+    assert_false(tls_ctx_verifies_clients(t));
+    tls_ctx_free(t);
+    f.ca_file = ca;
+    t = tls_server_new(&f, err, sizeof err);
+    assert_non_null(t);
+    assert_true(tls_ctx_verifies_clients(t));
+    tls_ctx_free(t);
+    t = tls_client_new(&f, err, sizeof err);
+    assert_non_null(t);
+    assert_false(tls_ctx_verifies_clients(t));
+    assert_int_equal(tls_ctx_reloads(t), 0);
+    tls_ctx_free(t);
+    tls_ctx_free(NULL);
+}
+
+static void test_reload(void **state)
+{
+    struct tls_files f = {ca, crt, key};
+    char err[512];
+    struct tls_ctx *t = tls_client_new(&f, err, sizeof err);
+    int gen = generation;
+    FILE *fp;
+
+    (void)state;
+    assert_non_null(t);
+    assert_int_equal(cert_generation(tls_ctx_current(t)), gen);
+    /* unchanged files: nothing happens */
+    usleep(RELOAD_WAIT_US);
+    assert_int_equal(cert_generation(tls_ctx_current(t)), gen);
+    assert_int_equal(tls_ctx_reloads(t), 0);
+
+    /* rotated files: rebuilt */
+    assert_int_equal(new_leaf(), 0);
+    usleep(RELOAD_WAIT_US);
+    assert_int_equal(cert_generation(tls_ctx_current(t)), gen + 1);
+    assert_int_equal(tls_ctx_reloads(t), 1);
+
+    /* a half-written certificate: the old context stays (and is retried only on change) */
+    fp = fopen(crt, "w");
+    assert_non_null(fp);
+    fputs("-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNV\n", fp);
+    fclose(fp);
+    usleep(RELOAD_WAIT_US);
+    assert_int_equal(cert_generation(tls_ctx_current(t)), gen + 1);
+    assert_int_equal(tls_ctx_reloads(t), 1);
+    usleep(RELOAD_WAIT_US);
+    assert_int_equal(cert_generation(tls_ctx_current(t)), gen + 1);
+    assert_int_equal(tls_ctx_reloads(t), 1);
+
+    /* an empty key file (truncated by a writer): same */
+    assert_int_equal(new_leaf(), 0);
+    fp = fopen(key, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    usleep(RELOAD_WAIT_US);
+    assert_int_equal(cert_generation(tls_ctx_current(t)), gen + 1);
+    assert_int_equal(tls_ctx_reloads(t), 1);
+
+    /* the writer finishes: picked up */
+    assert_int_equal(new_leaf(), 0);
+    usleep(RELOAD_WAIT_US);
+    assert_int_equal(cert_generation(tls_ctx_current(t)), gen + 3);
+    assert_int_equal(tls_ctx_reloads(t), 2);
+    tls_ctx_free(t);
+}
+
+struct pair {
+    SSL *client, *server;
+    int fds[2];
+};
+
+/* Runs both handshakes to completion; returns 1 if both succeeded, 0 if either failed. */
+static int handshake(struct pair *p)
+{
+    int cdone = 0, sdone = 0, rv, e;
+
+    for (int i = 0; i < HANDSHAKE_ROUNDS && !(cdone && sdone); i++) {
+        if (!cdone) {
+            ERR_clear_error();
+            rv = SSL_connect(p->client);
+            if (rv == 1)
+                cdone = 1;
+            else if ((e = SSL_get_error(p->client, rv)) != SSL_ERROR_WANT_READ &&
+                     e != SSL_ERROR_WANT_WRITE)
+                return 0;
+        }
+        if (!sdone) {
+            ERR_clear_error();
+            rv = SSL_accept(p->server);
+            if (rv == 1)
+                sdone = 1;
+            else if ((e = SSL_get_error(p->server, rv)) != SSL_ERROR_WANT_READ &&
+                     e != SSL_ERROR_WANT_WRITE)
+                return 0;
+        }
+    }
+    /* TLS 1.3: the server's verdict on the client certificate arrives after the client's
+     * handshake finished; a read surfaces it. */
+    {
+        char b;
+        ERR_clear_error();
+        rv = SSL_read(p->client, &b, 1);
+        e = SSL_get_error(p->client, rv);
+        if (e != SSL_ERROR_WANT_READ)
+            return 0;
+    }
+    return cdone && sdone;
+}
+
+static void pair_new(struct pair *p, struct tls_ctx *c, const char *host, struct tls_ctx *s)
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p->fds), 0);
+    p->client = tls_client_ssl(c, host);
+    assert_non_null(p->client);
+    p->server = SSL_new(tls_ctx_current(s));
+    assert_non_null(p->server);
+    SSL_set_fd(p->client, p->fds[0]);
+    SSL_set_fd(p->server, p->fds[1]);
+}
+
+static void pair_free(struct pair *p)
+{
+    SSL_free(p->client);
+    SSL_free(p->server);
+    close(p->fds[0]);
+    close(p->fds[1]);
+    ERR_clear_error();
+}
+
+static void test_handshakes(void **state)
+{
+    struct tls_files cf = {ca, crt, key}, anon = {ca, NULL, NULL}, wrong = {other_ca, NULL, NULL};
+    struct tls_files sf = {ca, crt, key}, sf_open = {NULL, crt, key};
+    char err[512];
+    struct tls_ctx *client = tls_client_new(&cf, err, sizeof err);
+    struct tls_ctx *nocert = tls_client_new(&anon, err, sizeof err);
+    struct tls_ctx *other = tls_client_new(&wrong, err, sizeof err);
+    struct tls_ctx *server = tls_server_new(&sf, err, sizeof err);
+    struct tls_ctx *open_server = tls_server_new(&sf_open, err, sizeof err);
+    const unsigned char *alpn;
+    unsigned alpn_len;
+    struct pair p;
+
+    (void)state;
+    assert_non_null(client);
+    assert_non_null(nocert);
+    assert_non_null(other);
+    assert_non_null(server);
+    assert_non_null(open_server);
+
+    /* mTLS by IP: h2 selected, no SNI for an IP literal */
+    pair_new(&p, client, "127.0.0.1", server);
+    assert_null(SSL_get_servername(p.client, TLSEXT_NAMETYPE_host_name));
+    assert_int_equal(handshake(&p), 1);
+    SSL_get0_alpn_selected(p.client, &alpn, &alpn_len);
+    assert_int_equal(alpn_len, 2);
+    assert_memory_equal(alpn, "h2", 2);
+    assert_non_null(SSL_get0_peer_certificate(p.server));
+    pair_free(&p);
+
+    /* by name, with SNI */
+    pair_new(&p, client, "localhost", server);
+    assert_string_equal(SSL_get_servername(p.client, TLSEXT_NAMETYPE_host_name), "localhost");
+    assert_int_equal(handshake(&p), 1);
+    pair_free(&p);
+
+    /* a name or an IP the certificate does not have */
+    pair_new(&p, client, "etcd.example.com", server);
+    assert_int_equal(handshake(&p), 0);
+    assert_int_equal(SSL_get_verify_result(p.client), X509_V_ERR_HOSTNAME_MISMATCH);
+    pair_free(&p);
+    pair_new(&p, client, "127.0.0.2", server);
+    assert_int_equal(handshake(&p), 0);
+    assert_int_equal(SSL_get_verify_result(p.client), X509_V_ERR_IP_ADDRESS_MISMATCH);
+    pair_free(&p);
+
+    /* a server from another CA */
+    pair_new(&p, other, "127.0.0.1", server);
+    assert_int_equal(handshake(&p), 0);
+    tls_error_string(p.client, err, sizeof err);
+    assert_non_null(strstr(err, "certificate verify failed"));
+    pair_free(&p);
+
+    /* the server requires a client certificate ... */
+    pair_new(&p, nocert, "127.0.0.1", server);
+    assert_int_equal(handshake(&p), 0);
+    pair_free(&p);
+    /* ... unless it has no CA */
+    pair_new(&p, nocert, "127.0.0.1", open_server);
+    assert_int_equal(handshake(&p), 1);
+    assert_null(SSL_get0_peer_certificate(p.server));
+    pair_free(&p);
+
+    /* a client offering only http/1.1 gets it */
+    pair_new(&p, nocert, "127.0.0.1", open_server);
+    assert_int_equal(SSL_set_alpn_protos(p.client, (const unsigned char *)"\x08http/1.1", 9), 0);
+    assert_int_equal(handshake(&p), 1);
+    SSL_get0_alpn_selected(p.server, &alpn, &alpn_len);
+    assert_int_equal(alpn_len, 8);
+    assert_memory_equal(alpn, "http/1.1", 8);
+    pair_free(&p);
+
+    tls_ctx_free(client);
+    tls_ctx_free(nocert);
+    tls_ctx_free(other);
+    tls_ctx_free(server);
+    tls_ctx_free(open_server);
+}
+
+static void test_error_string(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    ERR_clear_error();
+    assert_string_equal(tls_error_string(NULL, buf, sizeof buf), "unknown TLS error");
+    ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
+    ERR_raise(ERR_LIB_SSL, SSL_R_NO_SHARED_CIPHER);
+    assert_string_equal(tls_error_string(NULL, buf, sizeof buf),
+                        "certificate verify failed; no shared cipher");
+    assert_int_equal(ERR_peek_error(), 0);
+    /* truncation keeps the string terminated */
+    for (int i = 0; i < 10; i++)
+        ERR_raise(ERR_LIB_SSL, SSL_R_CERTIFICATE_VERIFY_FAILED);
+    tls_error_string(NULL, buf, 16);
+    assert_int_equal(strlen(buf), 15);
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_error_string),
+        cmocka_unit_test(test_handshakes),
+        cmocka_unit_test(test_reload),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
