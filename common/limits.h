@@ -51,7 +51,8 @@
 #define HTTP_IDLE_TIMEOUT_MS 60000
 
 /* snapshots (agent: snapshot.c, spool.c, saved.c, disksource.c) */
-#define SNAPSHOT_SPOOL_MEM (4u * 1024 * 1024)  /* in-memory buffer per stream before spilling */
+#define SNAPSHOT_SPOOL_MEM (2u * 1024 * 1024)  /* in-memory buffer per stream before spilling
+                                                * (with the spill blocks: agent RSS <= 16 MiB) */
 #define SNAPSHOT_SPOOL_BLOCK (512u * 1024)     /* spill/file I/O block (4 KiB aligned) */
 #define SNAPSHOT_SPOOL_QD 4                    /* spill/file I/O requests in flight */
 #define SNAPSHOT_MAX_CONCURRENCY 16            /* --snapshot-concurrency upper bound */
