@@ -11,6 +11,7 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 AGENT=$BUILD/etcd-agent
 FILL=$BUILD/tests/bench/bench_fill
+H2GET=$BUILD/tests/bench/bench_h2get
 KEYS=640
 VALUE_SIZE=65536
 RSS_LIMIT_KB=$((16 * 1024))
@@ -24,8 +25,8 @@ finish() {
     exit $?
 }
 
-if [ ! -x "$AGENT" ] || [ ! -x "$FILL" ]; then
-    bad setup "$AGENT or $FILL not built (make tests)"
+if [ ! -x "$AGENT" ] || [ ! -x "$FILL" ] || [ ! -x "$H2GET" ]; then
+    bad setup "$AGENT, $FILL or $H2GET not built (make tests)"
     finish
 fi
 
@@ -177,7 +178,7 @@ s_ref=$(ETCDCTL_API=3 etcdctl snapshot status "$T/ref.db" -w json 2>&1)
 if [ -n "$s_ours" ] && [ "$s_ours" = "$s_ref" ]; then ok "snapshot status agrees with etcdctl's ($s_ours)"; else
     bad "snapshot status agrees with etcdctl's" "ours $s_ours, etcdctl $s_ref"; fi
 
-# ---- HTTP/2 (curl's CLI does not show HTTP/2 trailers; the digest is checked in the body) ------
+# ---- HTTP/2 (curl's CLI does not show HTTP/2 trailers: bench_h2get checks the trailer) ---------
 if tls_curl --http2 -D "$T/s2.h" -o "$T/s2.db" "$A_TLS/snapshot"; then
     proto=$(head -1 "$T/s2.h" | cut -d' ' -f1)
     if [ "$proto" = HTTP/2 ] && digest_ok "$T/s2.db"; then
@@ -187,6 +188,18 @@ if tls_curl --http2 -D "$T/s2.h" -o "$T/s2.db" "$A_TLS/snapshot"; then
     fi
 else
     bad "HTTP/2 snapshot" "curl failed"
+fi
+if "$H2GET" 127.0.0.1 "${A_TLS##*:}" /snapshot "$CLUSTER_DIR/ca.crt" "$CLUSTER_DIR/client.crt" \
+    "$CLUSTER_DIR/client.key" "$T/h2.db" >"$T/h2.out" 2>&1; then
+    want=$(head -c -32 "$T/h2.db" | sha256sum | cut -d' ' -f1)
+    got=$(awk '$1 == "trailer" && $2 == "x-etcd-snapshot-sha256:" {print $3}' "$T/h2.out")
+    if [ -n "$got" ] && [ "$got" = "$want" ] && digest_ok "$T/h2.db"; then
+        ok "HTTP/2 trailer x-etcd-snapshot-sha256 matches the body"
+    else
+        bad "HTTP/2 trailer" "trailer '$got', want $want"
+    fi
+else
+    bad "HTTP/2 trailer" "bench_h2get failed: $(tail -2 "$T/h2.out")"
 fi
 if tls_curl --http1.1 -o "$T/s11.db" "$A_TLS/snapshot" && digest_ok "$T/s11.db"; then
     ok "HTTP/1.1 over TLS snapshot"
