@@ -150,7 +150,7 @@ int disksource_stream_fd(struct http_response *resp, int fd, uint64_t offset, ui
     if (!f || !job)
         goto oom;
     struct spool_config sc = {
-        .mem_bytes = 2 * SNAPSHOT_SPOOL_BLOCK,
+        .mem_bytes = 4 * SNAPSHOT_SPOOL_BLOCK,
         .spill = false,
         .notify = snapjob_notify,
         .notify_arg = job,

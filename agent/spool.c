@@ -21,6 +21,8 @@
 #include "limits.h"
 #include "uring.h"
 
+#define SPOOL_NOTIFY_MIN (128u * 1024)
+
 struct spool_blk {
     uint8_t *buf;
     size_t len;   /* bytes staged or being written */
@@ -53,7 +55,8 @@ struct spool {
 
     uint64_t read_pos;
     bool finished, cancelled, reader_waiting;
-    int error; /* < 0 once failed */
+    bool writer_waiting; /* a no-spill producer waits for ring space */
+    int error;           /* < 0 once failed */
 
     struct spool_stats st;
 };
@@ -342,8 +345,12 @@ int spool_write(struct spool *sp, const void *data, size_t len)
                 pthread_mutex_unlock(&sp->mu);
                 return err;
             }
-            if (sp->ring_hi - sp->ring_lo < sp->cap || sp->cfg.spill)
+            size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
+            /* Without spilling, wait for a good share of the ring (or all we need) rather than
+             * for any byte: one wakeup per half ring, not one per read of the consumer. */
+            if (sp->cfg.spill || room >= len || room >= sp->cap / 2)
                 break;
+            sp->writer_waiting = true;
             pthread_cond_wait(&sp->space, &sp->mu);
         }
         size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
@@ -353,7 +360,12 @@ int spool_write(struct spool *sp, const void *data, size_t len)
         sp->st.written += n;
         p += n;
         len -= n;
-        bool w = n ? take_waiter(sp) : false;
+        /* Wake a waiting consumer once a worthwhile amount is there: one event-loop wakeup
+         * per SPOOL_NOTIFY_MIN, not per etcd message. The end and failures always wake. */
+        bool w =
+            sp->ring_hi - sp->ring_lo >= SPOOL_NOTIFY_MIN || sp->ring_hi - sp->ring_lo == sp->cap
+                ? take_waiter(sp)
+                : false;
         bool spill = len > 0 && sp->cfg.spill;
         if (spill) {
             sp->spilling = true;
@@ -423,7 +435,10 @@ ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
         ring_get(sp, buf, n);
         sp->read_pos = sp->ring_lo;
         sp->st.read += n;
-        pthread_cond_signal(&sp->space);
+        if (sp->writer_waiting && sp->cap - (size_t)(sp->ring_hi - sp->ring_lo) >= sp->cap / 2) {
+            sp->writer_waiting = false;
+            pthread_cond_signal(&sp->space);
+        }
         pthread_mutex_unlock(&sp->mu);
         return (ssize_t)n;
     }

@@ -301,29 +301,31 @@ static void on_notify(void *arg)
     __atomic_add_fetch(&notified, 1, __ATOMIC_SEQ_CST);
 }
 
-/* notify fires only for a reader that saw -EAGAIN, once per wait. */
+/* notify fires only for a reader that saw -EAGAIN, once per wait, and only once a worthwhile
+ * amount is buffered (here: the ring is full) or the stream ends. */
 static void test_notify(void **state)
 {
     (void)state;
-    struct spool_config cfg = {.mem_bytes = 4096,
-                               .spill = true,
-                               .dir = tmpdir,
-                               .no_io_uring = no_uring,
-                               .notify = on_notify};
+    struct spool_config cfg = {
+        .mem_bytes = 4096, .spill = true, .dir = tmpdir, .notify = on_notify};
     struct spool *sp = spool_new(&cfg);
-    uint8_t buf[16] = {0};
+    uint8_t buf[4096] = {0};
     notified = 0;
-    assert_int_equal(spool_write(sp, buf, sizeof buf), 0);
+    assert_int_equal(spool_write(sp, buf, 16), 0);
     assert_int_equal(notified, 0);
-    assert_int_equal(spool_read(sp, buf, sizeof buf), 16);
-    assert_int_equal(spool_read(sp, buf, sizeof buf), -EAGAIN);
+    assert_int_equal(spool_read(sp, buf, 16), 16);
+    assert_int_equal(spool_read(sp, buf, 16), -EAGAIN);
     assert_int_equal(spool_write(sp, buf, 1), 0);
-    assert_int_equal(spool_write(sp, buf, 1), 0);
+    assert_int_equal(notified, 0); /* one byte is not worth a wakeup */
+    assert_int_equal(spool_write(sp, buf, 4095), 0);
+    assert_int_equal(notified, 1);                 /* the ring is full */
+    assert_int_equal(spool_write(sp, buf, 10), 0); /* spills; no new wait, no new notify */
     assert_int_equal(notified, 1);
-    assert_int_equal(spool_read(sp, buf, sizeof buf), 2);
-    assert_int_equal(spool_read(sp, buf, sizeof buf), -EAGAIN);
+    assert_int_equal(spool_read(sp, buf, sizeof buf), 4096);
+    assert_int_equal(spool_read(sp, buf, sizeof buf), -EAGAIN); /* 10 bytes staged */
     assert_int_equal(spool_finish(sp), 0);
     assert_int_equal(notified, 2);
+    assert_int_equal(spool_read(sp, buf, sizeof buf), 10);
     assert_int_equal(spool_read(sp, buf, sizeof buf), 0);
     spool_free(sp);
 }
