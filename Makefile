@@ -24,7 +24,7 @@ OPT        ?= -O2 -g
 CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -iquote common -I$(BUILD)/gen $(PKG_CFLAGS) \
               -DETCD_RECOVERY_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
 LDFLAGS_ALL:= $(EXTRA_LDFLAGS)
-LIBS       := $(PKG_LIBS) -lpthread -lm
+LIBS       := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 TEST_LIBS  := -lcmocka
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
@@ -85,7 +85,7 @@ $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 $(BUILD)/%.o: %.c $(PROTO_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC $<")
-	$(Q)$(CC) $(CFLAGS_ALL) -Iinit -Iagent -Itests/lib -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_ALL) -iquote init -iquote agent -iquote tests/lib -MMD -MP -c $< -o $@
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^

@@ -124,52 +124,68 @@ static int pb_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v)
     return -EBADMSG; /* gogo: ErrIntOverflow */
 }
 
-/* Walk all fields of a message the way gogo's generated Unmarshal accepts them: well-formed
- * tags, lengths inside the buffer, fields in varint_mask must be varints and fields in
- * bytes_mask length-delimited. Groups are refused (etcd never writes them). Stores the last
- * value of varint field `want` in *val. */
+/* One field of a message, checked the way gogo's generated Unmarshal accepts it: a
+ * well-formed tag, a length inside the buffer. Groups are refused (etcd never writes them).
+ * Varints land in v, length-delimited fields in sub and sublen. */
+struct pb_field {
+    uint32_t num;
+    unsigned wt;
+    uint64_t v;
+    const uint8_t *sub;
+    size_t sublen;
+};
+
+static int pb_next(const uint8_t *p, size_t n, size_t *off, struct pb_field *f)
+{
+    uint64_t tag;
+    if (pb_varint(p, n, off, &tag) < 0)
+        return -EBADMSG;
+    if ((tag >> 3) == 0 || (tag >> 3) > INT32_MAX)
+        return -EBADMSG;
+    f->num = (uint32_t)(tag >> 3);
+    f->wt = (unsigned)(tag & 7);
+    switch (f->wt) {
+    case PB_VARINT:
+        return pb_varint(p, n, off, &f->v);
+    case PB_FIXED64:
+        if (n - *off < 8)
+            return -EBADMSG;
+        *off += 8;
+        return 0;
+    case PB_FIXED32:
+        if (n - *off < 4)
+            return -EBADMSG;
+        *off += 4;
+        return 0;
+    case PB_LEN:
+        if (pb_varint(p, n, off, &f->v) < 0 || f->v > n - *off)
+            return -EBADMSG;
+        f->sub = p + *off;
+        f->sublen = (size_t)f->v;
+        *off += (size_t)f->v;
+        return 0;
+    default:
+        return -EBADMSG;
+    }
+}
+
+/* Walk a whole message: fields in varint_mask must be varints, fields in bytes_mask
+ * length-delimited (gogo: "wrong wireType"). The last value of varint field i < PB_VALS goes
+ * to vals[i] when vals is given. */
+#define PB_VALS 8
 static int pb_walk(const uint8_t *p, size_t n, uint32_t varint_mask, uint32_t bytes_mask,
-                   uint32_t want, uint64_t *val)
+                   uint64_t *vals)
 {
     size_t off = 0;
+    struct pb_field f;
     while (off < n) {
-        uint64_t tag, v;
-        if (pb_varint(p, n, &off, &tag) < 0)
+        if (pb_next(p, n, &off, &f) < 0)
             return -EBADMSG;
-        uint64_t field = tag >> 3;
-        unsigned wt = (unsigned)(tag & 7);
-        if (field == 0 || field > INT32_MAX)
+        uint32_t bit = f.num < 32 ? 1u << f.num : 0;
+        if (((varint_mask & bit) && f.wt != PB_VARINT) || ((bytes_mask & bit) && f.wt != PB_LEN))
             return -EBADMSG;
-        uint32_t bit = field < 32 ? 1u << field : 0;
-        if ((varint_mask & bit) && wt != PB_VARINT)
-            return -EBADMSG;
-        if ((bytes_mask & bit) && wt != PB_LEN)
-            return -EBADMSG;
-        switch (wt) {
-        case PB_VARINT:
-            if (pb_varint(p, n, &off, &v) < 0)
-                return -EBADMSG;
-            if (field == want)
-                *val = v;
-            break;
-        case PB_FIXED64:
-            if (n - off < 8)
-                return -EBADMSG;
-            off += 8;
-            break;
-        case PB_FIXED32:
-            if (n - off < 4)
-                return -EBADMSG;
-            off += 4;
-            break;
-        case PB_LEN:
-            if (pb_varint(p, n, &off, &v) < 0 || v > n - off)
-                return -EBADMSG;
-            off += (size_t)v;
-            break;
-        default:
-            return -EBADMSG;
-        }
+        if (vals && f.wt == PB_VARINT && f.num < PB_VALS)
+            vals[f.num] = f.v;
     }
     return 0;
 }
@@ -211,7 +227,7 @@ static int scan_fail(struct wal_scan *scan, size_t off, int rc, const char *fmt,
 /* Check one decoded, CRC-verified record's payload. */
 static int wal_payload(int64_t type, const uint8_t *d, size_t n, size_t off, struct wal_scan *scan)
 {
-    uint64_t index = 0;
+    uint64_t vals[PB_VALS] = {0};
     switch (type) {
     case WAL_TYPE_METADATA: {
         Etcdserverpb__Metadata *md = etcdserverpb__metadata__unpack(NULL, n, d);
@@ -237,20 +253,25 @@ static int wal_payload(int64_t type, const uint8_t *d, size_t n, size_t off, str
     }
     case WAL_TYPE_ENTRY:
         /* raftpb.Entry {Type 1 enum, Term 2, Index 3, Data 4 bytes}; etcd panics on a bad one */
-        if (pb_walk(d, n, 1u << 1 | 1u << 2 | 1u << 3, 1u << 4, 3, &index) < 0)
+        if (pb_walk(d, n, 1u << 1 | 1u << 2 | 1u << 3, 1u << 4, vals) < 0)
             return scan_fail(scan, off, -EBADMSG, "undecodable raft entry at offset %zu", off);
-        if (index > scan->last_index)
-            scan->last_index = index;
+        if (vals[3] > scan->last_index)
+            scan->last_index = vals[3];
         return 0;
     case WAL_TYPE_STATE:
         /* raftpb.HardState {term 1, vote 2, commit 3} */
-        if (pb_walk(d, n, 1u << 1 | 1u << 2 | 1u << 3, 0, 0, &index) < 0)
+        if (pb_walk(d, n, 1u << 1 | 1u << 2 | 1u << 3, 0, vals) < 0)
             return scan_fail(scan, off, -EBADMSG, "undecodable hard state at offset %zu", off);
+        scan->commit = vals[3];
         return 0;
     case WAL_TYPE_SNAPSHOT: {
         Walpb__Snapshot *s = walpb__snapshot__unpack(NULL, n, d);
         if (!s)
             return scan_fail(scan, off, -EBADMSG, "undecodable snapshot record at offset %zu", off);
+        if (s->index == 0 && s->term == 0)
+            scan->zero_snap = true;
+        if (scan->on_snapshot)
+            scan->on_snapshot(scan->arg, s->index, s->term);
         walpb__snapshot__free_unpacked(s, NULL);
         return 0;
     }
@@ -349,10 +370,36 @@ int datadir_wal_scan(const uint8_t *buf, size_t len, bool first_file, uint32_t *
 
 /* ---- .snap ---------------------------------------------------------------------------------- */
 
-int datadir_snap_check(const uint8_t *buf, size_t len)
+/* raftpb.Snapshot {data 1 bytes, metadata 2 SnapshotMetadata {conf_state 1, index 2,
+ * term 3}}; gogo merges repeated embedded messages, so later scalars win. */
+static int snap_metadata(const uint8_t *p, size_t n, uint64_t *index, uint64_t *term)
+{
+    size_t off = 0;
+    struct pb_field f;
+    *index = *term = 0;
+    while (off < n) {
+        if (pb_next(p, n, &off, &f) < 0)
+            return -EBADMSG;
+        if ((f.num == 1 || f.num == 2) && f.wt != PB_LEN)
+            return -EBADMSG;
+        if (f.num != 2)
+            continue;
+        uint64_t vals[PB_VALS] = {0};
+        vals[2] = *index;
+        vals[3] = *term;
+        if (pb_walk(f.sub, f.sublen, 1u << 2 | 1u << 3, 1u << 1, vals) < 0)
+            return -EBADMSG;
+        *index = vals[2];
+        *term = vals[3];
+    }
+    return 0;
+}
+
+int datadir_snap_check(const uint8_t *buf, size_t len, uint64_t *index, uint64_t *term)
 {
     /* snap/snapshotter.go Read(): empty file, empty data or a zero crc is ErrEmptySnapshot;
-     * then the CRC-32C of data must match. */
+     * then the CRC-32C of data must match and data must decode as raftpb.Snapshot. */
+    uint64_t idx = 0, trm = 0;
     if (len == 0)
         return -EBADMSG;
     Walpb__SnapFile *s = walpb__snap_file__unpack(NULL, len, buf);
@@ -360,9 +407,14 @@ int datadir_snap_check(const uint8_t *buf, size_t len)
         return -EBADMSG;
     int rc = -EBADMSG;
     if (s->has_data && s->data.len > 0 && s->has_crc && s->crc != 0 &&
-        crc32c_update(0, s->data.data, s->data.len) == s->crc)
+        crc32c_update(0, s->data.data, s->data.len) == s->crc &&
+        snap_metadata(s->data.data, s->data.len, &idx, &trm) == 0)
         rc = 0;
     walpb__snap_file__free_unpacked(s, NULL);
+    if (rc == 0 && index)
+        *index = idx;
+    if (rc == 0 && term)
+        *term = trm;
     return rc;
 }
 
@@ -518,18 +570,49 @@ out:
     return rc;
 }
 
-static void wal_check(int wal_fd, const struct wal_name *names, size_t n,
-                      struct datadir_report *out)
+/* The .snap files of member/snap, newest name first (etcd's snapNames order). */
+struct snap_file {
+    char name[NAME_MAX + 1];
+    bool ok;      /* loadable */
+    bool matched; /* a WAL snapshot record has the same index and term */
+    uint64_t index, term;
+};
+
+struct snap_list {
+    struct snap_file *v;
+    size_t n;
+};
+
+static int snap_name_cmp(const void *a, const void *b)
+{
+    const struct snap_file *x = a, *y = b;
+    return -strcmp(x->name, y->name);
+}
+
+static void snap_matched(void *arg, uint64_t index, uint64_t term)
+{
+    struct snap_list *l = arg;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].ok && l->v[i].index == index && l->v[i].term == term)
+            l->v[i].matched = true;
+}
+
+/* Scan all WAL files in order; fills out and, for the snapshot decision, *scan. */
+static void wal_check(int wal_fd, const struct wal_name *names, size_t n, struct snap_list *snaps,
+                      struct wal_scan *scan_out, struct datadir_report *out)
 {
     struct wal_scan scan;
     uint32_t crc = 0;
     memset(&scan, 0, sizeof scan);
+    scan.on_snapshot = snap_matched;
+    scan.arg = snaps;
 
+    /* etcd's isValidSeq; the files are still scanned so that the IDs get reported */
     for (size_t i = 1; i < n; i++) {
         if (names[i].seq != names[i - 1].seq + 1) {
             corrupt(out, "member/wal: sequence gap between %016" PRIx64 " and %016" PRIx64,
                     names[i - 1].seq, names[i].seq);
-            return;
+            break;
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -541,7 +624,7 @@ static void wal_check(int wal_fd, const struct wal_name *names, size_t n,
         int rc = map_file(wal_fd, name, &map, &len);
         if (rc < 0) {
             corrupt(out, "member/wal/%s: cannot read: %s", name, strerror(-rc));
-            return;
+            break;
         }
         rc = datadir_wal_scan(map, len, i == 0, &crc, &scan);
         unmap_file(map, len);
@@ -569,6 +652,7 @@ static void wal_check(int wal_fd, const struct wal_name *names, size_t n,
     } else {
         corrupt(out, "member/wal: no metadata record");
     }
+    *scan_out = scan;
 }
 
 static void db_check(int snap_fd, struct datadir_report *out)
@@ -637,13 +721,15 @@ out:
     close(fd);
 }
 
-/* Check every *.snap in member/snap (etcd's checkSuffix); note whether db exists. */
-static int snap_dir_check(int snap_fd, struct datadir_report *out)
+/* Read member/snap: note db, check every .snap (etcd's checkSuffix). */
+static int snap_dir_check(int snap_fd, struct snap_list *l, struct datadir_report *out)
 {
+    int rc = 0;
+    size_t cap = 0;
     int dup_fd = dup(snap_fd);
     DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
     if (!d) {
-        int rc = -errno;
+        rc = -errno;
         if (dup_fd >= 0)
             close(dup_fd);
         return rc;
@@ -656,36 +742,62 @@ static int snap_dir_check(int snap_fd, struct datadir_report *out)
         }
         if (!has_suffix(de->d_name, ".snap"))
             continue;
-        out->snap_files++;
+        if (l->n == DATADIR_MAX_SNAP_FILES) {
+            corrupt(out, "more than %d .snap files in member/snap", DATADIR_MAX_SNAP_FILES);
+            break;
+        }
+        if (l->n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct snap_file *nv = realloc(l->v, ncap * sizeof *nv);
+            if (!nv) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            l->v = nv;
+            cap = ncap;
+        }
+        struct snap_file *sf = &l->v[l->n++];
+        memset(sf, 0, sizeof *sf);
+        memcpy(sf->name, de->d_name, strlen(de->d_name) + 1);
+    }
+    if (l->n)
+        qsort(l->v, l->n, sizeof *l->v, snap_name_cmp);
+    out->snap_files = l->n;
+    for (size_t i = 0; i < l->n; i++) {
+        struct snap_file *sf = &l->v[i];
         const uint8_t *map;
         size_t len;
         struct stat st;
-        if (fstatat(snap_fd, de->d_name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+        if (fstatat(snap_fd, sf->name, &st, 0) == 0 && S_ISREG(st.st_mode) &&
             (uint64_t)st.st_size > DATADIR_MAX_SNAP_FILE) {
-            corrupt(out, "member/snap/%s: larger than %u bytes", de->d_name, DATADIR_MAX_SNAP_FILE);
+            corrupt(out, "member/snap/%s: larger than %u bytes", sf->name, DATADIR_MAX_SNAP_FILE);
             continue;
         }
-        int rc = map_file(snap_fd, de->d_name, &map, &len);
-        if (rc < 0) {
-            corrupt(out, "member/snap/%s: cannot read: %s", de->d_name, strerror(-rc));
+        if (map_file(snap_fd, sf->name, &map, &len) < 0) {
+            out->snap_broken++; /* etcd skips what it cannot read */
             continue;
         }
-        if (datadir_snap_check(map, len) < 0)
-            corrupt(out, "member/snap/%s: empty or CRC mismatch", de->d_name);
+        sf->ok = datadir_snap_check(map, len, &sf->index, &sf->term) == 0;
         unmap_file(map, len);
+        if (!sf->ok)
+            out->snap_broken++;
     }
+out:
     closedir(d);
-    return 0;
+    return rc;
 }
 
 int datadir_inspect(const char *data_dir, struct datadir_report *out)
 {
     int rc = 0, dir_fd = -1, member_fd = -1, wal_fd = -1, snap_fd = -1;
     struct wal_name *names = NULL;
+    struct snap_list snaps = {0};
+    struct wal_scan scan;
     size_t nwal = 0;
     uint64_t t0 = now_us();
 
     memset(out, 0, sizeof *out);
+    memset(&scan, 0, sizeof scan);
     out->verdict = DATADIR_EMPTY;
     dir_fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0) {
@@ -720,7 +832,7 @@ int datadir_inspect(const char *data_dir, struct datadir_report *out)
                        strerror(errno));
         goto out;
     }
-    if (snap_fd >= 0 && (lrc = snap_dir_check(snap_fd, out)) < 0) {
+    if (snap_fd >= 0 && (lrc = snap_dir_check(snap_fd, &snaps, out)) < 0) {
         rc = lrc;
         (void)snprintf(out->reason, sizeof out->reason, "%s/member/snap: %s", data_dir,
                        strerror(-lrc));
@@ -731,23 +843,40 @@ int datadir_inspect(const char *data_dir, struct datadir_report *out)
         goto out; /* EMPTY: etcd would bootstrap here (wal.Exist is false) */
 
     out->verdict = out->verdict == DATADIR_CORRUPT ? DATADIR_CORRUPT : DATADIR_VALID;
-    if (nwal == 0)
+    if (nwal == 0) {
         /* etcd would start a new member on top of it; it may be the last copy of the data */
         corrupt(out, "member/ holds %s but no WAL", out->has_db ? "snap/db" : ".snap files");
-    else
-        wal_check(wal_fd, names, nwal, out);
-
-    if (out->has_db) {
-        db_check(snap_fd, out);
-    } else if (nwal > 0) {
-        /* etcd 3.4 opens a fresh db and replays the WAL into it; that rebuilds everything only
-         * when no snapshot was ever taken and the WAL still starts at index 0. */
-        if (out->snap_files > 0 || names[0].seq != 0 || names[0].index != 0)
-            corrupt(out, "member/snap/db missing and the WAL does not start at index 0 with no "
-                         "snapshot: etcd cannot rebuild it");
+        if (out->has_db)
+            db_check(snap_fd, out);
+        goto out;
     }
+    wal_check(wal_fd, names, nwal, &snaps, &scan, out);
+
+    /* etcd 3.4.23 NewServer: the newest loadable .snap that matches a WAL snapshot record at
+     * or below the last committed index; with none it replays the WAL from the {0,0} record
+     * wal.Create wrote, which is gone once old WAL files were purged. */
+    const struct snap_file *use = NULL;
+    for (size_t i = 0; i < snaps.n && !use; i++)
+        if (snaps.v[i].ok && snaps.v[i].matched && snaps.v[i].index <= scan.commit)
+            use = &snaps.v[i];
+    if (use)
+        out->snap_index = use->index;
+    else if (!scan.zero_snap)
+        corrupt(out, "member/wal: no usable .snap matches a WAL snapshot record and the WAL no "
+                     "longer starts at index 0 (etcd: snapshot not found)");
+
+    if (out->has_db)
+        db_check(snap_fd, out);
+    else if (use)
+        /* etcd 3.4 opens a fresh db and would need the snapshot's db to restore it; only
+         * starting from index 0 (no snapshot) replays everything into the new db. */
+        corrupt(out,
+                "member/snap/db missing while etcd would start from snapshot %016" PRIx64
+                "-%016" PRIx64 ".snap: etcd cannot rebuild it",
+                use->term, use->index);
 out:
     free(names);
+    free(snaps.v);
     if (snap_fd >= 0)
         close(snap_fd);
     if (wal_fd >= 0)

@@ -37,12 +37,29 @@ struct datadir_report {
     bool wal_torn_tail;      /* the last file ends inside a record (crash during write; etcd
                               * itself repairs this on start). The verdict stays VALID. */
     size_t snap_files;
-    uint64_t took_us; /* time the inspection took */
+    size_t snap_broken;  /* .snap files etcd would skip (bad CRC, empty, undecodable) */
+    uint64_t snap_index; /* index of the .snap etcd would start from (0: none, WAL from 0) */
+    uint64_t took_us;    /* time the inspection took */
 };
 
 /* Inspect data_dir (e.g. /var/lib/data). Returns 0 with *out filled (any verdict), or a
  * negative errno if the directory could not be read at all for a reason other than absence
- * (e.g. -EACCES), with out->reason set. */
+ * (e.g. -EACCES, -ENOTDIR), with out->reason set.
+ *
+ * Verdict rules (what etcd 3.4.23 would do on start; each checked against it):
+ * - EMPTY: data_dir or member/ absent, or no .wal file, no snap/db and no .snap file (etcd
+ *   would bootstrap; 0.tmp and other non-WAL names are ignored as etcd does).
+ * - CORRUPT when etcd would fail or lose data: db or .snap files without any WAL (it may be
+ *   the last copy); WAL sequence gap; framing error, CRC mismatch or undecodable record
+ *   anywhere, or a torn record in a file other than the last; a record of 10 MiB or more;
+ *   conflicting or missing metadata, zero IDs; no .snap usable (loadable and matching a WAL
+ *   snapshot record at or below the last commit) while the WAL no longer starts at index 0;
+ *   db with no valid meta page, shorter than two pages or than its high-water page; db
+ *   missing while etcd would start from a .snap (it cannot rebuild the db then).
+ * - VALID otherwise, including: a torn tail in the last WAL file (wal_torn_tail; etcd
+ *   repairs it); one bad meta page; broken or orphan .snap files that etcd skips
+ *   (snap_broken); db missing with no usable .snap and the WAL from index 0 (etcd replays
+ *   the WAL into a new db; has_db false). */
 int datadir_inspect(const char *data_dir, struct datadir_report *out);
 
 /* 1 if some process holds etcd's lock on a WAL file of data_dir (etcd is running on it),
@@ -78,14 +95,21 @@ struct wal_scan {
     uint64_t member_id, cluster_id;
     uint32_t meta_crc; /* CRC-32C and length of the first metadata record's bytes */
     size_t meta_len;
+    uint64_t commit; /* commit of the last HardState record (etcd filters snapshots by it) */
+    bool zero_snap;  /* a snapshot record {index 0, term 0} was seen (wal.Create writes it) */
+    /* optional: called for every snapshot record (etcd matches .snap files against them) */
+    void (*on_snapshot)(void *arg, uint64_t index, uint64_t term);
+    void *arg;
     size_t end_offset; /* where the data ends (or the offending record starts) */
     char reason[160];
 };
 int datadir_wal_scan(const uint8_t *buf, size_t len, bool first_file, uint32_t *crc,
                      struct wal_scan *scan);
 
-/* Check a .snap file's bytes (snappb.snapshot with CRC-32C over data). 0 or -EBADMSG. */
-int datadir_snap_check(const uint8_t *buf, size_t len);
+/* Check a .snap file's bytes the way etcd's snap.Read does: snappb.snapshot with a non-zero
+ * CRC-32C over non-empty data that holds a decodable raftpb.Snapshot. Returns 0 and its
+ * metadata index and term (either pointer may be NULL), or -EBADMSG. */
+int datadir_snap_check(const uint8_t *buf, size_t len, uint64_t *index, uint64_t *term);
 
 /* CRC-32C (Castagnoli), continuing from crc (0 to start), as etcd's WAL uses it. */
 uint32_t datadir_crc32c(uint32_t crc, const uint8_t *buf, size_t len);

@@ -69,7 +69,7 @@ struct grpc_conn {
     BIO_METHOD *bio_meth;
     nghttp2_session *sess;
     size_t ep;
-    bool broken, goaway, read_wants_write;
+    bool broken, goaway, read_wants_write, write_wants_read;
     char why[GRPC_MAX_STATUS_MESSAGE];
     struct grpc_call *call; /* the one call in flight, or NULL */
     long long last_rx_ms;
@@ -88,7 +88,8 @@ struct grpc_channel {
     struct grpc_conn *conn;
 };
 
-static void set_msg(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_msg(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void set_msg(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
@@ -152,8 +153,8 @@ static int framer_start(struct grpc_framer *f, const uint8_t hdr[5])
     return 0;
 }
 
-static int framer_deliver(struct grpc_framer *f, const uint8_t *msg, size_t len,
-                          grpc_message_fn fn, void *arg)
+static int framer_deliver(struct grpc_framer *f, const uint8_t *msg, size_t len, grpc_message_fn fn,
+                          void *arg)
 {
     static const uint8_t empty[1];
 
@@ -206,7 +207,8 @@ int grpc_framer_feed(struct grpc_framer *f, const uint8_t *data, size_t len,
         take = take < len ? take : len;
         if (f->buf_cap < f->have + take) {
             /* grow with the data actually received, not with what the prefix claims */
-            size_t cap = f->buf_cap * 2 > GRPC_FRAMER_MIN_BUF ? f->buf_cap * 2 : GRPC_FRAMER_MIN_BUF;
+            size_t cap =
+                f->buf_cap * 2 > GRPC_FRAMER_MIN_BUF ? f->buf_cap * 2 : GRPC_FRAMER_MIN_BUF;
             uint8_t *nb;
             if (cap < f->have + take)
                 cap = f->have + take;
@@ -231,10 +233,22 @@ int grpc_framer_feed(struct grpc_framer *f, const uint8_t *data, size_t len,
 const char *grpc_code_name(int code)
 {
     static const char *const names[] = {
-        "OK",        "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",   "DATA_LOSS",
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
         "UNAUTHENTICATED",
     };
     static _Thread_local char other[24];
@@ -450,7 +464,8 @@ static void conn_free(struct grpc_conn *c, bool graceful)
     free(c);
 }
 
-static void conn_break(struct grpc_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_break(struct grpc_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void conn_break(struct grpc_conn *c, const char *fmt, ...)
 {
     va_list ap;
@@ -470,14 +485,17 @@ static void conn_flush(struct grpc_conn *c)
     char why[200];
     int n, e;
 
+    c->write_wants_read = false;
     while (!c->broken && c->out_off < c->out_len) {
         ERR_clear_error();
+        errno = 0;
         n = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
         if (n > 0) {
             c->out_off += (size_t)n;
             continue;
         }
         e = SSL_get_error(c->ssl, n);
+        c->write_wants_read = e == SSL_ERROR_WANT_READ;
         if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
             return;
         if (e == SSL_ERROR_SYSCALL && errno)
@@ -489,8 +507,7 @@ static void conn_flush(struct grpc_conn *c)
         c->out_off = c->out_len = 0;
 }
 
-static ssize_t on_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags,
-                       void *user)
+static ssize_t on_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *user)
 {
     struct grpc_conn *c = user;
     size_t room;
@@ -537,10 +554,12 @@ static void conn_recv(struct grpc_conn *c)
     c->read_wants_write = false;
     for (int i = 0; i < GRPC_READ_BATCH && !c->broken; i++) {
         ERR_clear_error();
+        errno = 0;
         n = SSL_read(c->ssl, c->in, (int)sizeof c->in);
         if (n > 0) {
             c->last_rx_ms = now_ms();
             rv = nghttp2_session_mem_recv(c->sess, c->in, (size_t)n);
+            c->last_rx_ms = now_ms(); /* the callbacks' time is not the server's silence */
             if (rv < 0)
                 conn_break(c, "http2: %s", nghttp2_strerror((int)rv));
             if (c->call && c->call->closed)
@@ -572,8 +591,8 @@ static struct grpc_call *stream_call(struct grpc_conn *c, int32_t stream_id)
     return c->call && c->call->stream_id == stream_id ? c->call : NULL;
 }
 
-static void call_abort(nghttp2_session *s, struct grpc_call *call, int code, const char *fmt,
-                       ...) __attribute__((format(printf, 4, 5)));
+static void call_abort(nghttp2_session *s, struct grpc_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void call_abort(nghttp2_session *s, struct grpc_call *call, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -641,8 +660,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
         set_msg(call->grpc_status, sizeof call->grpc_status, "%.*s", vlen, (const char *)value);
     } else if (IS("grpc-message")) {
         call->have_grpc_message = true;
-        set_msg(call->grpc_message, sizeof call->grpc_message, "%.*s", vlen,
-                (const char *)value);
+        set_msg(call->grpc_message, sizeof call->grpc_message, "%.*s", vlen, (const char *)value);
     }
 #undef IS
     return 0;
@@ -659,8 +677,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         return 0;
     }
     call = stream_call(c, frame->hd.stream_id);
-    if (call && frame->hd.type == NGHTTP2_HEADERS &&
-        frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
+    if (call && frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
         call->have_headers = true;
     return 0;
 }
@@ -691,8 +708,8 @@ static bool grpc_content_type(const char *ct)
            (ct[16] == '\0' || ct[16] == '+' || ct[16] == ';');
 }
 
-static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
-                         const uint8_t *data, size_t len, void *user)
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *user)
 {
     struct grpc_call *call = stream_call(user, stream_id);
     int rv;
@@ -710,8 +727,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
     else if (rv == -ECANCELED)
         call_abort(s, call, GRPC_CANCELLED, "cancelled by the message callback");
     else if (rv == -EMSGSIZE)
-        call_abort(s, call, GRPC_RESOURCE_EXHAUSTED,
-                   "response message larger than %zu bytes", call->framer.max_message);
+        call_abort(s, call, GRPC_RESOURCE_EXHAUSTED, "response message larger than %zu bytes",
+                   call->framer.max_message);
     else if (rv == -EPROTO)
         call_abort(s, call, GRPC_INTERNAL, "compressed response message (not requested)");
     else if (rv < 0)
@@ -731,8 +748,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error
     return 0;
 }
 
-static int conn_session_new(struct grpc_channel *ch, struct grpc_conn *c, char *err,
-                            size_t err_len)
+static int conn_session_new(struct grpc_channel *ch, struct grpc_conn *c, char *err, size_t err_len)
 {
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_settings_entry iv[] = {
@@ -868,6 +884,7 @@ static struct grpc_conn *conn_open(struct grpc_channel *ch, size_t idx, long lon
     SSL_set_bio(c->ssl, bio, bio);
     for (;;) {
         ERR_clear_error();
+        errno = 0;
         rv = SSL_connect(c->ssl);
         if (rv == 1)
             break;
@@ -878,8 +895,8 @@ static struct grpc_conn *conn_open(struct grpc_channel *ch, size_t idx, long lon
                 continue;
             if (rv == 0) {
                 *timed_out = true;
-                set_msg(err, err_len, "tls handshake with %s: timed out after %d ms",
-                        ep->authority, timeout_ms);
+                set_msg(err, err_len, "tls handshake with %s: timed out after %d ms", ep->authority,
+                        timeout_ms);
             } else {
                 set_msg(err, err_len, "tls handshake with %s: poll: %s", ep->authority,
                         strerror(-rv));
@@ -916,7 +933,7 @@ static bool conn_usable(struct grpc_conn *c)
 {
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
 
-    if (!c->broken && !c->goaway && (SSL_pending(c->ssl) > 0 || poll(&p, 1, 0) > 0))
+    if (!c->broken && !c->goaway && (SSL_has_pending(c->ssl) || poll(&p, 1, 0) > 0))
         conn_recv(c);
     return !c->broken && !c->goaway &&
            (nghttp2_session_want_read(c->sess) || nghttp2_session_want_write(c->sess));
@@ -966,8 +983,9 @@ static int channel_connect(struct grpc_channel *ch, long long deadline, int call
         bool timed_out = false, by_call = false;
 
         if (deadline && deadline <= now) {
-            status_set(st, GRPC_DEADLINE_EXCEEDED, "deadline of %d ms exceeded while connecting%s%s",
-                       call_timeout_ms, used ? ": " : "", all);
+            status_set(st, GRPC_DEADLINE_EXCEEDED,
+                       "deadline of %d ms exceeded while connecting%s%s", call_timeout_ms,
+                       used ? ": " : "", all);
             return st->code;
         }
         if (deadline && deadline < ep_deadline) {
@@ -1070,14 +1088,14 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
     struct grpc_conn *c = ch->conn;
     const struct grpc_endpoint *ep = &ch->eps[c->ep];
     struct pollfd p = {.fd = c->fd};
-    long long now, wait, idle_deadline;
+    long long now, wait, idle_deadline, idle_left;
     int rv;
 
     for (;;) {
         conn_send(c);
         if (call->closed || c->broken)
             break;
-        if (SSL_pending(c->ssl) == 0) {
+        if (!SSL_has_pending(c->ssl)) {
             now = now_ms();
             wait = -1;
             if (deadline) {
@@ -1089,17 +1107,15 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
                 wait = deadline - now;
             }
             if (idle_ms) {
+                /* idle only if nothing arrives: data waiting after a slow callback is not */
                 idle_deadline = c->last_rx_ms + idle_ms;
-                if (now >= idle_deadline) {
-                    status_set(st, GRPC_DEADLINE_EXCEEDED, "no data from %s for %d ms",
-                               ep->authority, idle_ms);
-                    goto expired;
-                }
-                if (wait < 0 || idle_deadline - now < wait)
-                    wait = idle_deadline - now;
+                idle_left = idle_deadline > now ? idle_deadline - now : 0;
+                if (wait < 0 || idle_left < wait)
+                    wait = idle_left;
             }
             p.events = POLLIN;
-            if (c->out_len > c->out_off || c->read_wants_write)
+            /* a write that waits for the peer (TLS key update) must not spin on POLLOUT */
+            if ((c->out_len > c->out_off && !c->write_wants_read) || c->read_wants_write)
                 p.events |= POLLOUT;
             p.revents = 0;
             rv = poll(&p, 1, wait < 0 ? -1 : (int)wait);
@@ -1107,8 +1123,16 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
                 conn_break(c, "poll: %s", strerror(errno));
                 break;
             }
-            if (rv <= 0)
+            if (rv < 0)
                 continue;
+            if (rv == 0) {
+                if (idle_ms && now_ms() >= c->last_rx_ms + idle_ms) {
+                    status_set(st, GRPC_DEADLINE_EXCEEDED, "no data from %s for %d ms",
+                               ep->authority, idle_ms);
+                    goto expired;
+                }
+                continue;
+            }
         }
         conn_recv(c);
     }
@@ -1173,10 +1197,9 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
         call.fn = fn;
         call.arg = arg;
         {
-#define HDR(n, v)                                                                              \
-    {                                                                                          \
-        (uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME \
-    }
+#define HDR(n, v)                                                                                  \
+    {(uint8_t *)(uintptr_t)(n), (uint8_t *)(uintptr_t)(v), sizeof(n) - 1, strlen(v),               \
+     NGHTTP2_NV_FLAG_NO_COPY_NAME}
             nghttp2_nv hdrs[] = {
                 HDR(":method", "POST"),
                 HDR(":scheme", "https"),
@@ -1230,9 +1253,8 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
     return st->code;
 }
 
-int grpc_call_unary(struct grpc_channel *ch, const char *path, const uint8_t *req,
-                    size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len,
-                    struct grpc_status *st)
+int grpc_call_unary(struct grpc_channel *ch, const char *path, const uint8_t *req, size_t req_len,
+                    int timeout_ms, uint8_t **resp, size_t *resp_len, struct grpc_status *st)
 {
     if (!resp || !resp_len) {
         status_init(st);
@@ -1242,9 +1264,9 @@ int grpc_call_unary(struct grpc_channel *ch, const char *path, const uint8_t *re
     return call_do(ch, path, req, req_len, timeout_ms, 0, true, NULL, NULL, resp, resp_len, st);
 }
 
-int grpc_call_stream(struct grpc_channel *ch, const char *path, const uint8_t *req,
-                     size_t req_len, int timeout_ms, int idle_timeout_ms,
-                     grpc_message_fn on_message, void *arg, struct grpc_status *st)
+int grpc_call_stream(struct grpc_channel *ch, const char *path, const uint8_t *req, size_t req_len,
+                     int timeout_ms, int idle_timeout_ms, grpc_message_fn on_message, void *arg,
+                     struct grpc_status *st)
 {
     return call_do(ch, path, req, req_len, timeout_ms, idle_timeout_ms > 0 ? idle_timeout_ms : 0,
                    false, on_message, arg, NULL, NULL, st);
@@ -1257,8 +1279,7 @@ struct grpc_channel *grpc_channel_new(const struct grpc_channel_config *cfg, cha
 {
     struct grpc_channel *ch = NULL;
 
-    if (!cfg || !cfg->endpoints || cfg->n_endpoints == 0 ||
-        cfg->n_endpoints > GRPC_MAX_ENDPOINTS) {
+    if (!cfg || !cfg->endpoints || cfg->n_endpoints == 0 || cfg->n_endpoints > GRPC_MAX_ENDPOINTS) {
         set_msg(err, err_len, "need 1 to %d endpoints", GRPC_MAX_ENDPOINTS);
         return NULL;
     }

@@ -57,7 +57,8 @@ struct grpc_channel_config {
     size_t n_endpoints;           /* 1 .. GRPC_MAX_ENDPOINTS */
     struct tls_ctx *tls;          /* borrowed; must outlive the channel */
     int connect_timeout_ms;       /* per endpoint; 0 -> GRPC_DEFAULT_CONNECT_TIMEOUT_MS */
-    uint32_t window_size;         /* stream+connection window; 0 -> GRPC_STREAM_WINDOW */
+    uint32_t window_size;         /* stream+connection window, 65535 .. 2^31-1;
+                                     0 -> GRPC_STREAM_WINDOW */
 };
 
 struct grpc_channel;
@@ -74,10 +75,12 @@ const char *grpc_channel_endpoint(const struct grpc_channel *ch);
 /* Unary call. path e.g. "/etcdserverpb.Cluster/MemberList"; req is the serialized request.
  * On GRPC_OK *resp is a malloc'd serialized response (caller frees; may be NULL with len 0).
  * A call that fails to connect tries the next endpoint; a call that was sent is never
- * retried here (it may have taken effect). Returns st->code. */
-int grpc_call_unary(struct grpc_channel *ch, const char *path, const uint8_t *req,
-                    size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len,
-                    struct grpc_status *st);
+ * retried here (it may have taken effect), except once when the server refused the stream
+ * unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream ID). A local deadline also
+ * drops the connection (the server may be stopped), so the next call reconnects.
+ * Returns st->code. */
+int grpc_call_unary(struct grpc_channel *ch, const char *path, const uint8_t *req, size_t req_len,
+                    int timeout_ms, uint8_t **resp, size_t *resp_len, struct grpc_status *st);
 
 /* Called once per complete response message; the buffer is valid only during the call.
  * Return 0 to continue, non-zero to cancel the stream (RST_STREAM CANCEL; the call then
@@ -87,9 +90,9 @@ typedef int (*grpc_message_fn)(void *arg, const uint8_t *msg, size_t len);
 /* Server-streaming call: like grpc_call_unary but each response message goes to on_message.
  * timeout_ms bounds the whole call (0 = none); idle_timeout_ms bounds the gap between two
  * received frames (0 = none). Returns st->code. */
-int grpc_call_stream(struct grpc_channel *ch, const char *path, const uint8_t *req,
-                     size_t req_len, int timeout_ms, int idle_timeout_ms,
-                     grpc_message_fn on_message, void *arg, struct grpc_status *st);
+int grpc_call_stream(struct grpc_channel *ch, const char *path, const uint8_t *req, size_t req_len,
+                     int timeout_ms, int idle_timeout_ms, grpc_message_fn on_message, void *arg,
+                     struct grpc_status *st);
 
 /* ---- exposed for tests and fuzzers ---------------------------------------------------- */
 

@@ -5,10 +5,6 @@
 #ifndef ER_LIMITS_H
 #define ER_LIMITS_H
 
-/* -Icommon makes this file shadow the system <limits.h> (protobuf-c.h needs INT_MAX): pull
- * the system one in too. */
-#include_next <limits.h>
-
 /* gRPC client */
 #define GRPC_MAX_MESSAGE (8u * 1024 * 1024)      /* largest response message we accept */
 #define GRPC_MAX_ENDPOINTS 16
@@ -27,6 +23,7 @@
 #define DATADIR_MAX_WAL_FILES 4096
 #define DATADIR_MAX_WAL_RECORD (64u * 1024 * 1024) /* a record longer than a WAL file is corrupt */
 #define DATADIR_MAX_SNAP_FILE (512u * 1024 * 1024)
+#define DATADIR_MAX_SNAP_FILES 4096
 
 /* configuration */
 #define CONFIG_MAX_LIST 16          /* endpoints, peer URLs, initial-cluster entries */

@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +17,6 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
-
-/* log.c may not be linked into every binary (unit tests): use it when present. */
-#pragma weak log_msg
 
 #define TLS_RELOAD_CHECK_MS 1000
 #define TLS_NFILES 3
@@ -46,21 +42,6 @@ struct tls_ctx {
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 static const unsigned char alpn_server[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-
-static void tls_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void tls_warn(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (log_msg)
-        log_msg(LOG_WARN, "%s", msg);
-    else
-        fprintf(stderr, "tls: %s\n", msg);
-}
 
 static long long now_ms(void)
 {
@@ -316,7 +297,11 @@ static void maybe_reload(struct tls_ctx *t)
     memcpy(t->seen, ids, sizeof ids);
     fresh = build_ctx(t->server, t->files, err, sizeof err);
     if (!fresh) {
-        tls_warn("reloading TLS files failed, keeping the previous context: %s", err);
+        cJSON *fields = cJSON_CreateObject();
+        if (fields)
+            cJSON_AddStringToObject(fields, "error", err);
+        log_event(LOG_WARN, "tls: reloading changed files failed, keeping the previous context",
+                  fields);
         return;
     }
     SSL_CTX_free(t->ssl_ctx); /* open connections hold their own reference */

@@ -35,8 +35,8 @@ struct uring_req {
 
 struct uring {
     struct io_uring ring;
-    bool ring_ok;  /* the ring exists: drain what is in flight, exit it at the end */
-    bool use_ring; /* new requests go to the ring (false after a failed submit, see there) */
+    bool ring_ok;     /* the ring exists: drain what is in flight, exit it at the end */
+    bool use_ring;    /* new requests go to the ring (false after a failed submit, see there) */
     unsigned depth;   /* async slots: reqs[0..depth-1]; reqs[depth] is for the waiting calls */
     unsigned pending; /* async requests not yet handed back by uring_reap */
     struct uring_req *reqs;
@@ -196,14 +196,19 @@ static void finish(struct uring *u, unsigned idx, ssize_t result)
 
 static void drain_ready(struct uring *u);
 
-/* Prepare and submit the (rest of the) request in slot idx. */
-static int submit_req(struct uring *u, unsigned idx)
+/* Prepare and submit the (rest of the) request in slot idx; with wait_nr 1 the same syscall
+ * also waits for a completion (the waiting calls save one io_uring_enter per request). */
+static int submit_req(struct uring *u, unsigned idx, unsigned wait_nr)
 {
     struct uring_req *r = &u->reqs[idx];
     size_t rest = r->len - r->done, chunk = rest < URING_MAX_IO ? rest : URING_MAX_IO;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    struct io_uring_sqe *sqe;
     int rc;
 
+    /* After a failed submit (below) nothing may be submitted again, resubmissions included. */
+    if (!u->use_ring)
+        return -EIO;
+    sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL) {
         /* Cannot happen with one SQ entry per slot; flush and retry once all the same. */
         io_uring_submit(&u->ring);
@@ -227,9 +232,11 @@ static int submit_req(struct uring *u, unsigned idx)
     io_uring_sqe_set_data(sqe, (void *)(uintptr_t)idx);
     r->state = REQ_INFLIGHT;
     for (int tries = 0;; tries++) {
-        rc = io_uring_submit(&u->ring);
+        rc = wait_nr > 0 ? io_uring_submit_and_wait(&u->ring, wait_nr) : io_uring_submit(&u->ring);
         if (rc >= 0)
             return 0;
+        /* io_uring_enter reports the count when it submitted anything, even if the wait was
+         * interrupted: -EINTR means nothing went out yet. */
         if (rc == -EINTR)
             continue;
         if ((rc == -EAGAIN || rc == -EBUSY) && tries < URING_SUBMIT_RETRIES) {
@@ -259,7 +266,7 @@ static void process_cqe(struct uring *u, struct io_uring_cqe *cqe)
         return;
     r = &u->reqs[idx];
     if (res == -EINTR || res == -EAGAIN) {
-        rc = submit_req(u, idx);
+        rc = submit_req(u, idx, 0);
         if (rc < 0)
             finish(u, idx, rc);
         return;
@@ -279,7 +286,7 @@ static void process_cqe(struct uring *u, struct io_uring_cqe *cqe)
     }
     r->done += (size_t)res;
     if (r->done < r->len) {
-        rc = submit_req(u, idx);
+        rc = submit_req(u, idx, 0);
         if (rc < 0)
             finish(u, idx, rc);
         return;
@@ -333,13 +340,14 @@ static ssize_t ring_run(struct uring *u, enum req_op op, int fd, const void *wbu
 
     if (!u->use_ring)
         return -EIO; /* not reached: callers check use_ring */
-    *r = (struct uring_req){.op = op, .fd = fd, .wbuf = wbuf, .rbuf = rbuf, .len = len,
-                            .offset = offset};
-    rc = submit_req(u, u->depth);
+    *r = (struct uring_req){
+        .op = op, .fd = fd, .wbuf = wbuf, .rbuf = rbuf, .len = len, .offset = offset};
+    rc = submit_req(u, u->depth, 1);
     if (rc < 0) {
         r->state = REQ_FREE;
         return rc;
     }
+    drain_ready(u);
     while (r->state != REQ_DONE) {
         rc = wait_one(u);
         if (rc < 0)
@@ -405,8 +413,12 @@ int uring_write_async(struct uring *u, int fd, const void *buf, size_t len, off_
     }
     if (r == NULL)
         return -EBUSY;
-    *r = (struct uring_req){.op = OP_WRITE, .fd = fd, .wbuf = buf, .len = len,
-                            .offset = offset, .user_data = user_data};
+    *r = (struct uring_req){.op = OP_WRITE,
+                            .fd = fd,
+                            .wbuf = buf,
+                            .len = len,
+                            .offset = offset,
+                            .user_data = user_data};
     u->pending++;
     if (!u->use_ring || len == 0) {
         /* Done now; uring_reap hands the result back like a completion. */
@@ -414,7 +426,7 @@ int uring_write_async(struct uring *u, int fd, const void *buf, size_t len, off_
         finish(u, idx, rc < 0 ? rc : (ssize_t)len);
         return 0;
     }
-    rc = submit_req(u, idx);
+    rc = submit_req(u, idx, 0);
     if (rc < 0) {
         u->pending--;
         r->state = REQ_FREE;

@@ -27,7 +27,8 @@ void uring_free(struct uring *u);
 /* "io_uring" or "syscalls" */
 const char *uring_backend_name(const struct uring *u);
 bool uring_is_io_uring(const struct uring *u);
-/* Reason io_uring was not used ("" if it is), e.g. "io_uring_queue_init: Operation not permitted" */
+/* Reason io_uring was not used ("" if it is), e.g. "io_uring_queue_init: Operation not permitted"
+ */
 const char *uring_fallback_reason(const struct uring *u);
 
 /* Write all len bytes of buf at offset (buf must stay valid until the write completes:

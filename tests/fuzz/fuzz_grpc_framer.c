@@ -1,7 +1,8 @@
 /* fuzz_grpc_framer.c - libFuzzer target for the gRPC message framer.
  *
  * The first bytes choose the size limit and how the rest is cut into feeds, so every split of
- * prefixes and payloads is reachable. Checks the framer's own invariants. */
+ * prefixes and payloads is reachable. Checks the framer's own invariants. The same bytes also
+ * go through the trailer parsing (grpc-status, percent-decoded grpc-message). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +30,27 @@ static int on_message(void *arg, const uint8_t *msg, size_t len)
     c->messages++;
     c->bytes += len;
     return c->cancel_at && (size_t)c->cancel_at == c->messages;
+}
+
+/* "status\nmessage" -> grpc_status_from_trailers */
+static void fuzz_trailers(const uint8_t *data, size_t size)
+{
+    struct grpc_status st;
+    char *s = malloc(size + 1), *nl;
+
+    if (!s)
+        return;
+    memcpy(s, data, size);
+    s[size] = '\0';
+    nl = strchr(s, '\n');
+    if (nl)
+        *nl = '\0';
+    grpc_status_from_trailers(&st, s, nl ? nl + 1 : NULL);
+    if (strlen(st.message) >= sizeof st.message)
+        abort();
+    if (!st.transport && (st.code < 0 || st.code > 1000000))
+        abort();
+    free(s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -67,5 +89,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rv == 0 && grpc_framer_idle(&f) && c.bytes + 5 * c.messages != fed)
         abort();
     grpc_framer_free(&f);
+    fuzz_trailers(data, size);
     return 0;
 }

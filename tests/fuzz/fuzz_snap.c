@@ -8,7 +8,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int rc = datadir_snap_check(data, size);
+    uint64_t index, term;
+    int rc = datadir_snap_check(data, size, &index, &term);
     if (rc != 0 && rc != -EBADMSG)
         __builtin_trap();
     return 0;

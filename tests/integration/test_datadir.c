@@ -107,7 +107,8 @@ static int teardown(void **state)
     return rc;
 }
 
-static void expect_valid(const char *dir)
+/* running: etcd may be writing a meta page or a WAL record while we read them */
+static void expect_valid(const char *dir, bool running)
 {
     struct datadir_report r;
     assert_int_equal(datadir_inspect(dir, &r), 0);
@@ -117,7 +118,8 @@ static void expect_valid(const char *dir)
     assert_true(r.member_id == g_member_id);
     assert_true(r.cluster_id == g_cluster_id);
     assert_true(r.has_db);
-    assert_int_equal(r.db_valid_metas, 2);
+    assert_true(r.db_valid_metas == 2 || (running && r.db_valid_metas == 1));
+    assert_true(running || !r.wal_torn_tail);
     assert_true(r.wal_files >= 1);
     assert_true(r.wal_last_index > 0);
     print_message("%s: VALID member %" PRIx64 " cluster %" PRIx64 ", %zu WAL files, %" PRIu64
@@ -183,16 +185,16 @@ static void test_running_stopped_corrupted(void **state)
 
     /* running: etcd holds its OFD locks; reading is still fine */
     assert_int_equal(datadir_wal_locked(g_data), 1);
-    expect_valid(g_data);
+    expect_valid(g_data, true);
 
     g_stopped = true;
     assert_int_equal(sh("tests/cluster.sh stop 0"), 0);
     assert_int_equal(datadir_wal_locked(g_data), 0);
-    expect_valid(g_data);
+    expect_valid(g_data, false);
 
     /* both bbolt meta pages overwritten with garbage */
     copy_data("metas", dir, sizeof dir);
-    expect_valid(dir);
+    expect_valid(dir, false);
     struct datadir_report r;
     assert_int_equal(datadir_inspect(dir, &r), 0);
     assert_int_equal(sh("head -c %u /dev/urandom | dd of='%s/member/snap/db' conv=notrunc "
@@ -255,7 +257,7 @@ static void test_running_stopped_corrupted(void **state)
     assert_int_equal(sh("tests/cluster.sh start 0 existing && tests/cluster.sh wait-healthy 0"), 0);
     g_stopped = false;
     assert_int_equal(datadir_wal_locked(g_data), 1);
-    expect_valid(g_data);
+    expect_valid(g_data, true);
 }
 
 int main(void)

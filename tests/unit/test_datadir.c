@@ -151,7 +151,7 @@ static void w_file_start(struct walw *w, bool first, uint64_t mid, uint64_t cid)
     if (first)
         w_snapshot(w, 0, 0);
     else
-        w_state(w, 2, 1);
+        w_state(w, 2, 20);
 }
 
 /* ---- files --------------------------------------------------------------------------------- */
@@ -249,22 +249,46 @@ static void write_db(uint32_t page_size, uint64_t pages, bool bad0, bool bad1)
     free(db);
 }
 
-static void write_snap(const char *rel, bool good)
+/* snappb.snapshot around a raftpb.Snapshot {data 1, metadata 2 {conf_state 1, index 2,
+ * term 3}}, as etcd's snapshotter writes it; into out (>= 256 bytes), returns its length. */
+static size_t snap_bytes(uint8_t *out, uint64_t term, uint64_t index, bool good)
 {
     Walpb__SnapFile s = WALPB__SNAP_FILE__INIT;
-    uint8_t data[100], out[160];
-    for (size_t i = 0; i < sizeof data; i++)
-        data[i] = (uint8_t)i;
+    uint8_t data[160], md[40];
+    size_t n = 0, mn = 0;
+    md[mn++] = 0x0a; /* conf_state {voters: 5} */
+    md[mn++] = 2;
+    md[mn++] = 0x08;
+    md[mn++] = 5;
+    md[mn++] = 0x10;
+    mn += pb_varint(md + mn, index);
+    md[mn++] = 0x18;
+    mn += pb_varint(md + mn, term);
+    data[n++] = 0x0a; /* data: 100 bytes of v2 store JSON, in real life */
+    data[n++] = 100;
+    for (size_t i = 0; i < 100; i++)
+        data[n++] = (uint8_t)('0' + i % 10);
+    data[n++] = 0x12;
+    data[n++] = (uint8_t)mn;
+    memcpy(data + n, md, mn);
+    n += mn;
     s.has_crc = 1;
-    s.crc = crc32c_update(0, data, sizeof data) ^ (good ? 0 : 1);
+    s.crc = crc32c_update(0, data, n) ^ (good ? 0 : 1);
     s.has_data = 1;
     s.data.data = data;
-    s.data.len = sizeof data;
-    size_t n = walpb__snap_file__pack(&s, out);
+    s.data.len = n;
+    return walpb__snap_file__pack(&s, out);
+}
+
+static void write_snap(const char *rel, uint64_t term, uint64_t index, bool good)
+{
+    uint8_t out[256];
+    size_t n = snap_bytes(out, term, index, good);
     write_file(rel, out, n, 0);
 }
 
-/* A good data dir: two WAL files (entries 1..40), db, one .snap. *w holds the second file
+/* A good data dir: two WAL files (entries 1..40, a snapshot record {20, term 2} after the
+ * commit of 20 in the first), db, one .snap for that snapshot. *w holds the second file
  * (caller frees w->buf); g_crc0 the CRC the second file starts from. */
 static void build_valid(struct walw *w, bool with_db, bool with_snap)
 {
@@ -277,6 +301,7 @@ static void build_valid(struct walw *w, bool with_db, bool with_snap)
     for (uint64_t i = 1; i <= 20; i++)
         w_entry(w, 2, i, (size_t)(i * 37 % 700));
     w_state(w, 2, 20);
+    w_snapshot(w, 20, 2);
     wal_name(name, sizeof name, 0, 0);
     write_file(name, w->buf, w->len, PREALLOC);
     g_crc0 = w->crc;
@@ -288,7 +313,7 @@ static void build_valid(struct walw *w, bool with_db, bool with_snap)
     if (with_db)
         write_db(PAGE, 4, false, false);
     if (with_snap)
-        write_snap("member/snap/0000000000000002-0000000000000014.snap", true);
+        write_snap("member/snap/0000000000000002-0000000000000014.snap", 2, 20, true);
 }
 
 static void inspect(struct datadir_report *r)
@@ -400,7 +425,9 @@ static void test_valid(void **state)
     assert_true(r.member_id == MEMBER_ID);
     assert_true(r.cluster_id == CLUSTER_ID);
     assert_int_equal(r.wal_files, 2);
-    assert_int_equal(r.wal_records, 3 + 20 + 1 + 3 + 20);
+    assert_int_equal(r.wal_records, 3 + 20 + 2 + 3 + 20);
+    assert_int_equal(r.snap_index, 20);
+    assert_int_equal(r.snap_broken, 0);
     assert_int_equal(r.wal_last_index, 40);
     assert_false(r.wal_torn_tail);
     assert_true(r.has_db);
@@ -586,40 +613,89 @@ static void test_crc_chain_across_files(void **state)
     expect_corrupt("crc record");
 }
 
+/* etcd 3.4.23 skips a broken .snap (renames it .broken) and uses the newest loadable one
+ * that matches a WAL snapshot record: not corrupt. Verified against etcd 3.4.23. */
 static void test_bad_snap(void **state)
 {
     (void)state;
     struct walw w;
+    struct datadir_report r;
     build_valid(&w, true, true);
     free(w.buf);
-    write_snap("member/snap/0000000000000002-0000000000000020.snap", false);
-    expect_corrupt("0000000000000002-0000000000000020.snap");
+    write_snap("member/snap/0000000000000002-0000000000000020.snap", 2, 32, false);
+    inspect(&r);
+    assert_int_equal(r.verdict, DATADIR_VALID);
+    assert_int_equal(r.snap_files, 2);
+    assert_int_equal(r.snap_broken, 1);
+    assert_int_equal(r.snap_index, 20);
+    /* an orphan .snap (written, WAL record lost in a crash) is ignored the same way */
+    write_snap("member/snap/0000000000000002-0000000000000030.snap", 2, 48, true);
+    inspect(&r);
+    assert_int_equal(r.verdict, DATADIR_VALID);
+    assert_int_equal(r.snap_index, 20);
+}
+
+/* With the WAL purged down to files after the snapshot, the .snap is the only way in. */
+static void test_bad_snap_purged_wal(void **state)
+{
+    (void)state;
+    struct walw w;
+    char name[128], p[512];
+    build_valid(&w, true, false);
+    free(w.buf);
+    /* rewrite file 1 so that it carries the snapshot record, then drop file 0 */
+    memset(&w, 0, sizeof w);
+    w.crc = g_crc0;
+    w_file_start(&w, false, MEMBER_ID, CLUSTER_ID);
+    w_snapshot(&w, 20, 2);
+    for (uint64_t i = 21; i <= 25; i++)
+        w_entry(&w, 2, i, 10);
+    w_state(&w, 2, 25);
+    wal_name(name, sizeof name, 1, 21);
+    write_file(name, w.buf, w.len, PREALLOC);
+    free(w.buf);
+    wal_name(name, sizeof name, 0, 0);
+    path_of(p, sizeof p, name);
+    assert_int_equal(unlink(p), 0);
+    write_snap("member/snap/0000000000000002-0000000000000014.snap", 2, 20, true);
     struct datadir_report r;
     inspect(&r);
-    assert_int_equal(r.snap_files, 2);
-    assert_true(r.ids_known);
+    assert_int_equal(r.verdict, DATADIR_VALID);
+    assert_int_equal(r.snap_index, 20);
+    write_snap("member/snap/0000000000000002-0000000000000014.snap", 2, 20, false);
+    expect_corrupt("snapshot not found");
+    inspect(&r);
+    assert_int_equal(r.snap_broken, 1);
 }
 
 static void test_snap_bytes(void **state)
 {
     (void)state;
+    uint8_t out[256];
+    uint64_t index = 0, term = 0;
+    size_t n = snap_bytes(out, 7, 1234567, true);
+    assert_int_equal(datadir_snap_check(out, n, &index, &term), 0);
+    assert_int_equal(index, 1234567);
+    assert_int_equal(term, 7);
+    assert_int_equal(datadir_snap_check(out, n, NULL, NULL), 0);
+    n = snap_bytes(out, 7, 1234567, false);
+    assert_int_equal(datadir_snap_check(out, n, NULL, NULL), -EBADMSG);
+    assert_int_equal(datadir_snap_check(out, 0, NULL, NULL), -EBADMSG);
+    assert_int_equal(datadir_snap_check((const uint8_t *)"\xff", 1, NULL, NULL), -EBADMSG);
+
     Walpb__SnapFile s = WALPB__SNAP_FILE__INIT;
-    uint8_t data[3] = {1, 2, 3}, out[32];
+    uint8_t data[3] = {1, 2, 3};
     s.has_crc = 1;
-    s.crc = crc32c_update(0, data, 3);
     s.has_data = 1;
     s.data.data = data;
     s.data.len = 3;
-    size_t n = walpb__snap_file__pack(&s, out);
-    assert_int_equal(datadir_snap_check(out, n), 0);
-    out[n - 1] ^= 1;
-    assert_int_equal(datadir_snap_check(out, n), -EBADMSG);
-    assert_int_equal(datadir_snap_check(out, 0), -EBADMSG);
-    assert_int_equal(datadir_snap_check((const uint8_t *)"\xff", 1), -EBADMSG);
+    s.crc = crc32c_update(0, data, 3); /* right CRC, but data is no raftpb.Snapshot */
+    n = walpb__snap_file__pack(&s, out);
+    assert_int_equal(datadir_snap_check(out, n, NULL, NULL), -EBADMSG);
     s.data.len = 0; /* empty data: etcd's ErrEmptySnapshot */
     s.crc = 0;
     n = walpb__snap_file__pack(&s, out);
-    assert_int_equal(datadir_snap_check(out, n), -EBADMSG);
+    assert_int_equal(datadir_snap_check(out, n, NULL, NULL), -EBADMSG);
 }
 
 static void test_metadata_mismatch(void **state)
@@ -669,7 +745,7 @@ static void test_snap_without_wal(void **state)
     mk("member");
     mk("member/wal");
     mk("member/snap");
-    write_snap("member/snap/0000000000000002-0000000000000014.snap", true);
+    write_snap("member/snap/0000000000000002-0000000000000014.snap", 2, 20, true);
     expect_corrupt("no WAL");
 }
 
@@ -683,7 +759,7 @@ static void test_missing_db(void **state)
     inspect(&r); /* WAL from index 0, no snapshot: etcd replays it into a new db */
     assert_int_equal(r.verdict, DATADIR_VALID);
     assert_false(r.has_db);
-    write_snap("member/snap/0000000000000002-0000000000000014.snap", true);
+    write_snap("member/snap/0000000000000002-0000000000000014.snap", 2, 20, true);
     expect_corrupt("db missing");
 }
 
@@ -698,7 +774,7 @@ static void test_missing_db_purged_wal(void **state)
     char p[512];
     path_of(p, sizeof p, name);
     assert_int_equal(unlink(p), 0);
-    expect_corrupt("db missing");
+    expect_corrupt("snapshot not found"); /* no db, no .snap, WAL no longer from index 0 */
 }
 
 static void test_seq_gap(void **state)
@@ -825,6 +901,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flipped_byte_first_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crc_chain_across_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_snap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_snap_purged_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_metadata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_without_wal, setup, teardown),

@@ -672,6 +672,47 @@ static void test_snapshot_cancel_and_garbage(void **state)
     proto_snapshot_free(&s);
 }
 
+/* ---- etcd.c's local paths (no server needed) ------------------------------------------ */
+
+static void test_etcd_local_errors(void **state)
+{
+    (void)state;
+    struct grpc_status st;
+    struct etcd_member added;
+    struct etcd_member_list l;
+    char hex[17];
+
+    /* bad arguments are refused before any I/O, with a clear status and empty outputs */
+    assert_int_equal(etcd_member_add(NULL, NULL, 0, true, 1000, &added, &l, &st),
+                     GRPC_INVALID_ARGUMENT);
+    assert_true(st.transport);
+    assert_non_null(strstr(st.message, "MemberAdd"));
+    assert_null(added.name);
+    assert_int_equal(l.n_members, 0);
+    const char *urls[] = {URL0};
+    assert_int_equal(etcd_member_add(NULL, urls, 1, true, 1000, NULL, NULL, &st),
+                     GRPC_INVALID_ARGUMENT);
+    assert_int_equal(etcd_member_list(NULL, 1000, &l, &st), GRPC_INVALID_ARGUMENT);
+    assert_int_equal(etcd_range_serializable(NULL, NULL, 1000, NULL, NULL, &st),
+                     GRPC_INVALID_ARGUMENT);
+    uint8_t digest[32];
+    memset(digest, 0xaa, sizeof(digest));
+    assert_int_equal(etcd_snapshot(NULL, 0, 0, NULL, NULL, digest, &st), GRPC_INVALID_ARGUMENT);
+    assert_int_equal(digest[0], 0);
+    /* an injected allocation failure while encoding: RESOURCE_EXHAUSTED */
+    proto_test_fail_alloc(1);
+    assert_int_equal(etcd_member_add(NULL, urls, 1, true, 1000, &added, NULL, &st),
+                     GRPC_RESOURCE_EXHAUSTED);
+    proto_test_fail_alloc(0);
+
+    assert_string_equal(etcd_id_hex(BIG_ID, hex), "8e9e05c52164694d");
+    assert_string_equal(etcd_id_hex(0x2a, hex), "2a");
+    assert_string_equal(etcd_id_hex(0, hex), "0");
+    assert_string_equal(etcd_alarm_name(ETCD_ALARM_NONE), "NONE");
+    assert_string_equal(etcd_alarm_name(ETCD_ALARM_CORRUPT), "CORRUPT");
+    assert_string_equal(etcd_alarm_name(-1), "UNKNOWN");
+}
+
 /* A failed assertion skips the test's own reset: never let an injected failure leak into
  * the next test. */
 static int reset_alloc(void **state)
@@ -698,6 +739,7 @@ int main(void)
         cmocka_unit_test_teardown(test_snapshot_good, reset_alloc),
         cmocka_unit_test_teardown(test_snapshot_faults, reset_alloc),
         cmocka_unit_test_teardown(test_snapshot_cancel_and_garbage, reset_alloc),
+        cmocka_unit_test_teardown(test_etcd_local_errors, reset_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

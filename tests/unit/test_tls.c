@@ -19,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "log.h"
 #include "tls.h"
 
 #define PATH_LEN 512
@@ -172,11 +173,17 @@ static void test_reload(void **state)
     struct tls_files f = {ca, crt, key};
     char err[512];
     struct tls_ctx *t = tls_client_new(&f, err, sizeof err);
-    int gen = generation;
+    int gen = generation, logfd;
+    char logpath[PATH_LEN], logbuf[8192];
+    ssize_t loglen;
     FILE *fp;
 
     (void)state;
     assert_non_null(t);
+    path(logpath, "log");
+    logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(logfd >= 0);
+    log_set_fd(logfd);
     assert_int_equal(cert_generation(tls_ctx_current(t)), gen);
     /* unchanged files: nothing happens */
     usleep(RELOAD_WAIT_US);
@@ -192,7 +199,8 @@ static void test_reload(void **state)
     /* a half-written certificate: the old context stays (and is retried only on change) */
     fp = fopen(crt, "w");
     assert_non_null(fp);
-    fputs("-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNV\n", fp);
+    fputs("-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMBExDzANBgNV\n",
+          fp);
     fclose(fp);
     usleep(RELOAD_WAIT_US);
     assert_int_equal(cert_generation(tls_ctx_current(t)), gen + 1);
@@ -216,6 +224,21 @@ static void test_reload(void **state)
     assert_int_equal(cert_generation(tls_ctx_current(t)), gen + 3);
     assert_int_equal(tls_ctx_reloads(t), 2);
     tls_ctx_free(t);
+
+    /* one warning per broken version of the files, not one per check */
+    log_set_fd(2);
+    loglen = pread(logfd, logbuf, sizeof logbuf - 1, 0);
+    close(logfd);
+    assert_true(loglen > 0);
+    logbuf[loglen] = '\0';
+    {
+        int warnings = 0;
+        for (char *p = logbuf; (p = strstr(p, "reloading changed files failed")); p++)
+            warnings++;
+        assert_int_equal(warnings, 2);
+        assert_non_null(strstr(logbuf, "leaf.crt"));
+        assert_non_null(strstr(logbuf, "leaf.key"));
+    }
 }
 
 struct pair {

@@ -1,0 +1,332 @@
+/* main.c - etcd-agent: flags, wiring of cache, probes, routes and the HTTP server, signals.
+ *
+ * The sidecar's parts live elsewhere: probe.c asks etcd, routes.c answers HTTP from the cache,
+ * server.c owns sockets and protocols. SIGTERM/SIGINT stop the server gracefully (in-flight
+ * responses get AGENT_STOP_GRACE_MS), then the probes; the exit code is 0. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cache.h"
+#include "config.h"
+#include "log.h"
+#include "probe.h"
+#include "routes.h"
+#include "server.h"
+#include "tls.h"
+
+#ifndef ETCD_RECOVERY_VERSION
+#define ETCD_RECOVERY_VERSION "0.0.0"
+#endif
+
+#define AGENT_STOP_GRACE_MS 5000
+#define AGENT_DEFAULT_ENDPOINT "https://127.0.0.1:2379"
+#define AGENT_DEFAULT_LISTEN "127.0.0.1:9980"
+#define AGENT_MIN_INTERVAL_MS 100
+#define AGENT_MAX_INTERVAL_MS 60000
+#define AGENT_MAX_LIVEZ_INTERVALS 3600
+
+static struct server *g_server; /* for the signal handler */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    /* server_stop_graceful is async-signal-safe (an eventfd write). */
+    if (g_server)
+        server_stop_graceful(g_server, AGENT_STOP_GRACE_MS);
+}
+
+struct flags {
+    struct config_list endpoints, cluster_endpoints;
+    struct config_string cacert, cert, key;
+    struct config_string listen, tls_listen, tls_cert, tls_key, tls_client_ca;
+    uint64_t probe_interval_ms, livez_intervals;
+    struct config_string name, data_dir;
+};
+
+static const char summary[] =
+    "etcd sidecar: cached health probes (/livez /readyz /healthz), the cluster table "
+    "(/members), /status and Prometheus /metrics; promotes its member when it is a learner.";
+
+static int setup_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+        return -errno;
+    /* Peers that vanish mid-write must not kill us; write errors are handled where they occur. */
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        return -errno;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct flags fl;
+    fl.probe_interval_ms = 1000;
+    fl.livez_intervals = 30;
+    (void)snprintf(fl.listen.value, sizeof(fl.listen.value), "%s", AGENT_DEFAULT_LISTEN);
+
+    const struct config_option opts[] = {
+        {"endpoints",
+         {"ETCDCTL_ENDPOINTS"},
+         CONFIG_LIST,
+         &fl.endpoints,
+         0,
+         0,
+         "the local etcd member's client URLs; unset: " AGENT_DEFAULT_ENDPOINT,
+         "URLS"},
+        {"cluster-endpoints",
+         {"ETCD_AGENT_CLUSTER_ENDPOINTS"},
+         CONFIG_LIST,
+         &fl.cluster_endpoints,
+         0,
+         0,
+         "client URLs for the cluster table and promotion; unset: MemberList's client URLs "
+         "(set it when the member starts as a learner)",
+         "URLS"},
+        {"cacert",
+         {"ETCDCTL_CACERT"},
+         CONFIG_STRING,
+         &fl.cacert,
+         0,
+         0,
+         "CA bundle that signed etcd's certificates (required)",
+         "FILE"},
+        {"cert",
+         {"ETCDCTL_CERT"},
+         CONFIG_STRING,
+         &fl.cert,
+         0,
+         0,
+         "client certificate for etcd",
+         "FILE"},
+        {"key", {"ETCDCTL_KEY"}, CONFIG_STRING, &fl.key, 0, 0, "client key for etcd", "FILE"},
+        {"listen",
+         {"ETCD_AGENT_LISTEN"},
+         CONFIG_STRING,
+         &fl.listen,
+         0,
+         0,
+         "plain HTTP listener (HTTP/1.1 and h2c) for probes and metrics",
+         "ADDR:PORT"},
+        {"tls-listen",
+         {"ETCD_AGENT_TLS_LISTEN"},
+         CONFIG_STRING,
+         &fl.tls_listen,
+         0,
+         0,
+         "HTTPS listener (h2 via ALPN); needs --tls-cert and --tls-key",
+         "ADDR:PORT"},
+        {"tls-cert",
+         {"ETCD_AGENT_TLS_CERT"},
+         CONFIG_STRING,
+         &fl.tls_cert,
+         0,
+         0,
+         "server certificate for --tls-listen",
+         "FILE"},
+        {"tls-key",
+         {"ETCD_AGENT_TLS_KEY"},
+         CONFIG_STRING,
+         &fl.tls_key,
+         0,
+         0,
+         "server key for --tls-listen",
+         "FILE"},
+        {"tls-client-ca",
+         {"ETCD_AGENT_TLS_CLIENT_CA"},
+         CONFIG_STRING,
+         &fl.tls_client_ca,
+         0,
+         0,
+         "require client certificates signed by this CA on --tls-listen",
+         "FILE"},
+        {"probe-interval",
+         {"ETCD_AGENT_PROBE_INTERVAL"},
+         CONFIG_DURATION,
+         &fl.probe_interval_ms,
+         AGENT_MIN_INTERVAL_MS,
+         AGENT_MAX_INTERVAL_MS,
+         "how often the local member is probed",
+         "DURATION"},
+        {"livez-intervals",
+         {"ETCD_AGENT_LIVEZ_INTERVALS"},
+         CONFIG_UINT,
+         &fl.livez_intervals,
+         1,
+         AGENT_MAX_LIVEZ_INTERVALS,
+         "/livez fails after this many probe intervals without an answer",
+         "N"},
+        {"name", {"ETCD_NAME"}, CONFIG_STRING, &fl.name, 0, 0, "the member's name (shown)", "NAME"},
+        {"data-dir",
+         {"ETCD_DATA_DIR"},
+         CONFIG_STRING,
+         &fl.data_dir,
+         0,
+         0,
+         "the member's data dir (for snapshots from disk)",
+         "DIR"},
+    };
+    const size_t n_opts = sizeof(opts) / sizeof(opts[0]);
+    const char *prog = "etcd-agent";
+    int exit_code = 1;
+    struct tls_ctx *client_tls = NULL, *server_tls = NULL;
+    struct cache *cache = NULL;
+    struct routes *routes = NULL;
+    struct probe *probe = NULL;
+    struct server *srv = NULL;
+    char err[512];
+
+    log_set_program(prog);
+    int rc = config_parse(opts, n_opts, argc, argv, err, sizeof(err));
+    if (rc == CONFIG_HELP) {
+        config_usage(stdout, prog, summary, opts, n_opts);
+        exit_code = 0;
+        goto out;
+    }
+    if (rc == CONFIG_VERSION) {
+        printf("%s %s\n", prog, ETCD_RECOVERY_VERSION);
+        exit_code = 0;
+        goto out;
+    }
+    if (rc == CONFIG_OK && !fl.cacert.value[0])
+        (void)snprintf(err, sizeof(err), "--cacert (or ETCDCTL_CACERT) is required"), rc = -1;
+    bool have_cert = fl.cert.value[0] != '\0', have_key = fl.key.value[0] != '\0';
+    if (rc == CONFIG_OK && have_cert != have_key)
+        (void)snprintf(err, sizeof(err), "--cert and --key go together"), rc = -1;
+    if (rc == CONFIG_OK && fl.tls_listen.value[0] &&
+        (!fl.tls_cert.value[0] || !fl.tls_key.value[0]))
+        (void)snprintf(err, sizeof(err), "--tls-listen needs --tls-cert and --tls-key"), rc = -1;
+    if (rc == CONFIG_OK && !fl.listen.value[0] && !fl.tls_listen.value[0])
+        (void)snprintf(err, sizeof(err), "one of --listen and --tls-listen is required"), rc = -1;
+    if (rc != CONFIG_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        config_usage(stderr, prog, summary, opts, n_opts);
+        exit_code = 2;
+        goto out;
+    }
+
+    struct tls_files cf = {.ca_file = fl.cacert.value,
+                           .cert_file = fl.cert.value[0] ? fl.cert.value : NULL,
+                           .key_file = fl.key.value[0] ? fl.key.value : NULL};
+    client_tls = tls_client_new(&cf, err, sizeof(err));
+    if (!client_tls) {
+        log_msg(LOG_ERROR, "etcd client TLS: %s", err);
+        goto out;
+    }
+    if (fl.tls_listen.value[0]) {
+        struct tls_files sf = {.ca_file = fl.tls_client_ca.value[0] ? fl.tls_client_ca.value : NULL,
+                               .cert_file = fl.tls_cert.value,
+                               .key_file = fl.tls_key.value};
+        server_tls = tls_server_new(&sf, err, sizeof(err));
+        if (!server_tls) {
+            log_msg(LOG_ERROR, "server TLS: %s", err);
+            goto out;
+        }
+    }
+
+    cache = cache_new(cache_now_ms());
+    int timeout = probe_call_timeout_ms(fl.probe_interval_ms);
+    struct routes_config rc_cfg = {
+        .cache = cache,
+        .health = {.interval_ms = fl.probe_interval_ms,
+                   .livez_intervals = fl.livez_intervals,
+                   /* A round takes at most three call timeouts; allow two late rounds. */
+                   .stale_ms = 2 * fl.probe_interval_ms + 3 * (uint64_t)timeout},
+        .version = ETCD_RECOVERY_VERSION,
+        .name = fl.name.value,
+    };
+    routes = cache ? routes_new(&rc_cfg) : NULL;
+    if (!routes) {
+        log_msg(LOG_ERROR, "out of memory");
+        goto out;
+    }
+
+    struct server_config sc = {
+        .listen = fl.listen.value[0] ? fl.listen.value : NULL,
+        .tls_listen = fl.tls_listen.value[0] ? fl.tls_listen.value : NULL,
+        .tls = server_tls,
+        .handler = routes_handle,
+        .handler_arg = routes,
+        .on_done = routes_on_done,
+        .done_arg = routes,
+    };
+    srv = server_new(&sc, err, sizeof(err));
+    if (!srv) {
+        log_msg(LOG_ERROR, "server: %s", err);
+        goto out;
+    }
+
+    static const char *const default_eps[] = {AGENT_DEFAULT_ENDPOINT};
+    struct probe_config pc = {
+        .endpoints = fl.endpoints.n ? (const char *const *)fl.endpoints.items : default_eps,
+        .n_endpoints = fl.endpoints.n ? fl.endpoints.n : 1,
+        .cluster_endpoints = (const char *const *)fl.cluster_endpoints.items,
+        .n_cluster_endpoints = fl.cluster_endpoints.n,
+        .tls = client_tls,
+        .interval_ms = fl.probe_interval_ms,
+    };
+    /* The probe threads inherit a mask without SIGTERM/SIGINT: the handler runs on this
+     * thread only, never concurrently with the teardown on another. */
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
+    probe = probe_start(&pc, cache, err, sizeof(err));
+    g_server = srv;
+    rc = setup_signals();
+    pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
+    if (!probe) {
+        log_msg(LOG_ERROR, "%s", err);
+        goto out;
+    }
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "sigaction: %s", strerror(-rc));
+        goto out;
+    }
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "version", ETCD_RECOVERY_VERSION);
+    cJSON_AddStringToObject(f, "endpoint", pc.endpoints[0]);
+    if (sc.listen)
+        cJSON_AddNumberToObject(f, "http_port", server_port(srv, false));
+    if (sc.tls_listen)
+        cJSON_AddNumberToObject(f, "https_port", server_port(srv, true));
+    cJSON_AddNumberToObject(f, "probe_interval_ms", (double)fl.probe_interval_ms);
+    log_event(LOG_INFO, "etcd-agent serving", f);
+
+    rc = server_run(srv);
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "server: event loop failed: %s", strerror(-rc));
+        goto out;
+    }
+    log_msg(LOG_INFO, "etcd-agent stopped");
+    exit_code = 0;
+out:
+    /* The server is done (or never ran) before anything it calls into goes away. */
+    if (srv) {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, NULL); /* no handler may touch g_server any more */
+        g_server = NULL;
+    }
+    probe_stop(probe);
+    server_free(srv);
+    routes_free(routes);
+    cache_free(cache);
+    tls_ctx_free(server_tls);
+    tls_ctx_free(client_tls);
+    config_list_free(&fl.endpoints);
+    config_list_free(&fl.cluster_endpoints);
+    return exit_code;
+}

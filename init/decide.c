@@ -1,0 +1,394 @@
+/* decide.c - the decision table of reset-member (issue 3) as a pure function.
+ *
+ * Facts come from observe.c; act.c carries the decision out. Anything the table does not
+ * cover is a refusal with a reason: a wrong guess here destroys data or splits a cluster. */
+#include "decide.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* etcd allows at most one learner at a time ("too many learner members in cluster"). */
+#define DECIDE_MAX_LEARNERS 1
+
+static void set(struct decide_decision *d, enum decide_action a, enum decide_state s,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void set(struct decide_decision *d, enum decide_action a, enum decide_state s,
+                const char *fmt, ...)
+{
+    va_list ap;
+
+    d->action = a;
+    d->state = s;
+    va_start(ap, fmt);
+    /* a truncated reason is still a reason */
+    (void)vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+    va_end(ap);
+}
+
+static void refuse(struct decide_decision *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void refuse(struct decide_decision *d, const char *fmt, ...)
+{
+    va_list ap;
+
+    memset(d, 0, sizeof(*d));
+    d->action = DECIDE_REFUSE;
+    d->state = DECIDE_STATE_NONE;
+    va_start(ap, fmt);
+    (void)vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+    va_end(ap);
+}
+
+void decide_summarize(const struct decide_facts *f, struct decide_summary *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (!f->reachable)
+        return;
+    for (size_t i = 0; i < f->n_members; i++) {
+        const struct decide_member *m = &f->members[i];
+        bool by_id = f->ids_known && m->id == f->data_member_id;
+        bool self = by_id || m->peer_url_ours;
+
+        if (by_id) {
+            s->self_by_id++;
+            s->by_id = m;
+        }
+        if (m->peer_url_ours) {
+            s->self_by_url++;
+            if (!s->by_url)
+                s->by_url = m;
+        }
+        if (m->learner) {
+            if (!self)
+                s->learners_other++;
+            continue;
+        }
+        s->voters++;
+        if (!self && m->healthy)
+            s->healthy_voters_other++;
+    }
+    s->quorum = s->healthy_voters_other > s->voters / 2;
+}
+
+static bool any_started(const struct decide_facts *f)
+{
+    for (size_t i = 0; i < f->n_members; i++)
+        if (f->members[i].started)
+            return true;
+    return false;
+}
+
+/* The decision needs the members' health but it was not probed: ask for it. */
+static bool need_health(const struct decide_facts *f, struct decide_decision *d)
+{
+    if (f->health_probed)
+        return false;
+    refuse(d, "member health not probed");
+    d->needs_health = true;
+    return true;
+}
+
+static bool no_quorum(const struct decide_summary *s, struct decide_decision *d, const char *what)
+{
+    if (s->quorum)
+        return false;
+    refuse(d, "%s, but the other members have no quorum (%zu healthy of %zu voters)", what,
+           s->healthy_voters_other, s->voters);
+    return true;
+}
+
+/* Fill in "remove `removed` (may be NULL), then add ourselves" after checking that etcd will
+ * accept the add and that the cluster stays available once it is made. Returns false (with a
+ * refusal) if not. */
+static bool plan_add(const struct decide_facts *f, const struct decide_summary *s,
+                     const struct decide_member *removed, struct decide_decision *d)
+{
+    if (f->learner) {
+        if (s->learners_other >= DECIDE_MAX_LEARNERS) {
+            refuse(d,
+                   "another learner is in the cluster and etcd allows %d: retry once it is "
+                   "promoted, or use --no-learner",
+                   DECIDE_MAX_LEARNERS);
+            return false;
+        }
+    } else {
+        /* a voter that is added but not yet started counts towards the quorum size */
+        size_t after = s->voters - (removed && !removed->learner ? 1 : 0) + 1;
+        if (s->healthy_voters_other <= after / 2) {
+            refuse(d,
+                   "adding a voter would leave %zu healthy of %zu voters until it starts: "
+                   "use --learner",
+                   s->healthy_voters_other, after);
+            return false;
+        }
+    }
+    if (removed) {
+        d->remove = true;
+        d->remove_id = removed->id;
+    }
+    d->add_self = true;
+    d->add_learner = f->learner;
+    return true;
+}
+
+static void decide_empty(const struct decide_facts *f, const struct decide_summary *s,
+                         struct decide_decision *d)
+{
+    if (!f->reachable && f->answered_error) {
+        refuse(d, "no data and a member answered with an error: a cluster exists, not "
+                  "bootstrapping a new one beside it");
+        return;
+    }
+    if (!f->reachable) {
+        set(d, DECIDE_BOOTSTRAP, DECIDE_STATE_NEW,
+            "no data and the cluster is unreachable: fresh bootstrap");
+        return;
+    }
+    if (!any_started(f)) {
+        set(d, DECIDE_BOOTSTRAP, DECIDE_STATE_NEW,
+            "no data and no member has started yet: fresh bootstrap");
+        return;
+    }
+    if (s->self_by_url > 1) {
+        refuse(d, "our peer URL is listed %zu times", s->self_by_url);
+        return;
+    }
+    if (s->by_url && !s->by_url->started) {
+        d->member_id = s->by_url->id;
+        set(d, DECIDE_JOIN, DECIDE_STATE_EXISTING,
+            "no data; our peer URL is listed as member %" PRIx64 " that never started: join",
+            s->by_url->id);
+        return;
+    }
+    if (need_health(f, d))
+        return;
+    if (s->by_url) {
+        if (no_quorum(s, d, "no data and our old identity is a started member"))
+            return;
+        if (!plan_add(f, s, s->by_url, d))
+            return;
+        set(d, DECIDE_READD, DECIDE_STATE_EXISTING,
+            "no data; our old identity %" PRIx64 " is listed: remove it and add ourselves",
+            s->by_url->id);
+        return;
+    }
+    if (no_quorum(s, d, "no data and we are not a member"))
+        return;
+    if (!plan_add(f, s, NULL, d))
+        return;
+    set(d, DECIDE_READD, DECIDE_STATE_EXISTING, "no data and we are not a member: add ourselves");
+}
+
+/* Our data's ID is not in the list (removed, or a reset was interrupted after the
+ * membership change): shared by valid and corrupt data. `own` is our listed entry to remove
+ * (corrupt data only), may be NULL. */
+static void plan_reset(const struct decide_facts *f, const struct decide_summary *s,
+                       const struct decide_member *own, const char *why, struct decide_decision *d)
+{
+    if (need_health(f, d))
+        return;
+    if (no_quorum(s, d, why))
+        return;
+    d->move_aside = true;
+    if (!own && s->by_url && !s->by_url->started) {
+        /* added by an earlier, interrupted run or by an operator: become that member */
+        d->member_id = s->by_url->id;
+        set(d, DECIDE_RESET, DECIDE_STATE_EXISTING,
+            "%s; our peer URL is listed as unstarted member %" PRIx64
+            ": move the data aside and join as it",
+            why, s->by_url->id);
+        return;
+    }
+    if (!plan_add(f, s, own, d))
+        return;
+    d->move_aside = true;
+    if (own)
+        set(d, DECIDE_RESET, DECIDE_STATE_EXISTING,
+            "%s: remove member %" PRIx64 ", move the data aside, add ourselves", why, own->id);
+    else
+        set(d, DECIDE_RESET, DECIDE_STATE_EXISTING, "%s: move the data aside, add ourselves", why);
+}
+
+static void decide_valid(const struct decide_facts *f, const struct decide_summary *s,
+                         struct decide_decision *d)
+{
+    if (!f->ids_known) {
+        refuse(d, "data is valid but its member and cluster IDs are unknown");
+        return;
+    }
+    if (!f->reachable) {
+        d->member_id = f->data_member_id;
+        set(d, DECIDE_KEEP, DECIDE_STATE_EXISTING,
+            "%s; cluster unreachable: etcd will wait for its peers",
+            f->torn_tail ? "torn WAL tail (etcd repairs it on start)" : "data valid");
+        return;
+    }
+    if (f->cluster_id != f->data_cluster_id) {
+        refuse(d,
+               "data belongs to cluster %" PRIx64 " but the endpoints answer for cluster %" PRIx64
+               ": wrong volume, not touching it",
+               f->data_cluster_id, f->cluster_id);
+        return;
+    }
+    if (s->self_by_url > 1) {
+        refuse(d, "our peer URL is listed %zu times", s->self_by_url);
+        return;
+    }
+    if (s->by_id) {
+        if (s->by_url && s->by_url != s->by_id) {
+            refuse(d,
+                   "our data is member %" PRIx64 " but our peer URL is listed as member %" PRIx64,
+                   f->data_member_id, s->by_url->id);
+            return;
+        }
+        if (f->torn_tail) {
+            if (need_health(f, d))
+                return;
+            if (s->quorum) {
+                /* etcd would repair the tail, but a fresh copy from the leader is cheap and
+                 * certain while the others have quorum */
+                plan_reset(f, s, s->by_id, "torn WAL tail and quorum without us", d);
+                return;
+            }
+            d->member_id = f->data_member_id;
+            set(d, DECIDE_KEEP, DECIDE_STATE_EXISTING,
+                "torn WAL tail and no quorum without us: etcd repairs the tail on start");
+            return;
+        }
+        d->member_id = f->data_member_id;
+        set(d, DECIDE_KEEP, DECIDE_STATE_EXISTING, "data valid and member %" PRIx64 " is listed",
+            f->data_member_id);
+        return;
+    }
+    if (s->by_url && s->by_url->started) {
+        refuse(d,
+               "our data is member %" PRIx64 ", which is not listed, and our peer URL belongs to "
+               "started member %" PRIx64,
+               f->data_member_id, s->by_url->id);
+        return;
+    }
+    plan_reset(f, s, NULL, "our member ID is not in the cluster (removed)", d);
+}
+
+static void decide_corrupt(const struct decide_facts *f, const struct decide_summary *s,
+                           struct decide_decision *d)
+{
+    const struct decide_member *own = s->by_id;
+
+    if (!f->reachable) {
+        refuse(d, "data corrupt and the cluster is unreachable: it may be the last copy");
+        return;
+    }
+    if (f->ids_known && f->cluster_id != f->data_cluster_id) {
+        refuse(d,
+               "corrupt data of cluster %" PRIx64 " but the endpoints answer for cluster %" PRIx64
+               ": wrong volume, not touching it",
+               f->data_cluster_id, f->cluster_id);
+        return;
+    }
+    if (s->self_by_url > 1) {
+        refuse(d, "our peer URL is listed %zu times", s->self_by_url);
+        return;
+    }
+    if (own && s->by_url && s->by_url != own) {
+        refuse(d, "our data is member %" PRIx64 " but our peer URL is listed as member %" PRIx64,
+               f->data_member_id, s->by_url->id);
+        return;
+    }
+    if (!own && s->by_url && s->by_url->started) {
+        if (f->ids_known) {
+            refuse(d,
+                   "our data is member %" PRIx64 ", which is not listed, and our peer URL "
+                   "belongs to started member %" PRIx64,
+                   f->data_member_id, s->by_url->id);
+            return;
+        }
+        own = s->by_url; /* IDs unreadable: the started entry with our URL is our old self */
+    }
+    plan_reset(f, s, own, "data corrupt", d);
+}
+
+void decide(const struct decide_facts *f, struct decide_decision *d)
+{
+    struct decide_summary s;
+
+    memset(d, 0, sizeof(*d));
+    decide_summarize(f, &s);
+    if (f->data_locked) {
+        refuse(d, "a process (etcd?) holds the WAL locks of the data dir");
+        return;
+    }
+    if (f->restore_requested && !f->restore_done) {
+        /* issue 6: the restore comes before any membership decision */
+        set(d, DECIDE_RESTORE, DECIDE_STATE_NONE, "restore requested");
+        return;
+    }
+    switch (f->data) {
+    case DECIDE_DATA_EMPTY:
+        decide_empty(f, &s, d);
+        return;
+    case DECIDE_DATA_VALID:
+        decide_valid(f, &s, d);
+        return;
+    case DECIDE_DATA_CORRUPT:
+        decide_corrupt(f, &s, d);
+        return;
+    case DECIDE_DATA_UNREADABLE:
+        refuse(d, "the data dir cannot be inspected: not touching it");
+        return;
+    }
+    refuse(d, "unknown data verdict %d", (int)f->data);
+}
+
+const char *decide_action_name(enum decide_action a)
+{
+    switch (a) {
+    case DECIDE_BOOTSTRAP:
+        return "bootstrap";
+    case DECIDE_JOIN:
+        return "join";
+    case DECIDE_READD:
+        return "readd";
+    case DECIDE_KEEP:
+        return "keep";
+    case DECIDE_RESET:
+        return "reset";
+    case DECIDE_REFUSE:
+        return "refuse";
+    case DECIDE_RESTORE:
+        return "restore";
+    }
+    return "unknown";
+}
+
+const char *decide_state_name(enum decide_state s)
+{
+    switch (s) {
+    case DECIDE_STATE_NEW:
+        return "new";
+    case DECIDE_STATE_EXISTING:
+        return "existing";
+    case DECIDE_STATE_NONE:
+        break;
+    }
+    return "";
+}
+
+const char *decide_data_name(enum decide_data v)
+{
+    switch (v) {
+    case DECIDE_DATA_EMPTY:
+        return "empty";
+    case DECIDE_DATA_VALID:
+        return "valid";
+    case DECIDE_DATA_CORRUPT:
+        return "corrupt";
+    case DECIDE_DATA_UNREADABLE:
+        return "unreadable";
+    }
+    return "unknown";
+}

@@ -1,0 +1,380 @@
+/* main.c - reset-member: the init container that decides how etcd starts (issue 3).
+ *
+ * Flags and env (config.c) -> observe (observe.c) -> decide (decide.c) -> act (act.c) ->
+ * one JSON result line on stdout and one JSON log line on stderr. Exit 0: etcd may start;
+ * 3: refuse (nothing touched); 2: usage; 1: acting failed part way (rerun continues). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "act.h"
+#include "config.h"
+#include "decide.h"
+#include "log.h"
+#include "observe.h"
+#include "tls.h"
+
+#define EXIT_OK 0
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_REFUSE 3
+
+#define DEFAULT_STATE_FILE "/etc/etcd/clusterstate/state"
+#define DEFAULT_TIMEOUT_MS 10000
+#define MAX_TIMEOUT_MS (10 * 60 * 1000)
+#define MIN_TIMEOUT_MS 100
+#define MAX_KEEP_BACKUPS 100
+#define DEFAULT_CLIENT_PORT "2379" /* etcd's client port, for endpoints derived from peers */
+#define MAX_URL 512
+
+static const char summary[] =
+    "Decide how this etcd member starts: bootstrap, join, readd, keep, reset or refuse.\n"
+    "Prints one JSON line {action,state,member_id,reason}; writes the state file.\n"
+    "Exit 0: etcd may start; 3: refused (nothing touched); 2: usage; 1: acting failed.\n"
+    "Without --endpoints, the other members' client URLs are derived from --initial-cluster\n"
+    "(their peer URL's host with port " DEFAULT_CLIENT_PORT ").\n"
+    "Test hook: " ACT_CRASH_ENV "=remove|add|move|env|state|prune SIGKILLs the process "
+    "right after that step.";
+
+struct opts {
+    struct config_string name, data_dir, peer_url, initial_cluster, cacert, cert, key, state_file,
+        env_file;
+    struct config_list endpoints;
+    bool learner, dry_run;
+    uint64_t keep_backups, timeout_ms;
+};
+
+/* Derive https://<host>:2379 for every --initial-cluster member other than us. */
+static int derive_endpoints(const struct opts *o, struct config_list *eps, char *err,
+                            size_t err_len)
+{
+    struct config_list names = {0}, urls = {0};
+    char why[256];
+    int rc =
+        config_parse_initial_cluster_err(o->initial_cluster.value, &names, &urls, why, sizeof(why));
+
+    if (rc != 0) {
+        snprintf(err, err_len, "--initial-cluster: %s", why);
+        goto out;
+    }
+    for (size_t i = 0; i < urls.n; i++) {
+        const char *u = urls.items[i], *host = strstr(u, "://"), *end;
+        char buf[MAX_URL];
+        int n;
+
+        if (strcmp(names.items[i], o->name.value) == 0)
+            continue;
+        host = host ? host + 3 : u;
+        if (*host == '[') {
+            end = strchr(host, ']');
+            end = end ? end + 1 : host + strlen(host);
+        } else {
+            end = host + strcspn(host, ":/");
+        }
+        n = snprintf(buf, sizeof(buf), "https://%.*s:%s", (int)(end - host), host,
+                     DEFAULT_CLIENT_PORT);
+        if (n < 0 || (size_t)n >= sizeof(buf) || eps->n == CONFIG_MAX_LIST) {
+            snprintf(err, err_len, "--initial-cluster: entry %s too long or too many", u);
+            rc = -EINVAL;
+            goto out;
+        }
+        eps->items[eps->n] = strdup(buf);
+        if (!eps->items[eps->n]) {
+            rc = -ENOMEM;
+            snprintf(err, err_len, "out of memory");
+            goto out;
+        }
+        eps->n++;
+    }
+    if (eps->n == 0) {
+        snprintf(err, err_len, "no --endpoints and no other member in --initial-cluster");
+        rc = -EINVAL;
+    }
+out:
+    config_list_free(&names);
+    config_list_free(&urls);
+    return rc;
+}
+
+static int check_required(const struct opts *o, char *err, size_t err_len)
+{
+    const struct {
+        const struct config_string *v;
+        const char *flag;
+    } req[] = {{&o->name, "--name"},
+               {&o->data_dir, "--data-dir"},
+               {&o->peer_url, "--peer-url"},
+               {&o->cacert, "--cacert"},
+               {&o->state_file, "--state-file"}};
+
+    for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
+        if (req[i].v->value[0] == '\0') {
+            snprintf(err, err_len, "%s is required", req[i].flag);
+            return -EINVAL;
+        }
+    }
+    if (strchr(o->peer_url.value, ',')) {
+        snprintf(err, err_len, "--peer-url: exactly one peer URL is supported");
+        return -EINVAL;
+    }
+    if ((o->cert.value[0] == '\0') != (o->key.value[0] == '\0')) {
+        snprintf(err, err_len, "--cert and --key go together");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void emit(const struct decide_decision *d, uint64_t member_id, const char *reason,
+                 cJSON *log_fields, bool failed)
+{
+    cJSON *out = cJSON_CreateObject();
+    char hex[17] = "";
+    char *s;
+
+    if (member_id)
+        etcd_id_hex(member_id, hex);
+    if (out) {
+        cJSON_AddStringToObject(out, "action", decide_action_name(d->action));
+        cJSON_AddStringToObject(out, "state", decide_state_name(d->state));
+        cJSON_AddStringToObject(out, "member_id", hex);
+        cJSON_AddStringToObject(out, "reason", reason);
+        s = cJSON_PrintUnformatted(out);
+        if (s) {
+            printf("%s\n", s);
+            fflush(stdout);
+            free(s);
+        }
+        cJSON_Delete(out);
+    }
+    if (log_fields) {
+        cJSON_AddStringToObject(log_fields, "action", decide_action_name(d->action));
+        cJSON_AddStringToObject(log_fields, "state", decide_state_name(d->state));
+        cJSON_AddStringToObject(log_fields, "member_id", hex);
+        cJSON_AddStringToObject(log_fields, "reason", reason);
+    }
+    log_event(failed || d->action == DECIDE_REFUSE ? LOG_WARN : LOG_INFO, "reset-member",
+              log_fields);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.learner = true, .keep_backups = 1, .timeout_ms = DEFAULT_TIMEOUT_MS};
+    const struct config_option table[] = {
+        {"name", {"ETCD_NAME"}, CONFIG_STRING, &o.name, 0, 0, "this member's name", "NAME"},
+        {"data-dir", {"ETCD_DATA_DIR"}, CONFIG_STRING, &o.data_dir, 0, 0, "etcd data dir", "DIR"},
+        {"peer-url",
+         {"ETCD_INITIAL_ADVERTISE_PEER_URLS"},
+         CONFIG_STRING,
+         &o.peer_url,
+         0,
+         0,
+         "this member's peer URL, exactly as advertised",
+         "URL"},
+        {"initial-cluster",
+         {"ETCD_INITIAL_CLUSTER"},
+         CONFIG_STRING,
+         &o.initial_cluster,
+         0,
+         0,
+         "name=peerURL,... (bootstrap, env file, derived endpoints)",
+         "LIST"},
+        {"endpoints",
+         {"ETCDCTL_ENDPOINTS"},
+         CONFIG_LIST,
+         &o.endpoints,
+         0,
+         0,
+         "client URLs to ask for the member list",
+         "URLS"},
+        {"cacert", {"ETCDCTL_CACERT"}, CONFIG_STRING, &o.cacert, 0, 0, "CA bundle", "FILE"},
+        {"cert", {"ETCDCTL_CERT"}, CONFIG_STRING, &o.cert, 0, 0, "client certificate", "FILE"},
+        {"key", {"ETCDCTL_KEY"}, CONFIG_STRING, &o.key, 0, 0, "client key", "FILE"},
+        {"state-file",
+         {NULL},
+         CONFIG_STRING,
+         &o.state_file,
+         0,
+         0,
+         "where to write new|existing",
+         "FILE"},
+        {"env-file",
+         {NULL},
+         CONFIG_STRING,
+         &o.env_file,
+         0,
+         0,
+         "also write ETCD_INITIAL_CLUSTER_STATE and ETCD_INITIAL_CLUSTER here",
+         "FILE"},
+        {"learner",
+         {NULL},
+         CONFIG_BOOL,
+         &o.learner,
+         0,
+         0,
+         "add this member as a learner (--no-learner: as a voter)",
+         NULL},
+        {"keep-backups",
+         {NULL},
+         CONFIG_UINT,
+         &o.keep_backups,
+         0,
+         MAX_KEEP_BACKUPS,
+         "moved-aside data dirs to keep",
+         "N"},
+        {"timeout",
+         {NULL},
+         CONFIG_DURATION,
+         &o.timeout_ms,
+         MIN_TIMEOUT_MS,
+         MAX_TIMEOUT_MS,
+         "budget for observing the cluster; deadline of each membership call",
+         "DURATION"},
+        {"dry-run",
+         {NULL},
+         CONFIG_BOOL,
+         &o.dry_run,
+         0,
+         0,
+         "decide and print, change nothing",
+         NULL},
+    };
+    const size_t n_table = sizeof(table) / sizeof(table[0]);
+    char err[512];
+    struct tls_ctx *tls = NULL;
+    struct observe obs;
+    struct decide_facts facts;
+    struct decide_decision d;
+    struct act_result res;
+    cJSON *fields = NULL;
+    int rc, code = EXIT_FAILED;
+    struct timespec t0, t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    memset(&obs, 0, sizeof(obs));
+    log_set_program("reset-member");
+    snprintf(o.state_file.value, sizeof(o.state_file.value), "%s", DEFAULT_STATE_FILE);
+    rc = config_parse(table, n_table, argc, argv, err, sizeof(err));
+    if (rc == CONFIG_HELP) {
+        config_usage(stdout, "reset-member", summary, table, n_table);
+        return EXIT_OK;
+    }
+    if (rc == CONFIG_VERSION) {
+        printf("reset-member %s\n", ETCD_RECOVERY_VERSION);
+        return EXIT_OK;
+    }
+    if (rc == CONFIG_OK)
+        rc = check_required(&o, err, sizeof(err));
+    if (rc == CONFIG_OK) {
+        /* "/var/lib/data/" must move aside as "/var/lib/data.reset-...", not into itself */
+        size_t len = strlen(o.data_dir.value);
+        while (len > 1 && o.data_dir.value[len - 1] == '/')
+            o.data_dir.value[--len] = '\0';
+    }
+    if (rc == CONFIG_OK && o.endpoints.n == 0)
+        rc = derive_endpoints(&o, &o.endpoints, err, sizeof(err));
+    if (rc != CONFIG_OK) {
+        fprintf(stderr, "reset-member: %s\n", err);
+        config_usage(stderr, "reset-member", summary, table, n_table);
+        code = EXIT_USAGE;
+        goto out;
+    }
+
+    tls = tls_client_new(&(struct tls_files){.ca_file = o.cacert.value,
+                                             .cert_file = o.cert.value[0] ? o.cert.value : NULL,
+                                             .key_file = o.key.value[0] ? o.key.value : NULL},
+                         err, sizeof(err));
+    if (!tls) {
+        fprintf(stderr, "reset-member: tls: %s\n", err);
+        code = EXIT_USAGE;
+        goto out;
+    }
+
+    /* observe -> decide (-> probe health only if the decision needs it -> decide again) */
+    struct observe_config oc = {.data_dir = o.data_dir.value,
+                                .peer_url = o.peer_url.value,
+                                .endpoints = (const char *const *)o.endpoints.items,
+                                .n_endpoints = o.endpoints.n,
+                                .tls = tls,
+                                .timeout_ms = (int)o.timeout_ms};
+    observe_data(&oc, &obs);
+    if (observe_cluster(&oc, &obs) != 0) {
+        fprintf(stderr, "reset-member: %s\n", obs.list_error);
+        code = EXIT_USAGE;
+        goto out;
+    }
+    observe_facts(&obs, o.learner, &facts);
+    decide(&facts, &d);
+    if (d.needs_health) {
+        observe_health(&oc, &obs);
+        observe_facts(&obs, o.learner, &facts);
+        decide(&facts, &d);
+    }
+    fields = observe_json(&obs);
+    if (fields) {
+        struct decide_summary s;
+        decide_summarize(&facts, &s);
+        cJSON_AddNumberToObject(fields, "voters", (double)s.voters);
+        cJSON_AddNumberToObject(fields, "healthy_voters_other", (double)s.healthy_voters_other);
+        if (facts.health_probed)
+            cJSON_AddBoolToObject(fields, "quorum", s.quorum);
+        cJSON_AddBoolToObject(fields, "dry_run", o.dry_run);
+    }
+
+    if (d.action == DECIDE_REFUSE || d.action == DECIDE_RESTORE) {
+        emit(&d, d.member_id, d.reason, fields, false);
+        fields = NULL;
+        code = EXIT_REFUSE;
+        goto out;
+    }
+    if (o.dry_run) {
+        emit(&d, d.member_id, d.reason, fields, false);
+        fields = NULL;
+        code = EXIT_OK;
+        goto out;
+    }
+
+    struct act_config ac = {.name = o.name.value,
+                            .peer_url = o.peer_url.value,
+                            .data_dir = o.data_dir.value,
+                            .state_file = o.state_file.value,
+                            .env_file = o.env_file.value[0] ? o.env_file.value : NULL,
+                            .initial_cluster = o.initial_cluster.value,
+                            .keep_backups = o.keep_backups,
+                            .call_timeout_ms = (int)o.timeout_ms,
+                            .now = time(NULL)};
+    rc = act_run(&ac, &d, obs.ch, obs.reachable ? &obs.list : NULL, &res, err, sizeof(err));
+    if (fields) {
+        if (res.moved_to[0])
+            cJSON_AddStringToObject(fields, "moved_to", res.moved_to);
+        cJSON_AddNumberToObject(fields, "pruned", (double)res.pruned);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cJSON_AddNumberToObject(fields, "took_ms",
+                                (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    if (rc != 0) {
+        char reason[DECIDE_REASON_MAX + 600];
+        snprintf(reason, sizeof(reason), "%s; failed at step %s: %s", d.reason,
+                 res.failed_step ? res.failed_step : "?", err);
+        if (fields)
+            cJSON_AddStringToObject(fields, "failed_step", res.failed_step ? res.failed_step : "");
+        emit(&d, res.member_id, reason, fields, true);
+        fields = NULL;
+        code = EXIT_FAILED;
+        goto out;
+    }
+    emit(&d, res.member_id, d.reason, fields, false);
+    fields = NULL;
+    code = EXIT_OK;
+out:
+    cJSON_Delete(fields);
+    observe_free(&obs);
+    tls_ctx_free(tls);
+    config_list_free(&o.endpoints);
+    return code;
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# demo.sh - acts out the recoveries on a 3-member TLS etcd cluster on loopback, each member
+# started the way the StatefulSet starts it: reset-member first, then etcd with the state it
+# wrote, with an etcd-agent beside it. Prints the agent's /members table after each story.
+# usage: tests/demo.sh [--build DIR]     (make demo)
+set -u
+cd "$(dirname "$0")/.."
+BUILD=build
+[ "${1:-}" = --build ] && BUILD=$2
+RESET=$PWD/$BUILD/reset-member
+AGENT=$PWD/$BUILD/etcd-agent
+for b in "$RESET" "$AGENT"; do
+    [ -x "$b" ] || { echo "demo: $b is not built (run make)" >&2; exit 1; }
+done
+# shellcheck source=tests/cluster.sh
+source tests/cluster.sh
+
+bold=$(tput bold 2>/dev/null || true) plain=$(tput sgr0 2>/dev/null || true)
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+note() { printf '   %s\n' "$*"; }
+t_start=$SECONDS
+AGENT_PIDS=()
+
+cleanup() {
+    local p
+    for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ -n "${CLUSTER_DIR:-}" ]; then
+        mkdir -p "$LOGDIR" && cp -r "$CLUSTER_DIR"/members "$LOGDIR/" 2>/dev/null
+        find "$LOGDIR" -type d -name data -prune -exec rm -rf {} + 2>/dev/null
+        find "$LOGDIR" -type d -name 'data.reset-*' -prune -exec rm -rf {} + 2>/dev/null
+    fi
+    cluster_down
+}
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/etcd-recovery-demo.XXXXXX")
+trap cleanup EXIT
+
+# The pod's init container and main container for member i.
+pod_start() {
+    local i=$1 m out state
+    m="$CLUSTER_DIR/members/$i"
+    out=$("$RESET" --name "etcd-$i" --data-dir "$m/data" --peer-url "$(cluster_peer-url "$i")" \
+        --initial-cluster "$(cat "$CLUSTER_DIR/initial_cluster")" \
+        --endpoints "$(cat "$CLUSTER_DIR/endpoints")" --cacert "$CLUSTER_DIR/ca.crt" \
+        --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
+        --state-file "$m/state" --env-file "$m/env" --timeout 5s 2>>"$m/reset-member.log")
+    local rc=$?
+    note "reset-member etcd-$i: $out"
+    [ $rc = 0 ] || return $rc
+    state=$(cat "$m/state")
+    # Like the etcd container: ETCD_INITIAL_CLUSTER from the env file when reset-member wrote one.
+    local ic
+    ic=$(sed -n 's/^ETCD_INITIAL_CLUSTER=//p' "$m/env" 2>/dev/null)
+    cluster_start "$i" "$state" "${ic:-}"
+}
+
+agent_start() {
+    local i=$1 port
+    port=$(_cluster_free_ports 1)
+    echo "$port" >"$CLUSTER_DIR/members/$i/agent_port"
+    "$AGENT" --endpoints "$(cluster_client-url "$i")" --cacert "$CLUSTER_DIR/ca.crt" \
+        --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
+        --listen "127.0.0.1:$port" --name "etcd-$i" --data-dir "$CLUSTER_DIR/members/$i/data" \
+        --probe-interval 500ms 2>>"$CLUSTER_DIR/members/$i/agent.log" &
+    AGENT_PIDS+=($!)
+}
+
+agent_url() { echo "http://127.0.0.1:$(cat "$CLUSTER_DIR/members/$1/agent_port")"; }
+
+members_table() {
+    local who=${1:-0}
+    sleep 0.3
+    curl -s "$(agent_url "$who")/members" | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except Exception as e:
+    print("   (no table yet: %s)" % e); sys.exit(0)
+print("   %-17s %-7s %-8s %-8s %-8s %s" % ("ID", "NAME", "LEARNER", "HEALTHY", "TOOK_MS", "ERROR"))
+for m in d.get("members", []):
+    print("   %-17s %-7s %-8s %-8s %-8s %s" % (m.get("id"), m.get("name") or "-", m.get("learner"),
+          m.get("healthy"), m.get("took_ms"), m.get("error") or ""))
+v = d.get("verdict", {})
+print("   verdict: quorum=%s failing=%s recoverable=%s" % (v.get("quorum"), v.get("failing"),
+      v.get("recoverable")))'
+}
+
+wait_voting() { # wait until member i is started, healthy and not a learner
+    local i=$1 deadline=$((SECONDS + 60))
+    while [ $SECONDS -lt $deadline ]; do
+        if cluster_etcdctl all member list -w json 2>/dev/null | python3 -c '
+import json, sys
+name = sys.argv[1]
+ms = json.load(sys.stdin).get("members", [])
+sys.exit(0 if any(m.get("name") == name and not m.get("isLearner") for m in ms) else 1)' "etcd-$i" &&
+            cluster_etcdctl "$i" endpoint health >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "demo: etcd-$i did not become a healthy voting member" >&2
+    return 1
+}
+
+count_keys() { cluster_etcdctl "$1" get --prefix demo/ --consistency=s --count-only -w json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("count", 0))'; }
+
+say "Three members, each started like the StatefulSet starts a pod: reset-member, then etcd"
+CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/etcd-cluster.XXXXXX")
+export CLUSTER_DIR
+touch "$CLUSTER_DIR/.etcd-test-cluster"
+echo 3 >"$CLUSTER_DIR/n"
+echo "demo-$$" >"$CLUSTER_DIR/token"
+_cluster_certs "$CLUSTER_DIR" || exit 1
+ic="" eps=""
+for i in 0 1 2; do
+    ic+="${ic:+,}etcd-$i=$(cluster_alloc $i)"
+    eps+="${eps:+,}$(cluster_client-url $i)"
+done
+echo "$ic" >"$CLUSTER_DIR/initial_cluster"
+echo "$eps" >"$CLUSTER_DIR/endpoints"
+for i in 0 1 2; do pod_start $i || exit 1; done
+cluster_wait-healthy 0 1 2 || exit 1
+for i in 0 1 2; do agent_start $i; done
+for k in $(seq 1 100); do echo "put demo/key$k value$k"; done | cluster_etcdctl 0 txn >/dev/null 2>&1 ||
+    for k in $(seq 1 100); do cluster_etcdctl 0 put "demo/key$k" "value$k" >/dev/null; done
+note "wrote 100 keys under demo/"
+members_table 0
+
+say "Story 1: etcd-1's volume is lost (PVC and pod deleted) -> it rejoins on restart"
+cluster_stop 1
+rm -rf "$CLUSTER_DIR/members/1/data"
+note "deleted etcd-1's data dir; restarting the pod"
+pod_start 1 || exit 1
+wait_voting 1 || exit 1
+note "etcd-1 serves $(count_keys 1) keys (serializable read on etcd-1)"
+members_table 0
+
+say "Story 2: etcd-2 is removed from the cluster while running -> it rejoins on restart"
+id2=$(cluster_member-id 2)
+cluster_etcdctl 0 member remove "$id2" >/dev/null
+note "removed member $id2; etcd-2 exits with 'the member has been permanently removed'"
+sleep 1
+cluster_stop 2
+pod_start 2 || exit 1
+wait_voting 2 || exit 1
+note "etcd-2 serves $(count_keys 2) keys; the old data dir was moved aside, not deleted:"
+ls -d "$CLUSTER_DIR"/members/2/data.reset-* 2>/dev/null | sed 's/^/   /'
+members_table 0
+
+say "Story 3: etcd-0's database is corrupted (both bbolt meta pages) -> it is reset and rejoins"
+cluster_stop 0
+dd if=/dev/urandom of="$CLUSTER_DIR/members/0/data/member/snap/db" bs=4096 count=2 conv=notrunc \
+    status=none
+note "overwrote the first two pages of etcd-0's db"
+pod_start 0 || exit 1
+wait_voting 0 || exit 1
+note "etcd-0 serves $(count_keys 0) keys"
+members_table 1
+
+say "Story 4: quorum loss -> restore from a snapshot taken through the agent"
+note "(coming with the restore feature: reset-member --restore-from)"
+
+say "Done in $((SECONDS - t_start)) s. Logs (etcd, reset-member, agent per member): $LOGDIR"
