@@ -25,6 +25,8 @@
 #include "grpc.h"
 #include "limits.h"
 #include "log.h"
+#include "metrics.h"
+#include "routes.h"
 #include "saved.h"
 #include "spool.h"
 #include "uring.h"
@@ -427,6 +429,11 @@ void snapjob_attach(struct snapjob *j, struct http_response *resp, bool defer)
     };
     resp->source = &j->src;
     resp->defer_headers = defer;
+    if (defer) {
+        /* provisional: the headers() callback sets the real status and type */
+        resp->status = 200;
+        resp->content_type = "application/octet-stream";
+    }
 }
 
 /* ---- GET /snapshot from etcd --------------------------------------------------------------- */
@@ -875,76 +882,88 @@ void snapshot_shutdown(void)
     S.inited = false;
 }
 
-struct mbuf {
-    char *buf;
-    size_t len, used;
-};
-
-__attribute__((format(printf, 2, 3))) static void mput(struct mbuf *m, const char *fmt, ...)
+static void counter(struct metrics_writer *w, const char *name, const char *help, double v)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = m->used < m->len ? m->len - m->used : 0;
-    int n = vsnprintf(room ? m->buf + m->used : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        m->used += (size_t)n;
+    metrics_family(w, name, "counter", help);
+    metrics_sample(w, name, NULL, v);
 }
 
-static void counter(struct mbuf *m, const char *name, const char *help, uint64_t v)
+static void gauge(struct metrics_writer *w, const char *name, const char *help, double v)
 {
-    mput(m, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
+    metrics_family(w, name, "gauge", help);
+    metrics_sample(w, name, NULL, v);
 }
 
-size_t snapshot_metrics_text(char *buf, size_t len)
+static void by_result(struct metrics_writer *w, const char *name, const char *help,
+                      const char *const *results, const atomic_uint_fast64_t *const *v, size_t n)
 {
-    struct mbuf m = {buf, len, 0};
-    if (len)
-        buf[0] = '\0';
-    const char *n = "etcd_agent_snapshots_total";
-    mput(&m, "# HELP %s Snapshots streamed by GET /snapshot, by outcome.\n# TYPE %s counter\n", n,
-         n);
-    static const char *const res[] = {"ok", "failed", "aborted"};
-    for (int i = 0; i < 3; i++)
-        mput(&m, "%s{result=\"%s\"} %" PRIu64 "\n", n, res[i], (uint64_t)atomic_load(&M.stream[i]));
-    counter(&m, "etcd_agent_snapshot_sent_bytes_total", "Snapshot bytes sent to clients.",
-            atomic_load(&M.stream_bytes));
-    n = "etcd_agent_snapshot_saved_total";
-    mput(&m, "# HELP %s Snapshots saved to --snapshot-dir, by outcome.\n# TYPE %s counter\n", n, n);
-    mput(&m, "%s{result=\"ok\"} %" PRIu64 "\n%s{result=\"failed\"} %" PRIu64 "\n", n,
-         (uint64_t)atomic_load(&M.saved_ok), n, (uint64_t)atomic_load(&M.saved_failed));
-    counter(&m, "etcd_agent_snapshot_saved_bytes_total", "Bytes written to saved snapshots.",
-            atomic_load(&M.saved_bytes));
-    n = "etcd_agent_snapshot_file_downloads_total";
-    mput(&m, "# HELP %s Saved-snapshot and disk-source downloads, by outcome.\n# TYPE %s counter\n",
-         n, n);
-    mput(&m, "%s{result=\"ok\"} %" PRIu64 "\n%s{result=\"failed\"} %" PRIu64 "\n", n,
-         (uint64_t)atomic_load(&M.file_ok), n, (uint64_t)atomic_load(&M.file_failed));
-    counter(&m, "etcd_agent_snapshot_rejected_total",
-            "Snapshot requests refused with 429 (concurrency limit).", atomic_load(&M.rejected));
-    counter(&m, "etcd_agent_snapshot_spill_bytes_total",
+    metrics_family(w, name, "counter", help);
+    for (size_t i = 0; i < n; i++) {
+        const char *labels[] = {"result", results[i], NULL};
+        metrics_sample(w, name, labels, (double)atomic_load(v[i]));
+    }
+}
+
+void snapshot_metrics(void *arg, struct metrics_writer *w)
+{
+    (void)arg;
+    static const char *const stream_res[] = {"ok", "failed", "aborted"};
+    const atomic_uint_fast64_t *const sv[] = {&M.stream[0], &M.stream[1], &M.stream[2]};
+    by_result(w, "etcd_agent_snapshots_total", "Snapshots streamed by GET /snapshot, by outcome.",
+              stream_res, sv, 3);
+    counter(w, "etcd_agent_snapshot_sent_bytes_total", "Snapshot bytes sent to clients.",
+            (double)atomic_load(&M.stream_bytes));
+    static const char *const two[] = {"ok", "failed"};
+    const atomic_uint_fast64_t *const saved[] = {&M.saved_ok, &M.saved_failed};
+    by_result(w, "etcd_agent_snapshot_saved_total",
+              "Snapshots saved to --snapshot-dir, by outcome.", two, saved, 2);
+    counter(w, "etcd_agent_snapshot_saved_bytes_total", "Bytes written to saved snapshots.",
+            (double)atomic_load(&M.saved_bytes));
+    const atomic_uint_fast64_t *const files[] = {&M.file_ok, &M.file_failed};
+    by_result(w, "etcd_agent_snapshot_file_downloads_total",
+              "Saved-snapshot and disk-source downloads, by outcome.", two, files, 2);
+    counter(w, "etcd_agent_snapshot_rejected_total",
+            "Snapshot requests refused with 429 (concurrency limit).",
+            (double)atomic_load(&M.rejected));
+    counter(w, "etcd_agent_snapshot_spill_bytes_total",
             "Bytes spooled to disk because a client was slower than etcd.",
-            atomic_load(&M.spill_bytes));
-    n = "etcd_agent_snapshot_last_upstream_seconds";
-    mput(&m,
-         "# HELP %s Duration of the last etcd snapshot stream (etcd's read transaction).\n"
-         "# TYPE %s gauge\n%s %.3f\n",
-         n, n, n, (double)atomic_load(&M.last_upstream_ms) / 1000.0);
-    n = "etcd_agent_snapshot_last_saved_seconds";
-    mput(&m, "# HELP %s Duration of the last saved snapshot.\n# TYPE %s gauge\n%s %.3f\n", n, n, n,
-         (double)atomic_load(&M.last_saved_ms) / 1000.0);
-    n = "etcd_agent_snapshot_last_size_bytes";
-    mput(&m,
-         "# HELP %s Database size of the last complete snapshot.\n# TYPE %s gauge\n%s %" PRIu64
-         "\n",
-         n, n, n, (uint64_t)atomic_load(&M.last_size));
-    n = "etcd_agent_snapshot_in_flight";
-    mput(&m, "# HELP %s Upstream snapshots running.\n# TYPE %s gauge\n%s %u\n", n, n, n,
-         atomic_load(&S.slots));
-    n = "etcd_agent_io_backend";
-    mput(&m,
-         "# HELP %s File I/O backend in use (1 for the active one).\n# TYPE %s gauge\n"
-         "%s{backend=\"io_uring\"} %d\n%s{backend=\"syscalls\"} %d\n",
-         n, n, n, strcmp(S.backend, "io_uring") == 0, n, strcmp(S.backend, "io_uring") != 0);
-    return m.used;
+            (double)atomic_load(&M.spill_bytes));
+    gauge(w, "etcd_agent_snapshot_last_upstream_seconds",
+          "Duration of the last etcd snapshot stream (etcd's read transaction).",
+          (double)atomic_load(&M.last_upstream_ms) / 1000.0);
+    gauge(w, "etcd_agent_snapshot_last_saved_seconds", "Duration of the last saved snapshot.",
+          (double)atomic_load(&M.last_saved_ms) / 1000.0);
+    gauge(w, "etcd_agent_snapshot_last_size_bytes", "Database size of the last complete snapshot.",
+          (double)atomic_load(&M.last_size));
+    gauge(w, "etcd_agent_snapshot_in_flight", "Upstream snapshots running.",
+          (double)atomic_load(&S.slots));
+    const char *n = "etcd_agent_io_backend";
+    metrics_family(w, n, "gauge", "File I/O backend in use (1 for the active one).");
+    bool ur = strcmp(S.backend, "io_uring") == 0;
+    const char *l1[] = {"backend", "io_uring", NULL}, *l2[] = {"backend", "syscalls", NULL};
+    metrics_sample(w, n, l1, ur ? 1 : 0);
+    metrics_sample(w, n, l2, ur ? 0 : 1);
+}
+
+static void route_fn(void *arg, const struct http_request *req, struct http_response *resp)
+{
+    (void)arg;
+    if (!snapshot_route(req, resp))
+        snapshot_reply_error(resp, 404, "not found");
+}
+
+int snapshot_add_routes(struct routes *r)
+{
+    static const struct route routes[] = {
+        {.path = "/snapshot", .methods = "GET, HEAD", .fn = route_fn},
+        {.path = "/snapshots", .methods = "GET, HEAD, POST", .fn = route_fn},
+        {.path = "/snapshots/", .prefix = true, .methods = "GET, HEAD", .fn = route_fn},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        int rc = routes_add(r, &routes[i]);
+        if (rc < 0)
+            return rc;
+    }
+    static const struct metrics_source src = {.fn = snapshot_metrics};
+    return routes_add_metrics(r, &src);
 }

@@ -2,8 +2,9 @@
  * member's Maintenance.Snapshot, or ?source=disk), and the saved snapshots under /snapshots
  * (saved.h).
  *
- * routes.c calls snapshot_route() for every request; main.c calls snapshot_init() and
- * snapshot_shutdown(); metrics.c appends snapshot_metrics_text(). Everything that talks to
+ * main.c calls snapshot_init(), snapshot_add_routes() (routes.c then dispatches the three
+ * routes to snapshot_route(); metrics.c renders snapshot_metrics()) and snapshot_shutdown().
+ * Everything that talks to
  * etcd or touches the disk runs on worker threads and hands bytes to the event loop through a
  * spool (spool.h) behind an http_body_source. The second half of this header is shared by
  * snapshot.c, saved.c and disksource.c only. */
@@ -44,9 +45,13 @@ void snapshot_shutdown(void);
  * wrong). Returns false, touching nothing, for any other path. Never blocks. */
 bool snapshot_route(const struct http_request *req, struct http_response *resp);
 
-/* Prometheus text (HELP/TYPE + samples) for the snapshot metrics, snprintf-style: writes at
- * most len bytes (NUL-terminated) and returns the length the whole text needs. */
-size_t snapshot_metrics_text(char *buf, size_t len);
+/* Register /snapshot, /snapshots and /snapshots/ with routes.c (each calls snapshot_route)
+ * and the snapshot metrics source. 0 or -ENOSPC/-EEXIST. */
+struct routes;
+int snapshot_add_routes(struct routes *r);
+/* metrics_source_fn (metrics.h) for the snapshot families. */
+struct metrics_writer;
+void snapshot_metrics(void *arg, struct metrics_writer *w);
 
 /* ---- shared by snapshot.c, saved.c, disksource.c ------------------------------------------ */
 
