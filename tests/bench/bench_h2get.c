@@ -17,6 +17,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "config.h"
+
 #define H2GET_BUF (64 * 1024)
 
 struct h2get {
@@ -89,7 +91,10 @@ int main(int argc, char **argv)
         SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0)
         goto out;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
+    uint64_t port;
+    if (config_parse_u64(argv[2], 1, 65535, &port) < 0)
+        goto out;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1 ||
         (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
         connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
