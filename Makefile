@@ -8,6 +8,7 @@
 # `make asan` builds the same tree into build/asan with ASan+UBSan.
 
 SHELL      := /bin/bash
+MAKEFLAGS  += --jobs=$(shell nproc 2>/dev/null || echo 2)
 BUILD      ?= build
 V          ?= 0
 Q          := $(if $(filter 1,$(V)),,@)
@@ -63,7 +64,7 @@ tests: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
 DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev liburing-dev \
             libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
-            iproute2 python3 cppcheck clang-tidy
+            iproute2 python3 cppcheck clang-tidy prometheus
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \

@@ -633,7 +633,8 @@ void http1_stop(struct conn *c)
 {
     struct http1_conn *h = c->proto_state;
     h->want_close = true;
-    if (http1_idle(c))
+    /* nothing in flight (a half-received request is not a response to finish): close now */
+    if (!h->cur && http_buf_pending(&c->out) == 0)
         server_conn_close(c);
     else
         h1_after(c);

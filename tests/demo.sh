@@ -24,7 +24,8 @@ AGENT_PIDS=()
 cleanup() {
     local p
     for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    # only the agents: etcd processes were started from this shell too (the harness is sourced)
+    [ ${#AGENT_PIDS[@]} -gt 0 ] && wait "${AGENT_PIDS[@]}" 2>/dev/null
     if [ -n "${CLUSTER_DIR:-}" ]; then
         mkdir -p "$LOGDIR" && cp -r "$CLUSTER_DIR"/members "$LOGDIR/" 2>/dev/null
         find "$LOGDIR" -type d -name data -prune -exec rm -rf {} + 2>/dev/null
@@ -102,8 +103,8 @@ sys.exit(0 if any(m.get("name") == name and not m.get("isLearner") for m in ms) 
     return 1
 }
 
-count_keys() { cluster_etcdctl "$1" get --prefix demo/ --consistency=s --count-only -w json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin).get("count", 0))'; }
+# keys under demo/ as member i serves them from its own store (serializable read)
+count_keys() { cluster_etcdctl "$1" get --prefix demo/ --consistency=s --keys-only | grep -c '^demo/'; }
 
 say "Three members, each started like the StatefulSet starts a pod: reset-member, then etcd"
 CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/etcd-cluster.XXXXXX")

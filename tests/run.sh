@@ -4,7 +4,7 @@
 # Suites: unit (cmocka binaries), integration (cmocka binaries, each against a fresh 3-member
 # TLS cluster from tests/cluster.sh), e2e (tests/e2e/*.sh, each brings its own cluster), and,
 # with --asan-build, unit+integration again under ASan+UBSan; valgrind runs the unit binaries
-# under memcheck; fuzz runs a short libFuzzer pass (tests/fuzz/run.sh) when present.
+# under memcheck (tests/faults/*.sh run with e2e); fuzz runs a short libFuzzer pass (tests/fuzz/run.sh) when present.
 # Counts are test cases: cmocka's PASSED/FAILED lines, and each script's own closing line.
 #
 # usage: tests/run.sh --build DIR [--asan-build DIR] [--only unit|integration|e2e|valgrind|fuzz]
@@ -87,9 +87,9 @@ suite_integration() {
 
 suite_e2e() {
     local s
-    for s in tests/e2e/*.sh; do
+    for s in tests/e2e/*.sh tests/faults/*.sh; do
         [ -f "$s" ] || continue
-        run_logged "e2e/$(basename "$s")" env BUILD="$build" bash "$s"
+        run_logged "${s#tests/}" env BUILD="$build" bash "$s"
     done
 }
 
