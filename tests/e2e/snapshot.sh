@@ -227,6 +227,12 @@ if tls_curl -I -o /dev/null -D "$T/head.h" "$A_TLS/snapshot" && grep -q '^HTTP/[
 else
     bad "HEAD /snapshot" "$(tr -d '\r' <"$T/head.h" | head -5 | tr '\n' ' ')"
 fi
+if tls_curl --http1.1 -I -o /dev/null -D "$T/head1.h" "$A_TLS/snapshot" &&
+    grep -q '^HTTP/1.1 200' "$T/head1.h" && grep -qi '^x-etcd-revision:' "$T/head1.h"; then
+    ok "HEAD /snapshot over HTTP/1.1"
+else
+    bad "HEAD /snapshot over HTTP/1.1" "$(tr -d '\r' <"$T/head1.h" | head -5 | tr '\n' ' ')"
+fi
 
 # ---- concurrency: second request while one is in flight -> 429 ----------------------------------
 # etcd is paused so the first request deterministically holds the slot (its Status call waits).
