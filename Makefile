@@ -63,8 +63,8 @@ tests: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
 # ---- dependencies (Debian 12, as root; idempotent) -------------------------------------------
 DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev liburing-dev \
             libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
-            etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps \
-            iproute2 python3 cppcheck clang-tidy prometheus python3-yaml strace
+            etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
+            iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \
