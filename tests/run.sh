@@ -98,7 +98,7 @@ suite_unit() { # build-dir label
     local b=$1 label=$2 t
     for t in "$b"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        run_logged "$label$(basename "$t")" "$t"
+        run_logged "$label$(basename "$t")" env TEST_TIME_SCALE="${label:+3}" "$t"
     done
 }
 
@@ -120,11 +120,19 @@ suite_integration() {
     done
 }
 
+# A script may split itself into shards, lines "# shard: ARGS...": one job per shard.
 suite_e2e() {
-    local s
+    local s shard
     for s in tests/e2e/*.sh tests/faults/*.sh; do
         [ -f "$s" ] || continue
-        run_logged "${s#tests/}" env BUILD="$build" bash "$s"
+        if grep -q '^# shard: ' "$s"; then
+            while read -r shard; do
+                # shellcheck disable=SC2086
+                run_logged "${s#tests/} ${shard%% *}..." env BUILD="$build" bash "$s" $shard
+            done < <(sed -n 's/^# shard: //p' "$s")
+        else
+            run_logged "${s#tests/}" env BUILD="$build" bash "$s"
+        fi
     done
 }
 
@@ -133,7 +141,7 @@ suite_valgrind() {
     command -v valgrind >/dev/null || { echo "valgrind missing"; return; }
     for t in "$build"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        run_logged "valgrind/$(basename "$t")" valgrind -q --error-exitcode=99 --leak-check=full \
+        run_logged "valgrind/$(basename "$t")" env TEST_TIME_SCALE=10 valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --track-fds=no "$t"
     done
 }
