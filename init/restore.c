@@ -291,8 +291,7 @@ int restore_validate(const char *path, struct restore_snapshot *s, char *err, si
         hex_of(want, RESTORE_DIGEST_LEN, a);
         hex_of(digest, RESTORE_DIGEST_LEN, b);
         rc = fail(err, err_len, -EINVAL,
-                  "%s: sha256 mismatch: the file says %.16s..., its data hashes to %.16s...", path,
-                  a, b);
+                  "%s: sha256 mismatch: the file says %s, its data hashes to %s", path, a, b);
         goto out;
     }
     hex_of(digest, RESTORE_DIGEST_LEN, s->sha256);
@@ -335,7 +334,7 @@ static int set_field(char *dst, size_t cap, const char *v, size_t vlen)
 
 int restore_marker_parse(const char *buf, size_t len, struct restore_marker *m)
 {
-    bool have_role = false, have_cid = false;
+    bool have_role = false, have_cid = false, have_src = false, have_sha = false, have_tok = false;
     size_t off = 0;
 
     memset(m, 0, sizeof(*m));
@@ -361,23 +360,34 @@ int restore_marker_parse(const char *buf, size_t len, struct restore_marker *m)
         if (memchr(v, '\0', vl))
             return -EINVAL;
         if (kl == 4 && memcmp(line, "role", 4) == 0) {
+            if (have_role)
+                return -EINVAL; /* duplicate keys: not written by us */
             if (vl == 8 && memcmp(v, "restorer", 8) == 0)
                 m->restorer = true;
             else if (!(vl == 4 && memcmp(v, "peer", 4) == 0))
                 return -EINVAL;
             have_role = true;
         } else if (kl == 6 && memcmp(line, "source", 6) == 0) {
+            if (have_src)
+                return -EINVAL;
+            have_src = true;
             if (set_field(m->source, sizeof(m->source), v, vl) != 0)
                 return -EINVAL;
         } else if (kl == 6 && memcmp(line, "sha256", 6) == 0) {
+            if (have_sha)
+                return -EINVAL;
+            have_sha = true;
             if (set_field(m->sha256, sizeof(m->sha256), v, vl) != 0)
                 return -EINVAL;
         } else if (kl == 5 && memcmp(line, "token", 5) == 0) {
+            if (have_tok)
+                return -EINVAL;
+            have_tok = true;
             if (set_field(m->token, sizeof(m->token), v, vl) != 0)
                 return -EINVAL;
         } else if (kl == 10 && memcmp(line, "cluster_id", 10) == 0) {
             uint64_t x = 0;
-            if (vl == 0 || vl > 16)
+            if (have_cid || vl == 0 || vl > 16)
                 return -EINVAL;
             for (size_t i = 0; i < vl; i++) {
                 int c = (unsigned char)v[i], d;

@@ -68,7 +68,7 @@ struct restore_marker {
 
 /* "key=value\n" lines: role, source, sha256, token, cluster_id (hex). Unknown keys are
  * ignored (newer writers). Returns 0, or -EINVAL (missing/invalid role or cluster_id,
- * oversized value, no newline-terminated lines). */
+ * a duplicate key, oversized value, a line without newline). */
 int restore_marker_parse(const char *buf, size_t len, struct restore_marker *m);
 /* Returns 0 or -ENOSPC / -EINVAL (a value holds a newline). */
 int restore_marker_render(const struct restore_marker *m, char *out, size_t out_len);
