@@ -219,6 +219,7 @@ note "restored and rejoined in $((SECONDS - t_restore)) s"
 for i in 0 1 2; do
     note "etcd-$i serves $(count_keys "$i") keys under demo/ (serializable read on etcd-$i)"
 done
+note "(the 100 keys of the snapshot; demo/after-snapshot, written after it, is gone as expected)"
 members_table 0
 
 say "Done in $((SECONDS - t_start)) s. Logs (etcd, reset-member, agent per member): $LOGDIR"
