@@ -4,7 +4,8 @@
 # restore request (data byte-identical) and rejects bad snapshots (nothing touched) -> stop all ->
 # reset-member --restore-from on all three (etcd-0 restores as a one-member cluster, the others
 # rejoin with MemberAdd) -> 3 voting members, every snapshot key on EACH member (serializable
-# reads), member IDs consistent -> reruns keep. Then a restore from an http URL, and kill -9 at
+# reads), member IDs consistent -> reruns keep. Then restores from an http URL and from an https
+# URL that requires a client certificate (as an agent's /snapshot does), and kill -9 at
 # every restore step followed by a rerun.
 #
 # The snapshot is taken with `etcdctl snapshot save` (same file format as the agent's /snapshot:
@@ -346,6 +347,49 @@ s_url_restore() {
     expect_action x keep || return 1
 }
 
+# https with a client certificate (what an agent's /snapshot requires): served by a python
+# TLS server that demands a cert signed by the cluster CA. Without the cert: refused, nothing
+# touched.
+s_https_restore() {
+    local d port pid
+    read -r SCRATCH_PEER SCRATCH_CLIENT port <<<"$(_cluster_free_ports 3)"
+    d=$LOGDIR/https
+    mkdir -p "$d/srv"
+    cp "$SNAP" "$d/srv/snap.db"
+    python3 - "$d/srv" "$port" "$CLUSTER_DIR" >"$LOGDIR/https.log" 2>&1 <<'PY' &
+import http.server, os, ssl, sys
+root, port, cd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+os.chdir(root)
+srv = http.server.HTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cd + "/node.crt", cd + "/node.key")
+ctx.load_verify_locations(cd + "/ca.crt")
+ctx.verify_mode = ssl.CERT_REQUIRED
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+    pid=$!
+    PIDS+=($pid)
+    local deadline=$((SECONDS + 20))
+    until curl -sf -o /dev/null --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" \
+        --key "$CLUSTER_DIR/client.key" "https://127.0.0.1:$port/snap.db"; do
+        [ $SECONDS -lt $deadline ] || die "https server did not start" || return 1
+        sleep 0.2
+    done
+    # no client cert: the handshake fails, nothing is touched
+    OUT=$("$RM" --name etcd-x --data-dir "$d/data" --peer-url "https://127.0.0.1:$SCRATCH_PEER" \
+        --initial-cluster "etcd-x=https://127.0.0.1:$SCRATCH_PEER" \
+        --endpoints "https://127.0.0.1:$SCRATCH_CLIENT" --cacert "$CLUSTER_DIR/ca.crt" \
+        --state-file "$d/state" --timeout 2s --restore-from "https://127.0.0.1:$port/snap.db" \
+        2>>"$LOGDIR/reset-member.log")
+    RC=$?
+    expect_action x refuse 3 || return 1
+    [ ! -e "$d/data" ] && [ ! -e "$d/state" ] || die "something was written without a cert" || return 1
+    scratch_rm "$d" --restore-from "https://127.0.0.1:$port/snap.db"
+    expect_action x restore || return 1
+    [ -s "$d/data/member/snap/db" ] || die "no db restored" || return 1
+}
+
 # kill -9 right after each restore step, then rerun: restored once the marker is there, keep after.
 s_crash_steps() {
     local step d first cid old
@@ -374,7 +418,7 @@ s_crash_steps() {
 }
 
 ALL="quorum_lost_refuse reject_bad_snapshots peer_waits restore
-keys_on_each_member member_ids_consistent rerun_keep url_restore crash_steps"
+keys_on_each_member member_ids_consistent rerun_keep url_restore https_restore crash_steps"
 
 run_scenario() {
     local name=$1 start=$SECONDS
