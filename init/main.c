@@ -175,13 +175,25 @@ static int restore_role(const struct opts *o, bool *restorer, char *err, size_t 
     char why[256];
     int rc = 0;
 
-    if (o->restore_member.value[0]) {
+    if (o->restore_member.value[0] && o->initial_cluster.value[0] == '\0') {
         *restorer = strcmp(o->restore_member.value, o->name.value) == 0;
         return 0;
     }
     rc =
         config_parse_initial_cluster_err(o->initial_cluster.value, &names, &urls, why, sizeof(why));
-    if (rc != 0 || names.n == 0) {
+    if (rc == 0 && o->restore_member.value[0]) {
+        /* a name nobody has would leave every member waiting for a restore that never comes */
+        bool known = false;
+        for (size_t i = 0; i < names.n; i++)
+            known = known || strcmp(names.items[i], o->restore_member.value) == 0;
+        if (!known) {
+            snprintf(err, err_len, "--restore-member %.200s is not in --initial-cluster",
+                     o->restore_member.value);
+            rc = -EINVAL;
+        } else {
+            *restorer = strcmp(o->restore_member.value, o->name.value) == 0;
+        }
+    } else if (rc != 0 || names.n == 0) {
         snprintf(err, err_len, "--restore-from needs --restore-member or --initial-cluster%s%s",
                  rc ? ": " : "", rc ? why : "");
         rc = -EINVAL;

@@ -217,6 +217,13 @@ s_reject_bad_snapshots() {
     ! ls -d "$d0".reset-* >/dev/null 2>&1 || die "data moved aside" || return 1
 }
 
+# Usage: a --restore-member nobody has is an error (every member would wait forever).
+s_cli() {
+    run_rm 1 --restore-from "$SNAP" --restore-member etcd-9 --dry-run
+    [ "$RC" = 2 ] || die "unknown --restore-member: rc $RC (want 2)" || return 1
+    "$RM" --help | grep -q -- --restore-from || die "--help lacks --restore-from" || return 1
+}
+
 # A peer run before the restored member is up exits non-zero and touches nothing.
 s_peer_waits() {
     local before
@@ -417,7 +424,7 @@ s_crash_steps() {
     done
 }
 
-ALL="quorum_lost_refuse reject_bad_snapshots peer_waits restore
+ALL="cli quorum_lost_refuse reject_bad_snapshots peer_waits restore
 keys_on_each_member member_ids_consistent rerun_keep url_restore https_restore crash_steps"
 
 run_scenario() {
