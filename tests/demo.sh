@@ -164,7 +164,7 @@ members_table 1
 say "Story 4: quorum loss -> restore from a snapshot taken through the agent"
 SNAP=$CLUSTER_DIR/snapshot.db
 snap_port=$(_cluster_free_ports 1)
-if "$AGENT" --help 2>&1 | grep -q -- --allow-insecure-snapshot; then
+if "$AGENT" --help 2>&1 | grep -q -- allow-insecure-snapshot; then
     # /snapshot hands out every key: the agent serves it only to a client certificate (mTLS)
     # unless --allow-insecure-snapshot. The demo's agents listen on plain HTTP, so a second
     # agent beside etcd-0 listens with TLS and requires client certs signed by the cluster CA.

@@ -136,7 +136,7 @@ write_keys() {
 
 take_snapshot() {
     local port
-    if [ -x "$AGENT" ] && "$AGENT" --help 2>&1 | grep -q -- '--allow-insecure-snapshot'; then
+    if [ -x "$AGENT" ] && "$AGENT" --help 2>&1 | grep -q -- 'allow-insecure-snapshot'; then
         port=$(_cluster_free_ports 1)
         "$AGENT" --endpoints "$(cluster_client-url 0)" --cacert "$CLUSTER_DIR/ca.crt" \
             --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
