@@ -395,6 +395,26 @@ PY
     scratch_rm "$d" --restore-from "https://127.0.0.1:$port/snap.db"
     expect_action x restore || return 1
     [ -s "$d/data/member/snap/db" ] || die "no db restored" || return 1
+    # straight from an agent's /snapshot (mTLS), when the agent has it
+    "$AGENT" --help 2>&1 | grep -q allow-insecure-snapshot || return 0
+    read -r SCRATCH_PEER SCRATCH_CLIENT port <<<"$(_cluster_free_ports 3)"
+    "$AGENT" --endpoints "$(cluster_client-url 1)" --cacert "$CLUSTER_DIR/ca.crt" \
+        --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
+        --tls-listen "127.0.0.1:$port" --tls-cert "$CLUSTER_DIR/node.crt" \
+        --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" \
+        --name etcd-1 --data-dir "$(cluster_data-dir 1)" 2>>"$LOGDIR/agent.log" &
+    PIDS+=($!)
+    d=$LOGDIR/agent-url
+    mkdir -p "$d"
+    deadline=$((SECONDS + 20))
+    until curl -sf -o /dev/null --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" \
+        --key "$CLUSTER_DIR/client.key" -I "https://127.0.0.1:$port/snapshot"; do
+        [ $SECONDS -lt $deadline ] || die "agent did not start" || return 1
+        sleep 0.2
+    done
+    scratch_rm "$d" --restore-from "https://127.0.0.1:$port/snapshot"
+    expect_action x restore || { WHY="from the agent: $WHY"; return 1; }
+    [ -s "$d/data/member/snap/db" ] || die "no db restored from the agent" || return 1
 }
 
 # kill -9 right after each restore step, then rerun: restored once the marker is there, keep after.
