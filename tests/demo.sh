@@ -163,14 +163,14 @@ members_table 1
 
 say "Story 4: quorum loss -> restore from a snapshot taken through the agent"
 SNAP=$CLUSTER_DIR/snapshot.db
-snap_port=$(_cluster_free_ports 1)
+read -r snap_port snap_plain <<<"$(_cluster_free_ports 2)"
 if "$AGENT" --help 2>&1 | grep -q -- allow-insecure-snapshot; then
     # /snapshot hands out every key: the agent serves it only to a client certificate (mTLS)
     # unless --allow-insecure-snapshot. The demo's agents listen on plain HTTP, so a second
     # agent beside etcd-0 listens with TLS and requires client certs signed by the cluster CA.
     "$AGENT" --endpoints "$(cluster_client-url 0)" --cacert "$CLUSTER_DIR/ca.crt" \
         --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
-        --tls-listen "127.0.0.1:$snap_port" --tls-cert "$CLUSTER_DIR/node.crt" \
+        --listen "127.0.0.1:$snap_plain" --tls-listen "127.0.0.1:$snap_port" --tls-cert "$CLUSTER_DIR/node.crt" \
         --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" --name etcd-0 \
         --data-dir "$CLUSTER_DIR/members/0/data" 2>>"$CLUSTER_DIR/members/0/agent-tls.log" &
     AGENT_PIDS+=($!)

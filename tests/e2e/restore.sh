@@ -13,7 +13,7 @@
 # usage: BUILD=build tests/e2e/restore.sh [scenario...]     (default: all, in order)
 # Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed".
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
@@ -137,19 +137,23 @@ write_keys() {
 take_snapshot() {
     local port
     if [ -x "$AGENT" ] && "$AGENT" --help 2>&1 | grep -q -- 'allow-insecure-snapshot'; then
-        port=$(_cluster_free_ports 1)
+        local plain pid
+        read -r port plain <<<"$(_cluster_free_ports 2)"
+        # an explicit plain --listen: the default 127.0.0.1:9980 may be taken on a shared machine
         "$AGENT" --endpoints "$(cluster_client-url 0)" --cacert "$CLUSTER_DIR/ca.crt" \
             --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
-            --tls-listen "127.0.0.1:$port" --tls-cert "$CLUSTER_DIR/node.crt" \
+            --listen "127.0.0.1:$plain" --tls-listen "127.0.0.1:$port" --tls-cert "$CLUSTER_DIR/node.crt" \
             --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" \
             --name etcd-0 --data-dir "$(cluster_data-dir 0)" 2>>"$LOGDIR/agent.log" &
-        PIDS+=($!)
+        pid=$!
         local deadline=$((SECONDS + 30))
         until curl -sf --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" \
             --key "$CLUSTER_DIR/client.key" -o "$SNAP" "https://127.0.0.1:$port/snapshot"; do
             [ $SECONDS -lt $deadline ] || break
             sleep 0.5
         done
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
         if [ -s "$SNAP" ]; then
             SNAP_HOW="through the agent's /snapshot (mTLS)"
             return 0
@@ -336,7 +340,7 @@ s_url_restore() {
     cp "$SNAP" "$d/srv/snap.db"
     (cd "$d/srv" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
     pid=$!
-    PIDS+=($pid)
+    PIDS+=("$pid")
     local deadline=$((SECONDS + 20))
     until curl -sf -o /dev/null "http://127.0.0.1:$port/snap.db"; do
         [ $SECONDS -lt $deadline ] || die "http server did not start" || return 1
@@ -376,7 +380,7 @@ srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
 PY
     pid=$!
-    PIDS+=($pid)
+    PIDS+=("$pid")
     local deadline=$((SECONDS + 20))
     until curl -sf -o /dev/null --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" \
         --key "$CLUSTER_DIR/client.key" "https://127.0.0.1:$port/snap.db"; do
@@ -397,10 +401,11 @@ PY
     [ -s "$d/data/member/snap/db" ] || die "no db restored" || return 1
     # straight from an agent's /snapshot (mTLS), when the agent has it
     "$AGENT" --help 2>&1 | grep -q allow-insecure-snapshot || return 0
-    read -r SCRATCH_PEER SCRATCH_CLIENT port <<<"$(_cluster_free_ports 3)"
+    local plain
+    read -r SCRATCH_PEER SCRATCH_CLIENT port plain <<<"$(_cluster_free_ports 4)"
     "$AGENT" --endpoints "$(cluster_client-url 1)" --cacert "$CLUSTER_DIR/ca.crt" \
         --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
-        --tls-listen "127.0.0.1:$port" --tls-cert "$CLUSTER_DIR/node.crt" \
+        --listen "127.0.0.1:$plain" --tls-listen "127.0.0.1:$port" --tls-cert "$CLUSTER_DIR/node.crt" \
         --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" \
         --name etcd-1 --data-dir "$(cluster_data-dir 1)" 2>>"$LOGDIR/agent.log" &
     PIDS+=($!)
