@@ -179,6 +179,8 @@ if "$AGENT" --help 2>&1 | grep -q -- allow-insecure-snapshot; then
             --key "$CLUSTER_DIR/client.key" -o "$SNAP" "https://127.0.0.1:$snap_port/snapshot" && break
         sleep 0.25
     done
+    note "the snapshot route holds every key: served only over mTLS, so the demo asks a second agent"
+    note "beside etcd-0 with a TLS listener and client-cert checks (not --allow-insecure-snapshot)"
     note "GET https://127.0.0.1:$snap_port/snapshot with the client cert (mTLS) -> $(stat -c %s "$SNAP" 2>/dev/null || echo 0) bytes"
 fi
 if [ ! -s "$SNAP" ]; then
