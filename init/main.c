@@ -243,7 +243,7 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
                 cJSON_AddStringToObject(j, "token", r.token);
             if (r.cluster_id)
                 cJSON_AddStringToObject(j, "cluster_id", etcd_id_hex(r.cluster_id, hex));
-            if (r.tool)
+            if (r.tool[0])
                 cJSON_AddStringToObject(j, "tool", r.tool);
             if (r.moved_to[0])
                 cJSON_AddStringToObject(j, "moved_to", r.moved_to);

@@ -827,7 +827,12 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
         rc = fail(err, err_len, -ENOENT, "neither etcdutl nor etcdctl is in PATH");
         goto out;
     }
-    r->tool = strrchr(tool, '/') ? strrchr(tool, '/') + 1 : tool;
+    {
+        const char *base = strrchr(tool, '/') ? strrchr(tool, '/') + 1 : tool;
+        size_t bl = strnlen(base, sizeof(r->tool) - 1);
+        memcpy(r->tool, base, bl); /* a file name fits NAME_MAX */
+        r->tool[bl] = '\0';
+    }
     rc = rm_tree(staging);
     if (rc != 0) {
         fail(err, err_len, rc, "removing the leftover %s: %s", staging, strerror(-rc));

@@ -103,7 +103,7 @@ struct restore_result {
     char token[RESTORE_MAX_TOKEN];
     uint64_t member_id, cluster_id; /* of the restored data */
     char moved_to[PATH_MAX];        /* "" if there was no data dir */
-    const char *tool;
+    char tool[NAME_MAX + 1];        /* base name of the restore tool run ("" if none) */
     double fetch_ms, validate_ms, restore_ms;
     bool not_snapshot;       /* fetch or validation failed: nothing was touched (refuse) */
     const char *failed_step; /* NULL on success */
