@@ -8,6 +8,7 @@
 # `make asan` builds the same tree into build/asan with ASan+UBSan.
 
 SHELL      := /bin/bash
+MAKEFLAGS  += --jobs=$(shell nproc 2>/dev/null || echo 2)
 BUILD      ?= build
 V          ?= 0
 Q          := $(if $(filter 1,$(V)),,@)

@@ -1046,6 +1046,9 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
     /* writes to a closed peer must fail with EPIPE, not kill the process (OpenSSL writes
      * through write(2), where MSG_NOSIGNAL cannot be given) */
     signal(SIGPIPE, SIG_IGN);
+    /* http-parser's own bound on a request head (line, headers, whitespace our callbacks do
+     * not see), process-wide; our per-field caps in http1.c are tighter */
+    http_parser_set_max_header_size(HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 1024);
     srv = calloc(1, sizeof *srv);
     if (!srv) {
         snprintf(err, err_len, "server: out of memory");
