@@ -19,6 +19,7 @@
 #include "probe.h"
 #include "routes.h"
 #include "server.h"
+#include "snapshot.h"
 #include "tls.h"
 
 #ifndef ETCD_RECOVERY_VERSION
@@ -48,6 +49,10 @@ struct flags {
     struct config_string listen, tls_listen, tls_cert, tls_key, tls_client_ca;
     uint64_t probe_interval_ms, livez_intervals;
     struct config_string name, data_dir;
+    /* snapshots (snapshot.c) */
+    struct config_string snapshot_dir, spool_dir;
+    uint64_t snapshot_concurrency, snapshot_interval_ms, snapshot_keep;
+    bool allow_insecure_snapshot, io_uring;
 };
 
 static const char summary[] =
@@ -74,6 +79,8 @@ int main(int argc, char **argv)
     static struct flags fl;
     fl.probe_interval_ms = 1000;
     fl.livez_intervals = 30;
+    fl.snapshot_concurrency = 1;
+    fl.io_uring = true;
     (void)snprintf(fl.listen.value, sizeof(fl.listen.value), "%s", AGENT_DEFAULT_LISTEN);
 
     const struct config_option opts[] = {
@@ -176,6 +183,62 @@ int main(int argc, char **argv)
          0,
          "the member's data dir (for snapshots from disk)",
          "DIR"},
+        {"snapshot-dir",
+         {"ETCD_AGENT_SNAPSHOT_DIR"},
+         CONFIG_STRING,
+         &fl.snapshot_dir,
+         0,
+         0,
+         "keep snapshots here: POST /snapshots, GET /snapshots[/NAME], schedule",
+         "DIR"},
+        {"spool-dir",
+         {"ETCD_AGENT_SPOOL_DIR"},
+         CONFIG_STRING,
+         &fl.spool_dir,
+         0,
+         0,
+         "where a snapshot spills when its client is slow (default: --snapshot-dir, else /tmp)",
+         "DIR"},
+        {"snapshot-concurrency",
+         {"ETCD_AGENT_SNAPSHOT_CONCURRENCY"},
+         CONFIG_UINT,
+         &fl.snapshot_concurrency,
+         1,
+         SNAPSHOT_MAX_CONCURRENCY,
+         "etcd snapshots at once; more requests get 429",
+         "N"},
+        {"snapshot-interval",
+         {"ETCD_AGENT_SNAPSHOT_INTERVAL"},
+         CONFIG_DURATION,
+         &fl.snapshot_interval_ms,
+         0,
+         UINT64_C(7) * 24 * 3600 * 1000,
+         "take a snapshot into --snapshot-dir this often (0: never)",
+         "DURATION"},
+        {"snapshot-keep",
+         {"ETCD_AGENT_SNAPSHOT_KEEP"},
+         CONFIG_UINT,
+         &fl.snapshot_keep,
+         0,
+         SNAPSHOT_MAX_KEEP,
+         "keep the newest N saved snapshots (0: all)",
+         "N"},
+        {"allow-insecure-snapshot",
+         {"ETCD_AGENT_ALLOW_INSECURE_SNAPSHOT"},
+         CONFIG_BOOL,
+         &fl.allow_insecure_snapshot,
+         0,
+         0,
+         "serve snapshot routes on the plain listener too (they hold every secret)",
+         NULL},
+        {"io-uring",
+         {"ETCD_AGENT_IO_URING"},
+         CONFIG_BOOL,
+         &fl.io_uring,
+         0,
+         0,
+         "file I/O through io_uring (--no-io-uring: pread/pwrite)",
+         NULL},
     };
     const size_t n_opts = sizeof(opts) / sizeof(opts[0]);
     const char *prog = "etcd-agent";
@@ -252,6 +315,25 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    static const char *const snap_default_eps[] = {AGENT_DEFAULT_ENDPOINT};
+    struct snapshot_config snc = {
+        .endpoints = fl.endpoints.n ? (const char *const *)fl.endpoints.items : snap_default_eps,
+        .n_endpoints = fl.endpoints.n ? fl.endpoints.n : 1,
+        .tls = client_tls,
+        .snapshot_dir = fl.snapshot_dir.value,
+        .spool_dir = fl.spool_dir.value,
+        .data_dir = fl.data_dir.value,
+        .concurrency = (unsigned)fl.snapshot_concurrency,
+        .allow_insecure = fl.allow_insecure_snapshot,
+        .no_io_uring = !fl.io_uring,
+        .interval_ms = fl.snapshot_interval_ms,
+        .keep = (unsigned)fl.snapshot_keep,
+    };
+    if (snapshot_init(&snc, err, sizeof(err)) < 0 || snapshot_add_routes(routes) < 0) {
+        log_msg(LOG_ERROR, "snapshots: %s", err);
+        goto out;
+    }
+
     struct server_config sc = {
         .listen = fl.listen.value[0] ? fl.listen.value : NULL,
         .tls_listen = fl.tls_listen.value[0] ? fl.tls_listen.value : NULL,
@@ -322,6 +404,7 @@ out:
     }
     probe_stop(probe);
     server_free(srv);
+    snapshot_shutdown();
     routes_free(routes);
     cache_free(cache);
     tls_ctx_free(server_tls);

@@ -47,4 +47,17 @@
 #define HTTP_HEADER_TIMEOUT_MS 10000
 #define HTTP_IDLE_TIMEOUT_MS 60000
 
+/* snapshots (agent: snapshot.c, spool.c, saved.c, disksource.c) */
+#define SNAPSHOT_SPOOL_MEM (2u * 1024 * 1024)  /* in-memory buffer per stream before spilling
+                                                * (with the spill blocks: agent RSS <= 16 MiB) */
+#define SNAPSHOT_SPOOL_BLOCK (512u * 1024)     /* spill/file I/O block (4 KiB aligned) */
+#define SNAPSHOT_SPOOL_QD 4                    /* spill/file I/O requests in flight */
+#define SNAPSHOT_MAX_CONCURRENCY 16            /* --snapshot-concurrency upper bound */
+#define SNAPSHOT_MAX_FILE_STREAMS 8            /* saved-file and disk-source downloads at once */
+#define SNAPSHOT_MAX_KEEP 10000                /* --snapshot-keep upper bound */
+#define SNAPSHOT_MAX_LISTED 4096               /* saved snapshots listed / scanned */
+#define SNAPSHOT_IDLE_TIMEOUT_MS 30000         /* longest gap between two etcd snapshot frames */
+#define SNAPSHOT_STATUS_TIMEOUT_MS 5000
+#define SNAPSHOT_RETRY_AFTER_S 5               /* Retry-After on 429 */
+
 #endif

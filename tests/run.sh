@@ -49,14 +49,33 @@ tally() {
     fi
 }
 
+# Jobs run in a pool of $TEST_JOBS (default 3): most suites wait on etcd (elections, timeouts),
+# not on the CPU, and each brings its own cluster on its own ports. Results are tallied in
+# submission order once all have finished.
+TEST_JOBS=${TEST_JOBS:-3}
+job_names=() job_logs=()
 run_logged() { # name cmd...
     local name=$1 log
     shift
     log="$logdir/$(echo "$name" | tr '/ ' '__').log"
-    local start=$SECONDS
-    "$@" >"$log" 2>&1
-    local rc=$?
-    tally "$name [$((SECONDS - start))s]" "$rc" "$log"
+    (
+        start=$SECONDS
+        "$@" >"$log" 2>&1 </dev/null
+        echo "$? $((SECONDS - start))" >"$log.rc"
+    ) &
+    job_names+=("$name")
+    job_logs+=("$log")
+    while [ "$(jobs -rp | wc -l)" -ge "$TEST_JOBS" ]; do wait -n; done
+}
+
+finish_jobs() {
+    local i rc secs
+    wait
+    for i in "${!job_names[@]}"; do
+        read -r rc secs <"${job_logs[$i]}.rc" 2>/dev/null || { rc=1 secs=?; }
+        tally "${job_names[$i]} [${secs}s]" "$rc" "${job_logs[$i]}"
+    done
+    job_names=() job_logs=()
 }
 
 suite_unit() { # build-dir label
@@ -103,9 +122,10 @@ suite_valgrind() {
     done
 }
 
-suite_fuzz() {
+suite_fuzz() { # alone: every target takes a whole core
     [ -x tests/fuzz/run.sh ] || return 0
-    run_logged "fuzz (short pass)" tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}"
+    finish_jobs
+    TEST_JOBS=1 run_logged "fuzz (short pass)" tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}"
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
@@ -119,9 +139,9 @@ e2e) suite_e2e ;;
 valgrind) suite_valgrind ;;
 fuzz) suite_fuzz ;;
 "")
+    suite_e2e
     suite_unit "$build" ""
     suite_integration "$build" ""
-    suite_e2e
     if [ -n "$asan_build" ]; then
         suite_unit "$asan_build" "asan/"
         suite_integration "$asan_build" "asan/"
@@ -131,6 +151,7 @@ fuzz) suite_fuzz ;;
     ;;
 *) echo "unknown suite $only" >&2; exit 2 ;;
 esac
+finish_jobs
 
 echo
 echo "logs: $logdir  ($((SECONDS - t0)) s)"

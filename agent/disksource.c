@@ -1,0 +1,293 @@
+/* disksource.c - streaming a file to a client from a reader thread (saved snapshots, and
+ * GET /snapshot?source=disk: member/snap/db of a stopped etcd plus its sha256).
+ *
+ * The thread reads large blocks through common/uring into a spool that never spills (no etcd
+ * transaction is held, so waiting for a slow client costs nothing but this thread), so the
+ * event loop never touches the disk for the body. The lock and bbolt checks are datadir.c's;
+ * access control and the job are snapshot.c's. */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "datadir.h"
+#include "limits.h"
+#include "log.h"
+#include "spool.h"
+#include "uring.h"
+
+#define DISK_META_READ 4096 /* meta 0 sits in the first page whatever the page size */
+#define DISK_PATH_MAX 4096
+
+static atomic_uint streams;
+
+struct filesrc {
+    struct snapjob *job;
+    struct spool *spool;
+    int fd;
+    uint64_t offset, len;
+    bool append_sha;
+    char locked_dir[DISK_PATH_MAX]; /* "" when not checked */
+    struct stat st0;
+    int refs; /* worker + close hook; atomic below */
+};
+
+static void filesrc_unref(struct filesrc *f)
+{
+    if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    close(f->fd);
+    free(f);
+    atomic_fetch_sub(&streams, 1);
+}
+
+static void filesrc_on_close(void *arg, bool completed)
+{
+    struct filesrc *f = arg;
+    snapshot_count_file(completed, completed ? f->len + (f->append_sha ? 32 : 0) : 0);
+    filesrc_unref(f);
+}
+
+static int read_all(struct filesrc *f)
+{
+    int rc = 0;
+    uint8_t *buf = NULL;
+    struct uring *u = uring_new(2, snapshot_cfg()->no_io_uring);
+    EVP_MD_CTX *md = f->append_sha ? EVP_MD_CTX_new() : NULL;
+    if (!u || posix_memalign((void **)&buf, 4096, SNAPSHOT_SPOOL_BLOCK) != 0 ||
+        (f->append_sha && (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (uint64_t done = 0; done < f->len;) {
+        size_t want =
+            f->len - done < SNAPSHOT_SPOOL_BLOCK ? (size_t)(f->len - done) : SNAPSHOT_SPOOL_BLOCK;
+        ssize_t r = uring_read(u, f->fd, buf, want, (off_t)(f->offset + done));
+        if (r == 0)
+            r = -ENODATA; /* the file shrank under us */
+        if (r < 0) {
+            rc = (int)r;
+            goto out;
+        }
+        if (md && EVP_DigestUpdate(md, buf, (size_t)r) != 1) {
+            rc = -EIO;
+            goto out;
+        }
+        if ((rc = spool_write(f->spool, buf, (size_t)r)) < 0)
+            goto out;
+        done += (uint64_t)r;
+    }
+    if (f->locked_dir[0]) {
+        /* etcd must not have started on the dir while we copied, nor the file changed. */
+        struct stat st1;
+        if (datadir_wal_locked(f->locked_dir) != 0 || fstat(f->fd, &st1) != 0 ||
+            st1.st_size != f->st0.st_size || st1.st_mtim.tv_sec != f->st0.st_mtim.tv_sec ||
+            st1.st_mtim.tv_nsec != f->st0.st_mtim.tv_nsec) {
+            log_msg(LOG_ERROR, "disk snapshot aborted: %s changed or etcd started during the copy",
+                    f->locked_dir);
+            rc = -ESTALE;
+            goto out;
+        }
+    }
+    if (md) {
+        uint8_t digest[32];
+        unsigned dl = 0;
+        if (EVP_DigestFinal_ex(md, digest, &dl) != 1 || dl != 32) {
+            rc = -EIO;
+            goto out;
+        }
+        if ((rc = spool_write(f->spool, digest, 32)) < 0)
+            goto out;
+        snapjob_trailer(f->job, digest);
+    }
+    rc = spool_finish(f->spool);
+out:
+    EVP_MD_CTX_free(md);
+    free(buf);
+    if (u)
+        uring_free(u);
+    return rc;
+}
+
+static void *filesrc_worker(void *arg)
+{
+    struct filesrc *f = arg;
+    int rc = read_all(f);
+    if (rc < 0) {
+        if (rc != -ECANCELED)
+            log_msg(LOG_ERROR, "file stream failed: %s", strerror(-rc));
+        spool_fail(f->spool, rc);
+    }
+    snapjob_release(f->job);
+    filesrc_unref(f);
+    snapshot_thread_done();
+    return NULL;
+}
+
+int disksource_stream_fd(struct http_response *resp, int fd, uint64_t offset, uint64_t len,
+                         bool append_sha, const char *locked_dir)
+{
+    unsigned cur = atomic_load(&streams);
+    do {
+        if (cur >= SNAPSHOT_MAX_FILE_STREAMS) {
+            close(fd);
+            return -EBUSY;
+        }
+    } while (!atomic_compare_exchange_weak(&streams, &cur, cur + 1));
+
+    struct filesrc *f = calloc(1, sizeof *f);
+    struct snapjob *job = snapjob_new();
+    struct spool *sp = NULL;
+    if (!f || !job)
+        goto oom;
+    struct spool_config sc = {
+        .mem_bytes = 4 * SNAPSHOT_SPOOL_BLOCK,
+        .spill = false,
+        .notify = snapjob_notify,
+        .notify_arg = job,
+    };
+    if (!(sp = spool_new(&sc)))
+        goto oom;
+    snapjob_set_spool(job, sp);
+    f->job = job;
+    f->spool = sp;
+    f->fd = fd;
+    f->offset = offset;
+    f->len = len;
+    f->append_sha = append_sha;
+    f->refs = 2;
+    fstat(fd, &f->st0);
+    if (locked_dir)
+        snprintf(f->locked_dir, sizeof f->locked_dir, "%s", locked_dir);
+    snapjob_on_close(job, filesrc_on_close, f);
+    snapjob_hold(job);
+    if (snapshot_thread_start(filesrc_worker, f) != 0) {
+        snapjob_release(job);
+        snapjob_release(job);
+        free(f);
+        close(fd);
+        atomic_fetch_sub(&streams, 1);
+        return -EAGAIN;
+    }
+    snapjob_attach(job, resp, false);
+    resp->status = 200;
+    resp->content_type = "application/octet-stream";
+    resp->content_length = (int64_t)(len + (append_sha ? 32 : 0));
+    return 0;
+oom:
+    free(f);
+    if (job)
+        snapjob_release(job); /* frees sp */
+    close(fd);
+    atomic_fetch_sub(&streams, 1);
+    return -ENOMEM;
+}
+
+/* Both bbolt meta pages; bbolt itself opens a db when at least one is valid. Returns 0 or
+ * -EBADMSG with why filled. */
+static int check_metas(int fd, uint64_t size, struct bbolt_meta *use, char *why, size_t why_len)
+{
+    uint8_t buf[DISK_META_READ];
+    struct bbolt_meta m0, m1;
+    memset(&m0, 0, sizeof m0);
+    memset(&m1, 0, sizeof m1);
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+        snprintf(why, why_len, "read member/snap/db: %s", strerror(errno));
+        return -errno;
+    }
+    int r0 = datadir_bbolt_meta(buf, (size_t)n, &m0);
+    /* meta 1 is one page further; the page size comes from meta 0 when it is valid, else try
+     * the sizes bbolt uses in practice. */
+    static const uint32_t sizes[] = {4096, 16384, 65536};
+    int r1 = -EINVAL;
+    for (size_t i = 0; i < 3 && r1 != 0; i++) {
+        uint32_t ps = r0 == 0 ? m0.page_size : sizes[i];
+        if (ps == 0 || ps > size)
+            break;
+        n = pread(fd, buf, sizeof buf, (off_t)ps);
+        if (n > 0)
+            r1 = datadir_bbolt_meta(buf, (size_t)n, &m1);
+        if (r0 == 0)
+            break;
+    }
+    if (r0 != 0 && r1 != 0) {
+        snprintf(why, why_len, "member/snap/db: both bbolt meta pages are invalid");
+        return -EBADMSG;
+    }
+    *use = r0 != 0 ? m1 : r1 != 0 ? m0 : (m1.txid > m0.txid ? m1 : m0);
+    return 0;
+}
+
+void disksource_handle(const struct http_request *req, struct http_response *resp)
+{
+    const char *dd = snapshot_cfg()->data_dir;
+    char path[DISK_PATH_MAX], why[DISK_PATH_MAX + 128], v[32];
+    if (!dd) {
+        snapshot_reply_error(resp, 404, "source=disk needs --data-dir");
+        return;
+    }
+    int locked = datadir_wal_locked(dd);
+    if (locked != 0) {
+        snprintf(why, sizeof why,
+                 locked > 0 ? "etcd is running on %s (its WAL is locked): use GET /snapshot"
+                            : "cannot check the WAL locks of %s",
+                 dd);
+        snapshot_reply_error(resp, 409, why);
+        return;
+    }
+    if (snprintf(path, sizeof path, "%s/member/snap/db", dd) >= (int)sizeof path) {
+        snapshot_reply_error(resp, 500, "data dir path too long");
+        return;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        snapshot_reply_error(resp, 409, why);
+        return;
+    }
+    struct bbolt_meta meta = {0};
+    if (check_metas(fd, (uint64_t)st.st_size, &meta, why, sizeof why) < 0) {
+        close(fd);
+        snapshot_reply_error(resp, 409, why);
+        return;
+    }
+    snprintf(v, sizeof v, "%" PRIu64, (uint64_t)st.st_size);
+    http_response_add_header(resp, "x-etcd-snapshot-size", v);
+    snprintf(v, sizeof v, "%" PRIu64, meta.txid);
+    http_response_add_header(resp, "x-etcd-db-txid", v);
+    http_response_add_header(resp, "x-etcd-snapshot-source", "disk");
+    if (strcmp(req->method, "HEAD") == 0) {
+        close(fd);
+        struct snapjob *job = snapjob_new();
+        if (!job) {
+            snapshot_reply_error(resp, 500, "out of memory");
+            return;
+        }
+        snapjob_attach(job, resp, false);
+        resp->status = 200;
+        resp->content_type = "application/octet-stream";
+        resp->content_length = (int64_t)st.st_size + 32;
+        return;
+    }
+    int r = disksource_stream_fd(resp, fd, 0, (uint64_t)st.st_size, true, dd);
+    if (r == -EBUSY) {
+        resp->n_extra = 0;
+        snapshot_reply_busy(resp, "download");
+    } else if (r < 0) {
+        resp->n_extra = 0;
+        snapshot_reply_error(resp, 500, strerror(-r));
+    }
+}

@@ -1,0 +1,488 @@
+/* spool.c - bounded producer/consumer pipe: memory ring first, unlinked spill file when the
+ * consumer falls behind (see spool.h for the contract).
+ *
+ * Byte positions are logical stream offsets. The ring holds [ring_lo, ring_hi). While
+ * spilling, the file holds [file_base, committed) readable, up to `submitted` in flight, and
+ * a staging block fills after that; the ring's bytes are older than the file's. The producer
+ * goes back to memory when the consumer has read everything committed and no write is in
+ * flight, so the file only holds the backlog. Both sides take `mu` briefly; file reads and
+ * writes run outside it. I/O backends are common/uring's. */
+#include "spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "limits.h"
+#include "uring.h"
+
+#define SPOOL_NOTIFY_MIN (128u * 1024)
+
+struct spool_blk {
+    uint8_t *buf;
+    size_t len;   /* bytes staged or being written */
+    uint64_t pos; /* logical offset of buf[0] */
+    bool busy;    /* write in flight */
+};
+
+struct spool {
+    pthread_mutex_t mu;
+    pthread_cond_t space; /* ring space freed or cancelled (no-spill producers wait on it) */
+    struct spool_config cfg;
+    char *dir;
+
+    uint8_t *ring;
+    size_t cap;
+    uint64_t ring_lo, ring_hi; /* logical range held by the ring; ring_lo == read position */
+
+    /* spill state; only the producer changes the file layout */
+    bool spilling;
+    int fd;
+    uint64_t file_base; /* logical offset stored at file offset 0 */
+    uint64_t committed; /* logical end of data safely in the file */
+    uint64_t submitted; /* logical end of data handed to writes */
+    struct spool_blk blk[SNAPSHOT_SPOOL_QD];
+    int stage; /* index of the staging block, -1 if none */
+    unsigned in_flight;
+    struct uring *wr; /* producer's ring */
+    struct uring *rd; /* consumer's ring */
+    int write_err;    /* first failed write (set in the reap callback) */
+
+    uint64_t read_pos;
+    bool finished, cancelled, reader_waiting;
+    bool writer_waiting; /* a no-spill producer waits for ring space */
+    int error;           /* < 0 once failed */
+
+    struct spool_stats st;
+};
+
+int spool_tmpfile(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    /* O_TMPFILE unsupported by this filesystem: classic create-and-unlink. */
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/.etcd-agent-spool.XXXXXX", dir);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return -ENAMETOOLONG;
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    return fd;
+}
+
+struct spool *spool_new(const struct spool_config *cfg)
+{
+    struct spool *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return NULL;
+    sp->cfg = *cfg;
+    sp->cap = cfg->mem_bytes ? cfg->mem_bytes : SNAPSHOT_SPOOL_MEM;
+    sp->dir = strdup(cfg->dir ? cfg->dir : "/tmp");
+    sp->ring = malloc(sp->cap);
+    sp->fd = -1;
+    sp->stage = -1;
+    sp->st.backend = "";
+    if (!sp->dir || !sp->ring) {
+        free(sp->dir);
+        free(sp->ring);
+        free(sp);
+        return NULL;
+    }
+    pthread_mutex_init(&sp->mu, NULL);
+    pthread_cond_init(&sp->space, NULL);
+    sp->cfg.dir = sp->dir;
+    return sp;
+}
+
+void spool_free(struct spool *sp)
+{
+    if (!sp)
+        return;
+    for (int i = 0; i < SNAPSHOT_SPOOL_QD; i++)
+        free(sp->blk[i].buf);
+    if (sp->wr)
+        uring_free(sp->wr);
+    if (sp->rd)
+        uring_free(sp->rd);
+    if (sp->fd >= 0)
+        close(sp->fd);
+    pthread_cond_destroy(&sp->space);
+    pthread_mutex_destroy(&sp->mu);
+    free(sp->ring);
+    free(sp->dir);
+    free(sp);
+}
+
+/* Called with mu held; returns whether the consumer must be notified (outside the lock). */
+static bool take_waiter(struct spool *sp)
+{
+    bool w = sp->reader_waiting;
+    sp->reader_waiting = false;
+    return w;
+}
+
+static void notify(struct spool *sp, bool waiter)
+{
+    if (waiter && sp->cfg.notify)
+        sp->cfg.notify(sp->cfg.notify_arg);
+}
+
+static void ring_put(struct spool *sp, const uint8_t *data, size_t n)
+{
+    size_t at = (size_t)(sp->ring_hi % sp->cap);
+    size_t first = sp->cap - at < n ? sp->cap - at : n;
+    memcpy(sp->ring + at, data, first);
+    memcpy(sp->ring, data + first, n - first);
+    sp->ring_hi += n;
+}
+
+static void ring_get(struct spool *sp, uint8_t *out, size_t n)
+{
+    size_t at = (size_t)(sp->ring_lo % sp->cap);
+    size_t first = sp->cap - at < n ? sp->cap - at : n;
+    memcpy(out, sp->ring + at, first);
+    memcpy(out + first, sp->ring, n - first);
+    sp->ring_lo += n;
+}
+
+/* ---- producer: spill file ------------------------------------------------------------------ */
+
+static void on_write_done(void *arg, uint64_t user_data, ssize_t result)
+{
+    struct spool *sp = arg;
+    struct spool_blk *b = &sp->blk[user_data];
+    if (result < 0 && sp->write_err == 0)
+        sp->write_err = (int)result;
+    b->busy = false;
+    sp->in_flight--;
+}
+
+/* Lowest logical offset not yet on disk: the oldest busy block, else everything submitted. */
+static uint64_t commit_point(const struct spool *sp)
+{
+    uint64_t c = sp->submitted;
+    for (int i = 0; i < SNAPSHOT_SPOOL_QD; i++)
+        if (sp->blk[i].busy && sp->blk[i].pos < c)
+            c = sp->blk[i].pos;
+    return c;
+}
+
+/* Reap completions (waiting for at least min), then publish the new commit point. */
+static int reap(struct spool *sp, unsigned min)
+{
+    if (sp->in_flight == 0)
+        return 0;
+    int r = uring_reap(sp->wr, min, on_write_done, sp);
+    if (r < 0)
+        return r;
+    if (sp->write_err)
+        return sp->write_err;
+    pthread_mutex_lock(&sp->mu);
+    uint64_t c = commit_point(sp);
+    bool w = false;
+    if (c > sp->committed) {
+        sp->committed = c;
+        w = take_waiter(sp);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    notify(sp, w);
+    return 0;
+}
+
+static int start_spill(struct spool *sp)
+{
+    if (sp->fd < 0) {
+        int fd = spool_tmpfile(sp->dir);
+        if (fd < 0)
+            return fd;
+        sp->fd = fd;
+    }
+    if (!sp->wr) {
+        sp->wr = uring_new(SNAPSHOT_SPOOL_QD, sp->cfg.no_io_uring);
+        if (!sp->wr)
+            return -ENOMEM;
+        sp->st.backend = uring_backend_name(sp->wr);
+    }
+    for (int i = 0; i < SNAPSHOT_SPOOL_QD; i++) {
+        if (!sp->blk[i].buf) {
+            void *p = NULL;
+            if (posix_memalign(&p, 4096, SNAPSHOT_SPOOL_BLOCK) != 0)
+                return -ENOMEM;
+            sp->blk[i].buf = p;
+        }
+    }
+    sp->st.spill_episodes++;
+    return 0;
+}
+
+/* Submit the staging block; take a free one (waiting for a write if all are busy). */
+static int submit_stage(struct spool *sp)
+{
+    struct spool_blk *b = &sp->blk[sp->stage];
+    int r = uring_write_async(sp->wr, sp->fd, b->buf, b->len, (off_t)(b->pos - sp->file_base),
+                              (uint64_t)sp->stage);
+    if (r < 0)
+        return r;
+    b->busy = true;
+    sp->in_flight++;
+    pthread_mutex_lock(&sp->mu);
+    sp->submitted = b->pos + b->len;
+    uint64_t size = sp->submitted - sp->file_base;
+    sp->st.spilled += b->len;
+    if (size > sp->st.spill_peak)
+        sp->st.spill_peak = size;
+    pthread_mutex_unlock(&sp->mu);
+    sp->stage = -1;
+    return 0;
+}
+
+static int get_stage(struct spool *sp)
+{
+    while (sp->stage < 0) {
+        for (int i = 0; i < SNAPSHOT_SPOOL_QD; i++) {
+            if (!sp->blk[i].busy) {
+                sp->stage = i;
+                sp->blk[i].len = 0;
+                sp->blk[i].pos = sp->submitted;
+                return 0;
+            }
+        }
+        int r = reap(sp, 1);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* If the consumer has read all the file holds and nothing is in flight, move the staged bytes
+ * into the (then empty) ring and stop spilling. Producer only. */
+static bool try_unspill(struct spool *sp)
+{
+    if (sp->in_flight)
+        return false;
+    bool back = false, w = false;
+    size_t staged = sp->stage >= 0 ? sp->blk[sp->stage].len : 0;
+    if (staged > sp->cap)
+        return false;
+    pthread_mutex_lock(&sp->mu);
+    if (sp->read_pos == sp->committed && sp->ring_lo == sp->ring_hi) {
+        sp->ring_lo = sp->ring_hi = sp->read_pos;
+        if (staged) {
+            ring_put(sp, sp->blk[sp->stage].buf, staged);
+            w = take_waiter(sp);
+        }
+        sp->spilling = false;
+        back = true;
+    }
+    pthread_mutex_unlock(&sp->mu);
+    notify(sp, w);
+    if (back) {
+        sp->stage = -1;
+        /* The backlog is gone: give the space back (best effort). */
+        if (ftruncate(sp->fd, 0) != 0) {
+            /* harmless: the next spill overwrites from offset 0 */
+        }
+    }
+    return back;
+}
+
+static int fail_locked_return(struct spool *sp, int err)
+{
+    pthread_mutex_lock(&sp->mu);
+    if (sp->error == 0)
+        sp->error = err;
+    bool w = take_waiter(sp);
+    pthread_mutex_unlock(&sp->mu);
+    notify(sp, w);
+    return err;
+}
+
+int spool_write(struct spool *sp, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        if (sp->spilling) {
+            int r = reap(sp, 0);
+            if (r < 0)
+                return fail_locked_return(sp, r);
+            if (try_unspill(sp))
+                continue;
+            pthread_mutex_lock(&sp->mu);
+            bool cancelled = sp->cancelled;
+            int err = sp->error;
+            pthread_mutex_unlock(&sp->mu);
+            if (cancelled)
+                return -ECANCELED;
+            if (err)
+                return err;
+            if ((r = get_stage(sp)) < 0)
+                return fail_locked_return(sp, r);
+            struct spool_blk *b = &sp->blk[sp->stage];
+            size_t n = SNAPSHOT_SPOOL_BLOCK - b->len < len ? SNAPSHOT_SPOOL_BLOCK - b->len : len;
+            memcpy(b->buf + b->len, p, n);
+            b->len += n;
+            p += n;
+            len -= n;
+            pthread_mutex_lock(&sp->mu);
+            sp->st.written += n;
+            pthread_mutex_unlock(&sp->mu);
+            if (b->len == SNAPSHOT_SPOOL_BLOCK && (r = submit_stage(sp)) < 0)
+                return fail_locked_return(sp, r);
+            continue;
+        }
+        pthread_mutex_lock(&sp->mu);
+        for (;;) {
+            if (sp->cancelled || sp->error) {
+                int err = sp->cancelled ? -ECANCELED : sp->error;
+                pthread_mutex_unlock(&sp->mu);
+                return err;
+            }
+            size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
+            /* Without spilling, wait for a good share of the ring (or all we need) rather than
+             * for any byte: one wakeup per half ring, not one per read of the consumer. */
+            if (sp->cfg.spill || room >= len || room >= sp->cap / 2)
+                break;
+            sp->writer_waiting = true;
+            pthread_cond_wait(&sp->space, &sp->mu);
+        }
+        size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
+        size_t n = room < len ? room : len;
+        if (n)
+            ring_put(sp, p, n);
+        sp->st.written += n;
+        p += n;
+        len -= n;
+        /* Wake a waiting consumer once a worthwhile amount is there: one event-loop wakeup
+         * per SPOOL_NOTIFY_MIN, not per etcd message. The end and failures always wake. */
+        bool w =
+            sp->ring_hi - sp->ring_lo >= SPOOL_NOTIFY_MIN || sp->ring_hi - sp->ring_lo == sp->cap
+                ? take_waiter(sp)
+                : false;
+        bool spill = len > 0 && sp->cfg.spill;
+        if (spill) {
+            sp->spilling = true;
+            sp->file_base = sp->committed = sp->submitted = sp->ring_hi;
+        }
+        pthread_mutex_unlock(&sp->mu);
+        notify(sp, w);
+        if (spill) {
+            int r = start_spill(sp);
+            if (r < 0)
+                return fail_locked_return(sp, r);
+        }
+    }
+    return 0;
+}
+
+int spool_poll(struct spool *sp)
+{
+    int r = sp->spilling ? reap(sp, 0) : 0;
+    return r < 0 ? fail_locked_return(sp, r) : 0;
+}
+
+int spool_finish(struct spool *sp)
+{
+    int r = 0;
+    if (sp->spilling) {
+        if (sp->stage >= 0 && sp->blk[sp->stage].len > 0)
+            r = submit_stage(sp);
+        while (r == 0 && sp->in_flight > 0)
+            r = reap(sp, sp->in_flight);
+        if (r < 0)
+            return fail_locked_return(sp, r);
+    }
+    pthread_mutex_lock(&sp->mu);
+    r = sp->error ? sp->error : sp->cancelled ? -ECANCELED : 0;
+    sp->finished = true;
+    bool w = take_waiter(sp);
+    pthread_mutex_unlock(&sp->mu);
+    notify(sp, w);
+    return r;
+}
+
+void spool_fail(struct spool *sp, int err)
+{
+    /* Writes still in flight are drained so their buffers are not freed under the kernel. */
+    while (sp->in_flight > 0 && uring_reap(sp->wr, sp->in_flight, on_write_done, sp) >= 0) {
+    }
+    fail_locked_return(sp, err < 0 ? err : -EIO);
+}
+
+/* ---- consumer ------------------------------------------------------------------------------ */
+
+ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
+{
+    if (len == 0)
+        return -EINVAL;
+    pthread_mutex_lock(&sp->mu);
+    if (sp->error) {
+        int err = sp->error;
+        pthread_mutex_unlock(&sp->mu);
+        return err;
+    }
+    if (sp->ring_lo < sp->ring_hi) {
+        size_t n = (size_t)(sp->ring_hi - sp->ring_lo);
+        if (n > len)
+            n = len;
+        ring_get(sp, buf, n);
+        sp->read_pos = sp->ring_lo;
+        sp->st.read += n;
+        if (sp->writer_waiting && sp->cap - (size_t)(sp->ring_hi - sp->ring_lo) >= sp->cap / 2) {
+            sp->writer_waiting = false;
+            pthread_cond_signal(&sp->space);
+        }
+        pthread_mutex_unlock(&sp->mu);
+        return (ssize_t)n;
+    }
+    if (sp->spilling && sp->read_pos < sp->committed) {
+        size_t n =
+            sp->committed - sp->read_pos < len ? (size_t)(sp->committed - sp->read_pos) : len;
+        off_t off = (off_t)(sp->read_pos - sp->file_base);
+        int fd = sp->fd;
+        pthread_mutex_unlock(&sp->mu);
+        /* The range [read_pos, committed) is immutable until this side advances read_pos. */
+        if (!sp->rd && !(sp->rd = uring_new(2, sp->cfg.no_io_uring)))
+            return -ENOMEM;
+        ssize_t r = uring_read(sp->rd, fd, buf, n, off);
+        if (r == 0)
+            r = -EIO; /* the file is shorter than what was committed */
+        if (r < 0)
+            return r;
+        pthread_mutex_lock(&sp->mu);
+        sp->read_pos += (uint64_t)r;
+        sp->ring_lo = sp->ring_hi = sp->read_pos > sp->ring_hi ? sp->read_pos : sp->ring_hi;
+        sp->st.read += (uint64_t)r;
+        pthread_mutex_unlock(&sp->mu);
+        return r;
+    }
+    if (sp->finished && sp->read_pos == sp->st.written) {
+        pthread_mutex_unlock(&sp->mu);
+        return 0;
+    }
+    sp->reader_waiting = true;
+    pthread_mutex_unlock(&sp->mu);
+    return -EAGAIN;
+}
+
+void spool_cancel(struct spool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    sp->cancelled = true;
+    pthread_cond_broadcast(&sp->space);
+    pthread_mutex_unlock(&sp->mu);
+}
+
+void spool_get_stats(struct spool *sp, struct spool_stats *out)
+{
+    pthread_mutex_lock(&sp->mu);
+    *out = sp->st;
+    pthread_mutex_unlock(&sp->mu);
+}

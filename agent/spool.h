@@ -1,0 +1,71 @@
+/* spool.h - a one-producer, one-consumer byte pipe with bounded memory: a fixed in-memory
+ * ring, and (optionally) a spill file for when the consumer falls behind.
+ *
+ * The producer is a worker thread (etcd snapshot stream, file reader); the consumer is the
+ * HTTP event loop (a body source's read()). With spilling on, spool_write never waits for the
+ * consumer: once the ring is full, further bytes go to an unlinked temp file through
+ * common/uring (aligned blocks, several writes in flight), the consumer reads the ring, then
+ * the file, in order, and the spool returns to memory once the consumer has caught up. With
+ * spilling off, spool_write waits for ring space (file sources: no etcd transaction to free).
+ * HTTP glue, etcd and compression are the callers'. */
+#ifndef ER_SPOOL_H
+#define ER_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct spool;
+
+struct spool_config {
+    size_t mem_bytes; /* ring capacity; 0 -> SNAPSHOT_SPOOL_MEM */
+    bool spill;       /* true: spill to a file in dir instead of waiting for the consumer */
+    const char *dir;  /* spill directory (copied); NULL -> "/tmp" */
+    bool no_io_uring; /* force the pread/pwrite backend */
+    /* Called from the producer's thread, with no spool lock held, when a consumer that got
+     * -EAGAIN may now make progress (data, end, or failure). May be NULL. */
+    void (*notify)(void *arg);
+    void *notify_arg;
+};
+
+/* Returns NULL on allocation failure. The spill file is created only when first needed. */
+struct spool *spool_new(const struct spool_config *cfg);
+/* Frees everything; call once both sides are finished with it. */
+void spool_free(struct spool *sp);
+
+/* ---- producer ------------------------------------------------------------------------------ */
+/* Append len bytes. 0 on success; -ECANCELED once the consumer called spool_cancel; a negative
+ * errno from the spill file (-ENOSPC, -EIO, ...) after which the spool is failed. */
+int spool_write(struct spool *sp, const void *data, size_t len);
+/* Publish spill writes that have completed, without waiting (a producer that idles may call
+ * it; spool_write does it anyway). 0 or the spool's error. */
+int spool_poll(struct spool *sp);
+/* End of data: flushes the spill file; the consumer gets 0 after the last byte. 0 or -errno. */
+int spool_finish(struct spool *sp);
+/* Fail the stream now (err < 0): the consumer's next read returns err, data pending or not. */
+void spool_fail(struct spool *sp, int err);
+
+/* ---- consumer ------------------------------------------------------------------------------ */
+/* Copy up to len bytes in order. Returns >0, 0 at the end, -EAGAIN when nothing is ready (the
+ * notify callback fires when that changes), or the negative errno of a failure. */
+ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len);
+/* The consumer is gone: the producer's next spool_write returns -ECANCELED (a producer waiting
+ * for ring space is woken). */
+void spool_cancel(struct spool *sp);
+
+struct spool_stats {
+    uint64_t written;    /* bytes accepted from the producer */
+    uint64_t read;       /* bytes handed to the consumer */
+    uint64_t spilled;    /* bytes that went through the spill file */
+    uint64_t spill_peak; /* largest spill file size */
+    unsigned spill_episodes;
+    const char *backend; /* "io_uring", "syscalls", or "" if the file was never used */
+};
+void spool_get_stats(struct spool *sp, struct spool_stats *out);
+
+/* Open an unlinked read-write temp file in dir (O_TMPFILE, else mkstemp + unlink).
+ * Returns the fd or a negative errno. Exposed for saved.c's tests and the spool's. */
+int spool_tmpfile(const char *dir);
+
+#endif

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# packaging.sh - proves that `make static`'s bundle runs in an image without libc or shell: it
+# builds the bundle, copies it into an EMPTY chroot (plus the test certificates and the /etc/hosts
+# every pod has, nothing else),
+# runs both programs' --version there (as uid 65532, like the image), a reset-member --dry-run (a MemberList) and an etcd-agent
+# (probed from outside over HTTP and HTTPS) against a real 3-member cluster on 127.0.0.1. Then it
+# runs tests/packaging/containerfile-check.sh (Containerfile vs Makefile drift) and adds its counts.
+#
+# usage: BUILD=build tests/e2e/packaging.sh    (root; chroot(2) must be allowed)
+# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed". Without root or
+# chroot it prints "SKIP ..." and "0 passed, 0 failed".
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$PWD
+BUILD=${BUILD:-build}
+BUNDLE_DIR=/usr/lib/etcd-recovery
+TIMEOUT=${E2E_WAIT_SECONDS:-90}
+
+passed=0 failed=0
+JAIL="" AGENT_PID="" LOG=""
+
+ok() { echo "ok $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit
+}
+
+cleanup() {
+    if [ -n "$AGENT_PID" ]; then
+        kill "$AGENT_PID" 2>/dev/null
+        wait "$AGENT_PID" 2>/dev/null
+    fi
+    [ -n "${CLUSTER_DIR:-}" ] && cluster_down >/dev/null 2>&1
+    [ -n "$JAIL" ] && rm -rf "$JAIL"
+    [ -n "$LOG" ] && rm -f "$LOG"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- can we chroot at all? ------------------------------------------------------------------
+if [ "$(id -u)" != 0 ] || ! command -v chroot >/dev/null || ! chroot / true 2>/dev/null; then
+    echo "SKIP packaging: chroot(2) is not possible here (need root and CAP_SYS_CHROOT)"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+
+# ---- build ----------------------------------------------------------------------------------
+LOG=$(mktemp "${TMPDIR:-/tmp}/packaging-e2e.XXXXXX")
+if ! make --no-print-directory -s BUILD="$BUILD" static >"$LOG" 2>&1; then
+    fail "make static" "$(tail -n 5 "$LOG" | tr '\n' ' ')"
+    finish
+fi
+STATIC_ROOT=$BUILD/static/rootfs
+ok "make static ($(du -sk "$STATIC_ROOT" | cut -f1) KiB bundle)"
+
+# ---- the empty chroot: the bundle and the certificates, nothing else -------------------------
+# shellcheck source=../cluster.sh
+source "$ROOT/tests/cluster.sh"
+if ! cluster_up 3 >/dev/null; then
+    fail "cluster" "tests/cluster.sh up 3 failed"
+    finish
+fi
+JAIL=$(mktemp -d "${TMPDIR:-/tmp}/packaging-chroot.XXXXXX")
+cp -a "$STATIC_ROOT/." "$JAIL/"
+chmod 0755 "$JAIL" # mktemp made it 0700: the image's / is world-readable
+mkdir -p "$JAIL/certs" "$JAIL/data" "$JAIL/state"
+cp "$CLUSTER_DIR"/{ca.crt,client.crt,client.key,node.crt,node.key} "$JAIL/certs/"
+# The one file the kubelet puts in every container that name lookups need (the agent's manifest
+# endpoint is https://localhost:2379): glibc's built-in files lookup must find it.
+mkdir -p "$JAIL/etc"
+printf '127.0.0.1\tlocalhost\n' >"$JAIL/etc/hosts"
+# The image runs as 65532 (USER in the Containerfile, runAsUser in the manifests): so do we.
+chown -R 65532:65532 "$JAIL/certs" "$JAIL/data" "$JAIL/state"
+USERSPEC=--userspec=65532:65532
+
+extra=$(cd "$JAIL" && find . -type f ! -path './certs/*' ! -path "./usr/bin/*" \
+    ! -path ".$BUNDLE_DIR/*" ! -path ./etc/hosts | head -5)
+if [ -z "$extra" ] && [ ! -e "$JAIL/bin/sh" ] && [ ! -e "$JAIL/lib" ] && [ ! -e "$JAIL/lib64" ]; then
+    ok "chroot holds only the bundle, the certificates and /etc/hosts"
+else
+    fail "chroot contents" "unexpected files: $extra"
+fi
+if chroot "$JAIL" /bin/sh -c true 2>/dev/null; then
+    fail "no shell" "/bin/sh runs inside the chroot"
+else
+    ok "no shell inside the chroot"
+fi
+
+PROGS=()
+for p in reset-member etcd-agent; do
+    [ -x "$JAIL/usr/bin/$p" ] && PROGS+=("$p")
+done
+[ ${#PROGS[@]} = 2 ] || fail "bundle" "programs in the bundle: ${PROGS[*]:-none} (want reset-member etcd-agent)"
+
+loader=$(cd "$JAIL$BUNDLE_DIR" && ls ld-linux-* 2>/dev/null | head -1)
+for p in "${PROGS[@]}"; do
+    interp=$(readelf -l "$JAIL/usr/bin/$p" | sed -n 's/.*program interpreter: \(.*\)]/\1/p')
+    if [ "$interp" = "$BUNDLE_DIR/$loader" ]; then
+        ok "$p: ELF interpreter is $interp"
+    else
+        fail "$p interpreter" "'$interp', want $BUNDLE_DIR/$loader"
+    fi
+    # Every library the loader resolves must come from the bundle.
+    libs=$(chroot $USERSPEC "$JAIL" "$BUNDLE_DIR/$loader" --list "/usr/bin/$p" 2>&1)
+    outside=$(echo "$libs" | awk '$2 == "=>" && $3 !~ "^'"$BUNDLE_DIR"'/" {print}')
+    if [ -z "$outside" ] && ! echo "$libs" | grep -q 'not found'; then
+        ok "$p: all $(echo "$libs" | grep -c '=>') libraries resolve inside $BUNDLE_DIR"
+    else
+        fail "$p libraries" "$outside $(echo "$libs" | grep 'not found')"
+    fi
+    out=$(chroot $USERSPEC "$JAIL" "/usr/bin/$p" --version 2>&1)
+    if [[ $out == "$p "* ]]; then
+        ok "$p --version in the chroot: $out"
+    else
+        fail "$p --version" "rc $?: $out"
+    fi
+done
+
+# Control: the same chroot without the bundled libc must NOT run the programs (so nothing above
+# used the host's libraries by accident).
+if [ ${#PROGS[@]} -gt 0 ]; then
+    mv "$JAIL$BUNDLE_DIR/libc.so.6" "$JAIL/libc.so.6.aside"
+    if chroot $USERSPEC "$JAIL" "/usr/bin/${PROGS[0]}" --version >/dev/null 2>&1; then
+        fail "control" "${PROGS[0]} ran without the bundled libc: the chroot is not isolated"
+    else
+        ok "control: without the bundled libc.so.6 ${PROGS[0]} does not start"
+    fi
+    mv "$JAIL/libc.so.6.aside" "$JAIL$BUNDLE_DIR/libc.so.6"
+fi
+
+# ---- reset-member: a dry run is observe + decide, i.e. a MemberList over mTLS ------------------
+if [ -x "$JAIL/usr/bin/reset-member" ]; then
+    peer=$(cluster_alloc 3)
+    out=$(chroot $USERSPEC "$JAIL" /usr/bin/reset-member --dry-run --name etcd-3 --data-dir /data \
+        --peer-url "$peer" --initial-cluster "$(cat "$CLUSTER_DIR/initial_cluster"),etcd-3=$peer" \
+        --endpoints "$ETCD_TEST_ENDPOINTS" --cacert /certs/ca.crt --cert /certs/client.crt \
+        --key /certs/client.key --state-file /state/state --timeout 10s 2>"$LOG")
+    rc=$?
+    want=$(cluster_etcdctl 0 member list -w json | python3 -c \
+        'import json,sys; print(" ".join(sorted("%x" % m["ID"] for m in json.load(sys.stdin)["members"])))')
+    got=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        c = json.loads(line).get("cluster", {})
+    except ValueError:
+        continue
+    if c.get("reachable"):
+        print(" ".join(sorted(m["id"] for m in c.get("members", []))))
+' "$LOG" | tail -1)
+    action=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("action",""))' "$out" 2>/dev/null)
+    if [ "$rc" = 0 ] && [ -n "$action" ] && [ -n "$got" ] && [ "$got" = "$want" ]; then
+        ok "reset-member --dry-run in the chroot: MemberList saw $(wc -w <<<"$got") members, action $action"
+    else
+        fail "reset-member --dry-run" "rc $rc, out '$out', members '$got' want '$want'; $(tail -c 300 "$LOG")"
+    fi
+    if [ -e "$JAIL/state/state" ]; then
+        fail "reset-member --dry-run" "wrote the state file"
+    else
+        ok "reset-member --dry-run wrote nothing"
+    fi
+fi
+
+# ---- etcd-agent: started in the chroot, asked from outside ------------------------------------
+if [ -x "$JAIL/usr/bin/etcd-agent" ]; then
+    read -r http_port https_port <<<"$(_cluster_free_ports 2)"
+    chroot $USERSPEC "$JAIL" /usr/bin/etcd-agent \
+        --endpoints "https://localhost:$(cat "$CLUSTER_DIR/members/0/client_port")" \
+        --cacert /certs/ca.crt --cert /certs/client.crt --key /certs/client.key \
+        --listen "127.0.0.1:$http_port" --tls-listen "127.0.0.1:$https_port" \
+        --tls-cert /certs/node.crt --tls-key /certs/node.key --name etcd-0 >"$LOG" 2>&1 &
+    AGENT_PID=$! # chroot execs the agent: this is the agent's pid
+    code="" deadline=$((SECONDS + TIMEOUT))
+    while [ $SECONDS -lt $deadline ] && kill -0 "$AGENT_PID" 2>/dev/null; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$http_port/readyz")
+        [ "$code" = 200 ] && break
+        sleep 0.5
+    done
+    if [ "$code" = 200 ]; then
+        ok "etcd-agent in the chroot (etcd as https://localhost): /readyz 200 over HTTP"
+    else
+        fail "etcd-agent /readyz" "last code '$code'; $(tail -c 400 "$LOG")"
+    fi
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$CLUSTER_DIR/ca.crt" \
+        "https://127.0.0.1:$https_port/livez")
+    if [ "$code" = 200 ]; then ok "etcd-agent /livez 200 over HTTPS (TLS files read in the chroot)"; else
+        fail "etcd-agent /livez https" "code '$code'"
+    fi
+    # /members: the table the agent built from MemberList + per-member probes in the chroot.
+    n="" deadline=$((SECONDS + TIMEOUT))
+    while [ $SECONDS -lt $deadline ] && [ "$n" != 3 ]; do
+        n=$(curl -s --max-time 5 "http://127.0.0.1:$http_port/members" |
+            python3 -c 'import json,sys; print(len(json.load(sys.stdin)["members"]))' 2>/dev/null)
+        [ "$n" = 3 ] || sleep 0.5
+    done
+    if [ "$n" = 3 ]; then ok "etcd-agent /members lists 3 members"; else
+        fail "etcd-agent /members" "got '$n' members"
+    fi
+    kill -TERM "$AGENT_PID" 2>/dev/null
+    wait "$AGENT_PID"
+    rc=$?
+    AGENT_PID=""
+    if [ "$rc" = 0 ]; then ok "etcd-agent stops cleanly on SIGTERM"; else
+        fail "etcd-agent SIGTERM" "exit code $rc; $(tail -c 300 "$LOG")"
+    fi
+fi
+
+# ---- Containerfile vs Makefile -----------------------------------------------------------------
+out=$(BUILD="$BUILD" bash tests/packaging/containerfile-check.sh 2>&1)
+echo "$out" | grep -E '^(ok|FAIL|SKIP) '
+line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+if [ -n "$line" ]; then
+    passed=$((passed + $(awk '{print $1}' <<<"$line")))
+    failed=$((failed + $(awk '{print $3}' <<<"$line")))
+else
+    fail "containerfile-check" "no result line: $(tail -n 3 <<<"$out")"
+fi
+finish

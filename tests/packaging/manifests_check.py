@@ -1,0 +1,617 @@
+#!/usr/bin/env python3
+"""manifests_check.py - checks of the rendered manifests, for tests/e2e/manifests.sh.
+
+  tojson RENDERED.yaml OUT.json               parse; write the objects (plus a deliberately
+                                               invalid one for validate.js) as JSON
+  static BASE.yaml RESTORE.yaml SECCOMP.json   the drop-in shape (names, ports, env, paths,
+                                               probes, security) and the seccomp profile
+  run BASE.yaml BUILD [SECCOMP.json]           the manifests' args/env/paths run the real
+                                               binaries against the cluster in $CLUSTER_DIR
+                                               (and the agent's syscalls fit the profile)
+  overlay BASE.yaml RESTORE.yaml BUILD         the restore overlay's source is accepted
+Prints "ok ..."/"FAIL ...: why" and ends with "N passed, N failed". Rendering, YAML parsing and
+schema validation are manifests.sh's and validate.js's.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import yaml
+
+passed = failed = 0
+NAMESPACE = "testns"
+POD = "etcd-0"
+WAIT = float(os.environ.get("E2E_WAIT_SECONDS", "90"))
+
+
+def ok(msg):
+    global passed
+    passed += 1
+    print("ok " + msg, flush=True)
+
+
+def fail(msg, why):
+    global failed
+    failed += 1
+    print("FAIL %s: %s" % (msg, why), flush=True)
+
+
+def check(cond, msg, why=""):
+    if cond:
+        ok(msg)
+    else:
+        fail(msg, why)
+    return cond
+
+
+def finish():
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+def load(path):
+    return [o for o in yaml.safe_load_all(open(path)) if o]
+
+
+def find(objs, kind, name):
+    for o in objs:
+        if o.get("kind") == kind and o["metadata"]["name"] == name:
+            return o
+    return None
+
+
+def container(pod, name):
+    for c in pod.get("initContainers", []) + pod.get("containers", []):
+        if c["name"] == name:
+            return c
+    return None
+
+
+def env_of(c):
+    """Container env with fieldRefs resolved for pod etcd-0 and $(VAR) expanded, as the
+    kubelet does; configMap refs as '<configMapKeyRef>'."""
+    out = {}
+    for e in c.get("env", []):
+        if "value" in e:
+            v = re.sub(r"\$\((\w+)\)", lambda m: out.get(m.group(1), m.group(0)), e["value"])
+        else:
+            ref = e["valueFrom"]
+            if "fieldRef" in ref:
+                v = {"metadata.name": POD, "metadata.namespace": NAMESPACE}[
+                    ref["fieldRef"]["fieldPath"]]
+            else:
+                v = "<configMapKeyRef>"
+        out[e["name"]] = v
+    return out
+
+
+def port_of(c, name_or_num):
+    if isinstance(name_or_num, int):
+        return name_or_num
+    for p in c.get("ports", []):
+        if p["name"] == name_or_num:
+            return p["containerPort"]
+    return None
+
+
+def flags(args):
+    d = {}
+    for a in args:
+        if a.startswith("--") and "=" in a:
+            k, v = a[2:].split("=", 1)
+            d[k] = v
+    return d
+
+
+# ---- static -----------------------------------------------------------------------------------
+def cmd_static(base_path, restore_path, seccomp_path):
+    objs = load(base_path)
+    sts = find(objs, "StatefulSet", "etcd")
+    if not check(sts is not None, "StatefulSet etcd exists"):
+        finish()
+    s = sts["spec"]
+    pod = s["template"]["spec"]
+    check(s["replicas"] == 3 and s["podManagementPolicy"] == "Parallel"
+          and s["serviceName"] == "etcd-discovery",
+          "StatefulSet: 3 replicas, Parallel, serviceName etcd-discovery",
+          "%s %s %s" % (s.get("replicas"), s.get("podManagementPolicy"), s.get("serviceName")))
+    vct = s["volumeClaimTemplates"][0]
+    check(vct["metadata"]["name"] == "data" and vct["spec"]["accessModes"] == ["ReadWriteOnce"]
+          and vct["spec"]["resources"]["requests"]["storage"] == "8Gi",
+          "volumeClaimTemplate data: 8Gi ReadWriteOnce", str(vct))
+    inits = [c["name"] for c in pod.get("initContainers", [])]
+    names = [c["name"] for c in pod["containers"]]
+    check(inits == ["reset-member"] and names == ["etcd", "etcd-agent"],
+          "containers: init reset-member; etcd, etcd-agent", "%s %s" % (inits, names))
+    rm, etcd, agent = container(pod, "reset-member"), container(pod, "etcd"), container(pod, "etcd-agent")
+    if not (rm and etcd and agent):
+        finish()
+
+    # data volume at /var/lib in every container, data dir /var/lib/data
+    for c in (rm, etcd, agent):
+        mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+        check("data" in mounts and mounts["data"]["mountPath"] == "/var/lib",
+              "%s mounts the data volume at /var/lib" % c["name"], str(mounts.get("data")))
+        e = env_of(c)
+        check(e.get("ETCD_DATA_DIR") == "/var/lib/data", "%s: ETCD_DATA_DIR=/var/lib/data" % c["name"],
+              str(e.get("ETCD_DATA_DIR")))
+    check(mounts["data"].get("readOnly") is True, "etcd-agent mounts the data volume read-only")
+
+    # HyperShift's env names on reset-member and etcd
+    want = ["ETCD_NAME", "ETCD_DATA_DIR", "ETCD_INITIAL_ADVERTISE_PEER_URLS", "ETCD_INITIAL_CLUSTER",
+            "ETCDCTL_ENDPOINTS", "ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY"]
+    e = env_of(rm)
+    check(all(k in e for k in want), "reset-member has HyperShift's env names",
+          "missing %s" % [k for k in want if k not in e])
+    ee = env_of(etcd)
+    ic = "etcd-0=https://etcd-0.etcd-discovery.%s.svc:2380,etcd-1=https://etcd-1.etcd-discovery.%s.svc:2380,etcd-2=https://etcd-2.etcd-discovery.%s.svc:2380" % ((NAMESPACE,) * 3)
+    check(e.get("ETCD_INITIAL_CLUSTER") == ic == ee.get("ETCD_INITIAL_CLUSTER"),
+          "ETCD_INITIAL_CLUSTER is the full 3-member list, the same for reset-member and etcd",
+          "%s / %s" % (e.get("ETCD_INITIAL_CLUSTER"), ee.get("ETCD_INITIAL_CLUSTER")))
+    peer = "https://etcd-0.etcd-discovery.%s.svc:2380" % NAMESPACE
+    check(e.get("ETCD_INITIAL_ADVERTISE_PEER_URLS") == peer == ee.get("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+          "peer URL https://$(ETCD_NAME).etcd-discovery.$(NAMESPACE).svc:2380 in both",
+          "%s / %s" % (e.get("ETCD_INITIAL_ADVERTISE_PEER_URLS"), ee.get("ETCD_INITIAL_ADVERTISE_PEER_URLS")))
+    check(e.get("ETCD_NAME") == POD == ee.get("ETCD_NAME"), "ETCD_NAME is the pod name")
+    check(ee.get("ETCD_INITIAL_CLUSTER_TOKEN") == "etcd-cluster" and
+          ee.get("ETCD_QUOTA_BACKEND_BYTES") == str(8 << 30),
+          "etcd: token etcd-cluster, quota 8 GiB")
+    check(e.get("ETCDCTL_CACERT") == "/etc/etcd/tls/etcd-ca/ca.crt"
+          and e.get("ETCDCTL_CERT", "").startswith("/etc/etcd/tls/client/")
+          and e.get("ETCDCTL_KEY", "").startswith("/etc/etcd/tls/client/")
+          and ee.get("ETCD_CERT_FILE", "").startswith("/etc/etcd/tls/server/")
+          and ee.get("ETCD_PEER_CERT_FILE", "").startswith("/etc/etcd/tls/peer/"),
+          "TLS paths /etc/etcd/tls/{etcd-ca/ca.crt,server/*,peer/*,client/*}")
+
+    # the state: reset-member writes it where etcd reads it, through one emptyDir
+    rf = flags(rm.get("args", []))
+    sf = rf.get("state-file", "/etc/etcd/clusterstate/state")
+    ef = rf.get("env-file", "")
+    script = " ".join(etcd.get("command", []) + etcd.get("args", []))
+    check(sf == "/etc/etcd/clusterstate/state", "reset-member writes HyperShift's state file %s" % sf)
+    check(ef and ef in script and "ETCD_INITIAL_CLUSTER_STATE" in script,
+          "etcd starts with ETCD_INITIAL_CLUSTER_STATE from reset-member's --env-file %s" % ef, script)
+    vols = {v["name"]: v for v in pod["volumes"]}
+    mr = {m["mountPath"]: m["name"] for m in rm["volumeMounts"]}
+    me = {m["mountPath"]: m["name"] for m in etcd["volumeMounts"]}
+    d = os.path.dirname(sf)
+    check(os.path.dirname(ef) == d and mr.get(d) and mr.get(d) == me.get(d)
+          and "emptyDir" in vols.get(mr[d], {}),
+          "state dir %s is one emptyDir in both containers" % d, "%s %s" % (mr.get(d), me.get(d)))
+
+    # probes: on etcd, HTTPS to the agent's port 9980, which is the agent's --tls-listen
+    af = flags(agent.get("args", []))
+    tls_port = int(af.get("tls-listen", ":0").rsplit(":", 1)[1])
+    agent_ports = {p["name"]: p["containerPort"] for p in agent.get("ports", [])}
+    for kind, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"),
+                       ("startupProbe", "/readyz")):
+        p = etcd.get(kind, {}).get("httpGet", {})
+        port = p.get("port")
+        num = port if isinstance(port, int) else agent_ports.get(port)
+        check(p.get("scheme") == "HTTPS" and p.get("path") == path and num == 9980 == tls_port,
+              "%s: HTTPS %s on 9980 (the agent's --tls-listen)" % (kind, path), str(p))
+    sp = etcd["startupProbe"]
+    budget = sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
+    check(150 <= budget <= 240, "startupProbe budget %d s (~180 s)" % budget)
+    check("agent-metrics" in agent_ports or "metrics" in agent_ports, "agent exposes a metrics port",
+          str(agent_ports))
+    check(port_of(etcd, "metrics") is not None, "etcd exposes its metrics port")
+
+    # services, PDB, anti-affinity
+    cl, disc = find(objs, "Service", "etcd-client"), find(objs, "Service", "etcd-discovery")
+    cp = {p["port"]: p for p in (cl or {}).get("spec", {}).get("ports", [])}
+    check(cl and cl["spec"].get("type", "ClusterIP") == "ClusterIP" and 2379 in cp and 2381 in cp
+          and port_of(etcd, cp[2381]["targetPort"]) and port_of(etcd, cp[2379]["targetPort"]) == 2379,
+          "Service etcd-client: ClusterIP 2379 and 2381 (metrics), target ports exist", str(cl))
+    check(disc and disc["spec"].get("clusterIP") == "None"
+          and disc["spec"].get("publishNotReadyAddresses") is True
+          and 2380 in [p["port"] for p in disc["spec"]["ports"]],
+          "Service etcd-discovery: headless, publishNotReadyAddresses, peer 2380")
+    pdb = find(objs, "PodDisruptionBudget", "etcd")
+    check(pdb and pdb["spec"].get("maxUnavailable") == 1, "PodDisruptionBudget maxUnavailable 1")
+    sel = s["selector"]["matchLabels"]
+    for o in (cl, disc):
+        check(o and o["spec"]["selector"] == sel, "%s selects the StatefulSet's pods" % o["metadata"]["name"])
+    check(pdb and pdb["spec"]["selector"]["matchLabels"] == sel, "PDB selects the StatefulSet's pods")
+    aa = pod.get("affinity", {}).get("podAntiAffinity", {})
+    topo = [t["topologyKey"] for t in aa.get("requiredDuringSchedulingIgnoredDuringExecution", [])]
+    topo_pref = [t["podAffinityTerm"]["topologyKey"]
+                 for t in aa.get("preferredDuringSchedulingIgnoredDuringExecution", [])]
+    check("kubernetes.io/hostname" in topo + topo_pref and "topology.kubernetes.io/zone" in topo_pref,
+          "pod anti-affinity: hostname, zone preferred", str(aa))
+
+    # security
+    psc = pod.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0,
+          "pod runs as non-root (uid %s)" % psc.get("runAsUser"))
+    for c in (rm, etcd, agent):
+        sc = c.get("securityContext", {})
+        check(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
+              and sc.get("capabilities", {}).get("drop") == ["ALL"] and sc.get("runAsNonRoot") is True
+              and not sc.get("privileged") and not sc.get("capabilities", {}).get("add"),
+              "%s: read-only root, no privilege escalation, drop ALL, non-root" % c["name"], str(sc))
+    asc = agent["securityContext"].get("seccompProfile", {})
+    check(asc.get("type") == "Localhost" and asc.get("localhostProfile") == "etcd-recovery/etcd-agent.json",
+          "etcd-agent: seccomp Localhost etcd-recovery/etcd-agent.json", str(asc))
+    check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+          "the other containers: seccomp RuntimeDefault")
+    check(pod.get("automountServiceAccountToken") is False, "no service account token mounted")
+
+    # the seccomp profile: RuntimeDefault-like plus io_uring
+    prof = json.load(open(seccomp_path))
+    allowed = set()
+    for r in prof["syscalls"]:
+        if r["action"] == "SCMP_ACT_ALLOW" and not r.get("args"):
+            allowed |= set(r["names"])
+    check(prof["defaultAction"] in ("SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS"),
+          "seccomp: unlisted syscalls are refused (%s)" % prof["defaultAction"])
+    check({"io_uring_setup", "io_uring_enter", "io_uring_register"} <= allowed,
+          "seccomp: io_uring_setup, io_uring_enter, io_uring_register allowed")
+    dangerous = {"mount", "umount2", "ptrace", "bpf", "kexec_load", "init_module", "finit_module",
+                 "unshare", "setns", "pivot_root", "keyctl", "perf_event_open", "reboot",
+                 "process_vm_readv", "open_by_handle_at", "userfaultfd", "clock_settime", "clone3"}
+    check(not (allowed & dangerous), "seccomp: no mount/ptrace/bpf/module/namespace/kexec calls",
+          str(sorted(allowed & dangerous)))
+    table = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h"
+    if os.path.exists(table):
+        known = set(re.findall(r"#define __NR_(\w+)\s", open(table).read()))
+        check(allowed <= known, "seccomp: every allowed name is a real syscall",
+              str(sorted(allowed - known)))
+    # what the agent really calls is checked against this profile in `run` (strace)
+    finish()
+
+
+# ---- run --------------------------------------------------------------------------------------
+CERTS = {  # secret/configMap key -> the test cluster's file
+    ("etcd-ca", "ca.crt"): "ca.crt",
+    ("etcd-client-tls", "tls.crt"): "client.crt", ("etcd-client-tls", "tls.key"): "client.key",
+    ("etcd-server-tls", "tls.crt"): "node.crt", ("etcd-server-tls", "tls.key"): "node.key",
+    ("etcd-peer-tls", "tls.crt"): "node.crt", ("etcd-peer-tls", "tls.key"): "node.key",
+}
+
+
+def free_ports(n):
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def materialize(pod, c, root, cluster_dir):
+    """Create the container's mounts under root with the test certificates where the
+    manifest's secrets put them. Returns the list of mount paths."""
+    vols = {v["name"]: v for v in pod["volumes"]}
+    mounts = []
+    for m in c.get("volumeMounts", []):
+        d = root + m["mountPath"]
+        os.makedirs(d, exist_ok=True)
+        mounts.append(m["mountPath"])
+        v = vols.get(m["name"])
+        if v is None:  # the volumeClaimTemplate
+            continue
+        src = v.get("secret", {}).get("secretName") or v.get("configMap", {}).get("name")
+        for it in (v.get("secret") or v.get("configMap") or {}).get("items", []):
+            f = CERTS.get((src, it["key"]))
+            if f:
+                shutil.copy(os.path.join(cluster_dir, f), os.path.join(d, it["path"]))
+    return mounts
+
+
+def rewrite(value, mounts, root, urls, where, problems):
+    """Paths under a mount -> under root; the pods' DNS names -> the test cluster's URLs."""
+    for k, v in urls.items():
+        value = value.replace(k, v)
+    if ".svc" in value or "localhost:2379" in value:
+        problems.append("%s: unmapped address in %r" % (where, value))
+    if value.startswith("/"):
+        if not any(value == m or value.startswith(m.rstrip("/") + "/") for m in mounts):
+            problems.append("%s: path %s is on no volume mount" % (where, value))
+        else:
+            value = root + value
+    return value
+
+
+def test_urls(cluster_dir):
+    urls = {}
+    for i in range(3):
+        mdir = os.path.join(cluster_dir, "members", str(i))
+        cp = open(os.path.join(mdir, "client_port")).read().strip()
+        pp = open(os.path.join(mdir, "peer_port")).read().strip()
+        host = "https://etcd-%d.etcd-discovery.%s.svc" % (i, NAMESPACE)
+        urls[host + ":2380"] = "https://127.0.0.1:" + pp
+        urls[host + ":2379"] = "https://127.0.0.1:" + cp
+    urls["https://localhost:2379"] = urls["https://etcd-0.etcd-discovery.%s.svc:2379" % NAMESPACE]
+    return urls
+
+
+def prepare(pod, c, root, cluster_dir, extra_urls=None):
+    mounts = materialize(pod, c, root, cluster_dir)
+    urls = test_urls(cluster_dir)
+    urls.update(extra_urls or {})
+    problems = []
+    env = {"PATH": "/usr/bin:/bin"}
+    for k, v in env_of(c).items():
+        if k == "ETCD_NAME" or k == "NAMESPACE":
+            env[k] = v
+            continue
+        parts = [rewrite(p, mounts, root, urls, "%s env %s" % (c["name"], k), problems)
+                 for p in v.split(",")] if "://" in v else \
+            [rewrite(v, mounts, root, urls, "%s env %s" % (c["name"], k), problems)]
+        env[k] = ",".join(parts)
+    args = []
+    for a in c.get("args", []):
+        if a.startswith("--") and "=" in a:
+            k, v = a.split("=", 1)
+            v = ",".join(rewrite(p, mounts, root, urls, "%s arg %s" % (c["name"], k), problems)
+                         for p in v.split(",")) if "://" in v else \
+                rewrite(v, mounts, root, urls, "%s arg %s" % (c["name"], k), problems)
+            args.append(k + "=" + v)
+        else:
+            args.append(a)
+    return env, args, problems
+
+
+def binary(build, c):
+    cmd = c.get("command", [])
+    if not check(len(cmd) == 1 and cmd[0].startswith("/usr/bin/"),
+                 "%s: command is one binary in /usr/bin (%s)" % (c["name"], cmd)):
+        return None
+    b = os.path.join(build, os.path.basename(cmd[0]))
+    if not check(os.access(b, os.X_OK), "%s is built (%s)" % (os.path.basename(b), b)):
+        return None
+    return b
+
+
+def get(url, timeout=5):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # as the kubelet does for HTTPS probes
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=ctx) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except Exception as e:  # connection refused while starting, timeouts
+        return None, str(e).encode()
+
+
+def cmd_run(base_path, build, seccomp=None):
+    cluster_dir = os.environ["CLUSTER_DIR"]
+    objs = load(base_path)
+    pod = find(objs, "StatefulSet", "etcd")["spec"]["template"]["spec"]
+    rm, etcd, agent = container(pod, "reset-member"), container(pod, "etcd"), container(pod, "etcd-agent")
+    tmp = tempfile.mkdtemp(prefix="manifests-run.")
+    try:
+        # reset-member: the manifest's args and env, plus --dry-run (a MemberList, no writes)
+        b = binary(build, rm)
+        if b:
+            root = os.path.join(tmp, "rm")
+            env, args, problems = prepare(pod, rm, root, cluster_dir)
+            check(not problems, "reset-member: every path is on a mount, every address mapped",
+                  "; ".join(problems))
+            p = subprocess.run([b] + args + ["--dry-run"], env=env, capture_output=True, text=True,
+                               timeout=WAIT)
+            try:
+                out = json.loads(p.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                out = {}
+            check(p.returncode == 0 and out.get("action"),
+                  "reset-member --dry-run with the manifest's args+env: action %s" % out.get("action"),
+                  "rc %d, stdout %r, stderr %s" % (p.returncode, p.stdout, p.stderr[-400:]))
+            m = re.search(r'"reachable":(true|false)', p.stderr)
+            check(m and m.group(1) == "true", "reset-member reached the cluster with the manifest's TLS files",
+                  p.stderr[-300:])
+            rf = flags(rm.get("args", []))
+            written = [f for f in (rf.get("state-file"), rf.get("env-file")) if f and os.path.exists(root + f)]
+            check(not written, "reset-member --dry-run wrote neither state nor env file", str(written))
+
+        # etcd's start script, run by /bin/sh with a stand-in etcd that records its env: the
+        # env file's two variables win over the manifest's; no env file -> no etcd.
+        ef = flags(rm.get("args", [])).get("env-file")
+        cmd = etcd.get("command", []) + etcd.get("args", [])
+        if ef and cmd[:2] == ["/bin/sh", "-c"]:
+            root = os.path.join(tmp, "etcd")
+            bindir = os.path.join(tmp, "bin")
+            os.makedirs(bindir)
+            with open(os.path.join(bindir, "etcd"), "w") as f:
+                f.write("#!/bin/sh\nenv > \"$ENV_OUT\"\n")
+            os.chmod(os.path.join(bindir, "etcd"), 0o755)
+            env = {k: v for k, v in env_of(etcd).items()}
+            env["PATH"] = bindir + ":/usr/bin:/bin"
+            env["ENV_OUT"] = os.path.join(tmp, "etcd.env")
+            script = cmd[2].replace(ef, root + ef)
+            os.makedirs(os.path.dirname(root + ef))
+            joined = "etcd-0=https://10.0.0.1:2380,etcd-1=https://etcd-1.etcd-discovery.%s.svc:2380" % NAMESPACE
+            for content, want_state in (("", None),
+                                        ("ETCD_INITIAL_CLUSTER_STATE=existing\nETCD_INITIAL_CLUSTER=%s\n"
+                                         % joined, "existing")):
+                if os.path.exists(env["ENV_OUT"]):
+                    os.unlink(env["ENV_OUT"])
+                with open(root + ef, "w") as f:
+                    f.write(content)  # act.c's format: NAME=value lines
+                p = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True,
+                                   timeout=30)
+                got = {}
+                if os.path.exists(env["ENV_OUT"]):
+                    got = dict(l.split("=", 1) for l in open(env["ENV_OUT"]).read().splitlines() if "=" in l)
+                if want_state is None:
+                    check(p.returncode != 0 and not got, "etcd start script: an empty env file stops it (rc %d)"
+                          % p.returncode, "rc %d, etcd ran: %s" % (p.returncode, bool(got)))
+                else:
+                    check(p.returncode == 0 and got.get("ETCD_INITIAL_CLUSTER_STATE") == want_state
+                          and got.get("ETCD_INITIAL_CLUSTER") == joined
+                          and got.get("ETCD_DATA_DIR") == "/var/lib/data",
+                          "etcd start script: exec etcd with the env file's state and initial cluster",
+                          "rc %d %s %s" % (p.returncode, p.stderr[-200:], {k: got.get(k) for k in
+                                           ("ETCD_INITIAL_CLUSTER_STATE", "ETCD_INITIAL_CLUSTER")}))
+
+        # etcd: every ETCD_* variable is a flag etcd knows
+        if shutil.which("etcd"):
+            helptext = subprocess.run(["etcd", "--help"], capture_output=True, text=True).stdout
+            helptext += subprocess.run(["etcd", "--help"], capture_output=True, text=True).stderr
+            known = set(re.findall(r"--([a-z0-9-]+)", helptext))
+            names = [k for k in env_of(etcd) if k.startswith("ETCD_")] + ["ETCD_INITIAL_CLUSTER_STATE"]
+            bad = [k for k in names if k[5:].lower().replace("_", "-") not in known]
+            check(not bad, "etcd: all %d ETCD_* variables are etcd flags (etcd --help)" % len(names),
+                  "unknown to etcd: %s" % bad)
+
+        # etcd-agent: the manifest's args and env on free ports; the etcd container's probes
+        b = binary(build, agent)
+        if b:
+            root = os.path.join(tmp, "agent")
+            af = flags(agent.get("args", []))
+            tls_port_m = int(af["tls-listen"].rsplit(":", 1)[1])
+            plain_port_m = int(af["listen"].rsplit(":", 1)[1]) if af.get("listen") else None
+            tls_port, plain_port = free_ports(2)
+            env, args, problems = prepare(pod, agent, root, cluster_dir)
+            args = [a.replace("0.0.0.0:%d" % tls_port_m, "127.0.0.1:%d" % tls_port)
+                    .replace("0.0.0.0:%d" % (plain_port_m or 0), "127.0.0.1:%d" % plain_port)
+                    for a in args]
+            check(not problems, "etcd-agent: every path is on a mount, every address mapped",
+                  "; ".join(problems))
+            log = open(os.path.join(tmp, "agent.log"), "w+")
+            trace = os.path.join(tmp, "strace.out")
+            pre = ["strace", "-f", "-qq", "-o", trace] if shutil.which("strace") else []
+            proc = subprocess.Popen(pre + [b] + args, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                agent_ports = {p["name"]: p["containerPort"] for p in agent["ports"]}
+                port_map = {tls_port_m: tls_port, plain_port_m: plain_port}
+                for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+                    h = etcd[kind]["httpGet"]
+                    port = h["port"] if isinstance(h["port"], int) else agent_ports[h["port"]]
+                    url = "%s://127.0.0.1:%d%s" % (h["scheme"].lower(), port_map.get(port, 0), h["path"])
+                    deadline, code = time.time() + WAIT, None
+                    while time.time() < deadline and proc.poll() is None:
+                        code, _ = get(url)
+                        if code == 200:
+                            break
+                        time.sleep(0.5)
+                    log.seek(0)
+                    check(code == 200, "etcd's %s %s %s answers 200 from the agent" % (kind, h["scheme"], h["path"]),
+                          "code %s, agent rc %s, log %s" % (code, proc.poll(), log.read()[-400:]))
+                lp = agent["livenessProbe"].get("tcpSocket", {}).get("port")
+                lpn = lp if isinstance(lp, int) else agent_ports.get(lp)
+                with socket.create_connection(("127.0.0.1", port_map.get(lpn, 0)), timeout=5) as _:
+                    ok("etcd-agent's own liveness probe (tcp %s) connects" % lp)
+                mp = agent_ports.get("agent-metrics")
+                code, body = get("http://127.0.0.1:%d/metrics" % port_map.get(mp, 0))
+                check(code == 200 and b"# TYPE" in body, "agent-metrics port serves Prometheus /metrics",
+                      "code %s" % code)
+            except OSError as e:
+                fail("etcd-agent", str(e))
+            finally:
+                target = proc.pid
+                if pre:  # signal the agent, not strace (which exits with the agent's status)
+                    try:
+                        kids = open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()
+                        target = int(kids[0]) if kids else proc.pid
+                    except OSError:
+                        pass
+                os.kill(target, signal.SIGTERM)
+                try:
+                    rc = proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    rc = proc.wait()
+                check(rc == 0, "etcd-agent with the manifest's flags exits 0 on SIGTERM", "rc %s" % rc)
+                if pre and seccomp:
+                    used = set(re.findall(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]",
+                                          open(trace).read(), re.M)) - {"exit", "resumed", "execve"}
+                    prof = json.load(open(seccomp))
+                    allowed = {n for r in prof["syscalls"] if r["action"] == "SCMP_ACT_ALLOW"
+                               for n in r["names"]}
+                    denied_ok = {n for r in prof["syscalls"] if r.get("errnoRet") == 38 for n in r["names"]}
+                    check(used <= allowed | denied_ok,
+                          "every syscall the agent made (%d kinds, io_uring %s) is allowed by the seccomp profile"
+                          % (len(used), "used" if "io_uring_setup" in used else "not used"),
+                          "refused: %s" % sorted(used - allowed - denied_ok))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finish()
+
+
+# ---- overlay ----------------------------------------------------------------------------------
+def cmd_overlay(base_path, restore_path, build):
+    base, rest = load(base_path), load(restore_path)
+    bs, rs = find(base, "StatefulSet", "etcd"), find(rest, "StatefulSet", "etcd")
+    brm = container(bs["spec"]["template"]["spec"], "reset-member")
+    rrm = container(rs["spec"]["template"]["spec"], "reset-member")
+    added = [e for e in rrm["env"] if e not in brm["env"]]
+    check([e["name"] for e in added] == ["ETCD_RESTORE_FROM"],
+          "restore overlay adds ETCD_RESTORE_FROM to reset-member", str(added))
+    cm = added and added[0].get("valueFrom", {}).get("configMapKeyRef", {})
+    cmo = cm and find(rest, "ConfigMap", cm["name"])
+    src = cmo and cmo.get("data", {}).get(cm["key"])
+    check(bool(src), "ETCD_RESTORE_FROM comes from ConfigMap %s (%s)" % (cm and cm.get("name"), src))
+    check(rs["spec"].get("updateStrategy", {}).get("type") == "OnDelete",
+          "restore overlay: updateStrategy OnDelete (all members restart together)")
+    # everything else is the base
+    strip = lambda s: json.dumps({**s, "spec": {**s["spec"], "updateStrategy": None, "template": None}},
+                                 sort_keys=True)
+    check(strip(bs) == strip(rs), "restore overlay changes nothing else in the StatefulSet")
+    b = os.path.join(build, "reset-member")
+    h = subprocess.run([b, "--help"], capture_output=True, text=True) if os.access(b, os.X_OK) else None
+    if h is None or "restore-from" not in (h.stdout + h.stderr):
+        print("SKIP restore overlay run: %s has no --restore-from yet" % b)
+        finish()
+    cluster_dir = os.environ["CLUSTER_DIR"]
+    tmp = tempfile.mkdtemp(prefix="manifests-restore.")
+    try:
+        snap = os.path.join(tmp, "snapshot.db")
+        subprocess.run(["tests/cluster.sh", "etcdctl", "0", "snapshot", "save", snap],
+                       capture_output=True, timeout=WAIT)
+        root = os.path.join(tmp, "rm")
+        pod = rs["spec"]["template"]["spec"]
+        env, args, problems = prepare(pod, rrm, root, cluster_dir)
+        env["ETCD_RESTORE_FROM"] = snap
+        p = subprocess.run([b] + args + ["--dry-run"], env=env, capture_output=True, text=True,
+                           timeout=WAIT)
+        check(p.returncode != 2 and '"action"' in p.stdout,
+              "reset-member accepts the overlay's ETCD_RESTORE_FROM (--dry-run rc %d)" % p.returncode,
+              "rc %d: %s %s" % (p.returncode, p.stdout, p.stderr[-300:]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finish()
+
+
+def cmd_tojson(rendered, out):
+    objs = load(rendered)
+    if not objs or not all(isinstance(o, dict) and o.get("apiVersion") and o.get("kind")
+                           and o.get("metadata", {}).get("name") for o in objs):
+        print("object without apiVersion/kind/name", file=sys.stderr)
+        sys.exit(1)
+    kinds = " ".join(sorted("%s/%s" % (o["kind"], o["metadata"]["name"]) for o in objs))
+    # validate.js must reject this one (the validator is not a no-op)
+    objs.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "negative-control"},
+                 "spec": {"replicas": "3", "selector": {}, "serviceName": "x", "template": {}}})
+    json.dump(objs, open(out, "w"))
+    print(kinds)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "tojson" and len(sys.argv) == 4:
+        cmd_tojson(*sys.argv[2:])
+    elif cmd == "static" and len(sys.argv) == 5:
+        cmd_static(*sys.argv[2:])
+    elif cmd == "run" and len(sys.argv) in (4, 5):
+        cmd_run(*sys.argv[2:])
+    elif cmd == "overlay" and len(sys.argv) == 5:
+        cmd_overlay(*sys.argv[2:])
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,350 @@
+/* test_spool.c - agent/spool.c: order and completeness through memory and spill file, the
+ * unspill path, no-spill back-pressure, cancel, failure, and the unlinked spill file. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "limits.h"
+#include "spool.h"
+
+static uint8_t pat(uint64_t i)
+{
+    return (uint8_t)((i * 2654435761u) >> 11) ^ (uint8_t)(i % 251);
+}
+
+static void fill(uint8_t *buf, uint64_t pos, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = pat(pos + i);
+}
+
+static int check(const uint8_t *buf, uint64_t pos, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] != pat(pos + i))
+            return -1;
+    return 0;
+}
+
+static char tmpdir[64];
+static bool no_uring; /* second pass: the pread/pwrite backend */
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_spool.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return rmdir(tmpdir);
+}
+
+static size_t dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *e;
+    if (!d)
+        return 0;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Read everything, polling on -EAGAIN; returns bytes read and checks the pattern. */
+static uint64_t drain(struct spool *sp, size_t chunk, unsigned sleep_us)
+{
+    uint8_t *buf = malloc(chunk);
+    uint64_t pos = 0;
+    for (;;) {
+        ssize_t r = spool_read(sp, buf, chunk);
+        if (r == -EAGAIN) {
+            usleep(200);
+            continue;
+        }
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        assert_int_equal(check(buf, pos, (size_t)r), 0);
+        pos += (uint64_t)r;
+        if (sleep_us)
+            usleep(sleep_us);
+    }
+    free(buf);
+    return pos;
+}
+
+static void test_memory_only(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {
+        .mem_bytes = 1 << 20, .spill = true, .dir = tmpdir, .no_io_uring = no_uring};
+    struct spool *sp = spool_new(&cfg);
+    assert_non_null(sp);
+    uint8_t buf[1000];
+    uint8_t out[4096];
+    assert_int_equal(spool_read(sp, out, sizeof out), -EAGAIN);
+    for (uint64_t pos = 0; pos < 100000; pos += sizeof buf) {
+        fill(buf, pos, sizeof buf);
+        assert_int_equal(spool_write(sp, buf, sizeof buf), 0);
+    }
+    assert_int_equal(spool_finish(sp), 0);
+    assert_int_equal(drain(sp, 4096, 0), 100000);
+    struct spool_stats st;
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.spilled, 0);
+    assert_string_equal(st.backend, "");
+    spool_free(sp);
+}
+
+/* The ring fills with nobody reading: the rest goes to the file, nothing is left in dir. */
+static void test_spill_then_read(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {
+        .mem_bytes = 64 * 1024, .spill = true, .dir = tmpdir, .no_io_uring = no_uring};
+    struct spool *sp = spool_new(&cfg);
+    assert_non_null(sp);
+    const uint64_t total = 5u * 1024 * 1024 + 777;
+    uint8_t *buf = malloc(32768);
+    for (uint64_t pos = 0; pos < total;) {
+        size_t n = total - pos < 32768 ? (size_t)(total - pos) : 32768;
+        fill(buf, pos, n);
+        assert_int_equal(spool_write(sp, buf, n), 0);
+        pos += n;
+    }
+    assert_int_equal(spool_finish(sp), 0);
+    assert_int_equal(dir_entries(tmpdir), 0); /* spill file is unlinked */
+    struct spool_stats st;
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.spilled, total - 64 * 1024);
+    assert_int_equal(st.spill_episodes, 1);
+    assert_int_equal(drain(sp, 65536, 0), total);
+    free(buf);
+    spool_free(sp);
+}
+
+struct producer {
+    struct spool *sp;
+    uint64_t total;
+    size_t chunk;
+    int rc;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *p = arg;
+    uint8_t *buf = malloc(p->chunk);
+    p->rc = 0;
+    for (uint64_t pos = 0; pos < p->total && p->rc == 0;) {
+        size_t n = p->total - pos < p->chunk ? (size_t)(p->total - pos) : p->chunk;
+        fill(buf, pos, n);
+        p->rc = spool_write(p->sp, buf, n);
+        pos += n;
+    }
+    if (p->rc == 0)
+        p->rc = spool_finish(p->sp);
+    free(buf);
+    return NULL;
+}
+
+/* A slow reader: the producer never waits, spills, and comes back to memory once the reader
+ * caught up (several spill episodes); order and content hold throughout. */
+static void test_concurrent_slow_reader(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {
+        .mem_bytes = 256 * 1024, .spill = true, .dir = tmpdir, .no_io_uring = no_uring};
+    struct spool *sp = spool_new(&cfg);
+    struct producer p = {.sp = sp, .total = 12u * 1024 * 1024 + 5, .chunk = 32768};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, produce, &p), 0);
+    assert_int_equal(drain(sp, 16384, 20), p.total);
+    pthread_join(t, NULL);
+    assert_int_equal(p.rc, 0);
+    struct spool_stats st;
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.read, p.total);
+    assert_int_equal(st.written, p.total);
+    assert_true(st.spilled > 0);
+    spool_free(sp);
+}
+
+/* Reader catches up while producing: unspill must move staged bytes without loss. */
+static void test_unspill(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {
+        .mem_bytes = 1 << 20, .spill = true, .dir = tmpdir, .no_io_uring = no_uring};
+    struct spool *sp = spool_new(&cfg);
+    uint8_t *buf = malloc(4 << 20);
+    uint64_t wpos = 0, rpos = 0;
+    for (int round = 0; round < 3; round++) {
+        /* ring + one spill block + a partial block: spills; the partial block stays staged */
+        size_t n = (1 << 20) + SNAPSHOT_SPOOL_BLOCK + 1000;
+        fill(buf, wpos, n);
+        assert_int_equal(spool_write(sp, buf, n), 0);
+        wpos += n;
+        /* reader drains the ring and the written block; the partial block stays staged */
+        ssize_t r;
+        while (rpos < wpos - 1000) {
+            r = spool_read(sp, buf, 4 << 20);
+            if (r == -EAGAIN) {
+                assert_int_equal(spool_poll(sp), 0); /* the block's write may be in flight */
+                usleep(100);
+                continue;
+            }
+            assert_true(r > 0);
+            assert_int_equal(check(buf, rpos, (size_t)r), 0);
+            rpos += (uint64_t)r;
+        }
+        assert_int_equal(rpos, wpos - 1000);
+        assert_int_equal(spool_read(sp, buf, 4 << 20), -EAGAIN);
+        /* next small write finds the reader caught up: staged bytes go back to memory */
+        fill(buf, wpos, 100);
+        assert_int_equal(spool_write(sp, buf, 100), 0);
+        wpos += 100;
+        while ((r = spool_read(sp, buf, 4 << 20)) > 0) {
+            assert_int_equal(check(buf, rpos, (size_t)r), 0);
+            rpos += (uint64_t)r;
+        }
+        assert_int_equal(rpos, wpos);
+    }
+    assert_int_equal(spool_finish(sp), 0);
+    assert_int_equal(spool_read(sp, buf, 10), 0);
+    struct spool_stats st;
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.spill_episodes, 3);
+    free(buf);
+    spool_free(sp);
+}
+
+/* Without spilling the producer waits for the reader; nothing touches the disk. */
+static void test_no_spill_backpressure(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {.mem_bytes = 8192, .spill = false, .dir = "/nonexistent"};
+    struct spool *sp = spool_new(&cfg);
+    struct producer p = {.sp = sp, .total = 1u << 20, .chunk = 5000};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, produce, &p), 0);
+    assert_int_equal(drain(sp, 3000, 0), p.total);
+    pthread_join(t, NULL);
+    assert_int_equal(p.rc, 0);
+    struct spool_stats st;
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.spilled, 0);
+    spool_free(sp);
+}
+
+static void test_cancel_wakes_producer(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {.mem_bytes = 4096, .spill = false};
+    struct spool *sp = spool_new(&cfg);
+    struct producer p = {.sp = sp, .total = 1u << 20, .chunk = 4096};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, produce, &p), 0);
+    usleep(20000);
+    spool_cancel(sp);
+    pthread_join(t, NULL);
+    assert_int_equal(p.rc, -ECANCELED);
+    spool_free(sp);
+}
+
+static void test_fail_is_seen_before_data(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {
+        .mem_bytes = 4096, .spill = true, .dir = tmpdir, .no_io_uring = no_uring};
+    struct spool *sp = spool_new(&cfg);
+    uint8_t buf[100] = {0};
+    assert_int_equal(spool_write(sp, buf, sizeof buf), 0);
+    spool_fail(sp, -EPIPE);
+    assert_int_equal(spool_read(sp, buf, sizeof buf), -EPIPE);
+    assert_int_equal(spool_write(sp, buf, sizeof buf), -EPIPE);
+    spool_free(sp);
+}
+
+/* A spill that cannot create its file fails the spool for both sides. */
+static void test_spill_error(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {.mem_bytes = 4096, .spill = true, .dir = "/nonexistent/dir"};
+    struct spool *sp = spool_new(&cfg);
+    uint8_t buf[8192] = {0};
+    int r = spool_write(sp, buf, sizeof buf);
+    assert_true(r < 0);
+    uint8_t out[16];
+    assert_int_equal(spool_read(sp, out, sizeof out), r);
+    spool_free(sp);
+}
+
+static int notified;
+static void on_notify(void *arg)
+{
+    (void)arg;
+    __atomic_add_fetch(&notified, 1, __ATOMIC_SEQ_CST);
+}
+
+/* notify fires only for a reader that saw -EAGAIN, once per wait, and only once a worthwhile
+ * amount is buffered (here: the ring is full) or the stream ends. */
+static void test_notify(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {
+        .mem_bytes = 4096, .spill = true, .dir = tmpdir, .notify = on_notify};
+    struct spool *sp = spool_new(&cfg);
+    uint8_t buf[4096] = {0};
+    notified = 0;
+    assert_int_equal(spool_write(sp, buf, 16), 0);
+    assert_int_equal(notified, 0);
+    assert_int_equal(spool_read(sp, buf, 16), 16);
+    assert_int_equal(spool_read(sp, buf, 16), -EAGAIN);
+    assert_int_equal(spool_write(sp, buf, 1), 0);
+    assert_int_equal(notified, 0); /* one byte is not worth a wakeup */
+    assert_int_equal(spool_write(sp, buf, 4095), 0);
+    assert_int_equal(notified, 1);                 /* the ring is full */
+    assert_int_equal(spool_write(sp, buf, 10), 0); /* spills; no new wait, no new notify */
+    assert_int_equal(notified, 1);
+    assert_int_equal(spool_read(sp, buf, sizeof buf), 4096);
+    assert_int_equal(spool_read(sp, buf, sizeof buf), -EAGAIN); /* 10 bytes staged */
+    assert_int_equal(spool_finish(sp), 0);
+    assert_int_equal(notified, 2);
+    assert_int_equal(spool_read(sp, buf, sizeof buf), 10);
+    assert_int_equal(spool_read(sp, buf, sizeof buf), 0);
+    spool_free(sp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory_only),
+        cmocka_unit_test(test_spill_then_read),
+        cmocka_unit_test(test_concurrent_slow_reader),
+        cmocka_unit_test(test_unspill),
+        cmocka_unit_test(test_no_spill_backpressure),
+        cmocka_unit_test(test_cancel_wakes_producer),
+        cmocka_unit_test(test_fail_is_seen_before_data),
+        cmocka_unit_test(test_spill_error),
+        cmocka_unit_test(test_notify),
+    };
+    int failed = cmocka_run_group_tests_name("io_uring", tests, setup, teardown);
+    no_uring = true;
+    failed += cmocka_run_group_tests_name("syscalls", tests, setup, teardown);
+    return failed;
+}
