@@ -18,14 +18,19 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/etcd-faults.XXXXXX")
 AGENT_PIDS=()
 EXTRA_CLEANUP=()
 
-faults_cleanup() {
-    local p c
-    for c in "${EXTRA_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1; done
+stop_agents() {
+    local p
     for p in "${AGENT_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
     for p in "${AGENT_PIDS[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null
     done
+    AGENT_PIDS=()
+}
+faults_cleanup() {
+    local c
+    for c in "${EXTRA_CLEANUP[@]}"; do eval "$c" >/dev/null 2>&1; done
+    stop_agents
     [ -n "${CLUSTER_DIR:-}" ] && cluster_down >/dev/null 2>&1
     if [ -n "${FAULTS_KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
@@ -40,7 +45,13 @@ check() {
     shift
     if "$@"; then ok "$name"; else fail "$name" "$*"; fi
 }
+# finish: stop the agents (an ASan build reports leaks at exit), fail on any sanitizer report
+# in the logs, print the closing line and exit.
 finish() {
+    stop_agents
+    local rep
+    rep=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$WORK"/*.log "$WORK"/err 2>/dev/null)
+    [ -n "$rep" ] && fail "sanitizer report" "$(grep -hE -A3 'ERROR: (Address|Leak)Sanitizer|runtime error:' $rep | head -8)"
     echo "$passed passed, $failed failed"
     [ "$failed" = 0 ] && [ "$passed" -gt 0 ]
     exit $?
