@@ -55,7 +55,7 @@ PROG_DEPS  := $(if $(wildcard init/main.c),$(BUILD)/reset-member) \
               $(if $(wildcard agent/main.c),$(BUILD)/etcd-agent)
 
 .PHONY: all deps test unit integration e2e asan valgrind fuzz fuzz-short lint format bench demo \
-        static clean tests
+        static clean tests analyze
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -213,6 +213,20 @@ lint:
 	$(Q)! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|atol|gets)\s*\(' \
 	    $$(git ls-files '*.c' '*.h') || { echo "lint: banned function" >&2; exit 1; }
 	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+# analyze: clang-tidy (config: .clang-tidy) and cppcheck over the program sources with the
+# compile flags; both must be clean (findings fixed, or suppressed inline with a reason).
+ANALYZE_SRC   := $(COMMON_SRC) $(INIT_SRC) $(AGENT_SRC) $(wildcard init/main.c agent/main.c)
+ANALYZE_FLAGS := -std=c17 -D_GNU_SOURCE -DETCD_RECOVERY_VERSION='"analyze"' -iquote common \
+                 -iquote init -iquote agent -I$(BUILD)/gen $(PKG_CFLAGS)
+analyze: $(PROTO_H)
+	$(Q)clang-tidy --quiet $(ANALYZE_SRC) -- $(ANALYZE_FLAGS) 2>/dev/null | grep -v '^[0-9]* warnings\? generated' ; \
+	    test $${PIPESTATUS[0]} = 0 || { echo "analyze: clang-tidy findings" >&2; exit 1; }
+	$(Q)cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
+	    --std=c11 -D_GNU_SOURCE -D__GNUC__ -DETCD_RECOVERY_VERSION='"analyze"' -DPROTOBUF_C_VERSION_NUMBER=1004001 \
+	    -DPROTOBUF_C_MIN_COMPILER_VERSION=1000000 -I common -I init -I agent \
+	    -I $(BUILD)/gen --suppress=missingIncludeSystem $(ANALYZE_SRC)
+	@echo "analyze: clean"
 
 clean:
 	rm -rf build reset-member etcd-agent

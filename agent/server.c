@@ -749,7 +749,7 @@ static void on_accept(struct server *srv, struct listener *l)
                                "Content-Type: application/json\r\nContent-Length: 32\r\n"
                                "Connection: close\r\n\r\n{\"error\":\"too many connections\"}";
     for (int i = 0; i < SERVER_ACCEPT_BATCH; i++) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0}; /* the peer is logged even if accept4 left it short */
         socklen_t sl = sizeof ss;
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -1015,7 +1015,8 @@ static int listen_on(struct server *srv, const char *addr, bool tls, char *err, 
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    memset(&ss, 0, sizeof ss); /* port 0 if getsockname fails */
+    (void)getsockname(fd, (struct sockaddr *)&ss, &sl);
     struct listener *l = &srv->lis[srv->n_lis];
     l->kind = EV_LISTENER;
     l->fd = fd;

@@ -34,7 +34,7 @@ static const char *quote(const char *s, char *buf, size_t cap)
     size_t i = 0, o = 0;
 
     buf[o++] = '"';
-    for (; s[i] != '\0' && i < CONFIG_ERR_QUOTE && o + 6 < cap; i++) {
+    for (; i < CONFIG_ERR_QUOTE && s[i] != '\0' && o + 6 < cap; i++) {
         unsigned char c = (unsigned char)s[i];
 
         if (c == '"' || c == '\\')

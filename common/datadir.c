@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +316,10 @@ int datadir_wal_scan(const uint8_t *buf, size_t len, bool first_file, uint32_t *
             break;
         }
 
+        /* fault the record in before decoding: a read error (SIGBUS under guarded()) must not
+         * strike inside the decoder, which would leak what it allocated */
+        for (size_t p = 0; p < frame; p += 4096)
+            (void)*(const volatile uint8_t *)(buf + data_off + p);
         Walpb__Record *rec = walpb__record__unpack(NULL, (size_t)rec_bytes, buf + data_off);
         if (!rec) {
             if (wal_torn(buf, data_off, frame))
@@ -435,13 +441,77 @@ static void corrupt(struct datadir_report *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void corrupt(struct datadir_report *out, const char *fmt, ...)
 {
-    if (out->verdict == DATADIR_CORRUPT)
-        return; /* the first problem found is the reason */
+    if (out->verdict == DATADIR_CORRUPT || out->io_error)
+        return; /* the first problem found is the reason; a read error explains the rest */
     out->verdict = DATADIR_CORRUPT;
     va_list ap;
     va_start(ap, fmt);
     (void)vsnprintf(out->reason, sizeof out->reason, fmt, ap);
     va_end(ap);
+}
+
+/* A failed read: unlike corrupt(), the data may be intact; the inspection reports -errno. */
+static void io_failed(struct datadir_report *out, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void io_failed(struct datadir_report *out, int err, const char *fmt, ...)
+{
+    if (out->io_error)
+        return;
+    out->io_error = err;
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(out->reason, sizeof out->reason, fmt, ap);
+    va_end(ap);
+}
+
+/* Reading a mapped page that cannot be read back (EIO from the disk, or the file shrunk under
+ * us) raises SIGBUS; the guarded scans below turn it into -EIO instead of a crash. SIGBUS
+ * from a fault goes to the faulting thread, hence a per-thread jump buffer. */
+static __thread sigjmp_buf *bus_jmp;
+
+static void on_sigbus(int sig)
+{
+    if (bus_jmp)
+        siglongjmp(*bus_jmp, 1);
+    (void)signal(sig, SIG_DFL); /* a fault outside a guarded scan: crash as before */
+    (void)raise(sig);
+}
+
+struct guarded_scan {
+    const uint8_t *map;
+    size_t len;
+    bool first_file;
+    uint32_t *crc;
+    struct wal_scan *scan;  /* WAL: datadir_wal_scan */
+    uint64_t *index, *term; /* .snap: datadir_snap_check */
+};
+
+/* Run one scan of a mapping with SIGBUS caught; -EIO if a page could not be read. */
+static int guarded(const struct guarded_scan *g)
+{
+    struct sigaction sa, old;
+    sigjmp_buf jb;
+    volatile int rc = -EIO;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, &old) < 0)
+        return -errno;
+    if (sigsetjmp(jb, 1) == 0) {
+        bus_jmp = &jb;
+        if (g->scan) {
+            rc = datadir_wal_scan(g->map, g->len, g->first_file, g->crc, g->scan);
+        } else {
+            /* touch every page first: a fault inside the decoder would leak its allocations */
+            for (size_t i = 0; i < g->len; i += 4096)
+                (void)*(const volatile uint8_t *)(g->map + i);
+            rc = datadir_snap_check(g->map, g->len, g->index, g->term);
+        }
+    }
+    bus_jmp = NULL;
+    (void)sigaction(SIGBUS, &old, NULL);
+    return rc;
 }
 
 static bool parse_hex16(const char *s, uint64_t *v)
@@ -622,12 +692,22 @@ static void wal_check(int wal_fd, const struct wal_name *names, size_t n, struct
         const uint8_t *map;
         size_t len;
         int rc = map_file(wal_fd, name, &map, &len);
+        if (rc == -EIO) {
+            io_failed(out, EIO, "member/wal/%s: read error: %s", name, strerror(EIO));
+            break;
+        }
         if (rc < 0) {
             corrupt(out, "member/wal/%s: cannot read: %s", name, strerror(-rc));
             break;
         }
-        rc = datadir_wal_scan(map, len, i == 0, &crc, &scan);
+        struct guarded_scan g = {
+            .map = map, .len = len, .first_file = i == 0, .crc = &crc, .scan = &scan};
+        rc = guarded(&g);
         unmap_file(map, len);
+        if (rc == -EIO && !scan.reason[0]) {
+            io_failed(out, EIO, "member/wal/%s: read error: %s", name, strerror(EIO));
+            break;
+        }
         if (rc < 0) {
             corrupt(out, "member/wal/%s: %s", name, scan.reason);
             break;
@@ -671,6 +751,10 @@ static void db_check(int snap_fd, struct datadir_report *out)
     }
     /* bbolt Open: page size from meta 0 if it validates, else the OS page size. */
     ssize_t r = pread(fd, page, sizeof page, 0);
+    if (r < 0) {
+        io_failed(out, errno, "member/snap/db: read error: %s", strerror(errno));
+        goto out;
+    }
     if (r != (ssize_t)sizeof page) {
         corrupt(out, "member/snap/db: too short for a meta page (%lld bytes)",
                 (long long)st.st_size);
@@ -691,6 +775,10 @@ static void db_check(int snap_fd, struct datadir_report *out)
         goto out;
     }
     r = pread(fd, page, sizeof page, (off_t)ps);
+    if (r < 0) {
+        io_failed(out, errno, "member/snap/db: read error: %s", strerror(errno));
+        goto out;
+    }
     if (r != (ssize_t)sizeof page)
         memset(page, 0, sizeof page);
     datadir_bbolt_meta(page, sizeof page, &m1);
@@ -777,8 +865,12 @@ static int snap_dir_check(int snap_fd, struct snap_list *l, struct datadir_repor
             out->snap_broken++; /* etcd skips what it cannot read */
             continue;
         }
-        sf->ok = datadir_snap_check(map, len, &sf->index, &sf->term) == 0;
+        struct guarded_scan g = {.map = map, .len = len, .index = &sf->index, .term = &sf->term};
+        int src = guarded(&g);
         unmap_file(map, len);
+        if (src == -EIO)
+            io_failed(out, EIO, "member/snap/%s: read error: %s", sf->name, strerror(EIO));
+        sf->ok = src == 0;
         if (!sf->ok)
             out->snap_broken++;
     }
@@ -875,6 +967,8 @@ int datadir_inspect(const char *data_dir, struct datadir_report *out)
                 "-%016" PRIx64 ".snap: etcd cannot rebuild it",
                 use->term, use->index);
 out:
+    if (rc == 0 && out->io_error)
+        rc = -out->io_error; /* reason set by io_failed() */
     free(names);
     free(snaps.v);
     if (snap_fd >= 0)

@@ -40,11 +40,14 @@ struct datadir_report {
     size_t snap_broken;  /* .snap files etcd would skip (bad CRC, empty, undecodable) */
     uint64_t snap_index; /* index of the .snap etcd would start from (0: none, WAL from 0) */
     uint64_t took_us;    /* time the inspection took */
+    int io_error;        /* errno of a read that failed (EIO: a failing disk, or a mapped file
+                          * shrunk under the reader); datadir_inspect then returns it negated */
 };
 
 /* Inspect data_dir (e.g. /var/lib/data). Returns 0 with *out filled (any verdict), or a
  * negative errno if the directory could not be read at all for a reason other than absence
- * (e.g. -EACCES, -ENOTDIR), with out->reason set.
+ * (e.g. -EACCES, -ENOTDIR), or -EIO if reading a file failed (a read error is not corruption:
+ * the bytes may be fine on a healthy disk), with out->reason set.
  *
  * Verdict rules (what etcd 3.4.23 would do on start; each checked against it):
  * - EMPTY: data_dir or member/ absent, or no .wal file, no snap/db and no .snap file (etcd

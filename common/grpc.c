@@ -1186,7 +1186,9 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
         }
         /* the server gets what is left of the deadline after connecting */
         grpc_timeout_header(tmo, (int)left);
-        ep = &ch->eps[ch->conn->ep];
+        /* channel_connect returned GRPC_OK, so ch->conn is set (the analyzer does not follow
+         * status_set setting a non-OK code on every path that leaves it NULL) */
+        ep = &ch->eps[ch->conn->ep]; // NOLINT(clang-analyzer-core.NullDereference)
         status_endpoint(st, ep);
         memset(&call, 0, sizeof call);
         call.req = req;

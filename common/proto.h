@@ -100,7 +100,7 @@ int proto_snapshot_init(struct proto_snapshot *s, etcd_snapshot_fn on_data, void
  * stream that breaks the protocol, GRPC_INTERNAL for an undecodable message,
  * GRPC_RESOURCE_EXHAUSTED, GRPC_CANCELLED when on_data asked to stop), s->err says why, and the
  * stream must be cancelled. Fits grpc_message_fn. */
-int proto_snapshot_feed(void *s, const uint8_t *msg, size_t len);
+int proto_snapshot_feed(void *arg, const uint8_t *msg, size_t len);
 /* After the stream ended with GRPC_OK: GRPC_OK if all announced data and a matching digest
  * arrived (digest copied to digest_out, which may be NULL); else GRPC_DATA_LOSS with s->err. */
 int proto_snapshot_finish(struct proto_snapshot *s, uint8_t digest_out[32]);

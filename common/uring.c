@@ -198,6 +198,9 @@ static void drain_ready(struct uring *u);
 
 /* Prepare and submit the (rest of the) request in slot idx; with wait_nr 1 the same syscall
  * also waits for a completion (the waiting calls save one io_uring_enter per request). */
+/* Recursion submit -> drain -> resubmit of a short transfer: bounded by URING_SUBMIT_RETRIES
+ * and the queue depth. */
+// NOLINTNEXTLINE(misc-no-recursion)
 static int submit_req(struct uring *u, unsigned idx, unsigned wait_nr)
 {
     struct uring_req *r = &u->reqs[idx];
@@ -254,6 +257,9 @@ static int submit_req(struct uring *u, unsigned idx, unsigned wait_nr)
     }
 }
 
+/* Recursion submit -> drain -> resubmit of a short transfer: bounded by URING_SUBMIT_RETRIES
+ * and the queue depth. */
+// NOLINTNEXTLINE(misc-no-recursion)
 static void process_cqe(struct uring *u, struct io_uring_cqe *cqe)
 {
     unsigned idx = (unsigned)(uintptr_t)io_uring_cqe_get_data(cqe);
@@ -294,6 +300,9 @@ static void process_cqe(struct uring *u, struct io_uring_cqe *cqe)
     finish(u, idx, (ssize_t)r->done);
 }
 
+/* Recursion submit -> drain -> resubmit of a short transfer: bounded by URING_SUBMIT_RETRIES
+ * and the queue depth. */
+// NOLINTNEXTLINE(misc-no-recursion)
 static void drain_ready(struct uring *u)
 {
     struct io_uring_cqe *cqe;
