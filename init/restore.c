@@ -26,7 +26,7 @@
 
 #include "act.h"
 #include "datadir.h"
-#include "limits.h"
+#include "bounds.h"
 #include "log.h"
 
 #define RESTORE_NFTW_FDS 16
