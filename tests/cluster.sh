@@ -118,6 +118,8 @@ cluster_start() {
         --logger zap --log-outputs stderr \
         ${ETCD_TEST_EXTRA_FLAGS:-} >>"$m/etcd.log" 2>&1 </dev/null &
     echo $! >"$m/pid"
+    # not a job of the caller's shell (when sourced): no "Killed" notices when it is stopped
+    disown $! 2>/dev/null || true
     sleep 0.1
     _cluster_alive "$i" || { tail -5 "$m/etcd.log" >&2; _cluster_die "member $i exited at start"; }
 }
