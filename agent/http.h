@@ -18,20 +18,20 @@
 #include "bounds.h"
 
 struct http_header {
-    const char *name;  /* lowercase */
+    const char *name; /* lowercase */
     const char *value;
 };
 
 struct http_request {
-    const char *method;        /* "GET", "HEAD", "POST", ... */
-    const char *path;          /* decoded path without the query, e.g. "/readyz" */
-    const char *query;         /* raw query after '?', "" if none */
+    const char *method; /* "GET", "HEAD", "POST", ... */
+    const char *path;   /* decoded path without the query, e.g. "/readyz" */
+    const char *query;  /* raw query after '?', "" if none */
     const struct http_header *headers;
     size_t n_headers;
-    int version;               /* 11 for HTTP/1.1, 20 for HTTP/2 */
-    bool tls;                  /* arrived on the TLS listener */
-    bool client_verified;      /* TLS with a client certificate verified against the CA */
-    const char *peer;          /* "ip:port" of the client */
+    int version;          /* 11 for HTTP/1.1, 20 for HTTP/2 */
+    bool tls;             /* arrived on the TLS listener */
+    bool client_verified; /* TLS with a client certificate verified against the CA */
+    const char *peer;     /* "ip:port" of the client */
 };
 
 /* Find a header (name lowercase) or NULL. */
@@ -41,8 +41,9 @@ bool http_query_param(const struct http_request *req, const char *key, char *val
 
 /* Return values of a body source's read(). */
 #define HTTP_BODY_AGAIN (-1) /* nothing now; the source calls http_body_wakeup() when it has */
-#define HTTP_BODY_ABORT (-2) /* fail the response: close (HTTP/1.1) / RST_STREAM (HTTP/2) so
-                              * the client cannot take a partial body as complete */
+#define HTTP_BODY_ABORT                                                                            \
+    (-2) /* fail the response: close (HTTP/1.1) / RST_STREAM (HTTP/2) so                           \
+          * the client cannot take a partial body as complete */
 
 struct http_response;
 struct http_body_wakeup; /* opaque handle the server gives a source to wake it (thread-safe) */
@@ -74,18 +75,18 @@ void http_body_wakeup(struct http_body_wakeup *w);
 
 struct http_response {
     int status;
-    const char *content_type;           /* required unless status 204/304 */
-    char *body;                         /* malloc'd, freed by the server; or NULL */
+    const char *content_type; /* required unless status 204/304 */
+    char *body;               /* malloc'd, freed by the server; or NULL */
     size_t body_len;
-    struct http_body_source *source;    /* instead of body: streamed (copied by the server) */
-    int64_t content_length;             /* with source: known length, or -1 (chunked on 1.1) */
+    struct http_body_source *source; /* instead of body: streamed (copied by the server) */
+    int64_t content_length;          /* with source: known length, or -1 (chunked on 1.1) */
     struct http_header extra[HTTP_MAX_EXTRA_HEADERS]; /* e.g. Allow, Retry-After; strings
                                                        * must be static or outlive the call */
     size_t n_extra;
-    char extra_storage[512];            /* scratch for building extra header values */
-    bool close;                         /* close the connection after this response */
-    bool defer_headers;                 /* with source: status line and headers are sent only
-                                         * once source->headers() returned 0 */
+    char extra_storage[512]; /* scratch for building extra header values */
+    bool close;              /* close the connection after this response */
+    bool defer_headers;      /* with source: status line and headers are sent only
+                              * once source->headers() returned 0 */
 };
 
 /* Handler: fills resp. Must not block. For HEAD, the server sends headers only. */
