@@ -50,8 +50,7 @@ static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* dirname into buf ("." if none) */
-static int parent_of(const char *path, char *buf, size_t len)
+int act_parent_of(const char *path, char *buf, size_t len)
 {
     const char *slash = strrchr(path, '/');
     int n;
@@ -65,7 +64,7 @@ static int parent_of(const char *path, char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int fsync_dir(const char *dir)
+int act_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = 0;
@@ -85,7 +84,7 @@ int act_write_atomic(const char *path, const char *data, size_t len, char *err, 
     size_t off = 0;
 
     n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof(tmp) || parent_of(path, dir, sizeof(dir)) != 0)
+    if (n < 0 || (size_t)n >= sizeof(tmp) || act_parent_of(path, dir, sizeof(dir)) != 0)
         return fail(err, err_len, -ENAMETOOLONG, "%s: path too long", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -116,7 +115,7 @@ int act_write_atomic(const char *path, const char *data, size_t len, char *err, 
         fail(err, err_len, rc, "rename %s -> %s: %s", tmp, path, strerror(-rc));
         goto out;
     }
-    rc = fsync_dir(dir);
+    rc = act_fsync_dir(dir);
     if (rc != 0)
         fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
 out:
@@ -141,7 +140,7 @@ int act_move_aside(const char *data_dir, time_t now, char *out, size_t out_len, 
         return fail(err, err_len, -ENOTDIR, "%s is not a directory", data_dir);
     if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
         return fail(err, err_len, -EINVAL, "cannot format time %lld", (long long)now);
-    if (parent_of(data_dir, dir, sizeof(dir)) != 0)
+    if (act_parent_of(data_dir, dir, sizeof(dir)) != 0)
         return fail(err, err_len, -ENAMETOOLONG, "%s: path too long", data_dir);
     for (int i = 0; i < ACT_MAX_SUFFIX; i++) {
         if (i == 0)
@@ -159,7 +158,7 @@ int act_move_aside(const char *data_dir, time_t now, char *out, size_t out_len, 
     }
     return fail(err, err_len, -EEXIST, "%s: too many moved-aside copies this second", data_dir);
 moved:
-    rc = fsync_dir(dir);
+    rc = act_fsync_dir(dir);
     if (rc != 0)
         return fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
     n = snprintf(out, out_len, "%s", path);
@@ -232,7 +231,7 @@ int act_prune_backups(const char *data_dir, uint64_t keep, size_t *pruned, char 
     *pruned = 0;
     base = strrchr(data_dir, '/');
     base = base ? base + 1 : data_dir;
-    if (*base == '\0' || parent_of(data_dir, dir, sizeof(dir)) != 0)
+    if (*base == '\0' || act_parent_of(data_dir, dir, sizeof(dir)) != 0)
         return fail(err, err_len, -EINVAL, "%s: no base name", data_dir);
     d = opendir(dir);
     if (!d)
@@ -267,7 +266,7 @@ int act_prune_backups(const char *data_dir, uint64_t keep, size_t *pruned, char 
         }
         (*pruned)++;
     }
-    rc = fsync_dir(dir);
+    rc = act_fsync_dir(dir);
     if (rc != 0)
         fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
 out:

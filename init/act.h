@@ -79,4 +79,9 @@ int act_initial_cluster(const struct etcd_member_list *l, const char *self_name,
 /* Step hook (see ACT_CRASH_ENV). */
 void act_crash_point(const char *step);
 
+/* File helpers shared with restore.c. dirname of path into buf ("." if none; -ENAMETOOLONG
+ * if it does not fit), and fsync of a directory (0 or negative errno). */
+int act_parent_of(const char *path, char *buf, size_t len);
+int act_fsync_dir(const char *dir);
+
 #endif

@@ -59,33 +59,6 @@ static int path_with(const char *data_dir, const char *suffix, char *out, size_t
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int parent_of(const char *path, char *buf, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    int n;
-
-    if (!slash)
-        n = snprintf(buf, len, ".");
-    else if (slash == path)
-        n = snprintf(buf, len, "/");
-    else
-        n = snprintf(buf, len, "%.*s", (int)(slash - path), path);
-    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
 static void hex_of(const uint8_t *b, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
@@ -783,7 +756,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     memset(r, 0, sizeof(*r));
     if (path_with(c->data_dir, RESTORE_DOWNLOAD_SUFFIX, download, sizeof(download)) != 0 ||
         path_with(c->data_dir, RESTORE_STAGING_SUFFIX, staging, sizeof(staging)) != 0 ||
-        parent_of(c->data_dir, dir, sizeof(dir)) != 0)
+        act_parent_of(c->data_dir, dir, sizeof(dir)) != 0)
         return fail(err, err_len, -ENAMETOOLONG, "%s: path too long", c->data_dir);
 
     /* 1. fetch: nothing but the download file is written */
@@ -890,7 +863,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     r->member_id = rep.member_id;
     r->cluster_id = rep.cluster_id;
     (void)chmod(staging, 0700); /* etcd insists on 0700 */
-    rc = fsync_dir(dir);
+    rc = act_fsync_dir(dir);
     if (rc != 0) {
         fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
         goto out;
@@ -913,7 +886,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
                   strerror(errno));
         goto out;
     }
-    rc = fsync_dir(dir);
+    rc = act_fsync_dir(dir);
     if (rc != 0) {
         fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
         goto out;
