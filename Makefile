@@ -8,7 +8,9 @@
 # `make asan` builds the same tree into build/asan with ASan+UBSan.
 
 SHELL      := /bin/bash
+ifeq ($(MAKELEVEL),0)
 MAKEFLAGS  += --jobs=$(shell nproc 2>/dev/null || echo 2)
+endif
 BUILD      ?= build
 V          ?= 0
 Q          := $(if $(filter 1,$(V)),,@)
@@ -178,9 +180,7 @@ STATIC_ROOT  := $(STATIC_DIR)/rootfs
 # Recursive (=): expanded when the recipe runs, i.e. after `make deps static` installed binutils.
 HOST_LOADER   = $(shell readelf -l /bin/true 2>/dev/null | sed -n 's/.*program interpreter: \(.*\)]/\1/p')
 STATIC_LOADER = $(notdir $(HOST_LOADER))
-# No _FORTIFY_SOURCE yet: gcc's syslimits.h include_next <limits.h> finds common/limits.h
-# (quote chain), glibc's limits.h is skipped, and fortified stdlib.h then stops on MB_LEN_MAX.
-STATIC_CFLAGS:= -fstack-protector-strong
+STATIC_CFLAGS:= -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 STATIC_LDFLAGS = -Wl,--dynamic-linker=$(BUNDLE_DIR)/$(STATIC_LOADER) -Wl,-rpath,$(BUNDLE_DIR) \
                  -Wl,--disable-new-dtags -Wl,-z,relro,-z,now
 # `make deps static` (the Containerfile) under --jobs: static waits for deps when both are goals.

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "bounds.h"
 
 #define CACHE_MAX_ERROR 256       /* one error message kept per call */
 #define CACHE_MAX_STATUS_ERRORS 4 /* StatusResponse.errors entries kept */

@@ -20,7 +20,7 @@
 #include <openssl/evp.h>
 
 #include "datadir.h"
-#include "limits.h"
+#include "bounds.h"
 #include "log.h"
 #include "spool.h"
 #include "uring.h"

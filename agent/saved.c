@@ -20,7 +20,7 @@
 
 #include "etcd.h"
 #include "grpc.h"
-#include "limits.h"
+#include "bounds.h"
 #include "log.h"
 #include "snapshot.h"
 #include "uring.h"

@@ -23,10 +23,10 @@
 #include <stdint.h>
 
 #include "http.h"
-#include "limits.h"
+#include "bounds.h"
 #include "tls.h"
 
-/* Server-local bounds (the protocol-wide ones are in common/limits.h). */
+/* Server-local bounds (the protocol-wide ones are in common/bounds.h). */
 #define SERVER_MAX_REQUEST_BODY 4096 /* POST bodies above this: 413 */
 #define SERVER_MAX_OUTPUT                                                                          \
     (256u * 1024)                 /* per-connection output kept before we stop                     \

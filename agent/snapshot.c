@@ -23,7 +23,7 @@
 
 #include "etcd.h"
 #include "grpc.h"
-#include "limits.h"
+#include "bounds.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "bounds.h"
 #include "uring.h"
 
 #define SPOOL_NOTIFY_MIN (128u * 1024)

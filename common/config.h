@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "limits.h"
+#include "bounds.h"
 
 enum config_type {
     CONFIG_STRING,   /* target: char * [CONFIG_MAX_VALUE] buffer, see config_string */

@@ -6,7 +6,7 @@
 
 #include "crc32c.h"
 #include "etcd.pb-c.h"
-#include "limits.h"
+#include "bounds.h"
 #include "wal.pb-c.h"
 
 #include <dirent.h>

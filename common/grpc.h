@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "bounds.h"
 #include "tls.h"
 
 /* gRPC status codes (positive, as on the wire) */

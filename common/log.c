@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "bounds.h"
 
 #define LOG_DEFAULT_PROGRAM "etcd-recovery"
 #define LOG_TIME_LEN 32 /* "2026-11-23T22:31:46.123Z" plus room */

@@ -16,7 +16,7 @@
 #include <openssl/evp.h>
 
 #include "etcd.h"
-#include "limits.h"
+#include "bounds.h"
 
 /* ---- allocation ------------------------------------------------------------------------ */
 

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "bounds.h"
 
 #define URING_REASON_LEN 160
 #define URING_SUBMIT_RETRIES 1000 /* EAGAIN/EBUSY from io_uring_submit before giving up */

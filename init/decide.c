@@ -312,6 +312,69 @@ static void decide_corrupt(const struct decide_facts *f, const struct decide_sum
     plan_reset(f, s, own, "data corrupt", d);
 }
 
+/* A restore request (issue 6) decides before the normal table: a membership change before
+ * the restore would give the restorer a new ID and a WAL mismatch. Returns false when the
+ * normal table applies (no request, request done, or a peer whose data is not from the lost
+ * cluster). The peers never bootstrap: empty members started `new` beside the restored one
+ * would join it with an empty keyspace (etcd-facts.md, Membership); they are added with
+ * MemberAdd and start `existing`, so the leader sends them its snapshot. */
+static bool decide_restore(const struct decide_facts *f, const struct decide_summary *s,
+                           struct decide_decision *d)
+{
+    bool done = f->restore_done && f->restore_cluster_id != 0 &&
+                ((f->data != DECIDE_DATA_EMPTY && f->ids_known &&
+                  f->data_cluster_id == f->restore_cluster_id) ||
+                 (f->reachable && f->cluster_id == f->restore_cluster_id));
+
+    if (!f->restore_requested || done)
+        return false;
+    if (f->restore_restorer) {
+        if (f->data == DECIDE_DATA_UNREADABLE) {
+            refuse(d, "restore requested but the data dir cannot be inspected: not touching it");
+            return true;
+        }
+        if (f->reachable) {
+            if (need_health(f, d))
+                return true;
+            if (s->quorum) {
+                refuse(d,
+                       "restore requested but cluster %" PRIx64 " answers with quorum (%zu healthy "
+                       "of %zu voters): restoring beside it would split it; stop it or drop "
+                       "--restore-from",
+                       f->cluster_id, s->healthy_voters_other, s->voters);
+                return true;
+            }
+        }
+        set(d, DECIDE_RESTORE, DECIDE_STATE_NEW,
+            "restore requested and no cluster with quorum answers: restore the snapshot as a "
+            "one-member cluster, move the data aside");
+        return true;
+    }
+    if (!f->reachable) {
+        refuse(d, "restore requested: waiting for the restored cluster to answer (a peer never "
+                  "bootstraps or starts on old data beside it); retry");
+        return true;
+    }
+    if (f->data != DECIDE_DATA_EMPTY && f->data != DECIDE_DATA_UNREADABLE && f->ids_known &&
+        f->data_cluster_id != f->cluster_id) {
+        if (s->self_by_url > 1 || (s->by_url && s->by_url->started)) {
+            refuse(d,
+                   "restore requested; our data is from cluster %" PRIx64
+                   " but our peer URL is already a started member of cluster %" PRIx64,
+                   f->data_cluster_id, f->cluster_id);
+            return true;
+        }
+        char why[DECIDE_REASON_MAX / 2];
+        (void)snprintf(why, sizeof(why),
+                       "restore requested: our data is from lost cluster %" PRIx64
+                       ", the restored cluster is %" PRIx64,
+                       f->data_cluster_id, f->cluster_id);
+        plan_reset(f, s, NULL, why, d);
+        return true;
+    }
+    return false;
+}
+
 void decide(const struct decide_facts *f, struct decide_decision *d)
 {
     struct decide_summary s;
@@ -322,11 +385,8 @@ void decide(const struct decide_facts *f, struct decide_decision *d)
         refuse(d, "a process (etcd?) holds the WAL locks of the data dir");
         return;
     }
-    if (f->restore_requested && !f->restore_done) {
-        /* issue 6: the restore comes before any membership decision */
-        set(d, DECIDE_RESTORE, DECIDE_STATE_NONE, "restore requested");
+    if (decide_restore(f, &s, d))
         return;
-    }
     switch (f->data) {
     case DECIDE_DATA_EMPTY:
         decide_empty(f, &s, d);

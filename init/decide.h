@@ -51,10 +51,15 @@ struct decide_facts {
     bool health_probed; /* members[].healthy were measured; if false, a decision that needs
                          * them comes back with needs_health set */
 
-    /* restore (issue 6; placeholder): a restore was asked for and its marker says whether
-     * that very snapshot was already restored here. */
+    /* restore (issue 6): --restore-from was given. The restorer (--restore-member) restores
+     * the snapshot as a one-member cluster; every other member (a peer) rejoins that cluster
+     * with MemberAdd. restore_done: a marker for this very request exists (same source; for
+     * the restorer, the same snapshot digest); it counts only if restore_cluster_id (from the
+     * marker) is our data's cluster or the reachable one. */
     bool restore_requested;
+    bool restore_restorer;
     bool restore_done;
+    uint64_t restore_cluster_id;
 
     /* options */
     bool learner; /* add ourselves as a learner (default) rather than a voter */
@@ -68,7 +73,8 @@ enum decide_action {
     DECIDE_RESET,     /* remove own entry (if any), add ourselves (or reuse an unstarted entry
                        * with our peer URL), move the data aside */
     DECIDE_REFUSE,    /* etcd must not start; nothing is touched */
-    DECIDE_RESTORE,   /* placeholder for issue 6: restore from a snapshot first */
+    DECIDE_RESTORE,   /* restorer: restore the snapshot as a one-member cluster (restore.c),
+                       * moving the data aside; state new */
 };
 
 enum decide_state { DECIDE_STATE_NONE, DECIDE_STATE_NEW, DECIDE_STATE_EXISTING };

@@ -17,6 +17,7 @@
 #include "decide.h"
 #include "log.h"
 #include "observe.h"
+#include "restore.h"
 #include "tls.h"
 
 #define EXIT_OK 0
@@ -31,6 +32,9 @@
 #define MAX_KEEP_BACKUPS 100
 #define DEFAULT_CLIENT_PORT "2379" /* etcd's client port, for endpoints derived from peers */
 #define MAX_URL 512
+#define DEFAULT_TOKEN "etcd-cluster" /* etcd's default --initial-cluster-token */
+#define DEFAULT_RESTORE_TIMEOUT_MS (30 * 60 * 1000)
+#define MAX_RESTORE_TIMEOUT_MS (24 * 60 * 60 * 1000)
 
 static const char summary[] =
     "Decide how this etcd member starts: bootstrap, join, readd, keep, reset or refuse.\n"
@@ -38,15 +42,18 @@ static const char summary[] =
     "Exit 0: etcd may start; 3: refused (nothing touched); 2: usage; 1: acting failed.\n"
     "Without --endpoints, the other members' client URLs are derived from --initial-cluster\n"
     "(their peer URL's host with port " DEFAULT_CLIENT_PORT ").\n"
-    "Test hook: " ACT_CRASH_ENV "=remove|add|move|env|state|prune SIGKILLs the process "
-    "right after that step.";
+    "With --restore-from, the --restore-member restores the snapshot as a one-member cluster and\n"
+    "every other member rejoins it with MemberAdd (see README, Runbook).\n"
+    "Test hook: " ACT_CRASH_ENV "=remove|add|move|env|state|prune (restore: fetch|restore|\n"
+    "restore-move|swap|marker|env|state; peers: peer-marker) SIGKILLs the process right after\n"
+    "that step.";
 
 struct opts {
     struct config_string name, data_dir, peer_url, initial_cluster, cacert, cert, key, state_file,
-        env_file;
+        env_file, restore_from, restore_member, token;
     struct config_list endpoints;
     bool learner, dry_run;
-    uint64_t keep_backups, timeout_ms;
+    uint64_t keep_backups, timeout_ms, restore_timeout_ms;
 };
 
 /* Derive https://<host>:2379 for every --initial-cluster member other than us. */
@@ -161,9 +168,123 @@ static void emit(const struct decide_decision *d, uint64_t member_id, const char
               log_fields);
 }
 
+/* Are we the member that restores? --restore-member, default the first --initial-cluster name. */
+static int restore_role(const struct opts *o, bool *restorer, char *err, size_t err_len)
+{
+    struct config_list names = {0}, urls = {0};
+    char why[256];
+    int rc = 0;
+
+    if (o->restore_member.value[0] && o->initial_cluster.value[0] == '\0') {
+        *restorer = strcmp(o->restore_member.value, o->name.value) == 0;
+        return 0;
+    }
+    rc =
+        config_parse_initial_cluster_err(o->initial_cluster.value, &names, &urls, why, sizeof(why));
+    if (rc == 0 && o->restore_member.value[0]) {
+        /* a name nobody has would leave every member waiting for a restore that never comes */
+        bool known = false;
+        for (size_t i = 0; i < names.n; i++)
+            known = known || strcmp(names.items[i], o->restore_member.value) == 0;
+        if (!known) {
+            snprintf(err, err_len, "--restore-member %.200s is not in --initial-cluster",
+                     o->restore_member.value);
+            rc = -EINVAL;
+        } else {
+            *restorer = strcmp(o->restore_member.value, o->name.value) == 0;
+        }
+    } else if (rc != 0 || names.n == 0) {
+        snprintf(err, err_len, "--restore-from needs --restore-member or --initial-cluster%s%s",
+                 rc ? ": " : "", rc ? why : "");
+        rc = -EINVAL;
+    } else {
+        *restorer = strcmp(names.items[0], o->name.value) == 0;
+    }
+    config_list_free(&names);
+    config_list_free(&urls);
+    return rc;
+}
+
+/* The restorer's DECIDE_RESTORE (restore.c); returns the exit code. A source that is not a
+ * snapshot is a refusal (exit 3, nothing touched). */
+static int do_restore(const struct opts *o, const struct decide_decision *d, cJSON *fields,
+                      struct timespec t0)
+{
+    struct restore_config rc = {.name = o->name.value,
+                                .peer_url = o->peer_url.value,
+                                .data_dir = o->data_dir.value,
+                                .state_file = o->state_file.value,
+                                .env_file = o->env_file.value[0] ? o->env_file.value : NULL,
+                                .source = o->restore_from.value,
+                                .token = o->token.value,
+                                .cacert = o->cacert.value,
+                                .cert = o->cert.value,
+                                .key = o->key.value,
+                                .timeout_ms = (int)o->restore_timeout_ms,
+                                .now = time(NULL)};
+    struct restore_result r;
+    struct decide_decision out = *d;
+    char err[1024], reason[DECIDE_REASON_MAX + 1100], hex[17];
+    struct timespec t1;
+    int e;
+
+    e = o->dry_run ? restore_check(&rc, &r, err, sizeof(err))
+                   : restore_run(&rc, &r, err, sizeof(err));
+    if (fields) {
+        cJSON *j = cJSON_GetObjectItem(fields, "restore");
+        if (!j)
+            j = cJSON_AddObjectToObject(fields, "restore");
+        if (j) {
+            if (r.snap.sha256[0]) {
+                cJSON_AddStringToObject(j, "sha256", r.snap.sha256);
+                cJSON_AddNumberToObject(j, "bytes", (double)r.snap.size);
+            }
+            if (r.token[0])
+                cJSON_AddStringToObject(j, "token", r.token);
+            if (r.cluster_id)
+                cJSON_AddStringToObject(j, "cluster_id", etcd_id_hex(r.cluster_id, hex));
+            if (r.tool[0])
+                cJSON_AddStringToObject(j, "tool", r.tool);
+            if (r.moved_to[0])
+                cJSON_AddStringToObject(j, "moved_to", r.moved_to);
+            cJSON_AddNumberToObject(j, "fetch_ms", r.fetch_ms);
+            cJSON_AddNumberToObject(j, "validate_ms", r.validate_ms);
+            cJSON_AddNumberToObject(j, "restore_ms", r.restore_ms);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        cJSON_AddNumberToObject(fields, "took_ms",
+                                (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    if (e != 0 && r.not_snapshot) {
+        out.action = DECIDE_REFUSE;
+        out.state = DECIDE_STATE_NONE;
+        snprintf(reason, sizeof(reason), "restore refused, nothing touched: %s", err);
+        emit(&out, 0, reason, fields, false);
+        return EXIT_REFUSE;
+    }
+    if (e != 0) {
+        snprintf(reason, sizeof(reason), "%s; failed at step %s: %s", d->reason,
+                 r.failed_step ? r.failed_step : "?", err);
+        if (fields)
+            cJSON_AddStringToObject(fields, "failed_step", r.failed_step ? r.failed_step : "");
+        emit(&out, 0, reason, fields, true);
+        return EXIT_FAILED;
+    }
+    snprintf(reason, sizeof(reason), "%s%s", d->reason,
+             o->dry_run ? (restore_is_url(o->restore_from.value) ? " (dry run: URL not fetched)"
+                                                                 : " (dry run: snapshot valid)")
+                        : "");
+    emit(&out, r.member_id, reason, fields, false);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
-    struct opts o = {.learner = true, .keep_backups = 1, .timeout_ms = DEFAULT_TIMEOUT_MS};
+    struct opts o = {.learner = true,
+                     .keep_backups = 1,
+                     .timeout_ms = DEFAULT_TIMEOUT_MS,
+                     .restore_timeout_ms = DEFAULT_RESTORE_TIMEOUT_MS};
     const struct config_option table[] = {
         {"name", {"ETCD_NAME"}, CONFIG_STRING, &o.name, 0, 0, "this member's name", "NAME"},
         {"data-dir", {"ETCD_DATA_DIR"}, CONFIG_STRING, &o.data_dir, 0, 0, "etcd data dir", "DIR"},
@@ -242,6 +363,38 @@ int main(int argc, char **argv)
          0,
          "decide and print, change nothing",
          NULL},
+        {"restore-from",
+         {"ETCD_RESTORE_FROM"},
+         CONFIG_STRING,
+         &o.restore_from,
+         0,
+         0,
+         "quorum-loss restore: snapshot file or http(s) URL (same value on every member)",
+         "PATH|URL"},
+        {"restore-member",
+         {"ETCD_RESTORE_MEMBER"},
+         CONFIG_STRING,
+         &o.restore_member,
+         0,
+         0,
+         "the member that restores (default: first name in --initial-cluster); the others rejoin",
+         "NAME"},
+        {"initial-cluster-token",
+         {"ETCD_INITIAL_CLUSTER_TOKEN"},
+         CONFIG_STRING,
+         &o.token,
+         0,
+         0,
+         "cluster token; a restore uses <token>-restored-<sha256 prefix>",
+         "TOKEN"},
+        {"restore-timeout",
+         {NULL},
+         CONFIG_DURATION,
+         &o.restore_timeout_ms,
+         MIN_TIMEOUT_MS,
+         MAX_RESTORE_TIMEOUT_MS,
+         "bound of the snapshot download, and of the restore tool",
+         "DURATION"},
     };
     const size_t n_table = sizeof(table) / sizeof(table[0]);
     char err[512];
@@ -253,11 +406,13 @@ int main(int argc, char **argv)
     cJSON *fields = NULL;
     int rc, code = EXIT_FAILED;
     struct timespec t0, t1;
+    bool restorer = false;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&obs, 0, sizeof(obs));
     log_set_program("reset-member");
     snprintf(o.state_file.value, sizeof(o.state_file.value), "%s", DEFAULT_STATE_FILE);
+    snprintf(o.token.value, sizeof(o.token.value), "%s", DEFAULT_TOKEN);
     rc = config_parse(table, n_table, argc, argv, err, sizeof(err));
     if (rc == CONFIG_HELP) {
         config_usage(stdout, "reset-member", summary, table, n_table);
@@ -275,6 +430,8 @@ int main(int argc, char **argv)
         while (len > 1 && o.data_dir.value[len - 1] == '/')
             o.data_dir.value[--len] = '\0';
     }
+    if (rc == CONFIG_OK && o.restore_from.value[0])
+        rc = restore_role(&o, &restorer, err, sizeof(err));
     if (rc == CONFIG_OK && o.endpoints.n == 0)
         rc = derive_endpoints(&o, &o.endpoints, err, sizeof(err));
     if (rc != CONFIG_OK) {
@@ -308,10 +465,12 @@ int main(int argc, char **argv)
         goto out;
     }
     observe_facts(&obs, o.learner, &facts);
+    restore_facts(o.data_dir.value, o.restore_from.value, restorer, &facts);
     decide(&facts, &d);
     if (d.needs_health) {
         observe_health(&oc, &obs);
         observe_facts(&obs, o.learner, &facts);
+        restore_facts(o.data_dir.value, o.restore_from.value, restorer, &facts);
         decide(&facts, &d);
     }
     fields = observe_json(&obs);
@@ -323,9 +482,26 @@ int main(int argc, char **argv)
         if (facts.health_probed)
             cJSON_AddBoolToObject(fields, "quorum", s.quorum);
         cJSON_AddBoolToObject(fields, "dry_run", o.dry_run);
+        if (facts.restore_requested) {
+            cJSON *r = cJSON_AddObjectToObject(fields, "restore");
+            char hex[17];
+            if (r) {
+                cJSON_AddStringToObject(r, "from", o.restore_from.value);
+                cJSON_AddStringToObject(r, "role", restorer ? "restorer" : "peer");
+                cJSON_AddBoolToObject(r, "marker", facts.restore_done);
+                if (facts.restore_cluster_id)
+                    cJSON_AddStringToObject(r, "marker_cluster_id",
+                                            etcd_id_hex(facts.restore_cluster_id, hex));
+            }
+        }
     }
 
-    if (d.action == DECIDE_REFUSE || d.action == DECIDE_RESTORE) {
+    if (d.action == DECIDE_RESTORE) {
+        code = do_restore(&o, &d, fields, t0);
+        fields = NULL;
+        goto out;
+    }
+    if (d.action == DECIDE_REFUSE) {
         emit(&d, d.member_id, d.reason, fields, false);
         fields = NULL;
         code = EXIT_REFUSE;
@@ -367,6 +543,14 @@ int main(int argc, char **argv)
         fields = NULL;
         code = EXIT_FAILED;
         goto out;
+    }
+    if (facts.restore_requested && !restorer && !facts.restore_done && obs.reachable &&
+        (d.action == DECIDE_JOIN || d.action == DECIDE_READD || d.action == DECIDE_RESET)) {
+        /* we are in the restored cluster now: later runs take the normal table, even when
+         * the cluster is unreachable (a full outage must not wait for itself) */
+        if (restore_peer_done(o.data_dir.value, o.restore_from.value, facts.cluster_id, err,
+                              sizeof(err)) != 0)
+            log_msg(LOG_WARN, "restore marker: %s (a rerun joins again)", err);
     }
     emit(&d, res.member_id, d.reason, fields, false);
     fields = NULL;

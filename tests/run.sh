@@ -51,9 +51,9 @@ tally() {
 
 # Jobs run in a pool of $TEST_JOBS (default 3): most suites wait on etcd (elections, timeouts),
 # not on the CPU, and each brings its own cluster on its own ports. Results are tallied in
-# submission order once all have finished.
+# the order they finish.
 TEST_JOBS=${TEST_JOBS:-3}
-job_names=() job_logs=()
+job_names=() job_logs=() job_done=()
 run_logged() { # name cmd...
     local name=$1 log
     shift
@@ -65,24 +65,40 @@ run_logged() { # name cmd...
     ) &
     job_names+=("$name")
     job_logs+=("$log")
-    while [ "$(jobs -rp | wc -l)" -ge "$TEST_JOBS" ]; do wait -n; done
+    job_done+=(0)
+    while [ "$(jobs -rp | wc -l)" -ge "$TEST_JOBS" ]; do
+        wait -n
+        reap_jobs
+    done
+}
+
+# Tally every finished job not tallied yet, as it finishes.
+reap_jobs() {
+    local i rc secs
+    for i in "${!job_names[@]}"; do
+        [ "${job_done[$i]}" = 0 ] && [ -f "${job_logs[$i]}.rc" ] || continue
+        read -r rc secs <"${job_logs[$i]}.rc" || { rc=1 secs=?; }
+        tally "${job_names[$i]} [${secs}s]" "$rc" "${job_logs[$i]}"
+        job_done[$i]=1
+    done
 }
 
 finish_jobs() {
-    local i rc secs
+    local i
     wait
-    for i in "${!job_names[@]}"; do
-        read -r rc secs <"${job_logs[$i]}.rc" 2>/dev/null || { rc=1 secs=?; }
-        tally "${job_names[$i]} [${secs}s]" "$rc" "${job_logs[$i]}"
+    reap_jobs
+    for i in "${!job_names[@]}"; do # a job that died without writing its result
+        [ "${job_done[$i]}" = 1 ] && continue
+        tally "${job_names[$i]} [?s]" 1 "${job_logs[$i]}"
+        job_done[$i]=1
     done
-    job_names=() job_logs=()
 }
 
 suite_unit() { # build-dir label
     local b=$1 label=$2 t
     for t in "$b"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        run_logged "$label$(basename "$t")" "$t"
+        run_logged "$label$(basename "$t")" env TEST_TIME_SCALE="${label:+3}" "$t"
     done
 }
 
@@ -104,11 +120,19 @@ suite_integration() {
     done
 }
 
+# A script may split itself into shards, lines "# shard: ARGS...": one job per shard.
 suite_e2e() {
-    local s
+    local s shard
     for s in tests/e2e/*.sh tests/faults/*.sh; do
         [ -f "$s" ] || continue
-        run_logged "${s#tests/}" env BUILD="$build" bash "$s"
+        if grep -q '^# shard: ' "$s"; then
+            while read -r shard; do
+                # shellcheck disable=SC2086
+                run_logged "${s#tests/} ${shard%% *}..." env BUILD="$build" bash "$s" $shard
+            done < <(sed -n 's/^# shard: //p' "$s")
+        else
+            run_logged "${s#tests/}" env BUILD="$build" bash "$s"
+        fi
     done
 }
 
@@ -117,7 +141,7 @@ suite_valgrind() {
     command -v valgrind >/dev/null || { echo "valgrind missing"; return; }
     for t in "$build"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        run_logged "valgrind/$(basename "$t")" valgrind -q --error-exitcode=99 --leak-check=full \
+        run_logged "valgrind/$(basename "$t")" env TEST_TIME_SCALE=10 valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --track-fds=no "$t"
     done
 }

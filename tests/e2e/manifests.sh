@@ -52,7 +52,7 @@ if ! command -v kubectl >/dev/null; then
     fail "kubectl" "not installed: needed for kubectl kustomize (it is not a Debian package)"
     finish
 fi
-for t in base:manifests restore:manifests/restore; do
+for t in base:manifests restore:manifests/restore mtls:manifests/agent-mtls; do
     name=${t%%:*} dir=${t#*:}
     if kubectl kustomize "$dir" >"$TMP/$name.yaml" 2>"$TMP/$name.err"; then
         ok "kubectl kustomize $dir renders"
@@ -84,7 +84,7 @@ if [ ! -f "$NPM_DIR/node_modules/kubernetes-models/package.json" ] ||
     fi
 fi
 if [ -f "$NPM_DIR/node_modules/kubernetes-models/package.json" ]; then
-    for name in base restore; do
+    for name in base restore mtls; do
         out=$(node tests/packaging/validate.js "$NPM_DIR" "$TMP/$name.json" 2>&1)
         while IFS= read -r l; do
             case $l in
@@ -101,11 +101,11 @@ fi
 # any field the API does not have. A control object with a misspelt field must be rejected.
 if [ -x "$NPM_DIR/node_modules/.bin/tsc" ]; then
     TSDIR=$(mktemp -d "$NPM_DIR/tscheck.XXXXXX")
-    python3 - "$TSDIR" "$TMP/base.json" "$TMP/restore.json" <<'PY'
-import json, sys
+    python3 - "$TSDIR" "$TMP/base.json" "$TMP/restore.json" "$TMP/mtls.json" <<'PY'
+import json, os, sys
 out, files = sys.argv[1], []
 for path in sys.argv[2:]:
-    tag = "base" if "base" in path else "restore"
+    tag = os.path.basename(path)[:-len(".json")]
     objs = [o for o in json.load(open(path)) if not o["metadata"]["name"].startswith("negative-control")]
     if tag == "base":
         bad = json.loads(json.dumps(next(o for o in objs if o["kind"] == "StatefulSet")))
@@ -157,4 +157,6 @@ fi
 sub python3 tests/packaging/manifests_check.py run "$TMP/base.yaml" "$BUILD" \
     manifests/seccomp/etcd-agent.json
 sub python3 tests/packaging/manifests_check.py overlay "$TMP/base.yaml" "$TMP/restore.yaml" "$BUILD"
+# the agent-mtls variant: probes on the plain port, snapshots to mTLS clients only
+sub python3 tests/packaging/manifests_check.py run "$TMP/mtls.yaml" "$BUILD"
 finish

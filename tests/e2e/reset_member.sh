@@ -440,6 +440,10 @@ s_cli() {
     CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy 0 >/dev/null 2>&1 || die "etcd-0 unhealthy" || return 1
 }
 
+# tests/run.sh runs these shards as separate jobs, each with its own cluster:
+# shard: cli bootstrap restart data_deleted removed
+# shard: operator_add corrupt_bbolt corrupt_wal_truncated corrupt_wal_flip
+# shard: crash_steps learner foreign quorum_lost
 ALL="cli bootstrap restart data_deleted removed operator_add corrupt_bbolt corrupt_wal_truncated
 corrupt_wal_flip crash_steps learner foreign quorum_lost"
 

@@ -27,8 +27,13 @@ finish() {
     exit
 }
 cleanup() {
-    [ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null
     [ -n "$JAIL" ] && rm -rf "$JAIL"
+    if [ -n "$MOUNTED" ] && ! umount "$MOUNTED"; then
+        echo "build-stage: $MOUNTED still mounted; $WORK left in place" >&2
+        return
+    fi
+    # The work root (~2 GB with make deps's packages) is rebuilt from $BASE on every run.
+    grep -q " $WORK/" /proc/mounts || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

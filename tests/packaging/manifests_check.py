@@ -507,6 +507,39 @@ def cmd_run(base_path, build, seccomp=None):
                 lpn = lp if isinstance(lp, int) else agent_ports.get(lp)
                 with socket.create_connection(("127.0.0.1", port_map.get(lpn, 0)), timeout=5) as _:
                     ok("etcd-agent's own liveness probe (tcp %s) connects" % lp)
+                if af.get("tls-client-ca"):
+                    # mTLS variant: no certificate, no connection; etcd's CA-signed client cert
+                    # gets the snapshot routes (HEAD: no etcd snapshot is streamed)
+                    code, body = get("https://127.0.0.1:%d/livez" % tls_port)
+                    check(code is None, "agent --tls-client-ca: a client without a certificate is refused",
+                          "code %s" % code)
+                    ctx = ssl.create_default_context(cafile=os.path.join(cluster_dir, "ca.crt"))
+                    ctx.load_cert_chain(os.path.join(cluster_dir, "client.crt"),
+                                        os.path.join(cluster_dir, "client.key"))
+                    req = urllib.request.Request("https://127.0.0.1:%d/snapshot" % tls_port, method="HEAD")
+                    try:
+                        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                            code = r.status
+                    except urllib.error.HTTPError as e:
+                        code = e.code
+                    except Exception as e:
+                        code = str(e)
+                    check(code == 200, "agent --tls-client-ca: HEAD /snapshot with a client certificate: 200",
+                          "got %s" % code)
+                else:
+                    req = urllib.request.Request("https://127.0.0.1:%d/snapshot" % tls_port, method="HEAD")
+                    ctx = ssl.create_default_context()
+                    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+                    try:
+                        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                            code = r.status
+                    except urllib.error.HTTPError as e:
+                        code = e.code
+                    except Exception as e:
+                        code = str(e)
+                    check(isinstance(code, int) and code in (401, 403),
+                          "base: HEAD /snapshot on 9980 without a client certificate is refused (%s)" % code,
+                          "got %s" % code)
                 mp = agent_ports.get("agent-metrics")
                 code, body = get("http://127.0.0.1:%d/metrics" % port_map.get(mp, 0))
                 check(code == 200 and b"# TYPE" in body, "agent-metrics port serves Prometheus /metrics",

@@ -55,7 +55,8 @@ struct row {
     size_t n;
     bool no_probe; /* health not probed */
     bool no_learner;
-    bool restore_req, restore_done;
+    bool restore_req, restorer, restore_done;
+    uint64_t marker_cid;
     /* expected */
     enum decide_action action;
     enum decide_state state;
@@ -68,6 +69,9 @@ struct row {
 #define VALID .data = DECIDE_DATA_VALID, .ids_known = true, .data_cid = CID
 #define CORRUPT .data = DECIDE_DATA_CORRUPT, .ids_known = true, .data_cid = CID
 #define REACH .reachable = true, .cid = CID
+#define OLD .data = DECIDE_DATA_VALID, .ids_known = true, .data_cid = OTHERCID /* lost cluster */
+#define RESTORER .restore_req = true, .restorer = true
+#define PEER .restore_req = true
 #define MEMBERS(...)                                                                               \
     .members = {__VA_ARGS__},                                                                      \
     .n = sizeof((struct decide_member[]){__VA_ARGS__}) / sizeof(struct decide_member)
@@ -204,10 +208,71 @@ static struct row rows[] = {
      REFUSED},
     {"unreadable_data_unreachable_refuse", .data = DECIDE_DATA_UNREADABLE, REFUSED},
     {"locked_data_dir_refuse", VALID, .locked = true, REACH, MEMBERS(UP(B), UP(C), US_UP), REFUSED},
-    {"restore_requested", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP), .restore_req = true,
-     .action = DECIDE_RESTORE, .state = DECIDE_STATE_NONE},
-    {"restore_done_then_keep", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP), .restore_req = true,
-     .restore_done = true, .action = DECIDE_KEEP, EXISTING, .member_id = OURS},
+    /* ---- restore (issue 6): the restorer restores a one-member cluster, peers rejoin it ---- */
+    {"restore_restorer_unreachable_restore", CORRUPT, RESTORER, .action = DECIDE_RESTORE,
+     .state = DECIDE_STATE_NEW},
+    {"restore_restorer_empty_unreachable_restore", EMPTY, RESTORER, .action = DECIDE_RESTORE,
+     .state = DECIDE_STATE_NEW},
+    {"restore_restorer_answered_error_restore", VALID, .answered_error = true, RESTORER,
+     .action = DECIDE_RESTORE, .state = DECIDE_STATE_NEW},
+    {"restore_restorer_no_quorum_restore", CORRUPT, REACH, MEMBERS(UP(B), DOWN(C), US_UP), RESTORER,
+     .action = DECIDE_RESTORE, .state = DECIDE_STATE_NEW},
+    {"restore_restorer_beside_quorum_refuse", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP), RESTORER,
+     REFUSED},
+    {"restore_restorer_not_probed_needs_health", VALID, REACH, MEMBERS(DOWN(B), DOWN(C), US_UP),
+     .no_probe = true, RESTORER, REFUSED, .flags = X_NEEDS_HEALTH},
+    {"restore_restorer_unreadable_refuse", .data = DECIDE_DATA_UNREADABLE, RESTORER, REFUSED},
+    {"restore_restorer_locked_refuse", VALID, .locked = true, RESTORER, REFUSED},
+    {"restore_restorer_done_keep", VALID, RESTORER, .restore_done = true, .marker_cid = CID,
+     .action = DECIDE_KEEP, EXISTING, .member_id = OURS},
+    {"restore_restorer_done_listed_keep", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP), RESTORER,
+     .restore_done = true, .marker_cid = CID, .action = DECIDE_KEEP, EXISTING, .member_id = OURS},
+    /* a marker of another cluster (e.g. the data dir was swapped since) is not this restore */
+    {"restore_restorer_marker_other_cluster_restore", VALID, RESTORER, .restore_done = true,
+     .marker_cid = OTHERCID, .action = DECIDE_RESTORE, .state = DECIDE_STATE_NEW},
+    /* data lost after the restore, the restored cluster answers: rejoin it, never restore again */
+    {"restore_restorer_done_empty_cluster_matches_readd", EMPTY, REACH, MEMBERS(UP(B), UP(C)),
+     RESTORER, .restore_done = true, .marker_cid = CID, .action = DECIDE_READD, EXISTING,
+     .flags = X_ADD | X_LEARNER},
+    {"restore_peer_unreachable_waits_refuse", OLD, PEER, REFUSED},
+    {"restore_peer_empty_unreachable_never_bootstraps", EMPTY, PEER, REFUSED},
+    {"restore_peer_answered_error_refuse", EMPTY, .answered_error = true, PEER, REFUSED},
+    {"restore_peer_old_data_reset_learner", OLD, REACH, MEMBERS(UP(B)), PEER,
+     .action = DECIDE_RESET, EXISTING, .flags = X_ADD | X_LEARNER | X_MOVE},
+    {"restore_peer_old_corrupt_data_reset", .data = DECIDE_DATA_CORRUPT, .ids_known = true,
+     .data_cid = OTHERCID, REACH, MEMBERS(UP(B)), PEER, .action = DECIDE_RESET, EXISTING,
+     .flags = X_ADD | X_LEARNER | X_MOVE},
+    {"restore_peer_old_data_not_probed_needs_health", OLD, REACH, MEMBERS(UP(B)), .no_probe = true,
+     PEER, REFUSED, .flags = X_NEEDS_HEALTH},
+    {"restore_peer_old_data_no_quorum_refuse", OLD, REACH, MEMBERS(DOWN(B)), PEER, REFUSED},
+    /* etcd allows one learner: the second peer waits for the first one's promotion */
+    {"restore_peer_second_learner_refuse", OLD, REACH,
+     MEMBERS(UP(B), M(E, true, false, true, true)), PEER, REFUSED},
+    /* a voter added to a one-member cluster leaves 1 of 2 until it starts (etcd's strict
+     * reconfig check refuses it too) */
+    {"restore_peer_voter_to_one_member_refuse", OLD, REACH, MEMBERS(UP(B)), .no_learner = true,
+     PEER, REFUSED},
+    {"restore_peer_voter_to_two_members_reset", OLD, REACH, MEMBERS(UP(B), UP(C)),
+     .no_learner = true, PEER, .action = DECIDE_RESET, EXISTING, .flags = X_ADD | X_MOVE},
+    /* killed after MemberAdd: become that entry */
+    {"restore_peer_unstarted_entry_reuse", OLD, REACH,
+     MEMBERS(UP(B), M(NEWID, false, true, false, true)), PEER, .action = DECIDE_RESET, EXISTING,
+     .flags = X_MOVE, .member_id = NEWID},
+    {"restore_peer_url_started_refuse", OLD, REACH,
+     MEMBERS(UP(B), M(NEWID, true, true, true, false)), PEER, REFUSED},
+    {"restore_peer_empty_readd", EMPTY, REACH, MEMBERS(UP(B)), PEER, .action = DECIDE_READD,
+     EXISTING, .flags = X_ADD | X_LEARNER},
+    {"restore_peer_empty_unstarted_join", EMPTY, REACH, MEMBERS(UP(B), US_NEW), PEER,
+     .action = DECIDE_JOIN, EXISTING, .member_id = NEWID},
+    {"restore_peer_same_cluster_keep", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP), PEER,
+     .action = DECIDE_KEEP, EXISTING, .member_id = OURS},
+    /* after joining, a full outage: the marker says our data is the restored cluster's */
+    {"restore_peer_done_unreachable_keep", VALID, PEER, .restore_done = true, .marker_cid = CID,
+     .action = DECIDE_KEEP, EXISTING, .member_id = OURS},
+    {"restore_peer_marker_of_other_cluster_waits_refuse", VALID, PEER, .restore_done = true,
+     .marker_cid = OTHERCID, REFUSED},
+    /* without a request, the restored cluster's other ID is a wrong volume, as before */
+    {"restore_not_requested_other_cluster_refuse", OLD, REACH, MEMBERS(UP(B)), REFUSED},
 };
 
 static void facts_of(const struct row *r, struct decide_facts *f)
@@ -227,7 +292,9 @@ static void facts_of(const struct row *r, struct decide_facts *f)
     f->health_probed = !r->no_probe;
     f->learner = !r->no_learner;
     f->restore_requested = r->restore_req;
+    f->restore_restorer = r->restorer;
     f->restore_done = r->restore_done;
+    f->restore_cluster_id = r->marker_cid;
 }
 
 static void run_row(void **state)

@@ -26,6 +26,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 
+#include "testutil.h"
 #include "grpc.h"
 
 #define MAX_SEEN 16
@@ -414,8 +415,9 @@ static void test_channel_config(void **state)
  * responses, so that every way a response can go wrong is exercised without etcd. */
 
 #define WIRE_STREAM_MESSAGES 50
-#define WIRE_CALL_TIMEOUT_MS 10000
-#define WIRE_WAIT_MS 5000
+/* upper bounds against hangs, scaled under valgrind/ASan (tests/run.sh) */
+#define WIRE_CALL_TIMEOUT_MS (10000 * test_time_scale())
+#define WIRE_WAIT_MS (5000 * test_time_scale())
 #define WIRE_WBUF (64 * 1024)
 
 static char wire_dir[] = "/tmp/test_grpc.XXXXXX";

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "http.h"
-#include "limits.h"
+#include "bounds.h"
 #include "snapshot.h"
 
 static const char *const eps[] = {"https://127.0.0.1:1"};

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "bounds.h"
 #include "spool.h"
 
 static uint8_t pat(uint64_t i)

@@ -1,9 +1,9 @@
-/* limits.h - every bound in the project, in one place.
+/* bounds.h - every bound in the project, in one place.
  *
  * Exceeding any of these is a clean error (HTTP 400/413/431, a gRPC RESOURCE_EXHAUSTED,
  * a "corrupt" verdict), never a crash or an unbounded allocation. */
-#ifndef ER_LIMITS_H
-#define ER_LIMITS_H
+#ifndef ER_BOUNDS_H
+#define ER_BOUNDS_H
 
 /* gRPC client */
 #define GRPC_MAX_MESSAGE (8u * 1024 * 1024)      /* largest response message we accept */
