@@ -154,7 +154,7 @@ out:
 
 int restore_validate(const char *path, struct restore_snapshot *s, char *err, size_t err_len)
 {
-    uint8_t head[RESTORE_SNIFF_LEN], *page = NULL, digest[RESTORE_DIGEST_LEN],
+    uint8_t head[RESTORE_SNIFF_LEN], *page = NULL, digest[RESTORE_DIGEST_LEN] = {0},
                                      want[RESTORE_DIGEST_LEN];
     struct bbolt_meta m0, m1;
     struct stat st;

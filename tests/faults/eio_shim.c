@@ -32,7 +32,7 @@ ssize_t read(int fd, void *buf, size_t count)
     static ssize_t (*real)(int, void *, size_t);
     char path[4096];
     if (!real)
-        real = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+        real = (ssize_t(*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
     if (fd_matches(fd, path, sizeof path)) {
         errno = EIO;
         return -1;
@@ -43,7 +43,7 @@ ssize_t read(int fd, void *buf, size_t count)
 static ssize_t do_pread(const char *sym, int fd, void *buf, size_t count, off_t off)
 {
     ssize_t (*real)(int, void *, size_t, off_t) =
-        (ssize_t (*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
+        (ssize_t(*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
     char path[4096];
     if (fd_matches(fd, path, sizeof path)) {
         errno = EIO;
@@ -51,10 +51,17 @@ static ssize_t do_pread(const char *sym, int fd, void *buf, size_t count, off_t 
     }
     return real(fd, buf, count, off);
 }
-ssize_t pread(int fd, void *buf, size_t count, off_t off) { return do_pread("pread", fd, buf, count, off); }
-ssize_t pread64(int fd, void *buf, size_t count, off_t off) { return do_pread("pread64", fd, buf, count, off); }
+ssize_t pread(int fd, void *buf, size_t count, off_t off)
+{
+    return do_pread("pread", fd, buf, count, off);
+}
+ssize_t pread64(int fd, void *buf, size_t count, off_t off)
+{
+    return do_pread("pread64", fd, buf, count, off);
+}
 
-static void *do_mmap(const char *sym, void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static void *do_mmap(const char *sym, void *addr, size_t len, int prot, int flags, int fd,
+                     off_t off)
 {
     void *(*real)(void *, size_t, int, int, int, off_t) =
         (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, sym);
@@ -64,5 +71,11 @@ static void *do_mmap(const char *sym, void *addr, size_t len, int prot, int flag
         (void)truncate(path, 0);
     return p;
 }
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) { return do_mmap("mmap", addr, len, prot, flags, fd, off); }
-void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) { return do_mmap("mmap64", addr, len, prot, flags, fd, off); }
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return do_mmap("mmap", addr, len, prot, flags, fd, off);
+}
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return do_mmap("mmap64", addr, len, prot, flags, fd, off);
+}

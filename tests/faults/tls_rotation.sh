@@ -134,5 +134,7 @@ cp "$WORK/good/tls.key" "$K/tls.key.tmp" && cp "$WORK/good/tls.crt" "$K/tls.crt.
 mv "$K/tls.key.tmp" "$K/tls.key" && mv "$K/tls.crt.tmp" "$K/tls.crt"
 check "fresh client cert from the right CA: ready again" until_true 30 code_is "$A/readyz" 200
 check "the agent never restarted" kill -0 "$apid"
-check "the half-written certificate was logged, once" [ "$(grep -c 'reloading changed files failed' "$WORK/agent.log")" = 1 ]
+# (at least once: the two-file renames above can also be seen half done, key and certificate
+# not matching, which is logged the same way)
+check "the half-written certificate was logged" grep -q 'reloading changed files failed' "$WORK/agent.log"
 finish
