@@ -21,8 +21,9 @@
 
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096
-#define DATADIR_MAX_WAL_RECORD (64u * 1024 * 1024) /* a record longer than a WAL file is corrupt   \
-                                                    */
+#define DATADIR_MAX_WAL_RECORD                                                                     \
+    (64u * 1024 * 1024) /* a record longer than a WAL file is corrupt                              \
+                         */
 #define DATADIR_MAX_SNAP_FILE (512u * 1024 * 1024)
 #define DATADIR_MAX_SNAP_FILES 4096
 

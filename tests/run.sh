@@ -7,7 +7,7 @@
 # under memcheck (tests/faults/*.sh run with e2e); fuzz runs a short libFuzzer pass (tests/fuzz/run.sh) when present.
 # Counts are test cases: cmocka's PASSED/FAILED lines, and each script's own closing line.
 #
-# usage: tests/run.sh --build DIR [--asan-build DIR] [--only unit|integration|e2e|valgrind|fuzz]
+# usage: tests/run.sh --build DIR [--asan-build DIR] [--only unit|integration|e2e|valgrind|static|fuzz]
 set -u
 cd "$(dirname "$0")/.."
 
@@ -146,6 +146,11 @@ suite_valgrind() {
     done
 }
 
+suite_static() { # banned functions, clang-format, clang-tidy and cppcheck must be clean
+    run_logged "lint (banned functions, clang-format)" make --no-print-directory lint
+    run_logged "analyze (clang-tidy, cppcheck)" make --no-print-directory BUILD="$build" analyze
+}
+
 suite_fuzz() { # alone: every target takes a whole core
     [ -x tests/fuzz/run.sh ] || return 0
     finish_jobs
@@ -161,6 +166,7 @@ unit) suite_unit "$build" "" ;;
 integration) suite_integration "$build" "" ;;
 e2e) suite_e2e ;;
 valgrind) suite_valgrind ;;
+static) suite_static ;;
 fuzz) suite_fuzz ;;
 "")
     suite_e2e
@@ -171,6 +177,7 @@ fuzz) suite_fuzz ;;
         suite_integration "$asan_build" "asan/"
     fi
     suite_valgrind
+    suite_static
     suite_fuzz
     ;;
 *) echo "unknown suite $only" >&2; exit 2 ;;
