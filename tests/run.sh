@@ -58,6 +58,8 @@ run_logged() { # name cmd...
     local name=$1 log
     shift
     log="$logdir/$(echo "$name" | tr '/ ' '__').log"
+    while [ -e "$log" ]; do log="${log%.log}+.log"; done # never share a log between jobs
+    : >"$log"
     (
         start=$SECONDS
         "$@" >"$log" 2>&1 </dev/null
@@ -94,11 +96,12 @@ finish_jobs() {
     done
 }
 
-suite_unit() { # build-dir label
-    local b=$1 label=$2 t
+suite_unit() { # build-dir label (distinct per suite: it names the job's log file)
+    local b=$1 label=$2 t scale=1
+    case $label in asan/*) scale=3 ;; esac
     for t in "$b"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        run_logged "$label$(basename "$t")" env TEST_TIME_SCALE="${label:+3}" "$t"
+        run_logged "$label$(basename "$t")" env TEST_TIME_SCALE="$scale" "$t"
     done
 }
 
@@ -141,7 +144,7 @@ suite_valgrind() {
     command -v valgrind >/dev/null || { echo "valgrind missing"; return; }
     for t in "$build"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        run_logged "valgrind/$(basename "$t")" env TEST_TIME_SCALE=10 valgrind -q --error-exitcode=99 --leak-check=full \
+        run_logged "valgrind/unit/$(basename "$t")" env TEST_TIME_SCALE=10 valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --track-fds=no "$t"
     done
 }
@@ -162,19 +165,19 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 t0=$SECONDS
 case $only in
-unit) suite_unit "$build" "" ;;
-integration) suite_integration "$build" "" ;;
+unit) suite_unit "$build" "unit/" ;;
+integration) suite_integration "$build" "integration/" ;;
 e2e) suite_e2e ;;
 valgrind) suite_valgrind ;;
 static) suite_static ;;
 fuzz) suite_fuzz ;;
 "")
     suite_e2e
-    suite_unit "$build" ""
-    suite_integration "$build" ""
+    suite_unit "$build" "unit/"
+    suite_integration "$build" "integration/"
     if [ -n "$asan_build" ]; then
-        suite_unit "$asan_build" "asan/"
-        suite_integration "$asan_build" "asan/"
+        suite_unit "$asan_build" "asan/unit/"
+        suite_integration "$asan_build" "asan/integration/"
     fi
     suite_valgrind
     suite_static
