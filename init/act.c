@@ -37,10 +37,7 @@ void act_crash_point(const char *step)
     }
 }
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+int act_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
 {
     va_list ap;
 
@@ -85,11 +82,11 @@ int act_write_atomic(const char *path, const char *data, size_t len, char *err, 
 
     n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof(tmp) || act_parent_of(path, dir, sizeof(dir)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "%s: path too long", path);
+        return act_fail(err, err_len, -ENAMETOOLONG, "%s: path too long", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = -errno;
-        fail(err, err_len, rc, "create %s: %s", tmp, strerror(-rc));
+        act_fail(err, err_len, rc, "create %s: %s", tmp, strerror(-rc));
         goto out;
     }
     while (off < len) {
@@ -98,26 +95,26 @@ int act_write_atomic(const char *path, const char *data, size_t len, char *err, 
             continue;
         if (w < 0) {
             rc = -errno;
-            fail(err, err_len, rc, "write %s: %s", tmp, strerror(-rc));
+            act_fail(err, err_len, rc, "write %s: %s", tmp, strerror(-rc));
             goto out;
         }
         off += (size_t)w;
     }
     if (fsync(fd) != 0) {
         rc = -errno;
-        fail(err, err_len, rc, "fsync %s: %s", tmp, strerror(-rc));
+        act_fail(err, err_len, rc, "fsync %s: %s", tmp, strerror(-rc));
         goto out;
     }
     close(fd);
     fd = -1;
     if (rename(tmp, path) != 0) {
         rc = -errno;
-        fail(err, err_len, rc, "rename %s -> %s: %s", tmp, path, strerror(-rc));
+        act_fail(err, err_len, rc, "rename %s -> %s: %s", tmp, path, strerror(-rc));
         goto out;
     }
     rc = act_fsync_dir(dir);
     if (rc != 0)
-        fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
+        act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
 out:
     if (fd >= 0)
         close(fd);
@@ -135,35 +132,35 @@ int act_move_aside(const char *data_dir, time_t now, char *out, size_t out_len, 
     int rc, n;
 
     if (lstat(data_dir, &st) != 0)
-        return fail(err, err_len, -errno, "%s: %s", data_dir, strerror(errno));
+        return act_fail(err, err_len, -errno, "%s: %s", data_dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return fail(err, err_len, -ENOTDIR, "%s is not a directory", data_dir);
+        return act_fail(err, err_len, -ENOTDIR, "%s is not a directory", data_dir);
     if (!gmtime_r(&now, &tm) || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
-        return fail(err, err_len, -EINVAL, "cannot format time %lld", (long long)now);
+        return act_fail(err, err_len, -EINVAL, "cannot format time %lld", (long long)now);
     if (act_parent_of(data_dir, dir, sizeof(dir)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "%s: path too long", data_dir);
+        return act_fail(err, err_len, -ENAMETOOLONG, "%s: path too long", data_dir);
     for (int i = 0; i < ACT_MAX_SUFFIX; i++) {
         if (i == 0)
             n = snprintf(path, sizeof(path), "%s%s%s", data_dir, ACT_BACKUP_TAG, stamp);
         else
             n = snprintf(path, sizeof(path), "%s%s%s-%d", data_dir, ACT_BACKUP_TAG, stamp, i);
         if (n < 0 || (size_t)n >= sizeof(path))
-            return fail(err, err_len, -ENAMETOOLONG, "%s: path too long", data_dir);
+            return act_fail(err, err_len, -ENAMETOOLONG, "%s: path too long", data_dir);
         /* RENAME_NOREPLACE: never overwrite an older copy, even racing another run */
         if (renameat2(AT_FDCWD, data_dir, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
             goto moved;
         if (errno != EEXIST)
-            return fail(err, err_len, -errno, "rename %s -> %s: %s", data_dir, path,
-                        strerror(errno));
+            return act_fail(err, err_len, -errno, "rename %s -> %s: %s", data_dir, path,
+                            strerror(errno));
     }
-    return fail(err, err_len, -EEXIST, "%s: too many moved-aside copies this second", data_dir);
+    return act_fail(err, err_len, -EEXIST, "%s: too many moved-aside copies this second", data_dir);
 moved:
     rc = act_fsync_dir(dir);
     if (rc != 0)
-        return fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
+        return act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
     n = snprintf(out, out_len, "%s", path);
     if (n < 0 || (size_t)n >= out_len)
-        return fail(err, err_len, -ENAMETOOLONG, "moved to a path too long to report");
+        return act_fail(err, err_len, -ENAMETOOLONG, "moved to a path too long to report");
     return 0;
 }
 
@@ -232,21 +229,21 @@ int act_prune_backups(const char *data_dir, uint64_t keep, size_t *pruned, char 
     base = strrchr(data_dir, '/');
     base = base ? base + 1 : data_dir;
     if (*base == '\0' || act_parent_of(data_dir, dir, sizeof(dir)) != 0)
-        return fail(err, err_len, -EINVAL, "%s: no base name", data_dir);
+        return act_fail(err, err_len, -EINVAL, "%s: no base name", data_dir);
     d = opendir(dir);
     if (!d)
-        return fail(err, err_len, -errno, "opendir %s: %s", dir, strerror(errno));
+        return act_fail(err, err_len, -errno, "opendir %s: %s", dir, strerror(errno));
     while ((e = readdir(d)) != NULL) {
         if (!is_backup_name(e->d_name, base))
             continue;
         if (n == ACT_MAX_BACKUP_SCAN) {
-            rc = fail(err, err_len, -E2BIG, "more than %d moved-aside copies in %s",
-                      ACT_MAX_BACKUP_SCAN, dir);
+            rc = act_fail(err, err_len, -E2BIG, "more than %d moved-aside copies in %s",
+                          ACT_MAX_BACKUP_SCAN, dir);
             goto out;
         }
         names[n] = strdup(e->d_name);
         if (!names[n]) {
-            rc = fail(err, err_len, -ENOMEM, "out of memory");
+            rc = act_fail(err, err_len, -ENOMEM, "out of memory");
             goto out;
         }
         n++;
@@ -257,18 +254,18 @@ int act_prune_backups(const char *data_dir, uint64_t keep, size_t *pruned, char 
     for (size_t i = 0; i < n - keep; i++) {
         int k = snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
         if (k < 0 || (size_t)k >= sizeof(path)) {
-            rc = fail(err, err_len, -ENAMETOOLONG, "%s: path too long", names[i]);
+            rc = act_fail(err, err_len, -ENAMETOOLONG, "%s: path too long", names[i]);
             goto out;
         }
         if (nftw(path, rm_entry, ACT_NFTW_FDS, FTW_DEPTH | FTW_PHYS) != 0) {
-            rc = fail(err, err_len, -errno, "delete %s: %s", path, strerror(errno));
+            rc = act_fail(err, err_len, -errno, "delete %s: %s", path, strerror(errno));
             goto out;
         }
         (*pruned)++;
     }
     rc = act_fsync_dir(dir);
     if (rc != 0)
-        fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
+        act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
 out:
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -373,8 +370,8 @@ static int do_remove(const struct act_config *c, struct grpc_channel *ch, uint64
         log_msg(LOG_WARN, "MemberRemove %s attempt %d: %s %s", etcd_id_hex(id, hex), a + 1,
                 grpc_code_name(st.code), st.message);
     }
-    return fail(err, err_len, -EIO, "MemberRemove %s failed %d times: %s %s", etcd_id_hex(id, hex),
-                ACT_MEMBER_ATTEMPTS, grpc_code_name(st.code), st.message);
+    return act_fail(err, err_len, -EIO, "MemberRemove %s failed %d times: %s %s",
+                    etcd_id_hex(id, hex), ACT_MEMBER_ATTEMPTS, grpc_code_name(st.code), st.message);
 }
 
 /* Add ourselves; on a failed try, an entry with our peer URL that appeared meanwhile is the
@@ -409,8 +406,8 @@ static int do_add(const struct act_config *c, const struct decide_decision *d,
         log_msg(LOG_WARN, "MemberAdd %s attempt %d: %s %s", c->peer_url, a + 1,
                 grpc_code_name(st.code), st.message);
     }
-    return fail(err, err_len, -EIO, "MemberAdd %s failed %d times: %s %s", c->peer_url,
-                ACT_MEMBER_ATTEMPTS, grpc_code_name(st.code), st.message);
+    return act_fail(err, err_len, -EIO, "MemberAdd %s failed %d times: %s %s", c->peer_url,
+                    ACT_MEMBER_ATTEMPTS, grpc_code_name(st.code), st.message);
 }
 
 static int write_state_files(const struct act_config *c, const struct decide_decision *d,
@@ -424,15 +421,15 @@ static int write_state_files(const struct act_config *c, const struct decide_dec
         if (d->state == DECIDE_STATE_NEW || !members) {
             n = snprintf(ic, sizeof(ic), "%s", c->initial_cluster ? c->initial_cluster : "");
             if (n < 0 || (size_t)n >= sizeof(ic))
-                return fail(err, err_len, -ENOSPC, "initial cluster too long");
+                return act_fail(err, err_len, -ENOSPC, "initial cluster too long");
         } else if (act_initial_cluster(members, c->name, c->peer_url, ic, sizeof(ic)) != 0) {
-            return fail(err, err_len, -ENOSPC, "initial cluster too long");
+            return act_fail(err, err_len, -ENOSPC, "initial cluster too long");
         }
         /* an empty ETCD_INITIAL_CLUSTER= would override etcd's own default: leave it out */
         n = snprintf(buf, sizeof(buf), "ETCD_INITIAL_CLUSTER_STATE=%s\n%s%s%s", state,
                      ic[0] ? "ETCD_INITIAL_CLUSTER=" : "", ic, ic[0] ? "\n" : "");
         if (n < 0 || (size_t)n >= sizeof(buf))
-            return fail(err, err_len, -ENOSPC, "env file too long");
+            return act_fail(err, err_len, -ENOSPC, "env file too long");
         rc = act_write_atomic(c->env_file, buf, (size_t)n, err, err_len);
         if (rc != 0)
             return rc;
@@ -440,7 +437,7 @@ static int write_state_files(const struct act_config *c, const struct decide_dec
     }
     n = snprintf(buf, sizeof(buf), "%s\n", state);
     if (n < 0 || (size_t)n >= sizeof(buf))
-        return fail(err, err_len, -ENOSPC, "state too long");
+        return act_fail(err, err_len, -ENOSPC, "state too long");
     rc = act_write_atomic(c->state_file, buf, (size_t)n, err, err_len);
     if (rc != 0)
         return rc;
@@ -468,7 +465,7 @@ int act_run(const struct act_config *c, const struct decide_decision *d, struct 
     case DECIDE_READD:
     case DECIDE_RESET:
         if ((d->remove || d->add_self) && !ch)
-            return fail(err, err_len, -EINVAL, "membership change without a connection");
+            return act_fail(err, err_len, -EINVAL, "membership change without a connection");
         if (d->remove) {
             r->failed_step = "remove";
             rc = do_remove(c, ch, d->remove_id, err, err_len);
@@ -499,8 +496,8 @@ int act_run(const struct act_config *c, const struct decide_decision *d, struct 
     case DECIDE_REFUSE:
     case DECIDE_RESTORE:
     default:
-        return fail(err, err_len, -EINVAL, "action %s is not carried out here",
-                    decide_action_name(d->action));
+        return act_fail(err, err_len, -EINVAL, "action %s is not carried out here",
+                        decide_action_name(d->action));
     }
     r->failed_step = "state";
     rc = write_state_files(c, d, final, err, err_len);

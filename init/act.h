@@ -82,6 +82,9 @@ void act_crash_point(const char *step);
 /* File helpers shared with restore.c. dirname of path into buf ("." if none; -ENAMETOOLONG
  * if it does not fit), and fsync of a directory (0 or negative errno). */
 int act_parent_of(const char *path, char *buf, size_t len);
+/* Format a reason into err (truncated to err_len) and return rc: `return act_fail(...)`. */
+int act_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 int act_fsync_dir(const char *dir);
 
 #endif

@@ -16,7 +16,6 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,19 +31,6 @@
 #define RESTORE_NFTW_FDS 16
 #define RESTORE_SNIFF_LEN 64
 #define RESTORE_TOKEN_HEX 8 /* digest hex digits in the new token */
-
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    (void)vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 static double now_ms(void)
 {
@@ -123,18 +109,18 @@ static int hash_range(int fd, uint64_t len, uint8_t out[RESTORE_DIGEST_LEN], cha
     int rc = 0;
 
     if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        rc = fail(err, err_len, -ENOMEM, "sha256: out of memory");
+        rc = act_fail(err, err_len, -ENOMEM, "sha256: out of memory");
         goto out;
     }
     while (off < len) {
         size_t n = len - off < RESTORE_READ_CHUNK ? (size_t)(len - off) : RESTORE_READ_CHUNK;
         rc = pread_all(fd, buf, n, off);
         if (rc != 0) {
-            fail(err, err_len, rc, "read at %" PRIu64 ": %s", off, strerror(-rc));
+            act_fail(err, err_len, rc, "read at %" PRIu64 ": %s", off, strerror(-rc));
             goto out;
         }
         if (EVP_DigestUpdate(ctx, buf, n) != 1) {
-            rc = fail(err, err_len, -EIO, "sha256 update failed");
+            rc = act_fail(err, err_len, -EIO, "sha256 update failed");
             goto out;
         }
         off += n;
@@ -145,7 +131,7 @@ static int hash_range(int fd, uint64_t len, uint8_t out[RESTORE_DIGEST_LEN], cha
         }
     }
     if (EVP_DigestFinal_ex(ctx, out, &olen) != 1 || olen != RESTORE_DIGEST_LEN)
-        rc = fail(err, err_len, -EIO, "sha256 final failed");
+        rc = act_fail(err, err_len, -EIO, "sha256 final failed");
 out:
     EVP_MD_CTX_free(ctx);
     free(buf);
@@ -165,42 +151,42 @@ int restore_validate(const char *path, struct restore_snapshot *s, char *err, si
     memset(s, 0, sizeof(*s));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, err_len, -errno, "open %s: %s", path, strerror(errno));
+        return act_fail(err, err_len, -errno, "open %s: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0) {
-        rc = fail(err, err_len, -errno, "stat %s: %s", path, strerror(errno));
+        rc = act_fail(err, err_len, -errno, "stat %s: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = fail(err, err_len, -EINVAL, "%s is not a regular file", path);
+        rc = act_fail(err, err_len, -EINVAL, "%s is not a regular file", path);
         goto out;
     }
     s->size = (uint64_t)st.st_size;
     head_len = s->size < sizeof(head) ? (size_t)s->size : sizeof(head);
     rc = pread_all(fd, head, head_len, 0);
     if (rc != 0) {
-        fail(err, err_len, rc, "read %s: %s", path, strerror(-rc));
+        act_fail(err, err_len, rc, "read %s: %s", path, strerror(-rc));
         goto out;
     }
     what = restore_sniff(head, head_len);
     if (what) {
-        rc = fail(err, err_len, -EINVAL, "%s is not an etcd snapshot: %s (%" PRIu64 " bytes)", path,
-                  what, s->size);
+        rc = act_fail(err, err_len, -EINVAL, "%s is not an etcd snapshot: %s (%" PRIu64 " bytes)",
+                      path, what, s->size);
         goto out;
     }
     if (s->size < 2 * RESTORE_MIN_PAGE + RESTORE_DIGEST_LEN) {
-        rc = fail(err, err_len, -EINVAL, "%s: %" PRIu64 " bytes is too small for a snapshot", path,
-                  s->size);
+        rc = act_fail(err, err_len, -EINVAL, "%s: %" PRIu64 " bytes is too small for a snapshot",
+                      path, s->size);
         goto out;
     }
     /* meta 0 tells the page size; meta 1 sits one page further */
     page = malloc(RESTORE_MAX_PAGE);
     if (!page) {
-        rc = fail(err, err_len, -ENOMEM, "out of memory");
+        rc = act_fail(err, err_len, -ENOMEM, "out of memory");
         goto out;
     }
     rc = pread_all(fd, page, RESTORE_MIN_PAGE, 0);
     if (rc != 0) {
-        fail(err, err_len, rc, "read %s: %s", path, strerror(-rc));
+        act_fail(err, err_len, rc, "read %s: %s", path, strerror(-rc));
         goto out;
     }
     v0 = datadir_bbolt_meta(page, RESTORE_MIN_PAGE, &m0);
@@ -222,21 +208,21 @@ int restore_validate(const char *path, struct restore_snapshot *s, char *err, si
     }
     s->valid_metas = (v0 == 0) + (v1 == 0);
     if (s->valid_metas == 0) {
-        rc = fail(err, err_len, -EINVAL, "%s: no valid bbolt meta page (magic, version, checksum)",
-                  path);
+        rc = act_fail(err, err_len, -EINVAL,
+                      "%s: no valid bbolt meta page (magic, version, checksum)", path);
         goto out;
     }
     if (s->page_size < RESTORE_MIN_PAGE || s->page_size > RESTORE_MAX_PAGE ||
         (s->page_size & (s->page_size - 1)) != 0) {
-        rc = fail(err, err_len, -EINVAL, "%s: implausible bbolt page size %" PRIu32, path,
-                  s->page_size);
+        rc = act_fail(err, err_len, -EINVAL, "%s: implausible bbolt page size %" PRIu32, path,
+                      s->page_size);
         goto out;
     }
     if ((s->size - RESTORE_DIGEST_LEN) % s->page_size != 0) {
-        rc = fail(err, err_len, -EINVAL,
-                  "%s: size %" PRIu64 " is not whole %" PRIu32 "-byte pages + a 32-byte sha256 "
-                  "(truncated, or a raw db copy without the digest?)",
-                  path, s->size, s->page_size);
+        rc = act_fail(err, err_len, -EINVAL,
+                      "%s: size %" PRIu64 " is not whole %" PRIu32 "-byte pages + a 32-byte sha256 "
+                      "(truncated, or a raw db copy without the digest?)",
+                      path, s->size, s->page_size);
         goto out;
     }
     s->db_size = s->size - RESTORE_DIGEST_LEN;
@@ -244,16 +230,16 @@ int restore_validate(const char *path, struct restore_snapshot *s, char *err, si
         const struct bbolt_meta *m = v0 == 0 && (v1 != 0 || m0.txid >= m1.txid) ? &m0 : &m1;
         s->txid = m->txid;
         if (m->high_water_pgid > s->db_size / s->page_size) {
-            rc = fail(err, err_len, -EINVAL,
-                      "%s: bbolt high-water page %" PRIu64 " lies beyond the %" PRIu64
-                      " pages in the file (truncated)",
-                      path, m->high_water_pgid, s->db_size / s->page_size);
+            rc = act_fail(err, err_len, -EINVAL,
+                          "%s: bbolt high-water page %" PRIu64 " lies beyond the %" PRIu64
+                          " pages in the file (truncated)",
+                          path, m->high_water_pgid, s->db_size / s->page_size);
             goto out;
         }
     }
     rc = pread_all(fd, want, RESTORE_DIGEST_LEN, s->db_size);
     if (rc != 0) {
-        fail(err, err_len, rc, "read %s: %s", path, strerror(-rc));
+        act_fail(err, err_len, rc, "read %s: %s", path, strerror(-rc));
         goto out;
     }
     rc = hash_range(fd, s->db_size, digest, err, err_len);
@@ -263,8 +249,8 @@ int restore_validate(const char *path, struct restore_snapshot *s, char *err, si
         char a[2 * RESTORE_DIGEST_LEN + 1], b[2 * RESTORE_DIGEST_LEN + 1];
         hex_of(want, RESTORE_DIGEST_LEN, a);
         hex_of(digest, RESTORE_DIGEST_LEN, b);
-        rc = fail(err, err_len, -EINVAL,
-                  "%s: sha256 mismatch: the file says %s, its data hashes to %s", path, a, b);
+        rc = act_fail(err, err_len, -EINVAL,
+                      "%s: sha256 mismatch: the file says %s, its data hashes to %s", path, a, b);
         goto out;
     }
     hex_of(digest, RESTORE_DIGEST_LEN, s->sha256);
@@ -431,10 +417,10 @@ int restore_marker_write(const char *data_dir, const struct restore_marker *m, c
     int rc = path_with(data_dir, RESTORE_MARKER_SUFFIX, path, sizeof(path));
 
     if (rc != 0)
-        return fail(err, err_len, rc, "%s: path too long", data_dir);
+        return act_fail(err, err_len, rc, "%s: path too long", data_dir);
     rc = restore_marker_render(m, buf, sizeof(buf));
     if (rc != 0)
-        return fail(err, err_len, rc, "marker does not fit or holds a newline");
+        return act_fail(err, err_len, rc, "marker does not fit or holds a newline");
     return act_write_atomic(path, buf, strlen(buf), err, err_len);
 }
 
@@ -482,7 +468,7 @@ int restore_peer_done(const char *data_dir, const char *source, uint64_t cluster
     m.cluster_id = cluster_id;
     n = snprintf(m.source, sizeof(m.source), "%s", source);
     if (n < 0 || (size_t)n >= sizeof(m.source))
-        return fail(err, err_len, -ENAMETOOLONG, "--restore-from too long");
+        return act_fail(err, err_len, -ENAMETOOLONG, "--restore-from too long");
     rc = restore_marker_write(data_dir, &m, err, err_len);
     if (rc == 0)
         act_crash_point("peer-marker");
@@ -555,9 +541,9 @@ static int fetch_url(const struct restore_config *c, const char *path, char *err
 
     d.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (d.fd < 0)
-        return fail(err, err_len, -errno, "create %s: %s", path, strerror(errno));
+        return act_fail(err, err_len, -errno, "create %s: %s", path, strerror(errno));
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
-        rc = fail(err, err_len, -ENOMEM, "libcurl init failed");
+        rc = act_fail(err, err_len, -ENOMEM, "libcurl init failed");
         goto out;
     }
     d.t0 = d.last_log = now_ms();
@@ -591,20 +577,20 @@ static int fetch_url(const struct restore_config *c, const char *path, char *err
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
         if (d.too_big)
-            rc = fail(err, err_len, -EFBIG, "download larger than %llu bytes",
-                      (unsigned long long)RESTORE_MAX_BYTES);
+            rc = act_fail(err, err_len, -EFBIG, "download larger than %llu bytes",
+                          (unsigned long long)RESTORE_MAX_BYTES);
         else if (d.write_errno)
-            rc =
-                fail(err, err_len, -d.write_errno, "writing %s: %s", path, strerror(d.write_errno));
+            rc = act_fail(err, err_len, -d.write_errno, "writing %s: %s", path,
+                          strerror(d.write_errno));
         else if (cc == CURLE_HTTP_RETURNED_ERROR)
-            rc = fail(err, err_len, -EINVAL, "%s answered HTTP %ld", c->source, status);
+            rc = act_fail(err, err_len, -EINVAL, "%s answered HTTP %ld", c->source, status);
         else
-            rc = fail(err, err_len, -EIO, "download %s: %s", c->source,
-                      cerr[0] ? cerr : curl_easy_strerror(cc));
+            rc = act_fail(err, err_len, -EIO, "download %s: %s", c->source,
+                          cerr[0] ? cerr : curl_easy_strerror(cc));
         goto out;
     }
     if (fsync(d.fd) != 0) {
-        rc = fail(err, err_len, -errno, "fsync %s: %s", path, strerror(errno));
+        rc = act_fail(err, err_len, -errno, "fsync %s: %s", path, strerror(errno));
         goto out;
     }
     log_msg(LOG_INFO, "restore: downloaded %" PRIu64 " bytes in %.1f s (HTTP %ld)", d.written,
@@ -668,10 +654,10 @@ static int run_tool(char *const argv[], int timeout_ms, char *err, size_t err_le
 
     n = snprintf(path_env, sizeof(path_env), "PATH=%s", p ? p : "/usr/bin:/bin");
     if (n < 0 || (size_t)n >= sizeof(path_env))
-        return fail(err, err_len, -E2BIG, "PATH too long");
+        return act_fail(err, err_len, -E2BIG, "PATH too long");
     pid = fork();
     if (pid < 0)
-        return fail(err, err_len, -errno, "fork: %s", strerror(errno));
+        return act_fail(err, err_len, -errno, "fork: %s", strerror(errno));
     if (pid == 0) {
         (void)dup2(2, 1);
         execve(argv[0], argv, envp);
@@ -682,12 +668,12 @@ static int run_tool(char *const argv[], int timeout_ms, char *err, size_t err_le
         if (w == pid)
             break;
         if (w < 0 && errno != EINTR)
-            return fail(err, err_len, -errno, "waitpid: %s", strerror(errno));
+            return act_fail(err, err_len, -errno, "waitpid: %s", strerror(errno));
         if (now_ms() > deadline) {
             kill(pid, SIGKILL);
             (void)waitpid(pid, &status, 0);
-            return fail(err, err_len, -ETIMEDOUT, "%s did not finish within %d ms", argv[0],
-                        timeout_ms);
+            return act_fail(err, err_len, -ETIMEDOUT, "%s did not finish within %d ms", argv[0],
+                            timeout_ms);
         }
         struct timespec ts = {0, RESTORE_POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
@@ -695,10 +681,10 @@ static int run_tool(char *const argv[], int timeout_ms, char *err, size_t err_le
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     if (WIFEXITED(status))
-        return fail(err, err_len, -EIO, "%s snapshot restore exited %d (its output is above)",
-                    argv[0], WEXITSTATUS(status));
-    return fail(err, err_len, -EIO, "%s snapshot restore killed by signal %d", argv[0],
-                WTERMSIG(status));
+        return act_fail(err, err_len, -EIO, "%s snapshot restore exited %d (its output is above)",
+                        argv[0], WEXITSTATUS(status));
+    return act_fail(err, err_len, -EIO, "%s snapshot restore killed by signal %d", argv[0],
+                    WTERMSIG(status));
 }
 
 static int write_state(const struct restore_config *c, char *err, size_t err_len)
@@ -713,7 +699,7 @@ static int write_state(const struct restore_config *c, char *err, size_t err_len
                      "ETCD_INITIAL_CLUSTER_STATE=new\nETCD_INITIAL_CLUSTER=%s=%s\n", c->name,
                      c->peer_url);
         if (n < 0 || (size_t)n >= sizeof(buf))
-            return fail(err, err_len, -ENOSPC, "env file too long");
+            return act_fail(err, err_len, -ENOSPC, "env file too long");
         rc = act_write_atomic(c->env_file, buf, (size_t)n, err, err_len);
         if (rc != 0)
             return rc;
@@ -757,7 +743,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     if (path_with(c->data_dir, RESTORE_DOWNLOAD_SUFFIX, download, sizeof(download)) != 0 ||
         path_with(c->data_dir, RESTORE_STAGING_SUFFIX, staging, sizeof(staging)) != 0 ||
         act_parent_of(c->data_dir, dir, sizeof(dir)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "%s: path too long", c->data_dir);
+        return act_fail(err, err_len, -ENAMETOOLONG, "%s: path too long", c->data_dir);
 
     /* 1. fetch: nothing but the download file is written */
     if (restore_is_url(c->source)) {
@@ -784,7 +770,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     }
     rc = restore_new_token(c->token, r->snap.sha256, r->token, sizeof(r->token));
     if (rc != 0) {
-        fail(err, err_len, rc, "--initial-cluster-token too long");
+        act_fail(err, err_len, rc, "--initial-cluster-token too long");
         goto out;
     }
 
@@ -793,11 +779,11 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     if (c->tool && c->tool[0]) {
         n = snprintf(tool, sizeof(tool), "%s", c->tool);
         if (n < 0 || (size_t)n >= sizeof(tool)) {
-            rc = fail(err, err_len, -ENAMETOOLONG, "restore tool path too long");
+            rc = act_fail(err, err_len, -ENAMETOOLONG, "restore tool path too long");
             goto out;
         }
     } else if (!in_path("etcdutl", tool, sizeof(tool)) && !in_path("etcdctl", tool, sizeof(tool))) {
-        rc = fail(err, err_len, -ENOENT, "neither etcdutl nor etcdctl is in PATH");
+        rc = act_fail(err, err_len, -ENOENT, "neither etcdutl nor etcdctl is in PATH");
         goto out;
     }
     {
@@ -808,12 +794,12 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     }
     rc = rm_tree(staging);
     if (rc != 0) {
-        fail(err, err_len, rc, "removing the leftover %s: %s", staging, strerror(-rc));
+        act_fail(err, err_len, rc, "removing the leftover %s: %s", staging, strerror(-rc));
         goto out;
     }
     n = snprintf(ic, sizeof(ic), "%s=%s", c->name, c->peer_url);
     if (n < 0 || (size_t)n >= sizeof(ic)) {
-        rc = fail(err, err_len, -ENAMETOOLONG, "name or peer URL too long");
+        rc = act_fail(err, err_len, -ENAMETOOLONG, "name or peer URL too long");
         goto out;
     }
     {
@@ -822,7 +808,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
         if (snprintf(a_file, sizeof(a_file), "%s", file) >= (int)sizeof(a_file) ||
             snprintf(a_name, sizeof(a_name), "%s", c->name) >= (int)sizeof(a_name) ||
             snprintf(a_peer, sizeof(a_peer), "%s", c->peer_url) >= (int)sizeof(a_peer)) {
-            rc = fail(err, err_len, -ENAMETOOLONG, "argument too long");
+            rc = act_fail(err, err_len, -ENAMETOOLONG, "argument too long");
             goto out;
         }
         /* one-member cluster: only ourselves in --initial-cluster; the peers are added with
@@ -856,8 +842,8 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     /* the tool's output must be a valid data dir; its IDs go into the marker */
     rc = datadir_inspect(staging, &rep);
     if (rc != 0 || rep.verdict != DATADIR_VALID || !rep.ids_known) {
-        rc = fail(err, err_len, -EIO, "restored data in %s does not check out: %s", staging,
-                  rep.reason[0] ? rep.reason : "no member/cluster ID");
+        rc = act_fail(err, err_len, -EIO, "restored data in %s does not check out: %s", staging,
+                      rep.reason[0] ? rep.reason : "no member/cluster ID");
         goto out;
     }
     r->member_id = rep.member_id;
@@ -865,7 +851,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     (void)chmod(staging, 0700); /* etcd insists on 0700 */
     rc = act_fsync_dir(dir);
     if (rc != 0) {
-        fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
+        act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
         goto out;
     }
     act_crash_point("restore");
@@ -882,13 +868,13 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     /* 5. swap */
     r->failed_step = "swap";
     if (renameat2(AT_FDCWD, staging, AT_FDCWD, c->data_dir, RENAME_NOREPLACE) != 0) {
-        rc = fail(err, err_len, -errno, "rename %s -> %s: %s", staging, c->data_dir,
-                  strerror(errno));
+        rc = act_fail(err, err_len, -errno, "rename %s -> %s: %s", staging, c->data_dir,
+                      strerror(errno));
         goto out;
     }
     rc = act_fsync_dir(dir);
     if (rc != 0) {
-        fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
+        act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
         goto out;
     }
     act_crash_point("swap");
@@ -900,7 +886,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     m.cluster_id = r->cluster_id;
     n = snprintf(m.source, sizeof(m.source), "%s", c->source);
     if (n < 0 || (size_t)n >= sizeof(m.source)) {
-        rc = fail(err, err_len, -ENAMETOOLONG, "--restore-from too long");
+        rc = act_fail(err, err_len, -ENAMETOOLONG, "--restore-from too long");
         goto out;
     }
     memcpy(m.sha256, r->snap.sha256, sizeof(m.sha256));
