@@ -66,7 +66,7 @@ tests: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
 DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev liburing-dev \
             libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
-            iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus
+            iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus nginx
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \
