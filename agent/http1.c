@@ -526,9 +526,11 @@ static void h1_dispatch(struct conn *c)
     }
     if (resp.status == 0)
         resp.status = 500;
-    if (http1_format_head(&c->out, &resp, (int64_t)resp.body_len, keep) == 0 && !is_head &&
-        resp.body_len && resp.status >= 200 && resp.status != 204 && resp.status != 304)
-        http_buf_append(&c->out, resp.body, resp.body_len);
+    const char *body = resp.body ? resp.body : resp.body_ref;
+    size_t body_len = body ? resp.body_len : 0;
+    if (http1_format_head(&c->out, &resp, (int64_t)body_len, keep) == 0 && !is_head && body_len &&
+        resp.status >= 200 && resp.status != 204 && resp.status != 304)
+        http_buf_append(&c->out, body, body_len);
     free(resp.body);
     c->progressed = true;
     server_done(srv, req, resp.status, true);
