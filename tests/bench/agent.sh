@@ -152,8 +152,13 @@ t0=$(cpu_ticks "$apid")
 read -r a_rps a_p50 a_p99 a_reqs <<<"$(run agent "$A/readyz")"
 t1=$(cpu_ticks "$apid")
 read -r loaded_rss _ <<<"$(rss_line "$apid")"
-n_rps=0 n_p50=0 n_p99=0
-[ -n "$N" ] && read -r n_rps n_p50 n_p99 _ <<<"$(run nginx "$N")"
+n_rps=0 n_p50=0 n_p99=0 n_cpu_us=-
+if [ -n "$N" ]; then
+    wpid=$(pgrep -P "$npid" | head -1) # the one worker
+    [ -n "$wpid" ] && n0=$(cpu_ticks "$wpid")
+    read -r n_rps n_p50 n_p99 n_reqs <<<"$(run nginx "$N")"
+    [ -n "$wpid" ] && n_cpu_us=$(python3 -c "import sys; t, r = (int(sys.argv[2]) - int(sys.argv[1])) / int(sys.argv[3]), int(sys.argv[4]); print('%.2f' % (t * 1e6 / r if r else 0))" "$n0" "$(cpu_ticks "$wpid")" "$(getconf CLK_TCK)" "$n_reqs")
+fi
 read -r e_rps e_p50 e_p99 _ <<<"$(run etcd "$E")"
 read -r pa_rps pa_p50 pa_p99 _ <<<"$(run agent-paced "$A/readyz" paced)"
 pn_rps=0 pn_p50=0 pn_p99=0
@@ -169,7 +174,7 @@ line() { printf '%-14s: %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms%s\n' "$1" "$2" "
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "agent binary  : $AGENT"
 line "agent /readyz" "$a_rps" "$a_p50" "$a_p99" "  ($cpu_us us CPU per request)"
-[ -n "$N" ] && line "nginx (1 wkr)" "$n_rps" "$n_p50" "$n_p99" "  (ceiling: $NGINX, fixed ${nlen}-byte body)"
+[ -n "$N" ] && line "nginx (1 wkr)" "$n_rps" "$n_p50" "$n_p99" "  ($n_cpu_us us CPU per request; the ceiling: $NGINX, fixed ${nlen}-byte body)"
 [ -z "$N" ] && echo "nginx         : not run (install the nginx package for the ceiling)"
 line "etcd  /health" "$e_rps" "$e_p50" "$e_p99"
 printf 'ratio         : agent/etcd %sx (goal >= 20x), agent/nginx %s (goal: >= 20000 req/s, p99 < 2 ms)\n' \
