@@ -40,7 +40,7 @@ trap cleanup EXIT
 
 # The pod's init container and main container for member i (extra reset-member flags after i).
 pod_start() {
-    local i=$1 m out state
+    local i=$1 m out
     shift
     m="$CLUSTER_DIR/members/$i"
     out=$("$RESET" --name "etcd-$i" --data-dir "$m/data" --peer-url "$(cluster_peer-url "$i")" \
@@ -60,7 +60,7 @@ pod_start() {
 # the full ETCD_INITIAL_CLUSTER, as in the manifest) and execs etcd. The other settings are
 # flags, as tests/cluster.sh's start passes them (same pid file and log, so stop/kill work).
 etcd_start() {
-    local i=$1 m="$CLUSTER_DIR/members/$1" d=$CLUSTER_DIR cp pp mp etcd_bin n0 t
+    local i=$1 m="$CLUSTER_DIR/members/$1" d=$CLUSTER_DIR cp pp mp etcd_bin n0
     cp=$(cat "$m/client_port") pp=$(cat "$m/peer_port") mp=$(cat "$m/metrics_port")
     etcd_bin=$(command -v etcd) || return 1
     n0=$(grep -c '"msg":"exec"' "$m/etcd.log" 2>/dev/null)
@@ -78,7 +78,7 @@ etcd_start() {
         --logger zap --log-outputs stderr >>"$m/etcd.log" 2>&1 </dev/null &
     echo $! >"$m/pid"
     disown $! 2>/dev/null || true
-    for t in $(seq 1 50); do # exec's log line, written just before etcd starts
+    for _ in $(seq 1 50); do # exec's log line, written just before etcd starts
         [ "$(grep -c '"msg":"exec"' "$m/etcd.log" 2>/dev/null)" -gt "${n0:-0}" ] && break
         sleep 0.1
     done

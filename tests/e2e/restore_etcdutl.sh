@@ -140,6 +140,7 @@ rm -rf "$(cluster_data-dir 1)" "$(cluster_data-dir 2)"
 # ---- the restorer, with etcdutl first on PATH --------------------------------------------------
 RM_PATH=$LOGDIR/bin:/usr/local/bin:/usr/bin:/bin
 run_rm 0 --restore-from "$SNAP"
+tool="" token=""
 eval "$(restore_log 0)"
 if [ "$RC" = 0 ] && [ "$(jget action <<<"$OUT")" = restore ] && [ "$tool" = etcdutl ]; then
     ok "etcd-0: action restore with tool etcdutl (logged)"
