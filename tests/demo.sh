@@ -94,8 +94,15 @@ agent_start() {
     local i=$1 port
     port=$(_cluster_free_ports 1)
     echo "$port" >"$CLUSTER_DIR/members/$i/agent_port"
+    # --cluster-endpoints as the manifest's ETCD_AGENT_CLUSTER_ENDPOINTS (a learner refuses
+    # MemberList, so a restarted agent's table can be stale), but with our own URL last: the
+    # promote channel stays on the first endpoint that connects, and a learner refuses
+    # MemberPromote ("rpc not supported for learner")
+    local others="" j
+    for j in 0 1 2; do [ "$j" = "$i" ] || others+="$(cluster_client-url "$j"),"; done
     "$AGENT" --endpoints "$(cluster_client-url "$i")" --cacert "$CLUSTER_DIR/ca.crt" \
         --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
+        --cluster-endpoints "$others$(cluster_client-url "$i")" \
         --listen "127.0.0.1:$port" --name "etcd-$i" --data-dir "$CLUSTER_DIR/members/$i/data" \
         --probe-interval 500ms 2>>"$CLUSTER_DIR/members/$i/agent.log" &
     AGENT_PIDS+=($!)
