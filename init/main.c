@@ -15,6 +15,7 @@
 #include "act.h"
 #include "config.h"
 #include "decide.h"
+#include "exec.h"
 #include "log.h"
 #include "observe.h"
 #include "restore.h"
@@ -46,7 +47,9 @@ static const char summary[] =
     "every other member rejoins it with MemberAdd (see README, Runbook).\n"
     "Test hook: " ACT_CRASH_ENV "=remove|add|move|env|state|prune (restore: fetch|restore|\n"
     "restore-move|swap|marker|env|state; peers: peer-marker) SIGKILLs the process right after\n"
-    "that step.";
+    "that step.\n"
+    "reset-member exec [--env-file F] -- /path/to/etcd: the etcd container's start command\n"
+    "(see reset-member exec --help).";
 
 struct opts {
     struct config_string name, data_dir, peer_url, initial_cluster, cacert, cert, key, state_file,
@@ -408,6 +411,9 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
     bool restorer = false;
 
+    /* the etcd container's start command on shell-less images (exec.c) */
+    if (argc > 1 && strcmp(argv[1], "exec") == 0)
+        return exec_main(argc - 1, argv + 1);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&obs, 0, sizeof(obs));
     log_set_program("reset-member");

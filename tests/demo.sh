@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh - acts out the recoveries on a 3-member TLS etcd cluster on loopback, each member
-# started the way the StatefulSet starts it: reset-member first, then etcd with the state it
-# wrote, with an etcd-agent beside it. Prints the agent's /members table after each story.
+# started the way the StatefulSet starts it: reset-member first, then etcd through
+# `reset-member exec --env-file` (the etcd container's command: the state and initial cluster
+# from the env file, no shell), with an etcd-agent beside it. Prints the agent's /members table
+# after each story.
 # usage: tests/demo.sh [--build DIR]     (make demo)
 set -u
 cd "$(dirname "$0")/.."
@@ -38,7 +40,7 @@ trap cleanup EXIT
 
 # The pod's init container and main container for member i (extra reset-member flags after i).
 pod_start() {
-    local i=$1 m out state
+    local i=$1 m out
     shift
     m="$CLUSTER_DIR/members/$i"
     out=$("$RESET" --name "etcd-$i" --data-dir "$m/data" --peer-url "$(cluster_peer-url "$i")" \
@@ -50,19 +52,57 @@ pod_start() {
     local rc=$?
     note "reset-member etcd-$i: $out"
     [ $rc = 0 ] || return $rc
-    state=$(cat "$m/state")
-    # Like the etcd container: ETCD_INITIAL_CLUSTER from the env file when reset-member wrote one.
-    local ic
-    ic=$(sed -n 's/^ETCD_INITIAL_CLUSTER=//p' "$m/env" 2>/dev/null)
-    cluster_start "$i" "$state" "${ic:-}"
+    etcd_start "$i"
+}
+
+# The etcd container: `reset-member exec --env-file ENV -- etcd`, which sets
+# ETCD_INITIAL_CLUSTER_STATE and ETCD_INITIAL_CLUSTER from the env file over the pod env (here:
+# the full ETCD_INITIAL_CLUSTER, as in the manifest) and execs etcd. The other settings are
+# flags, as tests/cluster.sh's start passes them (same pid file and log, so stop/kill work).
+etcd_start() {
+    local i=$1 m="$CLUSTER_DIR/members/$1" d=$CLUSTER_DIR cp pp mp etcd_bin n0
+    cp=$(cat "$m/client_port") pp=$(cat "$m/peer_port") mp=$(cat "$m/metrics_port")
+    etcd_bin=$(command -v etcd) || return 1
+    n0=$(grep -c '"msg":"exec"' "$m/etcd.log" 2>/dev/null)
+    # shellcheck disable=SC2046
+    env $(env | grep -o '^ETCD[A-Z_]*' | sed 's/^/-u /') \
+        ETCD_INITIAL_CLUSTER="$(cat "$d/initial_cluster")" \
+        setsid "$RESET" exec --env-file "$m/env" -- "$etcd_bin" --name "etcd-$i" \
+        --data-dir "$m/data" \
+        --listen-client-urls "https://127.0.0.1:$cp" --advertise-client-urls "https://127.0.0.1:$cp" \
+        --listen-peer-urls "https://127.0.0.1:$pp" --initial-advertise-peer-urls "https://127.0.0.1:$pp" \
+        --listen-metrics-urls "http://127.0.0.1:$mp" --initial-cluster-token "$(cat "$d/token")" \
+        --cert-file "$d/node.crt" --key-file "$d/node.key" --trusted-ca-file "$d/ca.crt" \
+        --client-cert-auth --peer-cert-file "$d/node.crt" --peer-key-file "$d/node.key" \
+        --peer-trusted-ca-file "$d/ca.crt" --peer-client-cert-auth \
+        --logger zap --log-outputs stderr >>"$m/etcd.log" 2>&1 </dev/null &
+    echo $! >"$m/pid"
+    disown $! 2>/dev/null || true
+    for _ in $(seq 1 50); do # exec's log line, written just before etcd starts
+        [ "$(grep -c '"msg":"exec"' "$m/etcd.log" 2>/dev/null)" -gt "${n0:-0}" ] && break
+        sleep 0.1
+    done
+    _cluster_alive "$i" || { tail -5 "$m/etcd.log" >&2; echo "demo: etcd-$i exited at start" >&2; return 1; }
+    note "etcd-$i: $(grep '"msg":"exec"' "$m/etcd.log" | tail -1 | python3 -c '
+import json, sys
+l = json.loads(sys.stdin.read() or "{}")
+print("reset-member exec -> etcd, state %s, initial cluster %s" % (l.get("state"),
+      (l.get("initial_cluster") or "(pod env)")[:60]))' 2>/dev/null)"
 }
 
 agent_start() {
     local i=$1 port
     port=$(_cluster_free_ports 1)
     echo "$port" >"$CLUSTER_DIR/members/$i/agent_port"
+    # --cluster-endpoints as the manifest's ETCD_AGENT_CLUSTER_ENDPOINTS (a learner refuses
+    # MemberList, so a restarted agent's table can be stale), but with our own URL last: the
+    # promote channel stays on the first endpoint that connects, and a learner refuses
+    # MemberPromote ("rpc not supported for learner")
+    local others="" j
+    for j in 0 1 2; do [ "$j" = "$i" ] || others+="$(cluster_client-url "$j"),"; done
     "$AGENT" --endpoints "$(cluster_client-url "$i")" --cacert "$CLUSTER_DIR/ca.crt" \
         --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
+        --cluster-endpoints "$others$(cluster_client-url "$i")" \
         --listen "127.0.0.1:$port" --name "etcd-$i" --data-dir "$CLUSTER_DIR/members/$i/data" \
         --probe-interval 500ms 2>>"$CLUSTER_DIR/members/$i/agent.log" &
     AGENT_PIDS+=($!)
@@ -141,7 +181,13 @@ members_table 0
 
 say "Story 2: etcd-2 is removed from the cluster while running -> it rejoins on restart"
 id2=$(cluster_member-id 2)
-cluster_etcdctl 0 member remove "$id2" >/dev/null
+# etcd refuses membership changes until every voter has been connected for 5 s (etcd-1 just
+# joined): retry, as an operator would
+for try in $(seq 1 30); do
+    cluster_etcdctl 0 member remove "$id2" >/dev/null 2>&1 && break
+    [ "$try" = 30 ] && { echo "demo: member remove $id2 kept failing" >&2; exit 1; }
+    sleep 1
+done
 note "removed member $id2; etcd-2 exits with 'the member has been permanently removed'"
 sleep 1
 cluster_stop 2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # manifests.sh - the kustomize manifests render, parse, pass offline schema validation
 # (kubernetes-models from npm, installed once into $BUILD/npm), have HyperShift's shape, and
-# their flags/env/paths work with the real binaries: reset-member --dry-run and etcd-agent run
+# their flags/env/paths work with the real binaries: reset-member --dry-run, the etcd container's
+# command (reset-member exec, then the real etcd 3.4) and etcd-agent run
 # with the manifest's args and env (paths moved under a temp root, addresses mapped to a real
 # 3-member cluster from tests/cluster.sh), the etcd container's probes are asked of the agent,
 # unknown fields are caught with tsc over the kubernetes-models types,

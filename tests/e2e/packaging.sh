@@ -3,7 +3,9 @@
 # builds the bundle, copies it into an EMPTY chroot (plus the test certificates and the /etc/hosts
 # every pod has, nothing else),
 # runs both programs' --version there (as uid 65532, like the image), a reset-member --dry-run (a MemberList) and an etcd-agent
-# (probed from outside over HTTP and HTTPS) against a real 3-member cluster on 127.0.0.1. Then it
+# (probed from outside over HTTP and HTTPS) against a real 3-member cluster on 127.0.0.1, and
+# the etcd container's start command `reset-member exec` starting a real etcd there (no shell)
+# with the state from an env file. Then it
 # runs tests/packaging/containerfile-check.sh (Containerfile vs Makefile drift) and adds its counts.
 #
 # usage: BUILD=build tests/e2e/packaging.sh    (root; chroot(2) must be allowed)
@@ -17,7 +19,7 @@ BUNDLE_DIR=/usr/lib/etcd-recovery
 TIMEOUT=${E2E_WAIT_SECONDS:-90}
 
 passed=0 failed=0
-JAIL="" AGENT_PID="" LOG=""
+JAIL="" AGENT_PID="" ETCD_PID="" LOG=""
 
 ok() { echo "ok $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
@@ -28,6 +30,10 @@ finish() {
 }
 
 cleanup() {
+    if [ -n "$ETCD_PID" ]; then
+        kill "$ETCD_PID" 2>/dev/null
+        wait "$ETCD_PID" 2>/dev/null
+    fi
     if [ -n "$AGENT_PID" ]; then
         kill "$AGENT_PID" 2>/dev/null
         wait "$AGENT_PID" 2>/dev/null
@@ -160,6 +166,69 @@ for line in open(sys.argv[1]):
         fail "reset-member --dry-run" "wrote the state file"
     else
         ok "reset-member --dry-run wrote nothing"
+    fi
+fi
+
+# ---- reset-member exec: the etcd container's command, in the chroot without a shell ------------
+# etcd 3.4 here is linked against glibc (the official 3.5 image's etcd is static): it runs on the
+# bundle's loader and libc, which exec starts like any absolute path. The pod env says
+# `existing` and a two-member cluster nobody runs; only the env file's `new` one-member cluster
+# can come up, so a healthy etcd proves exec set both variables from the file.
+if [ -x "$JAIL/usr/bin/reset-member" ] && command -v etcd >/dev/null; then
+    mkdir -p "$JAIL/usr/local/bin"
+    cp "$(command -v etcd)" "$JAIL/usr/local/bin/etcd"
+    read -r cport pport <<<"$(_cluster_free_ports 2)"
+    CHROOT=$(command -v chroot) # env -i: no PATH
+    exec_env=(env -i ETCD_NAME=solo ETCD_DATA_DIR=/data/etcd ETCD_INITIAL_CLUSTER_STATE=existing
+        "ETCD_INITIAL_CLUSTER=solo=http://127.0.0.1:$pport,gone=http://127.0.0.1:1"
+        "ETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:$cport" "ETCD_ADVERTISE_CLIENT_URLS=http://127.0.0.1:$cport"
+        "ETCD_LISTEN_PEER_URLS=http://127.0.0.1:$pport" "ETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:$pport")
+    exec_cmd=(/usr/bin/reset-member exec --env-file=/state/env -- "$BUNDLE_DIR/$loader"
+        --library-path "$BUNDLE_DIR" /usr/local/bin/etcd)
+    bad_names=("missing" "with an ETCD_NAME line" "empty")
+    bad_files=("" $'ETCD_INITIAL_CLUSTER_STATE=new\nETCD_NAME=evil\n' "")
+    for i in 0 1 2; do
+        rm -f "$JAIL/state/env"
+        [ "$i" = 0 ] || printf '%s' "${bad_files[$i]}" >"$JAIL/state/env"
+        "${exec_env[@]}" "$CHROOT" $USERSPEC "$JAIL" "${exec_cmd[@]}" >"$LOG" 2>&1
+        rc=$?
+        if [ "$rc" = 1 ] && grep -q 'not starting the program' "$LOG" && [ ! -e "$JAIL/data/etcd" ]; then
+            ok "reset-member exec in the chroot, env file ${bad_names[$i]}: exit 1, etcd not started"
+        else
+            fail "reset-member exec, env file ${bad_names[$i]}" "rc $rc; $(tail -c 300 "$LOG")"
+        fi
+    done
+    printf 'ETCD_INITIAL_CLUSTER_STATE=new\nETCD_INITIAL_CLUSTER=solo=http://127.0.0.1:%s\n' "$pport" \
+        >"$JAIL/state/env"
+    "${exec_env[@]}" "$CHROOT" $USERSPEC "$JAIL" "${exec_cmd[@]}" >"$LOG" 2>&1 &
+    ETCD_PID=$! # chroot execs reset-member, which execs the loader running etcd: one pid
+    health="" deadline=$((SECONDS + TIMEOUT))
+    while [ $SECONDS -lt $deadline ] && kill -0 "$ETCD_PID" 2>/dev/null; do
+        health=$(curl -s --max-time 5 "http://127.0.0.1:$cport/health")
+        [[ $health == *'"health":"true"'* ]] && break
+        sleep 0.5
+    done
+    if [[ $health == *'"health":"true"'* ]]; then
+        ok "reset-member exec in the chroot (no shell) started etcd with the env file's state: healthy"
+    else
+        fail "reset-member exec etcd" "health '$health'; $(tail -c 400 "$LOG")"
+    fi
+    members=$(ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$cport" member list 2>&1)
+    cmdline=$(tr '\0' ' ' <"/proc/$ETCD_PID/cmdline" 2>/dev/null)
+    if [ "$(wc -l <<<"$members")" = 1 ] && [[ $members == *", solo, http://127.0.0.1:$pport,"* ]] &&
+        [[ $cmdline == *" /usr/local/bin/etcd "* ]] && head -1 "$LOG" | grep -q '"msg":"exec".*"state":"new"'; then
+        ok "the etcd process is the exec'd one (pid $ETCD_PID) and formed the env file's one-member cluster"
+    else
+        fail "reset-member exec etcd" "members '$members', cmdline '$cmdline', log $(head -c 300 "$LOG")"
+    fi
+    kill -TERM "$ETCD_PID" 2>/dev/null
+    wait "$ETCD_PID" 2>/dev/null
+    ETCD_PID=""
+    out=$(printf 'ETCD_INITIAL_CLUSTER_STATE=existing\n' >"$JAIL/state/env" &&
+        chroot $USERSPEC "$JAIL" /usr/bin/reset-member exec --env-file=/state/env -- \
+            /usr/bin/etcd-agent --version 2>/dev/null)
+    if [[ $out == "etcd-agent "* ]]; then ok "reset-member exec runs a bundle program in the chroot: $out"; else
+        fail "reset-member exec etcd-agent --version" "'$out'"
     fi
 fi
 

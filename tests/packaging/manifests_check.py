@@ -7,6 +7,8 @@
                                                probes, security) and the seccomp profile
   run BASE.yaml BUILD [SECCOMP.json]           the manifests' args/env/paths run the real
                                                binaries against the cluster in $CLUSTER_DIR
+                                               (the etcd container's command: reset-member
+                                               exec, then a real etcd on free ports)
                                                (and the agent's syscalls fit the profile)
   overlay BASE.yaml RESTORE.yaml BUILD         the restore overlay's source is accepted
 Prints "ok ..."/"FAIL ...: why" and ends with "N passed, N failed". Rendering, YAML parsing and
@@ -103,6 +105,13 @@ def port_of(c, name_or_num):
     return None
 
 
+def exec_program(cmd):
+    """The program `reset-member exec ... -- PROG ...` starts, or None."""
+    if "--" not in cmd or cmd.index("--") + 1 >= len(cmd):
+        return None
+    return cmd[cmd.index("--") + 1]
+
+
 def flags(args):
     d = {}
     for a in args:
@@ -176,10 +185,21 @@ def cmd_static(base_path, restore_path, seccomp_path):
     rf = flags(rm.get("args", []))
     sf = rf.get("state-file", "/etc/etcd/clusterstate/state")
     ef = rf.get("env-file", "")
-    script = " ".join(etcd.get("command", []) + etcd.get("args", []))
+    ecmd = etcd.get("command", []) + etcd.get("args", [])
     check(sf == "/etc/etcd/clusterstate/state", "reset-member writes HyperShift's state file %s" % sf)
-    check(ef and ef in script and "ETCD_INITIAL_CLUSTER_STATE" in script,
-          "etcd starts with ETCD_INITIAL_CLUSTER_STATE from reset-member's --env-file %s" % ef, script)
+    prog = exec_program(ecmd)
+    check(ef and ecmd[:2] == [rm["command"][0], "exec"] and "--env-file=" + ef in ecmd[:ecmd.index("--")]
+          and prog == "/usr/local/bin/etcd" and ecmd[-1] == prog,
+          "etcd starts as `reset-member exec --env-file=%s -- /usr/local/bin/etcd` (the official "
+          "image's etcd)" % ef, str(ecmd))
+    check(etcd.get("args") == [prog], "etcd's path is the container's args (one patch for OpenShift's /usr/bin/etcd)",
+          str(etcd.get("args")))
+    shells = [c["name"] for c in (rm, etcd, agent)
+              if any(re.search(r"(^|/)(ba|da)?sh$", w) for w in c.get("command", []) + c.get("args", []))]
+    check(not shells, "no container needs a shell (distroless etcd image)", str(shells))
+    check(rm.get("image") == etcd.get("image") == agent.get("image"),
+          "reset-member, etcd and etcd-agent run from one image (reset-member exec needs the binary "
+          "in the etcd container)")
     vols = {v["name"]: v for v in pod["volumes"]}
     mr = {m["mountPath"]: m["name"] for m in rm["volumeMounts"]}
     me = {m["mountPath"]: m["name"] for m in etcd["volumeMounts"]}
@@ -389,6 +409,123 @@ def get(url, timeout=5):
         return None, str(e).encode()
 
 
+def etcd_health(client_url, cluster_dir, timeout=5):
+    ctx = ssl.create_default_context(cafile=os.path.join(cluster_dir, "ca.crt"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(os.path.join(cluster_dir, "client.crt"), os.path.join(cluster_dir, "client.key"))
+    try:
+        with urllib.request.urlopen(client_url + "/health", timeout=timeout, context=ctx) as r:
+            return json.loads(r.read()).get("health")
+    except Exception:
+        return None
+
+
+def run_etcd_container(pod, rm, etcd, build, cluster_dir, tmp):
+    cmd = etcd.get("command", []) + etcd.get("args", [])
+    prog = exec_program(cmd)
+    ef = flags(rm.get("args", [])).get("env-file")
+    real_etcd = shutil.which("etcd")
+    if not check(cmd[:2] == ["/usr/bin/reset-member", "exec"] and prog and ef and real_etcd,
+                 "etcd container: reset-member exec, an env file and an etcd to run",
+                 "%s, env file %s, etcd %s" % (cmd, ef, real_etcd)):
+        return
+    b = os.path.join(build, "reset-member")
+    root = os.path.join(tmp, "etcd")
+    client, peer, metrics = free_ports(3)
+    me = "https://etcd-0.etcd-discovery.%s.svc" % NAMESPACE
+    env, _, problems = prepare(pod, etcd, root, cluster_dir,
+                               {me + ":2380": "https://127.0.0.1:%d" % peer,
+                                me + ":2379": "https://127.0.0.1:%d" % client})
+    for k, v in list(env.items()):
+        env[k] = (v.replace("0.0.0.0:2379", "127.0.0.1:%d" % client)
+                  .replace("0.0.0.0:2380", "127.0.0.1:%d" % peer)
+                  .replace("0.0.0.0:2382", "127.0.0.1:%d" % metrics))
+    check(not problems and "0.0.0.0" not in "".join(env.values()),
+          "etcd: every path is on a mount, every address mapped", "; ".join(problems))
+    # What the pod env alone would do must not work, so that only the env file can make etcd
+    # healthy: the manifest's 3-member ETCD_INITIAL_CLUSTER (two of them another cluster's) and
+    # a stale state.
+    env["ETCD_INITIAL_CLUSTER_STATE"] = "existing"
+    mine = "etcd-0=https://127.0.0.1:%d" % peer
+    check(env.get("ETCD_INITIAL_CLUSTER", "").count("=https://") == 3 and mine in env["ETCD_INITIAL_CLUSTER"],
+          "the pod env's ETCD_INITIAL_CLUSTER is the 3-member list (mapped)", env.get("ETCD_INITIAL_CLUSTER"))
+    argv = [b if cmd[0] == "/usr/bin/reset-member" else cmd[0]] + \
+        [("--env-file=" + root + ef) if a == "--env-file=" + ef else a for a in cmd[1:]]
+    argv[argv.index("--") + 1] = real_etcd
+    envfile = root + ef
+    os.makedirs(os.path.dirname(envfile), exist_ok=True)
+    client_url = "https://127.0.0.1:%d" % client
+
+    # no env file, or one with a foreign line: exit 1, etcd never starts
+    for name, content in (("no env file", None),
+                          ("an env file with another variable",
+                           "ETCD_INITIAL_CLUSTER_STATE=new\nETCD_DATA_DIR=/tmp/elsewhere\n"),
+                          ("an empty env file", "")):
+        if os.path.exists(envfile):
+            os.unlink(envfile)
+        if content is not None:
+            with open(envfile, "w") as f:
+                f.write(content)
+        p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=WAIT)
+        check(p.returncode == 1 and "not starting" in p.stderr
+              and not os.path.exists(root + "/var/lib/data"),
+              "etcd container with %s: exit 1, etcd not started" % name,
+              "rc %d, stderr %s" % (p.returncode, p.stderr[-300:]))
+
+    with open(envfile, "w") as f:  # act.c's format, as reset-member's bootstrap writes it
+        f.write("ETCD_INITIAL_CLUSTER_STATE=new\nETCD_INITIAL_CLUSTER=%s\n" % mine)
+    log = open(os.path.join(tmp, "etcd-container.log"), "w+")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, health = time.time() + WAIT, None
+        while time.time() < deadline and proc.poll() is None:
+            health = etcd_health(client_url, cluster_dir)
+            if health == "true":
+                break
+            time.sleep(0.5)
+        log.seek(0)
+        text = log.read()
+        check(health == "true", "the etcd container's command starts etcd 3.4: healthy on %s" % client_url,
+              "health %s, rc %s, log %s" % (health, proc.poll(), text[-600:]))
+        try:
+            exe = os.path.realpath("/proc/%d/exe" % proc.pid)
+        except OSError:
+            exe = None
+        check(exe == os.path.realpath(real_etcd),
+              "reset-member exec became etcd (same pid, no wrapper process left)", str(exe))
+        first = text.splitlines()[0] if text else ""
+        try:
+            line = json.loads(first)
+        except ValueError:
+            line = {}
+        check(line.get("msg") == "exec" and line.get("state") == "new" and line.get("initial_cluster") == mine
+              and line.get("program") == real_etcd,
+              "reset-member exec logs one JSON line: state new, the env file's initial cluster",
+              first[:300])
+        p = subprocess.run(["etcdctl", "--endpoints", client_url, "--cacert", os.path.join(cluster_dir, "ca.crt"),
+                            "--cert", os.path.join(cluster_dir, "client.crt"),
+                            "--key", os.path.join(cluster_dir, "client.key"), "member", "list", "-w", "json"],
+                           capture_output=True, text=True, timeout=WAIT, env={**os.environ, "ETCDCTL_API": "3"})
+        try:
+            ms = json.loads(p.stdout)["members"]
+        except (ValueError, KeyError):
+            ms = []
+        check(len(ms) == 1 and ms[0].get("name") == "etcd-0"
+              and ms[0].get("peerURLs") == ["https://127.0.0.1:%d" % peer],
+              "etcd bootstrapped the env file's one-member cluster (not the pod env's three)",
+              p.stdout[-300:] + p.stderr[-200:])
+    finally:
+        proc.terminate()
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        # etcd cleans up, then re-raises SIGTERM (osutil.HandleInterrupts)
+        check(rc in (0, -signal.SIGTERM), "etcd (started by reset-member exec) stops on SIGTERM",
+              "rc %s" % rc)
+
+
 def cmd_run(base_path, build, seccomp=None):
     cluster_dir = os.environ["CLUSTER_DIR"]
     objs = load(base_path)
@@ -419,45 +556,10 @@ def cmd_run(base_path, build, seccomp=None):
             written = [f for f in (rf.get("state-file"), rf.get("env-file")) if f and os.path.exists(root + f)]
             check(not written, "reset-member --dry-run wrote neither state nor env file", str(written))
 
-        # etcd's start script, run by /bin/sh with a stand-in etcd that records its env: the
-        # env file's two variables win over the manifest's; no env file -> no etcd.
-        ef = flags(rm.get("args", [])).get("env-file")
-        cmd = etcd.get("command", []) + etcd.get("args", [])
-        if ef and cmd[:2] == ["/bin/sh", "-c"]:
-            root = os.path.join(tmp, "etcd")
-            bindir = os.path.join(tmp, "bin")
-            os.makedirs(bindir)
-            with open(os.path.join(bindir, "etcd"), "w") as f:
-                f.write("#!/bin/sh\nenv > \"$ENV_OUT\"\n")
-            os.chmod(os.path.join(bindir, "etcd"), 0o755)
-            env = {k: v for k, v in env_of(etcd).items()}
-            env["PATH"] = bindir + ":/usr/bin:/bin"
-            env["ENV_OUT"] = os.path.join(tmp, "etcd.env")
-            script = cmd[2].replace(ef, root + ef)
-            os.makedirs(os.path.dirname(root + ef))
-            joined = "etcd-0=https://10.0.0.1:2380,etcd-1=https://etcd-1.etcd-discovery.%s.svc:2380" % NAMESPACE
-            for content, want_state in (("", None),
-                                        ("ETCD_INITIAL_CLUSTER_STATE=existing\nETCD_INITIAL_CLUSTER=%s\n"
-                                         % joined, "existing")):
-                if os.path.exists(env["ENV_OUT"]):
-                    os.unlink(env["ENV_OUT"])
-                with open(root + ef, "w") as f:
-                    f.write(content)  # act.c's format: NAME=value lines
-                p = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True,
-                                   timeout=30)
-                got = {}
-                if os.path.exists(env["ENV_OUT"]):
-                    got = dict(l.split("=", 1) for l in open(env["ENV_OUT"]).read().splitlines() if "=" in l)
-                if want_state is None:
-                    check(p.returncode != 0 and not got, "etcd start script: an empty env file stops it (rc %d)"
-                          % p.returncode, "rc %d, etcd ran: %s" % (p.returncode, bool(got)))
-                else:
-                    check(p.returncode == 0 and got.get("ETCD_INITIAL_CLUSTER_STATE") == want_state
-                          and got.get("ETCD_INITIAL_CLUSTER") == joined
-                          and got.get("ETCD_DATA_DIR") == "/var/lib/data",
-                          "etcd start script: exec etcd with the env file's state and initial cluster",
-                          "rc %d %s %s" % (p.returncode, p.stderr[-200:], {k: got.get(k) for k in
-                                           ("ETCD_INITIAL_CLUSTER_STATE", "ETCD_INITIAL_CLUSTER")}))
+        # the etcd container's exact command, with reset-member and etcd mapped to the real
+        # binaries here (etcd 3.4), its env and mounts under a temp root, and its addresses on
+        # free ports: etcd starts with the env file's state and initial cluster
+        run_etcd_container(pod, rm, etcd, build, cluster_dir, tmp)
 
         # etcd: every ETCD_* variable is a flag etcd knows
         if shutil.which("etcd"):
