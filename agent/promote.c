@@ -27,6 +27,7 @@ struct promote {
     struct grpc_channel *ch;
     char key[PROMOTE_KEY_MAX]; /* endpoints of ch, joined */
     uint64_t backoff_ms;
+    size_t rotate;          /* endpoints skipped after a "not supported for learner" answer */
     int64_t promoted_at_ms; /* a Status older than this still says "learner" */
     struct cache_promote state;
 };
@@ -64,17 +65,47 @@ static void add_urls(const struct cache_member *m, const char **eps, size_t *n)
         eps[(*n)++] = m->client_urls[j];
 }
 
-/* Voters' client URLs, the leader's first. */
+size_t promote_order_endpoints(const char *const *given, size_t n_given,
+                               const char *const *self_urls, size_t n_self, size_t rotate,
+                               const char **out)
+{
+    const char *kept[GRPC_MAX_ENDPOINTS];
+    size_t n = 0;
+    for (size_t i = 0; i < n_given && n < GRPC_MAX_ENDPOINTS; i++) {
+        bool self = false;
+        for (size_t j = 0; j < n_self && !self; j++)
+            self = strcmp(given[i], self_urls[j]) == 0;
+        if (!self)
+            kept[n++] = given[i];
+    }
+    if (n == 0) /* only our own URLs: try them rather than nothing */
+        for (size_t i = 0; i < n_given && n < GRPC_MAX_ENDPOINTS; i++)
+            kept[n++] = given[i];
+    for (size_t i = 0; i < n; i++)
+        out[i] = kept[(i + rotate) % n];
+    return n;
+}
+
+/* Voters' client URLs, the leader's first. With --cluster-endpoints: that list without the
+ * local member's own client URLs (a learner cannot serve MemberPromote; the list is usually
+ * the same for every pod), rotated past endpoints that answered as a learner. */
 static size_t voter_endpoints(const struct promote *p, const struct cache_snapshot *s,
                               uint64_t self, const char **eps)
 {
     size_t n = 0;
-    if (p->n_cluster_endpoints) {
-        for (size_t i = 0; i < p->n_cluster_endpoints && n < GRPC_MAX_ENDPOINTS; i++)
-            eps[n++] = p->cluster_endpoints[i];
-        return n;
-    }
     const struct cache_cluster *cl = &s->cluster;
+    const struct cache_member *me = NULL;
+    for (size_t i = 0; i < cl->n_members; i++)
+        if (cl->members[i].id == self)
+            me = &cl->members[i];
+    if (p->n_cluster_endpoints) {
+        const char *self_urls[GRPC_MAX_ENDPOINTS];
+        size_t n_self = 0;
+        for (size_t j = 0; me && j < me->n_client_urls && n_self < GRPC_MAX_ENDPOINTS; j++)
+            self_urls[n_self++] = me->client_urls[j];
+        return promote_order_endpoints(p->cluster_endpoints, p->n_cluster_endpoints, self_urls,
+                                       n_self, p->rotate, eps);
+    }
     uint64_t leader = s->local.status.leader;
     for (size_t i = 0; i < cl->n_members; i++)
         if (cl->members[i].id == leader && leader != self)
@@ -178,6 +209,10 @@ void promote_step(struct promote *p, struct cache *cache)
         /* "not in sync" is the expected answer while the learner catches up; other errors
          * (leader election, unreachable voters) get the same backoff. */
         p->backoff_ms = promote_next_backoff(p->backoff_ms);
+        /* The channel stays on the first endpoint that connects; if that is a learner
+         * (ourselves, or another learner), the next try starts at the next endpoint. */
+        if (strstr(err, "not supported for learner"))
+            p->rotate++;
         p->state.next_try_ms = now + (int64_t)p->backoff_ms;
         (void)snprintf(p->state.last_error, sizeof(p->state.last_error), "%s", err);
         cJSON_AddStringToObject(f, "error", err);

@@ -31,4 +31,11 @@ void promote_step(struct promote *p, struct cache *cache);
 /* Exposed for tests: the next backoff after `cur` (doubling, capped). */
 uint64_t promote_next_backoff(uint64_t cur_ms);
 
+/* The endpoints to send MemberPromote to, from the --cluster-endpoints list `given`: those that
+ * are not among the local member's `self_urls` (all of them if none is left), rotated left by
+ * `rotate`, into `out` (GRPC_MAX_ENDPOINTS entries). Returns how many. Pure; exposed for tests. */
+size_t promote_order_endpoints(const char *const *given, size_t n_given,
+                               const char *const *self_urls, size_t n_self, size_t rotate,
+                               const char **out);
+
 #endif

@@ -252,7 +252,9 @@ if until_true 60 add_learner; then
     ok "member add --learner"
     cluster_start 3 existing "$ETCD_TEST_INITIAL_CLUSTER,etcd-3=$peer3" || fail "start member 3"
     port3=$(free_port)
-    start_agent agent3 3 "$port3" --cluster-endpoints "$ETCD_TEST_ENDPOINTS"
+    # The list every pod gets, the learner's own URL first: promote.c must not send
+    # MemberPromote to the learner itself ("rpc not supported for learner") forever.
+    start_agent agent3 3 "$port3" --cluster-endpoints "$(cluster_client-url 3),$ETCD_TEST_ENDPOINTS"
     is_voter() {
         cluster_etcdctl 0 member list -w json 2>/dev/null | python3 -c '
 import json, sys
