@@ -16,8 +16,10 @@ V          ?= 0
 Q          := $(if $(filter 1,$(V)),,@)
 VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0)
 
-PKGS       := openssl libnghttp2 libcjson liburing libprotobuf-c libzstd libcurl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS       := openssl libnghttp2 libcjson liburing libprotobuf-c libzstd
+# libcurl: headers only; init/restore.c dlopens it for a --restore-from URL (not linked: its
+# ~25 libraries would cost every reset-member start). `make static` bundles it explicitly.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC         ?= gcc
@@ -172,7 +174,8 @@ demo: deps all
 # Debian has no static libcjson and no static deps for libcurl, so a fully static link is not
 # possible; instead the programs are relinked (hardened) with their ELF interpreter and RPATH
 # pointing into BUNDLE_DIR, and that dir receives the dynamic loader and every shared library
-# they need. $(STATIC_ROOT) mirrors the image's filesystem (usr/bin/*, $(BUNDLE_DIR)/*) and runs
+# they need, plus libcurl.so.4 and its libraries (reset-member dlopens it, via the RPATH, for a
+# --restore-from URL). $(STATIC_ROOT) mirrors the image's filesystem (usr/bin/*, $(BUNDLE_DIR)/*) and runs
 # in an image without libc (tests/e2e/packaging.sh proves it in an empty chroot).
 BUNDLE_DIR   := /usr/lib/etcd-recovery
 STATIC_DIR   := $(BUILD)/static
@@ -191,8 +194,11 @@ static: | $(filter deps,$(MAKECMDGOALS))
 	$(Q)set -eo pipefail; rm -rf $(STATIC_ROOT); mkdir -p $(STATIC_ROOT)/usr/bin $(STATIC_ROOT)$(BUNDLE_DIR); \
 	progs=$$(ls $(STATIC_DIR)/obj/reset-member $(STATIC_DIR)/obj/etcd-agent 2>/dev/null || true); \
 	if [ -z "$$progs" ]; then echo "static: no program to bundle yet" >&2; exit 1; fi; \
-	for p in $$progs; do \
-	    objcopy --strip-unneeded $$p $(STATIC_ROOT)/usr/bin/$$(basename $$p); \
+	curl=$$($(CC) -print-file-name=libcurl.so.4); \
+	case $$curl in /*) ;; *) echo "static: cannot find libcurl.so.4" >&2; exit 1 ;; esac; \
+	for p in $$progs $$curl; do \
+	    case $$p in */libcurl.so.4) echo "$$p" ;; \
+	    *) objcopy --strip-unneeded $$p $(STATIC_ROOT)/usr/bin/$$(basename $$p) ;; esac; \
 	    ldd $$p > $(STATIC_DIR)/ldd.out; \
 	    if grep 'not found' $(STATIC_DIR)/ldd.out >&2; then echo "static: $$p: missing library" >&2; exit 1; fi; \
 	    awk '$$2 == "=>" && $$3 ~ /^\// {print $$3}' $(STATIC_DIR)/ldd.out; \
