@@ -180,8 +180,9 @@ demo: deps all
 # possible; instead the programs are relinked (hardened) with their ELF interpreter and RPATH
 # pointing into BUNDLE_DIR, and that dir receives the dynamic loader and every shared library
 # they need, plus libcurl.so.4 and its libraries (reset-member dlopens it, via the RPATH, for a
-# --restore-from URL). $(STATIC_ROOT) mirrors the image's filesystem (usr/bin/*, $(BUNDLE_DIR)/*) and runs
-# in an image without libc (tests/e2e/packaging.sh proves it in an empty chroot).
+# --restore-from URL). $(STATIC_ROOT) mirrors the image's filesystem (usr/bin/*,
+# $(BUNDLE_DIR)/*) and runs in an image without libc (tests/e2e/packaging.sh proves it in an
+# empty chroot).
 BUNDLE_DIR   := /usr/lib/etcd-recovery
 STATIC_DIR   := $(BUILD)/static
 STATIC_ROOT  := $(STATIC_DIR)/rootfs

@@ -557,27 +557,29 @@ static int curl_load(struct curl_api *api, char *err, size_t err_len)
 
     if (!lib) {
         why = dlerror();
-        return act_fail(err, err_len, -ENOENT,
-                        "cannot load %s, needed to download a --restore-from URL: %s",
-                        RESTORE_LIBCURL, why ? why : "unknown error");
+        act_fail(err, err_len, -ENOENT,
+                 "cannot load %s, needed to download a --restore-from URL: %s", RESTORE_LIBCURL,
+                 why ? why : "unknown error");
+        return -ENOENT;
     }
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         syms[i] = dlsym(lib, names[i]);
         if (!syms[i]) {
             why = dlerror();
+            act_fail(err, err_len, -ENOENT, "%s has no %s: %s", RESTORE_LIBCURL, names[i],
+                     why ? why : "unknown error");
             dlclose(lib);
-            return act_fail(err, err_len, -ENOENT, "%s has no %s: %s", RESTORE_LIBCURL, names[i],
-                            why ? why : "unknown error");
+            return -ENOENT;
         }
     }
-    /* POSIX guarantees that dlsym's void * holds a function pointer; copy the bits */
-    memcpy(&api->global_init, &syms[0], sizeof(void *));
-    memcpy(&api->easy_init, &syms[1], sizeof(void *));
-    memcpy(&api->easy_setopt, &syms[2], sizeof(void *));
-    memcpy(&api->easy_perform, &syms[3], sizeof(void *));
-    memcpy(&api->easy_getinfo, &syms[4], sizeof(void *));
-    memcpy(&api->easy_strerror, &syms[5], sizeof(void *));
-    memcpy(&api->easy_cleanup, &syms[6], sizeof(void *));
+    /* POSIX guarantees that dlsym's void * converts to a function pointer */
+    api->global_init = (CURLcode(*)(long))syms[0];
+    api->easy_init = (CURL * (*)(void)) syms[1];
+    api->easy_setopt = (CURLcode(*)(CURL *, CURLoption, ...))syms[2];
+    api->easy_perform = (CURLcode(*)(CURL *))syms[3];
+    api->easy_getinfo = (CURLcode(*)(CURL *, CURLINFO, ...))syms[4];
+    api->easy_strerror = (const char *(*)(CURLcode))syms[5];
+    api->easy_cleanup = (void (*)(CURL *))syms[6];
     return 0;
 }
 
