@@ -8,8 +8,9 @@
 #
 # Timing: bash's $EPOCHREALTIME around each run (no clock process spawned); the four are run in
 # turn, round after round, so that load from elsewhere falls on all of them alike; medians (and
-# minima). CPU: user+sys of the children per run (getrusage through `times`). Goal: keep
-# <= 30 ms and >= 14x faster than the bash equivalent.
+# minima). CPU: user+sys per run, averaged (getrusage of the children through the `times`
+# builtin, read before and after each run of the same rounds). Goal: keep <= 30 ms and >= 14x
+# faster than the bash equivalent.
 #
 # usage: tests/bench/reset_member.sh [--build DIR]     (BENCH_RUNS=N rounds, default 20)
 set -u
@@ -70,38 +71,54 @@ case $out in *'"action":"keep"'*) ;; *) echo "expected keep, got: $out" >&2; exi
 run_bash || { echo "bash equivalent failed" >&2; exit 1; }
 [ "$(cat "$STATE")" = "$(cat "$STATE.bash")" ] || echo "note: states differ" >&2
 
-# Wall: round 0 warms up (page cache, etcd's connection handling), rounds 1..RUNS count.
-declare -A US
+# children_ms: user+sys CPU of this shell's finished children so far, in ms (the `times`
+# builtin reports getrusage(RUSAGE_CHILDREN) to the ms; no process is spawned to read it).
+TIMES=$CLUSTER_DIR/times
+children_ms() {
+    local u s
+    times >"$TIMES"
+    { read -r _ && read -r u s; } <"$TIMES"
+    ms_of "$u"
+    CHILD_MS=$MS
+    ms_of "$s"
+    CHILD_MS=$((CHILD_MS + MS))
+}
+ms_of() { # 1m2.345s -> MS=62345, without a subshell (its CPU would be counted)
+    local v=${1%s} m
+    m=${v%%m*}
+    v=${v#*m}
+    MS=$((m * 60000 + 10#${v/./}))
+}
+
+# Round 0 warms up (page cache, etcd's connection handling), rounds 1..RUNS count. Wall is
+# $EPOCHREALTIME right around each run; CPU is the children's rusage before and after it.
+declare -A US CPU
+for s in "${SUBJECTS[@]}"; do CPU[$s]=0; done
 for r in $(seq 0 "$RUNS"); do
     for s in "${SUBJECTS[@]}"; do
+        children_ms
+        c0=$CHILD_MS
         t0=$EPOCHREALTIME
         "run_$s" || { echo "$s failed in round $r" >&2; exit 1; }
         t1=$EPOCHREALTIME
-        [ "$r" = 0 ] || US[$s]+="$((${t1/./} - ${t0/./})) "
+        children_ms
+        [ "$r" = 0 ] && continue
+        US[$s]+="$((${t1/./} - ${t0/./})) "
+        CPU[$s]=$((CPU[$s] + CHILD_MS - c0))
     done
 done
-# stat s: "median min" in ms
-stat() { tr ' ' '\n' <<<"${US[$1]}" | grep . | sort -n |
+# wall_stat s: "median min" in ms
+wall_stat() { tr ' ' '\n' <<<"${US[$1]}" | grep . | sort -n |
     awk '{a[NR]=$1} END {printf "%.1f %.1f", a[int((NR+1)/2)]/1000, a[1]/1000}'; }
-read -r true_ms true_min <<<"$(stat true)"
-read -r ver_ms ver_min <<<"$(stat version)"
-read -r keep_ms keep_min <<<"$(stat keep)"
-read -r bash_ms bash_min <<<"$(stat bash)"
-
-# CPU (user+sys) per run of each: the children's rusage, summed by `times` in a subshell
-cpu_ms() {
-    (
-        for _ in $(seq 1 "$RUNS"); do "run_$1"; done
-        times >"$CLUSTER_DIR/times" # not in a pipe: a pipe's subshell has no children
-        tail -1 "$CLUSTER_DIR/times" | awk -v n="$RUNS" '{
-            split($1, u, /[ms]/); split($2, s, /[ms]/)
-            printf "%.2f\n", ((u[1] * 60 + u[2]) + (s[1] * 60 + s[2])) * 1000 / n }'
-    )
-}
-true_cpu=$(cpu_ms true)
-ver_cpu=$(cpu_ms version)
-keep_cpu=$(cpu_ms keep)
-bash_cpu=$(cpu_ms bash)
+read -r true_ms true_min <<<"$(wall_stat true)"
+read -r ver_ms ver_min <<<"$(wall_stat version)"
+read -r keep_ms keep_min <<<"$(wall_stat keep)"
+read -r bash_ms bash_min <<<"$(wall_stat bash)"
+cpu() { awk -v t="${CPU[$1]}" -v n="$RUNS" 'BEGIN {printf "%.2f", t / n}'; }
+true_cpu=$(cpu true)
+ver_cpu=$(cpu version)
+keep_cpu=$(cpu keep)
+bash_cpu=$(cpu bash)
 
 # time inside reset-member's main (its log line's took_ms), median of a few runs
 in_ms=$(for _ in $(seq 1 9); do
@@ -111,7 +128,7 @@ done | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]}')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.1f", a / b; else print "inf"}'; }
 net() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {if (b > f) printf "%.1f", (a - f) / (b - f); else print "inf"}'; }
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "median (min) of $RUNS interleaved rounds; load average $load"
+echo "wall: median (min) of $RUNS interleaved rounds, CPU: mean of the same runs; load average $load"
 printf '  %-44s %7s ms (%5s)   CPU %6s ms\n' "/bin/true (spawn floor)" "$true_ms" "$true_min" "$true_cpu"
 printf '  %-44s %7s ms (%5s)   CPU %6s ms\n' "reset-member --version (its start)" "$ver_ms" "$ver_min" "$ver_cpu"
 printf '  %-44s %7s ms (%5s)   CPU %6s ms   (goal <= %s ms)\n' "reset-member keep" "$keep_ms" "$keep_min" "$keep_cpu" "$GOAL_MS"
