@@ -35,6 +35,11 @@ LIBS       := $(PKG_LIBS) -lhttp_parser -lpthread -lm
 # PLT) and ~50 page faults each start (-3.3 M instructions). Debian has no static libcjson.
 RM_STATIC  := -lssl -lcrypto -lnghttp2 -lprotobuf-c
 RM_LIBS    := -Wl,-Bstatic $(RM_STATIC) -Wl,-Bdynamic $(filter-out $(RM_STATIC),$(LIBS))
+# etcd-agent links the libraries that Debian ships as archives statically: only the code it
+# uses ends up in its image (no relocation of their symbol tables at start), which keeps its
+# idle RSS under 8 MiB. cJSON has no archive; libcurl is not used by the agent at all.
+AGENT_LIBS := -Wl,-Bstatic -lssl -lcrypto -lnghttp2 -luring -lprotobuf-c -lzstd -lhttp_parser \
+              -Wl,-Bdynamic $(shell pkg-config --libs libcjson 2>/dev/null) -lpthread -lm -ldl
 TEST_LIBS  := -lcmocka
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
@@ -73,7 +78,7 @@ tests: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
 DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev liburing-dev \
             libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
-            iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus
+            iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus nginx
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \
@@ -109,7 +114,7 @@ $(BUILD)/reset-member: $(BUILD)/init/main.o $(BUILD)/libinit.a $(BUILD)/libcommo
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(RM_LIBS) -o $@
 $(BUILD)/etcd-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libcommon.a
 	@$(if $(Q),echo "  LD $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(AGENT_LIBS) -o $@
 
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $(TESTLIB_OBJ) $(BUILD)/libinit.a \
                             $(BUILD)/libagent.a $(BUILD)/libcommon.a
