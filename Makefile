@@ -16,8 +16,10 @@ V          ?= 0
 Q          := $(if $(filter 1,$(V)),,@)
 VERSION    := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0)
 
-PKGS       := openssl libnghttp2 libcjson liburing libprotobuf-c libzstd libcurl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS       := openssl libnghttp2 libcjson liburing libprotobuf-c libzstd
+# libcurl: headers only; init/restore.c dlopens it for a --restore-from URL (not linked: its
+# ~25 libraries would cost every reset-member start). `make static` bundles it explicitly.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC         ?= gcc
@@ -28,6 +30,11 @@ CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -iquote common -I$(BUILD)/ge
               -DETCD_RECOVERY_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
 LDFLAGS_ALL:= $(EXTRA_LDFLAGS)
 LIBS       := $(PKG_LIBS) -lhttp_parser -lpthread -lm
+# reset-member runs at every pod start: OpenSSL, nghttp2 and protobuf-c from their static
+# archives spare the loader libcrypto's ~4,000 symbol relocations (it calls itself through the
+# PLT) and ~50 page faults each start (-3.3 M instructions). Debian has no static libcjson.
+RM_STATIC  := -lssl -lcrypto -lnghttp2 -lprotobuf-c
+RM_LIBS    := -Wl,-Bstatic $(RM_STATIC) -Wl,-Bdynamic $(filter-out $(RM_STATIC),$(LIBS))
 # etcd-agent links the libraries that Debian ships as archives statically: only the code it
 # uses ends up in its image (no relocation of their symbol tables at start), which keeps its
 # idle RSS under 8 MiB. cJSON has no archive; libcurl is not used by the agent at all.
@@ -104,7 +111,7 @@ $(BUILD)/libagent.a: $(AGENT_OBJ)
 
 $(BUILD)/reset-member: $(BUILD)/init/main.o $(BUILD)/libinit.a $(BUILD)/libcommon.a
 	@$(if $(Q),echo "  LD $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(RM_LIBS) -o $@
 $(BUILD)/etcd-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libcommon.a
 	@$(if $(Q),echo "  LD $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(AGENT_LIBS) -o $@
@@ -177,8 +184,10 @@ demo: deps all
 # Debian has no static libcjson and no static deps for libcurl, so a fully static link is not
 # possible; instead the programs are relinked (hardened) with their ELF interpreter and RPATH
 # pointing into BUNDLE_DIR, and that dir receives the dynamic loader and every shared library
-# they need. $(STATIC_ROOT) mirrors the image's filesystem (usr/bin/*, $(BUNDLE_DIR)/*) and runs
-# in an image without libc (tests/e2e/packaging.sh proves it in an empty chroot).
+# they need, plus libcurl.so.4 and its libraries (reset-member dlopens it, via the RPATH, for a
+# --restore-from URL). $(STATIC_ROOT) mirrors the image's filesystem (usr/bin/*,
+# $(BUNDLE_DIR)/*) and runs in an image without libc (tests/e2e/packaging.sh proves it in an
+# empty chroot).
 BUNDLE_DIR   := /usr/lib/etcd-recovery
 STATIC_DIR   := $(BUILD)/static
 STATIC_ROOT  := $(STATIC_DIR)/rootfs
@@ -196,8 +205,11 @@ static: | $(filter deps,$(MAKECMDGOALS))
 	$(Q)set -eo pipefail; rm -rf $(STATIC_ROOT); mkdir -p $(STATIC_ROOT)/usr/bin $(STATIC_ROOT)$(BUNDLE_DIR); \
 	progs=$$(ls $(STATIC_DIR)/obj/reset-member $(STATIC_DIR)/obj/etcd-agent 2>/dev/null || true); \
 	if [ -z "$$progs" ]; then echo "static: no program to bundle yet" >&2; exit 1; fi; \
-	for p in $$progs; do \
-	    objcopy --strip-unneeded $$p $(STATIC_ROOT)/usr/bin/$$(basename $$p); \
+	curl=$$($(CC) -print-file-name=libcurl.so.4); \
+	case $$curl in /*) ;; *) echo "static: cannot find libcurl.so.4" >&2; exit 1 ;; esac; \
+	for p in $$progs $$curl; do \
+	    case $$p in */libcurl.so.4) echo "$$p" ;; \
+	    *) objcopy --strip-unneeded $$p $(STATIC_ROOT)/usr/bin/$$(basename $$p) ;; esac; \
 	    ldd $$p > $(STATIC_DIR)/ldd.out; \
 	    if grep 'not found' $(STATIC_DIR)/ldd.out >&2; then echo "static: $$p: missing library" >&2; exit 1; fi; \
 	    awk '$$2 == "=>" && $$3 ~ /^\// {print $$3}' $(STATIC_DIR)/ldd.out; \

@@ -1,7 +1,8 @@
 /* tls.c - OpenSSL 3 client and server contexts, rebuilt when their files change on disk.
  *
- * Builds SSL_CTXs (versions, CA, certificate, ALPN) and client SSL objects with SNI and peer
- * name checks. Sockets, handshakes and I/O are left to grpc.c (client) and the agent (server). */
+ * Builds SSL_CTXs (versions, security level, CA, certificate, key, ALPN) and client SSL objects
+ * with SNI and peer name checks; sets OpenSSL up once per process. Sockets, handshakes and I/O
+ * are left to grpc.c (client) and the agent (server). */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -13,14 +14,18 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/decoder.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"
 
 #define TLS_RELOAD_CHECK_MS 1000
 #define TLS_NFILES 3
-#define TLS_MAX_HOST 256 /* a DNS name is at most 253 bytes */
+#define TLS_MAX_HOST 256         /* a DNS name is at most 253 bytes */
+#define TLS_MIN_SECURITY_LEVEL 2 /* >= 112-bit keys, no SHA-1 signatures: OpenSSL 3's default */
+#define TLS_MAX_PEM_BLOCKS 16    /* blocks looked at for the key (a chain, EC PARAMETERS) */
 
 struct tls_file_id {
     bool present;
@@ -42,6 +47,28 @@ struct tls_ctx {
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
 static const unsigned char alpn_server[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static bool tls_exit_cleanup = true;
+
+static void tls_init_once(void)
+{
+    /* No openssl.cnf: this file is the TLS policy, whatever the image holds (the distroless
+     * image has none; Debian's sets nothing), and reading it cost every start ~0.8 M
+     * instructions. */
+    uint64_t opts = OPENSSL_INIT_NO_LOAD_CONFIG;
+
+    if (!tls_exit_cleanup)
+        opts |= OPENSSL_INIT_NO_ATEXIT;
+    (void)OPENSSL_init_ssl(opts, NULL); /* a failure shows at SSL_CTX_new */
+}
+
+void tls_init(bool exit_cleanup)
+{
+    if (!exit_cleanup)
+        tls_exit_cleanup = false;
+    pthread_once(&tls_once, tls_init_once);
+}
 
 static long long now_ms(void)
 {
@@ -109,6 +136,99 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Key type of a DER PrivateKeyInfo (PKCS#8) for the decoder; NULL if not one we name. */
+static const char *pkcs8_key_type(const unsigned char *der, long len)
+{
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &der, len);
+    const ASN1_OBJECT *alg = NULL;
+    const char *type = NULL;
+
+    if (p8 && PKCS8_pkey_get0(&alg, NULL, NULL, NULL, p8) == 1) {
+        switch (OBJ_obj2nid(alg)) {
+        case NID_X9_62_id_ecPublicKey:
+            type = "EC";
+            break;
+        case NID_rsaEncryption:
+            type = "RSA";
+            break;
+        case NID_rsassaPss:
+            type = "RSA-PSS";
+            break;
+        case NID_ED25519:
+            type = "ED25519";
+            break;
+        case NID_ED448:
+            type = "ED448";
+            break;
+        default:
+            break;
+        }
+    }
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    return type;
+}
+
+/* The first private key of a PEM file, decoded by a decoder narrowed to its type and structure:
+ * OpenSSL 3.0's PEM_read_bio_PrivateKey sets up every decoder of every key type (~3 M
+ * instructions, a tenth of reset-member's run). NULL for anything else (encrypted, other key
+ * types, unreadable): the caller takes the generic path then, whose errors are the ones to
+ * report, so this one leaves no error behind. */
+static EVP_PKEY *read_key_narrow(const char *path)
+{
+    BIO *b = NULL;
+    OSSL_DECODER_CTX *dctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    char *name = NULL, *header = NULL;
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    const char *structure = NULL, *type = NULL;
+    long len = 0;
+    size_t left;
+
+    ERR_set_mark();
+    b = BIO_new_file(path, "r");
+    for (int i = 0; b && i < TLS_MAX_PEM_BLOCKS && !structure; i++) {
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(der);
+        name = header = NULL;
+        der = NULL;
+        if (PEM_read_bio(b, &name, &header, &der, &len) != 1)
+            goto out;
+        if (strcmp(name, "PRIVATE KEY") == 0) {
+            structure = "PrivateKeyInfo";
+            type = pkcs8_key_type(der, len);
+        } else if (strcmp(name, "EC PRIVATE KEY") == 0) {
+            structure = "type-specific";
+            type = "EC";
+        } else if (strcmp(name, "RSA PRIVATE KEY") == 0) {
+            structure = "type-specific";
+            type = "RSA";
+        } else if (strstr(name, "PRIVATE KEY")) {
+            goto out; /* ENCRYPTED, DSA, ...: the generic path */
+        }
+    }
+    /* a header is "Proc-Type: 4,ENCRYPTED" (legacy encryption): the generic path asks */
+    if (!structure || !type || header[0])
+        goto out;
+    dctx =
+        OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", structure, type, EVP_PKEY_KEYPAIR, NULL, NULL);
+    p = der;
+    left = (size_t)len;
+    if (!dctx || OSSL_DECODER_from_data(dctx, &p, &left) != 1) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+out:
+    OSSL_DECODER_CTX_free(dctx);
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_clear_free(der, der ? (size_t)len : 0);
+    BIO_free(b);
+    ERR_pop_to_mark();
+    return pkey;
+}
+
 /* Builds a fresh SSL_CTX from the files; NULL with err filled. */
 static SSL_CTX *build_ctx(bool server, char *const files[TLS_NFILES], char *err, size_t err_len)
 {
@@ -128,6 +248,8 @@ static SSL_CTX *build_ctx(bool server, char *const files[TLS_NFILES], char *err,
         goto fail;
     }
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    if (SSL_CTX_get_security_level(c) < TLS_MIN_SECURITY_LEVEL)
+        SSL_CTX_set_security_level(c, TLS_MIN_SECURITY_LEVEL);
     SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     /* grpc.c keeps its own output buffer and may retry a write with a moved pointer. */
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -140,10 +262,17 @@ static SSL_CTX *build_ctx(bool server, char *const files[TLS_NFILES], char *err,
         snprintf(err, err_len, "cert file %s: %s", cert, tls_error_string(NULL, why, sizeof why));
         goto fail;
     }
-    if (cert && SSL_CTX_use_PrivateKey_file(c, key ? key : cert, SSL_FILETYPE_PEM) != 1) {
-        snprintf(err, err_len, "key file %s: %s", key ? key : cert,
-                 tls_error_string(NULL, why, sizeof why));
-        goto fail;
+    if (cert) {
+        EVP_PKEY *pk = read_key_narrow(key ? key : cert);
+        int ok = pk ? SSL_CTX_use_PrivateKey(c, pk)
+                    : SSL_CTX_use_PrivateKey_file(c, key ? key : cert, SSL_FILETYPE_PEM);
+
+        EVP_PKEY_free(pk); /* the SSL_CTX holds its own reference */
+        if (ok != 1) {
+            snprintf(err, err_len, "key file %s: %s", key ? key : cert,
+                     tls_error_string(NULL, why, sizeof why));
+            goto fail;
+        }
     }
     if (cert && SSL_CTX_check_private_key(c) != 1) {
         snprintf(err, err_len, "key file %s does not match cert file %s: %s", key ? key : cert,
@@ -224,6 +353,7 @@ static struct tls_ctx *tls_new(bool server, const struct tls_files *files, char 
     struct tls_ctx *t = NULL;
     const char *names[TLS_NFILES];
 
+    tls_init(true);
     if (!files) {
         snprintf(err, err_len, "no TLS files given");
         return NULL;

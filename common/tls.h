@@ -16,19 +16,26 @@
 
 struct tls_ctx;
 
+/* Sets OpenSSL up for the process, once (tls_client_new and tls_server_new call it; a program
+ * that wants exit_cleanup false calls it first, before any thread). OpenSSL's configuration
+ * file is not read: the policy is tls.c's. exit_cleanup false skips OpenSSL's atexit cleanup
+ * (~1.3 M instructions freeing what the exiting process gives back anyway). */
+void tls_init(bool exit_cleanup);
+
 struct tls_files {
     const char *ca_file;   /* CA bundle: verify the peer against it (client: required) */
     const char *cert_file; /* our certificate chain (server: required; client: optional) */
     const char *key_file;  /* its private key */
 };
 
-/* Client context: TLS >= 1.2, peer verification against ca_file, ALPN "h2", optional client
- * certificate. Returns NULL with err filled (file names and OpenSSL's reason). */
+/* Client context: TLS >= 1.2, security level >= 2, peer verification against ca_file, ALPN
+ * "h2", optional client certificate. Returns NULL with err filled (file names and OpenSSL's
+ * reason). */
 struct tls_ctx *tls_client_new(const struct tls_files *files, char *err, size_t err_len);
 
-/* Server context: TLS >= 1.2, certificate and key required. If files->ca_file is set, client
- * certificates are required and verified against it. ALPN: "h2" if offered, else "http/1.1".
- * Returns NULL with err filled. */
+/* Server context: TLS >= 1.2, security level >= 2, certificate and key required. If
+ * files->ca_file is set, client certificates are required and verified against it. ALPN: "h2"
+ * if offered, else "http/1.1". Returns NULL with err filled. */
 struct tls_ctx *tls_server_new(const struct tls_files *files, char *err, size_t err_len);
 
 /* Current SSL_CTX (after reloading it if the files changed). Borrowed: valid until the next

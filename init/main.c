@@ -447,6 +447,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    tls_init(false); /* a one-shot process: OpenSSL's exit-time cleanup is wasted work */
     tls = tls_client_new(&(struct tls_files){.ca_file = o.cacert.value,
                                              .cert_file = o.cert.value[0] ? o.cert.value : NULL,
                                              .key_file = o.key.value[0] ? o.key.value : NULL},

@@ -2,7 +2,8 @@
 # packaging.sh - proves that `make static`'s bundle runs in an image without libc or shell: it
 # builds the bundle, copies it into an EMPTY chroot (plus the test certificates and the /etc/hosts
 # every pod has, nothing else),
-# runs both programs' --version there (as uid 65532, like the image), a reset-member --dry-run (a MemberList) and an etcd-agent
+# runs both programs' --version there (as uid 65532, like the image), a reset-member --dry-run (a
+# MemberList), a --restore-from URL (libcurl, dlopened from the bundle) and an etcd-agent
 # (probed from outside over HTTP and HTTPS) against a real 3-member cluster on 127.0.0.1, and
 # the etcd container's start command `reset-member exec` starting a real etcd there (no shell)
 # with the state from an env file. Then it
@@ -229,6 +230,40 @@ if [ -x "$JAIL/usr/bin/reset-member" ] && command -v etcd >/dev/null; then
             /usr/bin/etcd-agent --version 2>/dev/null)
     if [[ $out == "etcd-agent "* ]]; then ok "reset-member exec runs a bundle program in the chroot: $out"; else
         fail "reset-member exec etcd-agent --version" "'$out'"
+    fi
+fi
+
+# ---- reset-member dlopens libcurl for a --restore-from URL: the bundle must hold it --------------
+# No cluster answers (closed ports), so the restorer fetches: a download error (connection
+# refused) proves libcurl and its libraries loaded from the bundle; without libcurl.so.4 the
+# error must say so.
+if [ -x "$JAIL/usr/bin/reset-member" ]; then
+    read -r closed_client closed_http <<<"$(_cluster_free_ports 2)"
+    restore_url() {
+        chroot $USERSPEC "$JAIL" /usr/bin/reset-member --name etcd-0 --data-dir /state/rdata \
+            --peer-url https://127.0.0.1:1 --initial-cluster etcd-0=https://127.0.0.1:1 \
+            --endpoints "https://127.0.0.1:$closed_client" --cacert /certs/ca.crt \
+            --state-file /state/rstate --timeout 1s \
+            --restore-from "http://127.0.0.1:$closed_http/snap.db" 2>/dev/null
+    }
+    out=$(restore_url)
+    rc=$?
+    if [ "$rc" = 3 ] && [[ $out == *'download http://'*'onnect'* ]] && [[ $out != *libcurl* ]]; then
+        ok "reset-member --restore-from URL in the chroot: libcurl loaded (download refused, exit 3)"
+    else
+        fail "reset-member --restore-from URL" "rc $rc, out '$out'"
+    fi
+    mv "$JAIL$BUNDLE_DIR/libcurl.so.4" "$JAIL/libcurl.aside"
+    out=$(restore_url)
+    rc=$?
+    mv "$JAIL/libcurl.aside" "$JAIL$BUNDLE_DIR/libcurl.so.4"
+    if [ "$rc" = 3 ] && [[ $out == *'cannot load libcurl.so.4'* ]]; then
+        ok "control: without the bundled libcurl.so.4 the URL restore says so"
+    else
+        fail "control: libcurl missing" "rc $rc, out '$out'"
+    fi
+    if [ -e "$JAIL/state/rstate" ] || [ -e "$JAIL/state/rdata" ]; then
+        fail "reset-member --restore-from URL" "a failed download wrote: $(ls "$JAIL/state")"
     fi
 fi
 

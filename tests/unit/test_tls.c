@@ -412,6 +412,73 @@ static void test_handshakes(void **state)
     tls_ctx_free(open_server);
 }
 
+/* Every PEM key layout a Secret may hold loads (tls.c decodes the common ones through a
+ * narrowed decoder, the rest through OpenSSL's generic path), and a key that does not match
+ * its certificate is refused whichever path decoded it. */
+static void test_key_formats(void **state)
+{
+    static const struct {
+        const char *cert, *key; /* key NULL: the cert file holds the key too */
+        bool good;
+    } cases[] = {
+        {"kf-ec.crt", "kf-ec8.key", true},   /* PKCS#8 */
+        {"kf-ec.crt", "kf-sec1.key", true},  /* SEC1 "EC PRIVATE KEY" */
+        {"kf-ec.crt", "kf-ecp.key", true},   /* "EC PARAMETERS" block first (ecparam -genkey) */
+        {"kf-combo.pem", NULL, true},        /* certificate and key in one file */
+        {"kf-rsa.crt", "kf-rsa8.key", true}, /* RSA PKCS#8 */
+        {"kf-rsa.crt", "kf-rsa1.key", true}, /* RSA PKCS#1 "RSA PRIVATE KEY" */
+        {"kf-ed.crt", "kf-ed.key", true},    /* Ed25519 */
+        {"kf-rsa.crt", "kf-ec8.key", false}, /* mismatches */
+        {"kf-ec.crt", "kf-rsa1.key", false}, {"kf-ec.crt", "kf-ed.key", false},
+        {"kf-ec.crt", "kf-ec.crt", false}, /* no key at all */
+    };
+    char cert[PATH_LEN], keyf[PATH_LEN], err[512];
+    struct tls_files f = {.ca_file = ca};
+    struct tls_ctx *t;
+
+    (void)state;
+    assert_int_equal(
+        sh("cd %s && openssl ecparam -name prime256v1 -genkey -out kf-ecp.key && "
+           "openssl req -x509 -key kf-ecp.key -subj /CN=kf-ec -days 2 -out kf-ec.crt && "
+           "openssl pkey -in kf-ecp.key -out kf-ec8.key && "
+           "openssl ec -in kf-ecp.key -out kf-sec1.key 2>/dev/null && "
+           "cat kf-ec.crt kf-ec8.key >kf-combo.pem && "
+           "openssl req -x509 -newkey rsa:2048 -nodes -keyout kf-rsa8.key -subj /CN=kf-rsa "
+           "-days 2 -out kf-rsa.crt 2>/dev/null && "
+           "openssl rsa -in kf-rsa8.key -traditional -out kf-rsa1.key 2>/dev/null && "
+           "openssl req -x509 -newkey ed25519 -nodes -keyout kf-ed.key -subj /CN=kf-ed -days 2 "
+           "-out kf-ed.crt 2>/dev/null && grep -q 'BEGIN EC PRIVATE' kf-sec1.key && "
+           "grep -q 'BEGIN RSA PRIVATE' kf-rsa1.key && grep -q 'BEGIN EC PARAMETERS' kf-ecp.key",
+           dir),
+        0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        path(cert, cases[i].cert);
+        f.cert_file = cert;
+        f.key_file = NULL;
+        if (cases[i].key) {
+            path(keyf, cases[i].key);
+            f.key_file = keyf;
+        }
+        t = tls_client_new(&f, err, sizeof err);
+        if (cases[i].good) {
+            if (!t)
+                fail_msg("%s + %s: %s", cases[i].cert, cases[i].key, err);
+            tls_ctx_free(t);
+            if (!f.key_file)
+                f.key_file = cert;                   /* a server names its key file */
+            t = tls_server_new(&f, err, sizeof err); /* the agent's side loads keys alike */
+            if (!t)
+                fail_msg("server %s + %s: %s", cases[i].cert, f.key_file, err);
+            tls_ctx_free(t);
+        } else {
+            if (t)
+                fail_msg("%s + %s: accepted", cases[i].cert, cases[i].key);
+            assert_non_null(strstr(err, "key file"));
+        }
+        assert_int_equal(ERR_peek_error(), 0); /* nothing left behind for the next caller */
+    }
+}
+
 static void test_error_string(void **state)
 {
     char buf[64];
@@ -435,9 +502,8 @@ static void test_error_string(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_error_string),
-        cmocka_unit_test(test_handshakes),
+        cmocka_unit_test(test_errors),      cmocka_unit_test(test_error_string),
+        cmocka_unit_test(test_key_formats), cmocka_unit_test(test_handshakes),
         cmocka_unit_test(test_reload),
     };
 
