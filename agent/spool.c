@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bounds.h"
@@ -55,8 +56,9 @@ struct spool {
 
     uint64_t read_pos;
     bool finished, cancelled, reader_waiting;
-    bool writer_waiting; /* a no-spill producer waits for ring space */
-    int error;           /* < 0 once failed */
+    bool writer_waiting;   /* a producer waits for ring space */
+    int64_t stall_left_ns; /* what remains of cfg.stall_budget_ms */
+    int error;             /* < 0 once failed */
 
     struct spool_stats st;
 };
@@ -96,8 +98,13 @@ struct spool *spool_new(const struct spool_config *cfg)
         free(sp);
         return NULL;
     }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&sp->mu, NULL);
-    pthread_cond_init(&sp->space, NULL);
+    pthread_cond_init(&sp->space, &ca);
+    pthread_condattr_destroy(&ca);
+    sp->stall_left_ns = (int64_t)cfg->stall_budget_ms * 1000000;
     sp->cfg.dir = sp->dir;
     return sp;
 }
@@ -305,6 +312,29 @@ static int fail_locked_return(struct spool *sp, int err)
     return err;
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* With mu held: wait for the consumer out of the stall budget. Returns false once the budget is
+ * gone (the caller spills). */
+static bool stall_wait(struct spool *sp)
+{
+    if (sp->stall_left_ns <= 0)
+        return false;
+    int64_t t0 = mono_ns(), end = t0 + sp->stall_left_ns;
+    struct timespec ts = {.tv_sec = end / 1000000000, .tv_nsec = end % 1000000000};
+    sp->writer_waiting = true;
+    pthread_cond_timedwait(&sp->space, &sp->mu, &ts);
+    sp->writer_waiting = false;
+    sp->stall_left_ns -= mono_ns() - t0;
+    sp->st.stall_ns += (uint64_t)(mono_ns() - t0);
+    return true;
+}
+
 int spool_write(struct spool *sp, const void *data, size_t len)
 {
     const uint8_t *p = data;
@@ -346,12 +376,17 @@ int spool_write(struct spool *sp, const void *data, size_t len)
                 return err;
             }
             size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
-            /* Without spilling, wait for a good share of the ring (or all we need) rather than
-             * for any byte: one wakeup per half ring, not one per read of the consumer. */
-            if (sp->cfg.spill || room >= len || room >= sp->cap / 2)
+            /* Wait for a good share of the ring (or all we need) rather than for any byte: one
+             * wakeup per half ring, not one per read of the consumer. With spilling, only while
+             * the stall budget lasts. */
+            if (room >= len || room >= sp->cap / 2)
                 break;
-            sp->writer_waiting = true;
-            pthread_cond_wait(&sp->space, &sp->mu);
+            if (sp->cfg.spill && !stall_wait(sp))
+                break;
+            if (!sp->cfg.spill) {
+                sp->writer_waiting = true;
+                pthread_cond_wait(&sp->space, &sp->mu);
+            }
         }
         size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
         size_t n = room < len ? room : len;

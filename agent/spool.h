@@ -23,6 +23,11 @@ struct spool_config {
     bool spill;       /* true: spill to a file in dir instead of waiting for the consumer */
     const char *dir;  /* spill directory (copied); NULL -> "/tmp" */
     bool no_io_uring; /* force the pread/pwrite backend */
+    /* With spill: how long, in total over the stream, the producer may wait for the consumer to
+     * free half the ring before it spills instead (a consumer that was only descheduled for
+     * a moment costs no file round trip; a slow one delays the producer by at most this).
+     * 0: spill as soon as the ring is full. */
+    unsigned stall_budget_ms;
     /* Called from the producer's thread, with no spool lock held, when a consumer that got
      * -EAGAIN may now make progress (data, end, or failure). May be NULL. */
     void (*notify)(void *arg);
@@ -60,6 +65,7 @@ struct spool_stats {
     uint64_t spilled;    /* bytes that went through the spill file */
     uint64_t spill_peak; /* largest spill file size */
     unsigned spill_episodes;
+    uint64_t stall_ns;   /* time the producer waited for the consumer (stall budget) */
     const char *backend; /* "io_uring", "syscalls", or "" if the file was never used */
 };
 void spool_get_stats(struct spool *sp, struct spool_stats *out);
