@@ -40,6 +40,7 @@ struct spool {
     uint8_t *ring;
     size_t cap;
     uint64_t ring_lo, ring_hi; /* logical range held by the ring; ring_lo == read position */
+    uint64_t resv_hi;          /* end of space reserved by spool_reserve (>= ring_hi when used) */
 
     /* spill state; only the producer changes the file layout */
     bool spilling;
@@ -56,7 +57,8 @@ struct spool {
 
     uint64_t read_pos;
     bool finished, cancelled, reader_waiting;
-    bool writer_waiting;   /* a producer waits for ring space */
+    bool writer_waiting; /* a producer waits for ring space */
+    size_t writer_want;  /* ... for this much free space */
     int64_t stall_left_ns; /* what remains of cfg.stall_budget_ms */
     int error;             /* < 0 once failed */
 
@@ -158,6 +160,13 @@ static void ring_get(struct spool *sp, uint8_t *out, size_t n)
     memcpy(out, sp->ring + at, first);
     memcpy(out + first, sp->ring, n - first);
     sp->ring_lo += n;
+}
+
+/* Free ring space: what neither holds data nor is reserved. */
+static size_t ring_free(const struct spool *sp)
+{
+    uint64_t hi = sp->resv_hi > sp->ring_hi ? sp->resv_hi : sp->ring_hi;
+    return sp->cap - (size_t)(hi - sp->ring_lo);
 }
 
 /* ---- producer: spill file ------------------------------------------------------------------ */
@@ -328,6 +337,7 @@ static bool stall_wait(struct spool *sp)
     int64_t t0 = mono_ns(), end = t0 + sp->stall_left_ns;
     struct timespec ts = {.tv_sec = end / 1000000000, .tv_nsec = end % 1000000000};
     sp->writer_waiting = true;
+    sp->writer_want = sp->cap / 2;
     pthread_cond_timedwait(&sp->space, &sp->mu, &ts);
     sp->writer_waiting = false;
     sp->stall_left_ns -= mono_ns() - t0;
@@ -385,6 +395,7 @@ int spool_write(struct spool *sp, const void *data, size_t len)
                 break;
             if (!sp->cfg.spill) {
                 sp->writer_waiting = true;
+                sp->writer_want = len < sp->cap / 2 ? len : sp->cap / 2;
                 pthread_cond_wait(&sp->space, &sp->mu);
             }
         }
@@ -414,6 +425,58 @@ int spool_write(struct spool *sp, const void *data, size_t len)
                 return fail_locked_return(sp, r);
         }
     }
+    return 0;
+}
+
+int spool_reserve(struct spool *sp, size_t len, bool wait, uint8_t **out)
+{
+    if (sp->cfg.spill || len == 0 || len > sp->cap)
+        return -EINVAL;
+    pthread_mutex_lock(&sp->mu);
+    if (sp->resv_hi < sp->ring_hi)
+        sp->resv_hi = sp->ring_hi;
+    size_t at = (size_t)(sp->resv_hi % sp->cap);
+    int rc = 0;
+    if (sp->cap - at < len) {
+        rc = -EINVAL; /* would wrap: callers use pieces that divide the ring */
+        goto out;
+    }
+    for (;;) {
+        if (sp->cancelled || sp->error) {
+            rc = sp->cancelled ? -ECANCELED : sp->error;
+            goto out;
+        }
+        if (ring_free(sp) >= len)
+            break;
+        if (!wait) {
+            rc = -EAGAIN;
+            goto out;
+        }
+        sp->writer_waiting = true;
+        sp->writer_want = len;
+        pthread_cond_wait(&sp->space, &sp->mu);
+    }
+    *out = sp->ring + at;
+    sp->resv_hi += len;
+out:
+    pthread_mutex_unlock(&sp->mu);
+    return rc;
+}
+
+int spool_commit(struct spool *sp, size_t len)
+{
+    pthread_mutex_lock(&sp->mu);
+    if (sp->resv_hi < sp->ring_hi || len > sp->resv_hi - sp->ring_hi) {
+        pthread_mutex_unlock(&sp->mu);
+        return -EINVAL;
+    }
+    sp->ring_hi += len;
+    sp->st.written += len;
+    bool w = sp->ring_hi - sp->ring_lo >= SPOOL_NOTIFY_MIN || sp->ring_hi == sp->resv_hi
+                 ? take_waiter(sp)
+                 : false;
+    pthread_mutex_unlock(&sp->mu);
+    notify(sp, w);
     return 0;
 }
 
@@ -470,7 +533,7 @@ ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
         ring_get(sp, buf, n);
         sp->read_pos = sp->ring_lo;
         sp->st.read += n;
-        if (sp->writer_waiting && sp->cap - (size_t)(sp->ring_hi - sp->ring_lo) >= sp->cap / 2) {
+        if (sp->writer_waiting && ring_free(sp) >= sp->writer_want) {
             sp->writer_waiting = false;
             pthread_cond_signal(&sp->space);
         }

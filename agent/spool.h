@@ -43,6 +43,15 @@ void spool_free(struct spool *sp);
 /* Append len bytes. 0 on success; -ECANCELED once the consumer called spool_cancel; a negative
  * errno from the spill file (-ENOSPC, -EIO, ...) after which the spool is failed. */
 int spool_write(struct spool *sp, const void *data, size_t len);
+/* Zero-copy production, spools without spilling only: reserve len bytes of ring space after
+ * what is already reserved (the caller fills them, e.g. by an async file read), then commit
+ * reservations in order. len must not wrap the ring: use pieces that divide mem_bytes (the last
+ * one may be shorter). wait=false returns -EAGAIN instead of waiting for the consumer. Returns
+ * 0, -EAGAIN, -ECANCELED, the spool's error, or -EINVAL. spool_write must not be called while
+ * reservations are outstanding. */
+int spool_reserve(struct spool *sp, size_t len, bool wait, uint8_t **out);
+/* Hand the oldest len reserved bytes to the consumer. 0 or -EINVAL. */
+int spool_commit(struct spool *sp, size_t len);
 /* Publish spill writes that have completed, without waiting (a producer that idles may call
  * it; spool_write does it anyway). 0 or the spool's error. */
 int spool_poll(struct spool *sp);
