@@ -88,7 +88,7 @@ static int read_blocks(struct filesrc *f, struct uring *u, EVP_MD_CTX *md)
         while (count < SNAPSHOT_DISK_QD && next < f->len) {
             struct rd_slot *s = &slots[(head + count) % SNAPSHOT_DISK_QD];
             size_t want = f->len - next < SNAPSHOT_SPOOL_BLOCK ? (size_t)(f->len - next)
-                                                                : SNAPSHOT_SPOOL_BLOCK;
+                                                               : SNAPSHOT_SPOOL_BLOCK;
             rc = spool_reserve(f->spool, want, count == 0, &s->p);
             if (rc == -EAGAIN)
                 break;

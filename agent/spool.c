@@ -57,8 +57,8 @@ struct spool {
 
     uint64_t read_pos;
     bool finished, cancelled, reader_waiting;
-    bool writer_waiting; /* a producer waits for ring space */
-    size_t writer_want;  /* ... for this much free space */
+    bool writer_waiting;   /* a producer waits for ring space */
+    size_t writer_want;    /* ... for this much free space */
     int64_t stall_left_ns; /* what remains of cfg.stall_budget_ms */
     int error;             /* < 0 once failed */
 

@@ -56,8 +56,8 @@
                                             * (with the spill blocks: agent RSS <= 16 MiB) */
 #define SNAPSHOT_SPOOL_BLOCK (512u * 1024) /* spill/file I/O block (4 KiB aligned) */
 #define SNAPSHOT_SPOOL_QD 4                /* spill/file I/O requests in flight */
-#define SNAPSHOT_DISK_QD 4 /* file downloads: block reads in flight */
-#define SNAPSHOT_DISK_RING_BLOCKS 4 /* file downloads: ring of 4 blocks (2 MiB, as before) */
+#define SNAPSHOT_DISK_QD 4                 /* file downloads: block reads in flight */
+#define SNAPSHOT_DISK_RING_BLOCKS 4        /* file downloads: ring of 4 blocks (2 MiB, as before) */
 #define SNAPSHOT_SPOOL_STALL_MS                                                                    \
     250                                /* etcd's stream may wait this long in all for a client     \
                                         * that fell behind before the rest is spooled to disk */

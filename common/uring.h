@@ -54,8 +54,8 @@ int uring_read_async(struct uring *u, int fd, void *buf, size_t len, off_t offse
  * (short writes are completed internally). Returns number reaped or negative errno. */
 int uring_reap(struct uring *u, unsigned min_complete,
                void (*done)(void *arg, uint64_t user_data, ssize_t result), void *arg);
-/* Requests queued by uring_write_async/uring_read_async and not yet handed back by uring_reap (in flight or
- * finished). */
+/* Requests queued by uring_write_async/uring_read_async and not yet handed back by uring_reap (in
+ * flight or finished). */
 unsigned uring_pending(const struct uring *u);
 /* fsync through the ring (or fsync(2)). */
 int uring_fsync(struct uring *u, int fd);

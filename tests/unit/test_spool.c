@@ -416,8 +416,8 @@ static void test_reserve_edges(void **state)
     assert_int_equal(spool_reserve(sp, 4096, false, &b), 0);
     assert_ptr_equal(b, a + 8192);
     assert_int_equal(spool_reserve(sp, 4096, false, &b), -EAGAIN); /* ring all reserved */
-    assert_int_equal(spool_commit(sp, 3 * 4096 + 1), -EINVAL);      /* more than reserved */
-    assert_int_equal(spool_read(sp, out, sizeof out), -EAGAIN);     /* reserved is not data */
+    assert_int_equal(spool_commit(sp, 3 * 4096 + 1), -EINVAL);     /* more than reserved */
+    assert_int_equal(spool_read(sp, out, sizeof out), -EAGAIN);    /* reserved is not data */
     fill(a, 0, 8192);
     assert_int_equal(spool_commit(sp, 8192), 0);
     assert_int_equal(spool_read(sp, out, 4096), 4096);
