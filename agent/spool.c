@@ -22,7 +22,7 @@
 #include "bounds.h"
 #include "uring.h"
 
-#define SPOOL_NOTIFY_MIN (128u * 1024)
+#define SPOOL_NOTIFY_MIN (512u * 1024) /* wake a waiting consumer per this much (or at the end) */
 
 struct spool_blk {
     uint8_t *buf;
