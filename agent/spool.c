@@ -56,6 +56,9 @@ struct spool {
     int write_err;    /* first failed write (set in the reap callback) */
 
     uint64_t read_pos;
+    uint8_t *rbuf;     /* consumer's read-back block from the file (lazily allocated) */
+    uint64_t rbuf_pos; /* logical offset of rbuf[0] */
+    size_t rbuf_len;
     bool finished, cancelled, reader_waiting;
     bool writer_waiting;   /* a producer waits for ring space */
     size_t writer_want;    /* ... for this much free space */
@@ -123,6 +126,7 @@ void spool_free(struct spool *sp)
         uring_free(sp->rd);
     if (sp->fd >= 0)
         close(sp->fd);
+    free(sp->rbuf);
     pthread_cond_destroy(&sp->space);
     pthread_mutex_destroy(&sp->mu);
     free(sp->ring);
@@ -541,19 +545,39 @@ ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
         return (ssize_t)n;
     }
     if (sp->spilling && sp->read_pos < sp->committed) {
-        size_t n =
-            sp->committed - sp->read_pos < len ? (size_t)(sp->committed - sp->read_pos) : len;
-        off_t off = (off_t)(sp->read_pos - sp->file_base);
-        int fd = sp->fd;
-        pthread_mutex_unlock(&sp->mu);
-        /* The range [read_pos, committed) is immutable until this side advances read_pos. */
-        if (!sp->rd && !(sp->rd = uring_new(2, sp->cfg.no_io_uring)))
-            return -ENOMEM;
-        ssize_t r = uring_read(sp->rd, fd, buf, n, off);
-        if (r == 0)
-            r = -EIO; /* the file is shorter than what was committed */
-        if (r < 0)
-            return r;
+        /* Serve from the read-back block; refill it with one large read when it does not hold
+         * read_pos (callers ask for 16-64 KiB at a time: one file read each would cost a
+         * syscall on the event loop per piece). Logical offsets never change meaning, so what
+         * the block holds stays valid across spill episodes. */
+        uint64_t pos = sp->read_pos;
+        if (!(sp->rbuf && pos >= sp->rbuf_pos && pos < sp->rbuf_pos + sp->rbuf_len)) {
+            size_t want = sp->committed - pos < SNAPSHOT_SPOOL_BLOCK ? (size_t)(sp->committed - pos)
+                                                                     : SNAPSHOT_SPOOL_BLOCK;
+            off_t off = (off_t)(pos - sp->file_base);
+            int fd = sp->fd;
+            pthread_mutex_unlock(&sp->mu);
+            /* [read_pos, committed) of the file is immutable until this side advances
+             * read_pos. */
+            if (!sp->rd && !(sp->rd = uring_new(2, sp->cfg.no_io_uring)))
+                return -ENOMEM;
+            if (!sp->rbuf && posix_memalign((void **)&sp->rbuf, 4096, SNAPSHOT_SPOOL_BLOCK) != 0) {
+                sp->rbuf = NULL;
+                return -ENOMEM;
+            }
+            sp->rbuf_len = 0;
+            ssize_t got = uring_read(sp->rd, fd, sp->rbuf, want, off);
+            if (got == 0)
+                got = -EIO; /* the file is shorter than what was committed */
+            if (got < 0)
+                return got;
+            sp->rbuf_pos = pos;
+            sp->rbuf_len = (size_t)got;
+        } else {
+            pthread_mutex_unlock(&sp->mu);
+        }
+        size_t have = (size_t)(sp->rbuf_pos + sp->rbuf_len - pos);
+        ssize_t r = (ssize_t)(have < len ? have : len);
+        memcpy(buf, sp->rbuf + (pos - sp->rbuf_pos), (size_t)r);
         pthread_mutex_lock(&sp->mu);
         sp->read_pos += (uint64_t)r;
         sp->ring_lo = sp->ring_hi = sp->read_pos > sp->ring_hi ? sp->read_pos : sp->ring_hi;
