@@ -560,9 +560,13 @@ ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
              * read_pos. */
             if (!sp->rd && !(sp->rd = uring_new(2, sp->cfg.no_io_uring)))
                 return -ENOMEM;
-            if (!sp->rbuf && posix_memalign((void **)&sp->rbuf, 4096, SNAPSHOT_SPOOL_BLOCK) != 0) {
-                sp->rbuf = NULL;
-                return -ENOMEM;
+            if (!sp->rbuf) {
+                if (posix_memalign((void **)&sp->rbuf, 4096, SNAPSHOT_SPOOL_BLOCK) != 0) {
+                    sp->rbuf = NULL;
+                    return -ENOMEM;
+                }
+                /* once: valgrind cannot see io_uring fill it */
+                memset(sp->rbuf, 0, SNAPSHOT_SPOOL_BLOCK);
             }
             sp->rbuf_len = 0;
             ssize_t got = uring_read(sp->rd, fd, sp->rbuf, want, off);
