@@ -28,6 +28,11 @@ CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -iquote common -I$(BUILD)/ge
               -DETCD_RECOVERY_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
 LDFLAGS_ALL:= $(EXTRA_LDFLAGS)
 LIBS       := $(PKG_LIBS) -lhttp_parser -lpthread -lm
+# etcd-agent links the libraries that Debian ships as archives statically: only the code it
+# uses ends up in its image (no relocation of their symbol tables at start), which keeps its
+# idle RSS under 8 MiB. cJSON has no archive; libcurl is not used by the agent at all.
+AGENT_LIBS := -Wl,-Bstatic -lssl -lcrypto -lnghttp2 -luring -lprotobuf-c -lzstd -lhttp_parser \
+              -Wl,-Bdynamic $(shell pkg-config --libs libcjson 2>/dev/null) -lpthread -lm -ldl
 TEST_LIBS  := -lcmocka
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
@@ -66,7 +71,7 @@ tests: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
 DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev liburing-dev \
             libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
-            iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus
+            iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus nginx
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \
@@ -102,7 +107,7 @@ $(BUILD)/reset-member: $(BUILD)/init/main.o $(BUILD)/libinit.a $(BUILD)/libcommo
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) -o $@
 $(BUILD)/etcd-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libcommon.a
 	@$(if $(Q),echo "  LD $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(AGENT_LIBS) -o $@
 
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $(TESTLIB_OBJ) $(BUILD)/libinit.a \
                             $(BUILD)/libagent.a $(BUILD)/libcommon.a

@@ -188,7 +188,8 @@ void cache_count_http(struct cache *c, const char *path, int code)
     struct cache_counters *k = &c->counters;
     size_t i;
     for (i = 0; i < k->n_http; i++)
-        if (k->http[i].code == code && strcmp(k->http[i].path, path) == 0)
+        if (k->http[i].code == code &&
+            (k->http[i].path == path || strcmp(k->http[i].path, path) == 0))
             break;
     if (i == k->n_http) {
         if (k->n_http == CACHE_MAX_HTTP_SERIES) {

@@ -78,6 +78,9 @@ struct http_response {
     const char *content_type; /* required unless status 204/304 */
     char *body;               /* malloc'd, freed by the server; or NULL */
     size_t body_len;
+    const char *body_ref; /* instead of body (when body is NULL): bytes the handler keeps, e.g.
+                           * a cached rendering, body_len long. Never freed by the server, which
+                           * copies them before it calls any handler again. */
     struct http_body_source *source; /* instead of body: streamed (copied by the server) */
     int64_t content_length;          /* with source: known length, or -1 (chunked on 1.1) */
     struct http_header extra[HTTP_MAX_EXTRA_HEADERS]; /* e.g. Allow, Retry-After; strings

@@ -215,13 +215,19 @@ enum http1_result http1_parse(struct http1_parser *p, const uint8_t *data, size_
 
 /* ---- response heads ------------------------------------------------------------------- */
 
-static char *put_str(char *d, const char *s)
+static char *put_mem(char *d, const char *s, size_t n)
 {
-    size_t n = strlen(s);
     /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): appends into a head being built */
     memcpy(d, s, n);
     return d + n;
 }
+
+static char *put_str(char *d, const char *s)
+{
+    return put_mem(d, s, strlen(s));
+}
+
+#define PUT_LIT(d, lit) put_mem((d), (lit), sizeof(lit) - 1)
 
 static char *put_u64(char *d, uint64_t v)
 {
@@ -244,48 +250,55 @@ static bool header_ok(const char *s)
 int http1_format_head(struct http_buf *b, const struct http_response *resp, int64_t content_length,
                       bool keep_alive)
 {
+    /* each string is checked and measured once: 0 = left out (CR/LF would split the head) */
     size_t need = 160;
     const char *ct = resp->content_type;
-    if (ct && header_ok(ct))
-        need += strlen(ct);
-    for (size_t i = 0; i < resp->n_extra && i < HTTP_MAX_EXTRA_HEADERS; i++)
-        if (header_ok(resp->extra[i].name) && header_ok(resp->extra[i].value))
-            need += strlen(resp->extra[i].name) + strlen(resp->extra[i].value) + 4;
+    size_t ct_len = ct && header_ok(ct) ? strlen(ct) : 0;
+    size_t n_extra =
+        resp->n_extra < HTTP_MAX_EXTRA_HEADERS ? resp->n_extra : HTTP_MAX_EXTRA_HEADERS;
+    size_t name_len[HTTP_MAX_EXTRA_HEADERS], value_len[HTTP_MAX_EXTRA_HEADERS];
+    need += ct_len;
+    for (size_t i = 0; i < n_extra; i++) {
+        bool ok = header_ok(resp->extra[i].name) && header_ok(resp->extra[i].value);
+        name_len[i] = ok ? strlen(resp->extra[i].name) : 0;
+        value_len[i] = ok ? strlen(resp->extra[i].value) : 0;
+        need += name_len[i] + value_len[i] + 4;
+    }
     int rc = http_buf_reserve(b, need);
     if (rc)
         return rc;
     int status = resp->status >= 100 && resp->status <= 999 ? resp->status : 500;
     char *d = (char *)b->data + b->len;
-    d = put_str(d, "HTTP/1.1 ");
+    d = PUT_LIT(d, "HTTP/1.1 ");
     d = put_u64(d, (uint64_t)status);
     *d++ = ' ';
     d = put_str(d, http_reason(status));
-    d = put_str(d, "\r\nServer: etcd-agent\r\n");
-    if (ct && header_ok(ct)) {
-        d = put_str(d, "Content-Type: ");
-        d = put_str(d, ct);
-        d = put_str(d, "\r\n");
+    d = PUT_LIT(d, "\r\nServer: etcd-agent\r\n");
+    if (ct_len) {
+        d = PUT_LIT(d, "Content-Type: ");
+        d = put_mem(d, ct, ct_len);
+        d = PUT_LIT(d, "\r\n");
     }
     if (status >= 200 && status != 204 && status != 304) {
         if (content_length >= 0) {
-            d = put_str(d, "Content-Length: ");
+            d = PUT_LIT(d, "Content-Length: ");
             d = put_u64(d, (uint64_t)content_length);
-            d = put_str(d, "\r\n");
+            d = PUT_LIT(d, "\r\n");
         } else {
-            d = put_str(d, "Transfer-Encoding: chunked\r\n");
+            d = PUT_LIT(d, "Transfer-Encoding: chunked\r\n");
         }
     }
     if (!keep_alive)
-        d = put_str(d, "Connection: close\r\n");
-    for (size_t i = 0; i < resp->n_extra && i < HTTP_MAX_EXTRA_HEADERS; i++) {
-        if (!header_ok(resp->extra[i].name) || !header_ok(resp->extra[i].value))
+        d = PUT_LIT(d, "Connection: close\r\n");
+    for (size_t i = 0; i < n_extra; i++) {
+        if (!name_len[i])
             continue;
-        d = put_str(d, resp->extra[i].name);
-        d = put_str(d, ": ");
-        d = put_str(d, resp->extra[i].value);
-        d = put_str(d, "\r\n");
+        d = put_mem(d, resp->extra[i].name, name_len[i]);
+        d = PUT_LIT(d, ": ");
+        d = put_mem(d, resp->extra[i].value, value_len[i]);
+        d = PUT_LIT(d, "\r\n");
     }
-    d = put_str(d, "\r\n");
+    d = PUT_LIT(d, "\r\n");
     b->len = (size_t)(d - (char *)b->data);
     return 0;
 }
@@ -528,9 +541,11 @@ static void h1_dispatch(struct conn *c)
     }
     if (resp.status == 0)
         resp.status = 500;
-    if (http1_format_head(&c->out, &resp, (int64_t)resp.body_len, keep) == 0 && !is_head &&
-        resp.body_len && resp.status >= 200 && resp.status != 204 && resp.status != 304)
-        http_buf_append(&c->out, resp.body, resp.body_len);
+    const char *body = resp.body ? resp.body : resp.body_ref;
+    size_t body_len = body ? resp.body_len : 0;
+    if (http1_format_head(&c->out, &resp, (int64_t)body_len, keep) == 0 && !is_head && body_len &&
+        resp.status >= 200 && resp.status != 204 && resp.status != 304)
+        http_buf_append(&c->out, body, body_len);
     free(resp.body);
     c->progressed = true;
     server_done(srv, req, resp.status, true);

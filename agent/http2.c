@@ -314,6 +314,18 @@ static void dispatch(struct conn *c, struct h2_stream *st)
     cfg->handler(cfg->handler_arg, &req, &st->resp);
     if (st->resp.status == 0)
         st->resp.status = 500;
+    if (!st->resp.body && st->resp.body_ref && st->resp.body_len && !st->resp.source) {
+        /* borrowed bytes: the stream sends them later, so it keeps its own copy */
+        st->resp.body = malloc(st->resp.body_len);
+        if (!st->resp.body) {
+            respond_error(c, st, 503, "out of memory");
+            return;
+        }
+        memcpy(st->resp.body, st->resp.body_ref, st->resp.body_len);
+    }
+    st->resp.body_ref = NULL;
+    if (!st->resp.body)
+        st->resp.body_len = 0;
     if (st->resp.source) {
         st->src = *st->resp.source;
         st->resp.source = &st->src;

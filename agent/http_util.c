@@ -53,6 +53,7 @@ int http_response_set_body(struct http_response *resp, int status, const char *c
     resp->status = status;
     resp->content_type = content_type;
     resp->body = copy;
+    resp->body_ref = NULL;
     resp->body_len = len;
     return 0;
 }

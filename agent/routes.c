@@ -20,6 +20,22 @@
 #define ROUTES_OTHER_LABEL "other" /* metrics path label for unknown paths */
 #define ROUTES_VERBOSE_MAX 4096    /* ?verbose body: a few lines per check */
 #define ROUTES_JSON_STACK 8192     /* JSON rendered on the stack first */
+#define ROUTES_HEALTH_BODY 2048    /* a cached probe body; longer ones are rendered each time */
+
+/* The last JSON body of a probe route and the report it was rendered from. The body is a
+ * function of the report, and only age_ms changes from one millisecond to the next: the body is
+ * rendered (cJSON) when the verdict changes, and age_ms's digits are swapped in place between
+ * renderings. Probes are answered from these bytes without a cJSON tree or a malloc. Handlers
+ * run on the event-loop thread only: no lock. */
+struct health_render {
+    bool valid;
+    struct health_report rep; /* rendered from; its age_ms is the one in body */
+    size_t len;
+    size_t age_off, age_len; /* where age_ms's digits are; age_len 0: "null" */
+    char body[ROUTES_HEALTH_BODY];
+};
+
+enum { RENDER_READY, RENDER_LIVE, RENDER_COUNT };
 
 struct routes {
     struct routes_config cfg;
@@ -27,6 +43,7 @@ struct routes {
     size_t n;
     struct metrics_source metrics[METRICS_MAX_SOURCES];
     size_t n_metrics;
+    struct health_render render[RENDER_COUNT];
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -57,6 +74,7 @@ int routes_json(struct http_response *resp, int status, const struct cJSON *body
     resp->status = status;
     resp->content_type = ROUTES_JSON;
     resp->body = out;
+    resp->body_ref = NULL;
     resp->body_len = len + 1;
     return 0;
 }
@@ -138,9 +156,101 @@ static cJSON *add_strings(cJSON *o, const char *key, const char (*v)[CACHE_MAX_U
 
 /* ---- health ------------------------------------------------------------------------------- */
 
+/* Same verdict, reasons and age_ms null-ness: the bodies differ at most in age_ms's digits. */
+static bool same_report(const struct health_report *a, const struct health_report *b)
+{
+    if (a->ok != b->ok || a->n_checks != b->n_checks || (a->age_ms < 0) != (b->age_ms < 0))
+        return false;
+    for (size_t i = 0; i < a->n_checks && i < HEALTH_MAX_CHECKS; i++)
+        if (a->checks[i].ok != b->checks[i].ok || a->checks[i].name != b->checks[i].name ||
+            strcmp(a->checks[i].reason, b->checks[i].reason) != 0)
+            return false;
+    return true;
+}
+
+/* A raw JSON value that marks where age_ms's digits go: a control character, which cJSON
+ * escapes inside strings, so it appears in the output only there. */
+static const char age_marker[] = "\x01";
+
+/* {"status","checks":{name: "ok"|"failed: why"},"age_ms","member"}; NULL on ENOMEM. With
+ * marker, age_ms (when known) is age_marker instead of the number. */
+static cJSON *health_json(const struct routes *r, const struct health_report *rep, bool marker)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *checks = o && cJSON_AddStringToObject(o, "status", rep->ok ? "ok" : "failing")
+                        ? cJSON_AddObjectToObject(o, "checks")
+                        : NULL;
+    bool ok = checks != NULL;
+    for (size_t i = 0; ok && i < rep->n_checks; i++) {
+        char v[CACHE_MAX_ERROR + 16];
+        if (rep->checks[i].ok)
+            (void)snprintf(v, sizeof(v), "ok");
+        else
+            (void)snprintf(v, sizeof(v), "failed: %s", rep->checks[i].reason);
+        ok = cJSON_AddStringToObject(checks, rep->checks[i].name, v) != NULL;
+    }
+    if (ok && rep->age_ms < 0)
+        ok = cJSON_AddNullToObject(o, "age_ms") != NULL;
+    else if (ok)
+        ok = (marker ? cJSON_AddRawToObject(o, "age_ms", age_marker)
+                     : add_int(o, "age_ms", rep->age_ms)) != NULL;
+    if (ok && r->cfg.name && *r->cfg.name)
+        ok = cJSON_AddStringToObject(o, "member", r->cfg.name) != NULL;
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+#define ROUTES_AGE_DIGITS 20 /* an int64 */
+
+/* Put age's digits into hr->body at age_off, moving what follows. */
+static void set_age(struct health_render *hr, int64_t age)
+{
+    char d[ROUTES_AGE_DIGITS + 1];
+    int n = snprintf(d, sizeof(d), "%" PRId64, age);
+    if (n <= 0 || n > ROUTES_AGE_DIGITS)
+        return; /* cannot happen for an int64 */
+    size_t tail = hr->age_off + hr->age_len;
+    memmove(hr->body + hr->age_off + (size_t)n, hr->body + tail, hr->len - tail);
+    memcpy(hr->body + hr->age_off, d, (size_t)n);
+    hr->len = hr->len - hr->age_len + (size_t)n;
+    hr->age_len = (size_t)n;
+    hr->rep.age_ms = age;
+}
+
+/* The JSON body for rep into hr (unformatted, newline-terminated). False if it does not fit
+ * (very long reasons) or out of memory: then hr stays invalid. */
+static bool health_render(const struct routes *r, const struct health_report *rep,
+                          struct health_render *hr)
+{
+    hr->valid = false;
+    cJSON *o = health_json(r, rep, true);
+    /* room for the newline and the longest age */
+    bool ok = o && cJSON_PrintPreallocated(o, hr->body,
+                                           (int)sizeof(hr->body) - 2 - ROUTES_AGE_DIGITS, false);
+    cJSON_Delete(o);
+    if (!ok)
+        return false;
+    size_t len = strlen(hr->body);
+    hr->body[len] = '\n';
+    hr->len = len + 1;
+    hr->rep = *rep;
+    const char *m = rep->age_ms >= 0 ? memchr(hr->body, age_marker[0], len) : NULL;
+    if (rep->age_ms >= 0 && !m)
+        return false; /* cannot happen: the marker is in the tree */
+    hr->age_off = m ? (size_t)(m - hr->body) : 0;
+    hr->age_len = m ? 1 : 0;
+    if (m)
+        set_age(hr, rep->age_ms);
+    hr->valid = true;
+    return true;
+}
+
 static void health_answer(struct routes *r, const struct http_request *req,
                           struct http_response *resp, const struct health_report *rep,
-                          const char *what)
+                          const char *what, struct health_render *hr)
 {
     int code = rep->ok ? 200 : 503;
     if (http_query_param(req, "verbose", NULL, 0)) {
@@ -171,27 +281,26 @@ static void health_answer(struct routes *r, const struct http_request *req,
         return;
     }
 
-    cJSON *o = cJSON_CreateObject();
-    cJSON *checks = o && cJSON_AddStringToObject(o, "status", rep->ok ? "ok" : "failing")
-                        ? cJSON_AddObjectToObject(o, "checks")
-                        : NULL;
-    bool ok = checks != NULL;
-    for (size_t i = 0; ok && i < rep->n_checks; i++) {
-        char v[CACHE_MAX_ERROR + 16];
-        if (rep->checks[i].ok)
-            (void)snprintf(v, sizeof(v), "ok");
-        else
-            (void)snprintf(v, sizeof(v), "failed: %s", rep->checks[i].reason);
-        ok = cJSON_AddStringToObject(checks, rep->checks[i].name, v) != NULL;
+    if (hr->valid && same_report(&hr->rep, rep)) {
+        if (hr->age_len && hr->rep.age_ms != rep->age_ms)
+            set_age(hr, rep->age_ms);
+    } else if (!health_render(r, rep, hr)) {
+        hr = NULL;
     }
-    if (ok)
-        ok = (rep->age_ms >= 0 ? add_int(o, "age_ms", rep->age_ms)
-                               : cJSON_AddNullToObject(o, "age_ms")) != NULL;
-    if (ok && r->cfg.name && *r->cfg.name)
-        ok = cJSON_AddStringToObject(o, "member", r->cfg.name) != NULL;
-    if (!ok || routes_json(resp, code, o) < 0)
-        (void)routes_error(resp, 500, "out of memory");
-    cJSON_Delete(o);
+    if (hr) {
+        free(resp->body);
+        resp->body = NULL;
+        resp->status = code;
+        resp->content_type = ROUTES_JSON;
+        resp->body_ref = hr->body;
+        resp->body_len = hr->len;
+    } else {
+        /* too long for the cache (or no memory): render into the response */
+        cJSON *o = health_json(r, rep, false);
+        if (!o || routes_json(resp, code, o) < 0)
+            (void)routes_error(resp, 500, "out of memory");
+        cJSON_Delete(o);
+    }
     no_store(resp);
 }
 
@@ -202,7 +311,8 @@ static void route_readyz(void *arg, const struct http_request *req, struct http_
     struct health_report rep;
     health_ready(s, cache_now_ms(), &r->cfg.health, &rep);
     cache_release(r->cfg.cache, s);
-    health_answer(r, req, resp, &rep, strcmp(req->path, "/healthz") == 0 ? "healthz" : "readyz");
+    health_answer(r, req, resp, &rep, strcmp(req->path, "/healthz") == 0 ? "healthz" : "readyz",
+                  &r->render[RENDER_READY]);
 }
 
 static void route_livez(void *arg, const struct http_request *req, struct http_response *resp)
@@ -212,7 +322,7 @@ static void route_livez(void *arg, const struct http_request *req, struct http_r
     struct health_report rep;
     health_live(s, cache_now_ms(), cache_start_ms(r->cfg.cache), &r->cfg.health, &rep);
     cache_release(r->cfg.cache, s);
-    health_answer(r, req, resp, &rep, "livez");
+    health_answer(r, req, resp, &rep, "livez", &r->render[RENDER_LIVE]);
 }
 
 /* ---- /status ------------------------------------------------------------------------------ */
@@ -410,6 +520,7 @@ static void route_metrics(void *arg, const struct http_request *req, struct http
     resp->status = 200;
     resp->content_type = METRICS_CONTENT_TYPE;
     resp->body = text;
+    resp->body_ref = NULL;
     resp->body_len = len;
 }
 

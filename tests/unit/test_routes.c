@@ -74,13 +74,15 @@ static void call(struct fixture *f, const char *method, const char *path, const 
     routes_on_done(f->routes, &req, a->resp.status, true); /* as the server does */
     assert_true(a->resp.status >= 200);
     assert_non_null(a->resp.content_type);
+    /* a borrowed body (cached probe answers) is only valid until the next call */
+    const char *body = a->resp.body ? a->resp.body : a->resp.body_ref;
     if (strcmp(a->resp.content_type, "application/json") == 0) {
-        assert_non_null(a->resp.body);
+        assert_non_null(body);
         assert_true(a->resp.body_len > 0);
-        assert_int_equal(a->resp.body[a->resp.body_len - 1], '\n');
-        a->json = cJSON_ParseWithLength(a->resp.body, a->resp.body_len);
+        assert_int_equal(body[a->resp.body_len - 1], '\n');
+        a->json = cJSON_ParseWithLength(body, a->resp.body_len);
         if (!a->json)
-            fail_msg("invalid JSON body: %.*s", (int)a->resp.body_len, a->resp.body);
+            fail_msg("invalid JSON body: %.*s", (int)a->resp.body_len, body);
     }
 }
 
@@ -310,6 +312,39 @@ static void test_readyz_healthy(void **state)
     }
     assert_int_equal(http_count(f, "/readyz", 200), 1);
     assert_int_equal(http_count(f, "/healthz", 200), 1);
+}
+
+/* Probe bodies are cached and only age_ms's digits change between renderings: ages of every
+ * width, up and down, give exactly the body a fresh rendering would. */
+static void test_readyz_cached_age(void **state)
+{
+    struct fixture *f = *state;
+    static const int64_t ages[] = {5, 1234, 7, 98, 4321, 0, 100}; /* stale after 10 s */
+    for (size_t i = 0; i < sizeof(ages) / sizeof(ages[0]); i++) {
+        struct cache_local l;
+        healthy_local(&l, cache_now_ms() - ages[i]);
+        publish_local(f, &l);
+        for (int rep = 0; rep < 2; rep++) { /* the second answer comes from the cache */
+            struct answer a;
+            call(f, "GET", rep ? "/healthz" : "/readyz", NULL, &a);
+            assert_int_equal(a.resp.status, 200);
+            double age = jget(a.json, "age_ms")->valuedouble;
+            if (age < (double)ages[i] || age > (double)ages[i] + 2000)
+                fail_msg("age %f for %lld", age, (long long)ages[i]);
+            /* the whole body, byte for byte, as cJSON renders it */
+            char want[512];
+            int n =
+                snprintf(want, sizeof(want),
+                         "{\"status\":\"ok\",\"checks\":{\"status\":\"ok\",\"serializable_read\":"
+                         "\"ok\",\"leader\":\"ok\",\"learner\":\"ok\",\"alarm\":\"ok\"},"
+                         "\"age_ms\":%.0f,\"member\":\"etcd-0\"}\n",
+                         age);
+            const char *body = a.resp.body ? a.resp.body : a.resp.body_ref;
+            assert_int_equal(a.resp.body_len, (size_t)n);
+            assert_memory_equal(body, want, (size_t)n);
+            answer_free(&a);
+        }
+    }
 }
 
 struct ready_case {
@@ -764,6 +799,7 @@ int main(void)
         T(test_routes_add),
         T(test_readyz_no_observation),
         T(test_readyz_healthy),
+        T(test_readyz_cached_age),
         T(test_readyz_failing_checks),
         T(test_readyz_verbose),
         T(test_livez),

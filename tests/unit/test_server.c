@@ -267,10 +267,31 @@ static void free_src(struct tsrc *s)
 
 /* ---- handler ------------------------------------------------------------------------- */
 
+/* /ref: a borrowed body (body_ref) in one buffer that each call overwrites: first with 0xff,
+ * then with the h2c pattern (byte i = i % 251) for a length that shrinks with every call. A
+ * server that sent the buffer after the next handler call would send 0xff bytes. */
+#define REF_BUF 8192
+static char g_ref[REF_BUF];
+static unsigned g_ref_calls;
+
+static void ref_handler(struct http_response *resp)
+{
+    size_t n = REF_BUF - 100 * (g_ref_calls++ % 50);
+    memset(g_ref, 0xff, sizeof g_ref); /* 255: never in the pattern */
+    for (size_t i = 0; i < n; i++)
+        g_ref[i] = (char)(i % 251);
+    resp->status = 200;
+    resp->content_type = "application/octet-stream";
+    resp->body_ref = g_ref;
+    resp->body_len = n;
+}
+
 static void handler(void *arg, const struct http_request *req, struct http_response *resp)
 {
     (void)arg;
-    if (strcmp(req->path, "/hello") == 0) {
+    if (strcmp(req->path, "/ref") == 0) {
+        ref_handler(resp);
+    } else if (strcmp(req->path, "/hello") == 0) {
         http_response_set_body(resp, 200, "text/plain", "hello\n", 6);
     } else if (strcmp(req->path, "/whoami") == 0) {
         char b[128];
@@ -802,6 +823,15 @@ static void test_pipelining(void **state)
     assert_int_equal(rc_response(&rc, &r, false), 0);
     assert_string_equal(r.body, "GET /echo?after -");
     free_src(take_src());
+    /* borrowed bodies (body_ref), pipelined: each answer has its own length and bytes */
+    unsigned first = g_ref_calls;
+    send_str(rc.fd, "GET /ref HTTP/1.1\r\n\r\nGET /ref HTTP/1.1\r\n\r\nGET /ref HTTP/1.1\r\n\r\n");
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(rc_response(&rc, &r, false), 0);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.body_len, REF_BUF - 100 * ((first + i) % 50));
+        assert_null(memchr(r.body, 0xff, r.body_len < sizeof r.body ? r.body_len : sizeof r.body));
+    }
     /* the last one asks to close */
     send_str(rc.fd, "GET /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\nConnection: close\r\n\r\n"
                     "GET /hello HTTP/1.1\r\n\r\n");
@@ -1318,6 +1348,20 @@ static void test_stream_h2(void **state)
     s = take_src();
     assert_false(s->completed);
     free_src(s);
+    h2c_close_conn(&c);
+
+    /* borrowed bodies (body_ref) on concurrent streams: each stream got its own bytes */
+    h2c_open(&c, g_srv.port);
+    struct h2c_stream *refs[4];
+    unsigned first = g_ref_calls;
+    for (int i = 0; i < 4; i++)
+        refs[i] = h2c_get(&c, "/ref");
+    h2c_run(&c);
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(refs[i]->status, 200);
+        assert_int_equal(refs[i]->body, REF_BUF - 100 * ((first + i) % 50));
+        assert_true(refs[i]->pattern_ok);
+    }
     h2c_close_conn(&c);
 
     /* abort -> RST_STREAM: curl reports an error */
