@@ -57,35 +57,88 @@ static void filesrc_on_close(void *arg, bool completed)
     filesrc_unref(f);
 }
 
+/* One block read in flight, straight into reserved spool memory. */
+struct rd_slot {
+    uint8_t *p;
+    size_t len;
+    ssize_t res;
+    bool done;
+};
+
+static void on_read_done(void *arg, uint64_t user_data, ssize_t result)
+{
+    struct rd_slot *slots = arg;
+    slots[user_data].res = result;
+    slots[user_data].done = true;
+}
+
+/* Reads the range with up to SNAPSHOT_DISK_QD block reads in flight, each into ring space the
+ * spool reserved for it (no copy between the file and the consumer's buffer), hashes the
+ * blocks in order and hands them to the consumer. A block read shorter than asked means the
+ * file shrank: the stream fails. */
+static int read_blocks(struct filesrc *f, struct uring *u, EVP_MD_CTX *md)
+{
+    struct rd_slot slots[SNAPSHOT_DISK_QD] = {{0}};
+    unsigned head = 0, count = 0;
+    uint64_t next = 0; /* next offset to read, relative to f->offset */
+    int rc = 0;
+    while (next < f->len || count > 0) {
+        /* Queue reads while there is ring space; wait for the consumer only with none in
+         * flight (the ring may be full of reserved blocks that must complete first). */
+        while (count < SNAPSHOT_DISK_QD && next < f->len) {
+            struct rd_slot *s = &slots[(head + count) % SNAPSHOT_DISK_QD];
+            size_t want = f->len - next < SNAPSHOT_SPOOL_BLOCK ? (size_t)(f->len - next)
+                                                               : SNAPSHOT_SPOOL_BLOCK;
+            rc = spool_reserve(f->spool, want, count == 0, &s->p);
+            if (rc == -EAGAIN)
+                break;
+            if (rc < 0)
+                return rc;
+            s->len = want;
+            s->done = false;
+            rc = uring_read_async(u, f->fd, s->p, want, (off_t)(f->offset + next),
+                                  (head + count) % SNAPSHOT_DISK_QD);
+            if (rc < 0)
+                return rc; /* the reservation dies with the stream */
+            next += want;
+            count++;
+        }
+        struct rd_slot *h = &slots[head];
+        while (!h->done) {
+            rc = uring_reap(u, 1, on_read_done, slots);
+            if (rc < 0)
+                return rc;
+        }
+        /* Hand over every block that is done, in order. */
+        while (count > 0 && slots[head].done) {
+            h = &slots[head];
+            if (h->res < 0)
+                return (int)h->res;
+            if ((size_t)h->res != h->len)
+                return -ENODATA; /* the file shrank under us */
+            if (md && EVP_DigestUpdate(md, h->p, h->len) != 1)
+                return -EIO;
+            if ((rc = spool_commit(f->spool, h->len)) < 0)
+                return rc;
+            h->done = false;
+            head = (head + 1) % SNAPSHOT_DISK_QD;
+            count--;
+        }
+    }
+    return 0;
+}
+
 static int read_all(struct filesrc *f)
 {
     int rc = 0;
-    uint8_t *buf = NULL;
-    struct uring *u = uring_new(2, snapshot_cfg()->no_io_uring);
+    struct uring *u = uring_new(SNAPSHOT_DISK_QD, snapshot_cfg()->no_io_uring);
     EVP_MD_CTX *md = f->append_sha ? EVP_MD_CTX_new() : NULL;
-    if (!u || posix_memalign((void **)&buf, 4096, SNAPSHOT_SPOOL_BLOCK) != 0 ||
-        (f->append_sha && (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))) {
+    if (!u || (f->append_sha && (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))) {
         rc = -ENOMEM;
         goto out;
     }
-    for (uint64_t done = 0; done < f->len;) {
-        size_t want =
-            f->len - done < SNAPSHOT_SPOOL_BLOCK ? (size_t)(f->len - done) : SNAPSHOT_SPOOL_BLOCK;
-        ssize_t r = uring_read(u, f->fd, buf, want, (off_t)(f->offset + done));
-        if (r == 0)
-            r = -ENODATA; /* the file shrank under us */
-        if (r < 0) {
-            rc = (int)r;
-            goto out;
-        }
-        if (md && EVP_DigestUpdate(md, buf, (size_t)r) != 1) {
-            rc = -EIO;
-            goto out;
-        }
-        if ((rc = spool_write(f->spool, buf, (size_t)r)) < 0)
-            goto out;
-        done += (uint64_t)r;
-    }
+    if ((rc = read_blocks(f, u, md)) < 0)
+        goto out;
     if (f->locked_dir[0]) {
         /* etcd must not have started on the dir while we copied, nor the file changed. */
         struct stat st1;
@@ -112,9 +165,8 @@ static int read_all(struct filesrc *f)
     rc = spool_finish(f->spool);
 out:
     EVP_MD_CTX_free(md);
-    free(buf);
     if (u)
-        uring_free(u);
+        uring_free(u); /* waits for reads still in flight into the spool's memory */
     return rc;
 }
 
@@ -150,7 +202,7 @@ int disksource_stream_fd(struct http_response *resp, int fd, uint64_t offset, ui
     if (!f || !job)
         goto oom;
     struct spool_config sc = {
-        .mem_bytes = 4 * SNAPSHOT_SPOOL_BLOCK,
+        .mem_bytes = SNAPSHOT_DISK_RING_BLOCKS * SNAPSHOT_SPOOL_BLOCK,
         .spill = false,
         .notify = snapjob_notify,
         .notify_arg = job,

@@ -305,7 +305,9 @@ int http1_format_head(struct http_buf *b, const struct http_response *resp, int6
 
 /* ---- connection glue ------------------------------------------------------------------ */
 
-#define H1_PULL_CHUNK (16u * 1024)
+/* Body sources are pulled in large pieces, up to SERVER_MAX_OUTPUT queued: fewer source calls
+ * and fewer, larger writes for big bodies (snapshots); small ones are one pull anyway. */
+#define H1_PULL_CHUNK (64u * 1024)
 #define H1_DONE_PATH 256
 
 /* A response that cannot be written at once: a body source, maybe with deferred headers. */
@@ -429,7 +431,7 @@ static void h1_pump(struct conn *c)
             return;
         }
     }
-    while (http_buf_pending(&c->out) < SERVER_LOW_WATER) {
+    while (http_buf_pending(&c->out) + H1_PULL_CHUNK <= SERVER_MAX_OUTPUT) {
         if (http_buf_reserve(&c->out, H1_PULL_CHUNK + 16)) {
             h1_finish(c, false);
             return;

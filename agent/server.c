@@ -265,6 +265,16 @@ void http_body_wakeup(struct http_body_wakeup *w)
 static void conn_process(struct conn *c);
 static void conn_buf_release(struct conn *c);
 
+/* Output not yet on the socket: plaintext in c->out, plus TLS records in the coalescing
+ * buffer. */
+static size_t conn_pending(const struct conn *c)
+{
+    size_t n = http_buf_pending(&c->out);
+    if (c->tls_wbuf)
+        n += (size_t)BIO_wpending(c->tls_wbuf);
+    return n;
+}
+
 static void conn_update_events(struct conn *c, uint32_t hs_want)
 {
     uint32_t want = 0;
@@ -273,7 +283,7 @@ static void conn_update_events(struct conn *c, uint32_t hs_want)
     } else {
         if ((!c->rd_blocked && !c->peer_eof && !c->close_after_flush) || c->ssl_write_wants_read)
             want |= EPOLLIN;
-        if ((http_buf_pending(&c->out) > 0 && !c->ssl_write_wants_read) || c->ssl_read_wants_write)
+        if ((conn_pending(c) > 0 && !c->ssl_write_wants_read) || c->ssl_read_wants_write)
             want |= EPOLLOUT;
     }
     if (want == c->events)
@@ -301,8 +311,9 @@ void server_conn_close(struct conn *c)
             SSL_set_quiet_shutdown(c->ssl, 0);
             SSL_shutdown(c->ssl); /* best effort close_notify; never wait for the peer's */
         }
-        SSL_free(c->ssl);
+        SSL_free(c->ssl); /* frees the coalescing buffer with the write chain */
         c->ssl = NULL;
+        c->tls_wbuf = NULL;
         ERR_clear_error();
     }
     close(c->fd);
@@ -362,10 +373,51 @@ static ssize_t conn_recv(struct conn *c, uint8_t *buf, size_t len)
     }
 }
 
+/* Put a write buffer between TLS and the socket (on = true), or take it away once empty. The
+ * buffer exists only while large bodies go out, so idle connections do not hold it. */
+static int conn_tls_coalesce(struct conn *c, bool on)
+{
+    if (on) {
+        BIO *sock = SSL_get_wbio(c->ssl), *buf = BIO_new(BIO_f_buffer());
+        if (!buf || !sock || BIO_set_write_buffer_size(buf, SERVER_TLS_COALESCE) != 1 ||
+            BIO_up_ref(sock) != 1) {
+            BIO_free(buf);
+            ERR_clear_error();
+            return 0; /* not needed for correctness: write record by record */
+        }
+        BIO_push(buf, sock);        /* the chain owns the reference taken above */
+        SSL_set0_wbio(c->ssl, buf); /* drops the wbio's own reference to sock */
+        c->tls_wbuf = buf;
+        return 0;
+    }
+    if (BIO_wpending(c->tls_wbuf) > 0)
+        return 0;
+    BIO *sock = BIO_pop(c->tls_wbuf); /* keeps the chain's reference */
+    SSL_set0_wbio(c->ssl, sock);      /* frees the buffer */
+    c->tls_wbuf = NULL;
+    return 0;
+}
+
+/* Push coalesced TLS records to the socket. Returns 0 (done or would block) or -EIO. */
+static int conn_tls_drain(struct conn *c)
+{
+    if (!c->tls_wbuf || BIO_wpending(c->tls_wbuf) == 0)
+        return 0;
+    if (BIO_flush(c->tls_wbuf) <= 0 && !BIO_should_retry(c->tls_wbuf)) {
+        ERR_clear_error();
+        return -EIO;
+    }
+    if (BIO_wpending(c->tls_wbuf) == 0)
+        c->progressed = true;
+    return 0;
+}
+
 /* Write what we can. Returns 0 or a negative errno (connection is broken). */
 static int conn_flush(struct conn *c)
 {
     struct http_buf *b = &c->out;
+    if (c->ssl && !c->tls_wbuf && http_buf_pending(b) >= SERVER_LOW_WATER)
+        conn_tls_coalesce(c, true);
     while (http_buf_pending(b) > 0) {
         size_t n = http_buf_pending(b);
         if (!c->ssl) {
@@ -399,6 +451,8 @@ static int conn_flush(struct conn *c)
         }
         c->progressed = true;
     }
+    if (conn_tls_drain(c) < 0)
+        return -EIO;
     if (http_buf_pending(b) == 0) {
         b->off = b->len = 0;
         if (b->cap > SERVER_LOW_WATER) /* a big response is out: give its memory back */
@@ -600,7 +654,7 @@ static void conn_process(struct conn *c)
             return;
         }
     }
-    if (http_buf_pending(&c->out) > 0 && conn_flush(c) < 0)
+    if (conn_pending(c) > 0 && conn_flush(c) < 0)
         goto close;
     if (http_buf_pending(&c->out) < SERVER_LOW_WATER && conn_progress(c) < 0)
         goto close;
@@ -632,7 +686,7 @@ static void conn_process(struct conn *c)
     for (int i = 0; i < SERVER_READ_BUDGET; i++) {
         if (conn_flush(c) < 0)
             goto close;
-        if (http_buf_pending(&c->out) > 0)
+        if (conn_pending(c) > 0)
             break; /* EPOLLOUT will bring us back */
         if (conn_progress(c) < 0)
             goto close;
@@ -646,7 +700,7 @@ static void conn_process(struct conn *c)
     if (c->ssl && !c->rd_blocked && !c->peer_eof && !c->close_after_flush &&
         SSL_pending(c->ssl) > 0)
         server_conn_kick(c); /* decrypted bytes epoll cannot see */
-    if (http_buf_pending(&c->out) == 0) {
+    if (conn_pending(c) == 0) {
         if (c->close_after_flush && !c->peer_eof && !srv->stopping) {
             conn_linger(c);
             return;
@@ -657,8 +711,11 @@ static void conn_process(struct conn *c)
     }
     if (c->proto == CONN_DETECT && !c->peer_eof)
         server_conn_timer(c, c->stash_len ? CONN_TIMER_HEADER : CONN_TIMER_IDLE, false);
-    if (conn_idle(c))
+    if (conn_idle(c)) {
         conn_buf_release(c);
+        if (c->tls_wbuf)
+            conn_tls_coalesce(c, false); /* no-op until the buffer drained */
+    }
     conn_update_events(c, 0);
     return;
 close:

@@ -17,6 +17,11 @@
 
 #define SERVER_LOW_WATER (64u * 1024)  /* keep pulling a body source while less is queued */
 #define SERVER_READ_CHUNK (64u * 1024) /* one read()/SSL_read() into the loop's buffer */
+/* Large bodies over TLS: records (16 KiB each) are gathered in a buffer and written with one
+ * write() instead of one per record (syscalls are costly here). Its size: SERVER_MAX_OUTPUT of
+ * plaintext plus the records' overhead (at most 29 bytes per 16 KiB record with AES-GCM), so
+ * that one flush of the whole output is one write, not 256 KiB and then a few hundred bytes. */
+#define SERVER_TLS_COALESCE (SERVER_MAX_OUTPUT + SERVER_MAX_OUTPUT / 256)
 #define SERVER_PEER_MAX 64
 #define HTTP1_STORE_MAX (HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_HEADERS + 64)
 
@@ -66,6 +71,7 @@ struct conn {
     int fd;
     struct server *srv;
     SSL *ssl;
+    BIO *tls_wbuf; /* while a large body goes out: TLS records coalesced before write() */
     enum conn_proto proto;
     bool tls;
     bool handshaking;

@@ -545,6 +545,7 @@ static void log_stream(struct stream *s, const char *msg, enum log_level lvl, co
     cJSON_AddNumberToObject(f, "upstream_ms", (double)(s->t_upstream - s->t0));
     cJSON_AddNumberToObject(f, "sent_bytes", (double)st.read);
     cJSON_AddNumberToObject(f, "spilled_bytes", (double)st.spilled);
+    cJSON_AddNumberToObject(f, "stalled_ms", (double)(st.stall_ns / 1000000));
     cJSON_AddNumberToObject(f, "spill_peak_bytes", (double)st.spill_peak);
     if (st.backend && st.backend[0]) /* NULL without a spool (HEAD) */
         cJSON_AddStringToObject(f, "io_backend", st.backend);
@@ -715,6 +716,7 @@ static void stream_start(const struct http_request *req, struct http_response *r
             .spill = true,
             .dir = snapshot_spool_dir(),
             .no_io_uring = S.cfg.no_io_uring,
+            .stall_budget_ms = SNAPSHOT_SPOOL_STALL_MS,
             .notify = snapjob_notify,
             .notify_arg = job,
         };

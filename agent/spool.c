@@ -16,12 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bounds.h"
 #include "uring.h"
 
-#define SPOOL_NOTIFY_MIN (128u * 1024)
+#define SPOOL_NOTIFY_MIN (512u * 1024) /* wake a waiting consumer per this much (or at the end) */
 
 struct spool_blk {
     uint8_t *buf;
@@ -39,6 +40,7 @@ struct spool {
     uint8_t *ring;
     size_t cap;
     uint64_t ring_lo, ring_hi; /* logical range held by the ring; ring_lo == read position */
+    uint64_t resv_hi;          /* end of space reserved by spool_reserve (>= ring_hi when used) */
 
     /* spill state; only the producer changes the file layout */
     bool spilling;
@@ -54,9 +56,14 @@ struct spool {
     int write_err;    /* first failed write (set in the reap callback) */
 
     uint64_t read_pos;
+    uint8_t *rbuf;     /* consumer's read-back block from the file (lazily allocated) */
+    uint64_t rbuf_pos; /* logical offset of rbuf[0] */
+    size_t rbuf_len;
     bool finished, cancelled, reader_waiting;
-    bool writer_waiting; /* a no-spill producer waits for ring space */
-    int error;           /* < 0 once failed */
+    bool writer_waiting;   /* a producer waits for ring space */
+    size_t writer_want;    /* ... for this much free space */
+    int64_t stall_left_ns; /* what remains of cfg.stall_budget_ms */
+    int error;             /* < 0 once failed */
 
     struct spool_stats st;
 };
@@ -96,8 +103,13 @@ struct spool *spool_new(const struct spool_config *cfg)
         free(sp);
         return NULL;
     }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&sp->mu, NULL);
-    pthread_cond_init(&sp->space, NULL);
+    pthread_cond_init(&sp->space, &ca);
+    pthread_condattr_destroy(&ca);
+    sp->stall_left_ns = (int64_t)cfg->stall_budget_ms * 1000000;
     sp->cfg.dir = sp->dir;
     return sp;
 }
@@ -114,6 +126,7 @@ void spool_free(struct spool *sp)
         uring_free(sp->rd);
     if (sp->fd >= 0)
         close(sp->fd);
+    free(sp->rbuf);
     pthread_cond_destroy(&sp->space);
     pthread_mutex_destroy(&sp->mu);
     free(sp->ring);
@@ -151,6 +164,13 @@ static void ring_get(struct spool *sp, uint8_t *out, size_t n)
     memcpy(out, sp->ring + at, first);
     memcpy(out + first, sp->ring, n - first);
     sp->ring_lo += n;
+}
+
+/* Free ring space: what neither holds data nor is reserved. */
+static size_t ring_free(const struct spool *sp)
+{
+    uint64_t hi = sp->resv_hi > sp->ring_hi ? sp->resv_hi : sp->ring_hi;
+    return sp->cap - (size_t)(hi - sp->ring_lo);
 }
 
 /* ---- producer: spill file ------------------------------------------------------------------ */
@@ -305,6 +325,30 @@ static int fail_locked_return(struct spool *sp, int err)
     return err;
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* With mu held: wait for the consumer out of the stall budget. Returns false once the budget is
+ * gone (the caller spills). */
+static bool stall_wait(struct spool *sp)
+{
+    if (sp->stall_left_ns <= 0)
+        return false;
+    int64_t t0 = mono_ns(), end = t0 + sp->stall_left_ns;
+    struct timespec ts = {.tv_sec = end / 1000000000, .tv_nsec = end % 1000000000};
+    sp->writer_waiting = true;
+    sp->writer_want = sp->cap / 2;
+    pthread_cond_timedwait(&sp->space, &sp->mu, &ts);
+    sp->writer_waiting = false;
+    sp->stall_left_ns -= mono_ns() - t0;
+    sp->st.stall_ns += (uint64_t)(mono_ns() - t0);
+    return true;
+}
+
 int spool_write(struct spool *sp, const void *data, size_t len)
 {
     const uint8_t *p = data;
@@ -346,12 +390,18 @@ int spool_write(struct spool *sp, const void *data, size_t len)
                 return err;
             }
             size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
-            /* Without spilling, wait for a good share of the ring (or all we need) rather than
-             * for any byte: one wakeup per half ring, not one per read of the consumer. */
-            if (sp->cfg.spill || room >= len || room >= sp->cap / 2)
+            /* Wait for a good share of the ring (or all we need) rather than for any byte: one
+             * wakeup per half ring, not one per read of the consumer. With spilling, only while
+             * the stall budget lasts. */
+            if (room >= len || room >= sp->cap / 2)
                 break;
-            sp->writer_waiting = true;
-            pthread_cond_wait(&sp->space, &sp->mu);
+            if (sp->cfg.spill && !stall_wait(sp))
+                break;
+            if (!sp->cfg.spill) {
+                sp->writer_waiting = true;
+                sp->writer_want = len < sp->cap / 2 ? len : sp->cap / 2;
+                pthread_cond_wait(&sp->space, &sp->mu);
+            }
         }
         size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
         size_t n = room < len ? room : len;
@@ -379,6 +429,58 @@ int spool_write(struct spool *sp, const void *data, size_t len)
                 return fail_locked_return(sp, r);
         }
     }
+    return 0;
+}
+
+int spool_reserve(struct spool *sp, size_t len, bool wait, uint8_t **out)
+{
+    if (sp->cfg.spill || len == 0 || len > sp->cap)
+        return -EINVAL;
+    pthread_mutex_lock(&sp->mu);
+    if (sp->resv_hi < sp->ring_hi)
+        sp->resv_hi = sp->ring_hi;
+    size_t at = (size_t)(sp->resv_hi % sp->cap);
+    int rc = 0;
+    if (sp->cap - at < len) {
+        rc = -EINVAL; /* would wrap: callers use pieces that divide the ring */
+        goto out;
+    }
+    for (;;) {
+        if (sp->cancelled || sp->error) {
+            rc = sp->cancelled ? -ECANCELED : sp->error;
+            goto out;
+        }
+        if (ring_free(sp) >= len)
+            break;
+        if (!wait) {
+            rc = -EAGAIN;
+            goto out;
+        }
+        sp->writer_waiting = true;
+        sp->writer_want = len;
+        pthread_cond_wait(&sp->space, &sp->mu);
+    }
+    *out = sp->ring + at;
+    sp->resv_hi += len;
+out:
+    pthread_mutex_unlock(&sp->mu);
+    return rc;
+}
+
+int spool_commit(struct spool *sp, size_t len)
+{
+    pthread_mutex_lock(&sp->mu);
+    if (sp->resv_hi < sp->ring_hi || len > sp->resv_hi - sp->ring_hi) {
+        pthread_mutex_unlock(&sp->mu);
+        return -EINVAL;
+    }
+    sp->ring_hi += len;
+    sp->st.written += len;
+    bool w = sp->ring_hi - sp->ring_lo >= SPOOL_NOTIFY_MIN || sp->ring_hi == sp->resv_hi
+                 ? take_waiter(sp)
+                 : false;
+    pthread_mutex_unlock(&sp->mu);
+    notify(sp, w);
     return 0;
 }
 
@@ -435,7 +537,7 @@ ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
         ring_get(sp, buf, n);
         sp->read_pos = sp->ring_lo;
         sp->st.read += n;
-        if (sp->writer_waiting && sp->cap - (size_t)(sp->ring_hi - sp->ring_lo) >= sp->cap / 2) {
+        if (sp->writer_waiting && ring_free(sp) >= sp->writer_want) {
             sp->writer_waiting = false;
             pthread_cond_signal(&sp->space);
         }
@@ -443,19 +545,43 @@ ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
         return (ssize_t)n;
     }
     if (sp->spilling && sp->read_pos < sp->committed) {
-        size_t n =
-            sp->committed - sp->read_pos < len ? (size_t)(sp->committed - sp->read_pos) : len;
-        off_t off = (off_t)(sp->read_pos - sp->file_base);
-        int fd = sp->fd;
-        pthread_mutex_unlock(&sp->mu);
-        /* The range [read_pos, committed) is immutable until this side advances read_pos. */
-        if (!sp->rd && !(sp->rd = uring_new(2, sp->cfg.no_io_uring)))
-            return -ENOMEM;
-        ssize_t r = uring_read(sp->rd, fd, buf, n, off);
-        if (r == 0)
-            r = -EIO; /* the file is shorter than what was committed */
-        if (r < 0)
-            return r;
+        /* Serve from the read-back block; refill it with one large read when it does not hold
+         * read_pos (callers ask for 16-64 KiB at a time: one file read each would cost a
+         * syscall on the event loop per piece). Logical offsets never change meaning, so what
+         * the block holds stays valid across spill episodes. */
+        uint64_t pos = sp->read_pos;
+        if (!(sp->rbuf && pos >= sp->rbuf_pos && pos < sp->rbuf_pos + sp->rbuf_len)) {
+            size_t want = sp->committed - pos < SNAPSHOT_SPOOL_BLOCK ? (size_t)(sp->committed - pos)
+                                                                     : SNAPSHOT_SPOOL_BLOCK;
+            off_t off = (off_t)(pos - sp->file_base);
+            int fd = sp->fd;
+            pthread_mutex_unlock(&sp->mu);
+            /* [read_pos, committed) of the file is immutable until this side advances
+             * read_pos. */
+            if (!sp->rd && !(sp->rd = uring_new(2, sp->cfg.no_io_uring)))
+                return -ENOMEM;
+            if (!sp->rbuf) {
+                if (posix_memalign((void **)&sp->rbuf, 4096, SNAPSHOT_SPOOL_BLOCK) != 0) {
+                    sp->rbuf = NULL;
+                    return -ENOMEM;
+                }
+                /* once: valgrind cannot see io_uring fill it */
+                memset(sp->rbuf, 0, SNAPSHOT_SPOOL_BLOCK);
+            }
+            sp->rbuf_len = 0;
+            ssize_t got = uring_read(sp->rd, fd, sp->rbuf, want, off);
+            if (got == 0)
+                got = -EIO; /* the file is shorter than what was committed */
+            if (got < 0)
+                return got;
+            sp->rbuf_pos = pos;
+            sp->rbuf_len = (size_t)got;
+        } else {
+            pthread_mutex_unlock(&sp->mu);
+        }
+        size_t have = (size_t)(sp->rbuf_pos + sp->rbuf_len - pos);
+        ssize_t r = (ssize_t)(have < len ? have : len);
+        memcpy(buf, sp->rbuf + (pos - sp->rbuf_pos), (size_t)r);
         pthread_mutex_lock(&sp->mu);
         sp->read_pos += (uint64_t)r;
         sp->ring_lo = sp->ring_hi = sp->read_pos > sp->ring_hi ? sp->read_pos : sp->ring_hi;

@@ -23,6 +23,11 @@ struct spool_config {
     bool spill;       /* true: spill to a file in dir instead of waiting for the consumer */
     const char *dir;  /* spill directory (copied); NULL -> "/tmp" */
     bool no_io_uring; /* force the pread/pwrite backend */
+    /* With spill: how long, in total over the stream, the producer may wait for the consumer to
+     * free half the ring before it spills instead (a consumer that was only descheduled for
+     * a moment costs no file round trip; a slow one delays the producer by at most this).
+     * 0: spill as soon as the ring is full. */
+    unsigned stall_budget_ms;
     /* Called from the producer's thread, with no spool lock held, when a consumer that got
      * -EAGAIN may now make progress (data, end, or failure). May be NULL. */
     void (*notify)(void *arg);
@@ -38,6 +43,15 @@ void spool_free(struct spool *sp);
 /* Append len bytes. 0 on success; -ECANCELED once the consumer called spool_cancel; a negative
  * errno from the spill file (-ENOSPC, -EIO, ...) after which the spool is failed. */
 int spool_write(struct spool *sp, const void *data, size_t len);
+/* Zero-copy production, spools without spilling only: reserve len bytes of ring space after
+ * what is already reserved (the caller fills them, e.g. by an async file read), then commit
+ * reservations in order. len must not wrap the ring: use pieces that divide mem_bytes (the last
+ * one may be shorter). wait=false returns -EAGAIN instead of waiting for the consumer. Returns
+ * 0, -EAGAIN, -ECANCELED, the spool's error, or -EINVAL. spool_write must not be called while
+ * reservations are outstanding. */
+int spool_reserve(struct spool *sp, size_t len, bool wait, uint8_t **out);
+/* Hand the oldest len reserved bytes to the consumer. 0 or -EINVAL. */
+int spool_commit(struct spool *sp, size_t len);
 /* Publish spill writes that have completed, without waiting (a producer that idles may call
  * it; spool_write does it anyway). 0 or the spool's error. */
 int spool_poll(struct spool *sp);
@@ -60,6 +74,7 @@ struct spool_stats {
     uint64_t spilled;    /* bytes that went through the spill file */
     uint64_t spill_peak; /* largest spill file size */
     unsigned spill_episodes;
+    uint64_t stall_ns;   /* time the producer waited for the consumer (stall budget) */
     const char *backend; /* "io_uring", "syscalls", or "" if the file was never used */
 };
 void spool_get_stats(struct spool *sp, struct spool_stats *out);

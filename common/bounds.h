@@ -12,8 +12,9 @@
 #define GRPC_MAX_FRAME (1u << 20)              /* SETTINGS_MAX_FRAME_SIZE we advertise */
 #define GRPC_DEFAULT_CONNECT_TIMEOUT_MS 3000
 #define GRPC_MAX_STATUS_MESSAGE 256
-#define GRPC_IO_CHUNK (64u * 1024)        /* TLS read chunk and HTTP/2 output buffer */
-#define GRPC_MAX_HEADER_LIST (64u * 1024) /* SETTINGS_MAX_HEADER_LIST_SIZE we advertise */
+#define GRPC_IO_CHUNK (64u * 1024)         /* TLS read chunk and HTTP/2 output buffer */
+#define GRPC_TLS_READ_BUFFER (128u * 1024) /* TLS read-ahead buffer (several records) */
+#define GRPC_MAX_HEADER_LIST (64u * 1024)  /* SETTINGS_MAX_HEADER_LIST_SIZE we advertise */
 
 /* etcd calls (etcd.c, proto.c) */
 #define ETCD_MAX_REQUEST (1536u * 1024)            /* etcd's default --max-request-bytes */
@@ -55,11 +56,16 @@
                                             * (with the spill blocks: agent RSS <= 16 MiB) */
 #define SNAPSHOT_SPOOL_BLOCK (512u * 1024) /* spill/file I/O block (4 KiB aligned) */
 #define SNAPSHOT_SPOOL_QD 4                /* spill/file I/O requests in flight */
-#define SNAPSHOT_MAX_CONCURRENCY 16        /* --snapshot-concurrency upper bound */
-#define SNAPSHOT_MAX_FILE_STREAMS 8        /* saved-file and disk-source downloads at once */
-#define SNAPSHOT_MAX_KEEP 10000            /* --snapshot-keep upper bound */
-#define SNAPSHOT_MAX_LISTED 4096           /* saved snapshots listed / scanned */
-#define SNAPSHOT_IDLE_TIMEOUT_MS 30000     /* longest gap between two etcd snapshot frames */
+#define SNAPSHOT_DISK_QD 4                 /* file downloads: block reads in flight */
+#define SNAPSHOT_DISK_RING_BLOCKS 4        /* file downloads: ring of 4 blocks (2 MiB, as before) */
+#define SNAPSHOT_SPOOL_STALL_MS                                                                    \
+    250                                /* etcd's stream may wait this long in all for a client     \
+                                        * that fell behind before the rest is spooled to disk */
+#define SNAPSHOT_MAX_CONCURRENCY 16    /* --snapshot-concurrency upper bound */
+#define SNAPSHOT_MAX_FILE_STREAMS 8    /* saved-file and disk-source downloads at once */
+#define SNAPSHOT_MAX_KEEP 10000        /* --snapshot-keep upper bound */
+#define SNAPSHOT_MAX_LISTED 4096       /* saved snapshots listed / scanned */
+#define SNAPSHOT_IDLE_TIMEOUT_MS 30000 /* longest gap between two etcd snapshot frames */
 #define SNAPSHOT_STATUS_TIMEOUT_MS 5000
 #define SNAPSHOT_RETRY_AFTER_S 5 /* Retry-After on 429 */
 

@@ -619,18 +619,110 @@ static int snap_data(struct proto_snapshot *s, uint64_t remaining, const uint8_t
     return 0;
 }
 
+/* Snapshot messages are parsed in place: protobuf-c would copy every 32 KiB blob into a fresh
+ * allocation before the digest and the receiver read it once. Same acceptance as
+ * protobuf_c_message_unpack of SnapshotResponse (tests/unit/test_proto.c compares both). */
+static int wire_varint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*at >= len)
+            return -EBADMSG;
+        uint8_t b = p[(*at)++];
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -EBADMSG; /* longer than 10 bytes */
+}
+
+int proto_snapshot_parse(const uint8_t *msg, size_t len, uint64_t *remaining, const uint8_t **blob,
+                         size_t *blob_len)
+{
+    size_t at = 0;
+    *remaining = 0;
+    *blob = NULL;
+    *blob_len = 0;
+    while (at < len) {
+        uint64_t v;
+        /* the key as protobuf-c reads it: at most 5 bytes, 32-bit tag, and a first byte whose
+         * tag bits are 0 is invalid */
+        if ((msg[at] & 0xf8) == 0)
+            return -EBADMSG;
+        unsigned wt = msg[at] & 7;
+        uint32_t field = (uint32_t)(msg[at] & 0x7f) >> 3;
+        if (msg[at++] & 0x80) {
+            unsigned shift = 4, k = 1;
+            for (;; k++, at++) {
+                if (k == 5 || at >= len)
+                    return -EBADMSG;
+                field |= (uint32_t)(msg[at] & 0x7f) << shift;
+                shift += 7;
+                if (!(msg[at] & 0x80)) {
+                    at++;
+                    break;
+                }
+            }
+        }
+        bool known = field >= 1 && field <= 4;
+        switch (wt) {
+        case 0: /* varint: only remaining_bytes (2) may be one */
+            if (wire_varint(msg, len, &at, &v) < 0 || (known && field != 2))
+                return -EBADMSG;
+            if (field == 2)
+                *remaining = v;
+            break;
+        case 1:
+        case 5: {
+            size_t w = wt == 1 ? 8 : 4;
+            if (known || len - at < w)
+                return -EBADMSG;
+            at += w;
+            break;
+        }
+        case 2: { /* length-delimited: header (1), blob (3), version (4) */
+            size_t start = at;
+            if (wire_varint(msg, len, &at, &v) < 0 || at - start > 5 || v > INT32_MAX ||
+                v > len - at || field == 2)
+                return -EBADMSG;
+            if (field == 3) {
+                *blob = msg + at;
+                *blob_len = (size_t)v;
+            } else if (field == 1) {
+                /* never set by etcd; validated as protobuf-c would */
+                struct decoder d;
+                int rc = 0;
+                decoder_init(&d);
+                ProtobufCMessage *h = decoder_unpack(&d, &etcdserverpb__response_header__descriptor,
+                                                     msg + at, (size_t)v, &rc);
+                if (!h)
+                    return rc;
+                decoder_release(&d, h);
+            }
+            at += (size_t)v;
+            break;
+        }
+        default: /* groups (3, 4) and invalid types */
+            return -EBADMSG;
+        }
+    }
+    return 0;
+}
+
 int proto_snapshot_feed(void *arg, const uint8_t *msg, size_t len)
 {
     struct proto_snapshot *s = arg;
-    struct decoder d;
+    uint64_t remaining = 0;
+    const uint8_t *blob = NULL;
+    size_t blen = 0;
     int rc = 0;
 
     if (s->code)
         return s->code;
-    decoder_init(&d);
-    Etcdserverpb__SnapshotResponse *r = (Etcdserverpb__SnapshotResponse *)decoder_unpack(
-        &d, &etcdserverpb__snapshot_response__descriptor, msg, len, &rc);
-    if (!r) {
+    rc = proto_snapshot_parse(msg, len, &remaining, &blob, &blen);
+    if (rc < 0) {
         rc =
             rc == -ENOMEM
                 ? snap_fail(s, GRPC_RESOURCE_EXHAUSTED,
@@ -641,8 +733,6 @@ int proto_snapshot_feed(void *arg, const uint8_t *msg, size_t len)
         goto out;
     }
     s->messages++;
-    const uint64_t remaining = r->remaining_bytes;
-    const size_t blen = r->blob.len;
     if (s->have_digest) {
         rc = snap_fail(s, GRPC_DATA_LOSS, "snapshot: data after the sha256 digest");
         goto out;
@@ -663,13 +753,12 @@ int proto_snapshot_feed(void *arg, const uint8_t *msg, size_t len)
                            blen, s->total);
             goto out;
         }
-        memcpy(s->digest, r->blob.data, SHA256_LEN);
+        memcpy(s->digest, blob, SHA256_LEN);
         s->have_digest = true;
         goto out;
     }
-    rc = snap_data(s, remaining, r->blob.data, blen);
+    rc = snap_data(s, remaining, blob, blen);
 out:
-    decoder_release(&d, r ? &r->base : NULL);
     return rc;
 }
 

@@ -403,14 +403,16 @@ int uring_fsync(struct uring *u, int fd)
     return (int)ring_run(u, OP_FSYNC, fd, NULL, NULL, 0, 0);
 }
 
-int uring_write_async(struct uring *u, int fd, const void *buf, size_t len, off_t offset,
-                      uint64_t user_data)
+/* Queue a write (wbuf) or read (rbuf) in a free async slot. */
+static int queue_async(struct uring *u, enum req_op op, int fd, const void *wbuf, void *rbuf,
+                       size_t len, off_t offset, uint64_t user_data)
 {
     struct uring_req *r = NULL;
     unsigned idx;
     int rc;
 
-    if (u == NULL || offset < 0 || (buf == NULL && len > 0) || len > (size_t)PTRDIFF_MAX)
+    if (u == NULL || offset < 0 || (wbuf == NULL && rbuf == NULL && len > 0) ||
+        len > (size_t)PTRDIFF_MAX)
         return -EINVAL;
     if (u->pending >= u->depth)
         return -EBUSY;
@@ -422,17 +424,21 @@ int uring_write_async(struct uring *u, int fd, const void *buf, size_t len, off_
     }
     if (r == NULL)
         return -EBUSY;
-    *r = (struct uring_req){.op = OP_WRITE,
+    *r = (struct uring_req){.op = op,
                             .fd = fd,
-                            .wbuf = buf,
+                            .wbuf = wbuf,
+                            .rbuf = rbuf,
                             .len = len,
                             .offset = offset,
                             .user_data = user_data};
     u->pending++;
     if (!u->use_ring || len == 0) {
         /* Done now; uring_reap hands the result back like a completion. */
-        rc = u->use_ring ? 0 : sys_write_all(fd, buf, len, offset);
-        finish(u, idx, rc < 0 ? rc : (ssize_t)len);
+        ssize_t res = 0;
+        if (!u->use_ring && len > 0)
+            res = op == OP_READ ? sys_read(fd, rbuf, len, offset)
+                                : sys_write_all(fd, wbuf, len, offset);
+        finish(u, idx, res < 0 ? res : op == OP_READ ? res : (ssize_t)len);
         return 0;
     }
     rc = submit_req(u, idx, 0);
@@ -442,6 +448,22 @@ int uring_write_async(struct uring *u, int fd, const void *buf, size_t len, off_
         return rc;
     }
     return 0;
+}
+
+int uring_write_async(struct uring *u, int fd, const void *buf, size_t len, off_t offset,
+                      uint64_t user_data)
+{
+    if (buf == NULL && len > 0)
+        return -EINVAL;
+    return queue_async(u, OP_WRITE, fd, buf, NULL, len, offset, user_data);
+}
+
+int uring_read_async(struct uring *u, int fd, void *buf, size_t len, off_t offset,
+                     uint64_t user_data)
+{
+    if (buf == NULL && len > 0)
+        return -EINVAL;
+    return queue_async(u, OP_READ, fd, NULL, buf, len, offset, user_data);
 }
 
 int uring_reap(struct uring *u, unsigned min_complete,

@@ -43,13 +43,19 @@ ssize_t uring_read(struct uring *u, int fd, void *buf, size_t len, off_t offset)
  * pending: reap first). */
 int uring_write_async(struct uring *u, int fd, const void *buf, size_t len, off_t offset,
                       uint64_t user_data);
+/* Queue a read of up to len bytes into buf (kept valid until reaped). Its result is the bytes
+ * read: len, or fewer only at end of file (short reads are resubmitted for the rest), or a
+ * negative errno. Completions may come back in any order. Returns 0 or negative errno (-EBUSY
+ * when queue_depth requests are pending). */
+int uring_read_async(struct uring *u, int fd, void *buf, size_t len, off_t offset,
+                     uint64_t user_data);
 /* Wait for at least min_complete completions (0: only those ready). For each finished request
  * calls done(arg, user_data, result) where result is the full length or a negative errno
  * (short writes are completed internally). Returns number reaped or negative errno. */
 int uring_reap(struct uring *u, unsigned min_complete,
                void (*done)(void *arg, uint64_t user_data, ssize_t result), void *arg);
-/* Requests queued by uring_write_async and not yet handed back by uring_reap (in flight or
- * finished). */
+/* Requests queued by uring_write_async/uring_read_async and not yet handed back by uring_reap (in
+ * flight or finished). */
 unsigned uring_pending(const struct uring *u);
 /* fsync through the ring (or fsync(2)). */
 int uring_fsync(struct uring *u, int fd);

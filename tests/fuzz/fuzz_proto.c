@@ -1,12 +1,14 @@
 /* fuzz_proto.c - libFuzzer target for every etcd response this project decodes, through the
  * same proto.c functions etcd.c calls: MemberList/Add/Remove/Promote, Status, Alarm, Range, Put,
- * and the Snapshot stream checker. The first byte picks the decoder; for the snapshot stream
- * the rest is cut into messages by 2-byte big-endian length prefixes. */
+ * the Snapshot stream checker, and the in-place SnapshotResponse parser against protobuf-c. The
+ * first byte picks the decoder; for the snapshot stream the rest is cut into messages by 2-byte
+ * big-endian length prefixes. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcd.pb-c.h"
 #include "proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -23,6 +25,27 @@ static int sink(void *arg, uint64_t total, const uint8_t *blob, size_t len)
     volatile uint8_t ends = blob[0] ^ blob[len - 1];
     (void)ends;
     return 0;
+}
+
+/* The in-place SnapshotResponse parser must agree with protobuf-c on every input. */
+static void fuzz_snapshot_parse(const uint8_t *p, size_t n)
+{
+    static const uint8_t empty[1];
+    uint64_t rem = 0;
+    const uint8_t *blob = NULL;
+    size_t blen = 0;
+    int rc = proto_snapshot_parse(p, n, &rem, &blob, &blen);
+    Etcdserverpb__SnapshotResponse *r =
+        etcdserverpb__snapshot_response__unpack(NULL, n, n ? p : empty);
+    if (!r) {
+        if (rc == 0)
+            abort();
+        return;
+    }
+    if (rc != 0 || rem != r->remaining_bytes || blen != r->blob.len ||
+        (blen && memcmp(blob, r->blob.data, blen) != 0))
+        abort();
+    etcdserverpb__snapshot_response__free_unpacked(r, NULL);
 }
 
 static void fuzz_snapshot(const uint8_t *p, size_t n)
@@ -64,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const uint8_t *p = data + 1;
     size_t n = size - 1;
-    switch (data[0] % 9) {
+    switch (data[0] % 10) {
     case 0:
         if (proto_decode_members(PROTO_MEMBER_LIST_RESPONSE, p, n, &l) == 0)
             proto_member_list_free(&l);
@@ -96,6 +119,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 7:
         (void)proto_decode_put(p, n, &h);
+        break;
+    case 8:
+        fuzz_snapshot_parse(p, n);
         break;
     default:
         fuzz_snapshot(p, n);

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "etcd.pb-c.h"
 #include "proto.h"
 
 /* ---- known bytes -------------------------------------------------------------------------
@@ -722,6 +723,97 @@ static int reset_alloc(void **state)
     return 0;
 }
 
+/* proto_snapshot_parse (in place) must accept exactly what protobuf-c accepts, with the same
+ * fields: packed messages with every field, then random mutations and truncations of them,
+ * and random bytes. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static void compare_parse(const uint8_t *m, size_t n)
+{
+    uint64_t rem = 0;
+    const uint8_t *blob = NULL;
+    size_t blen = 0;
+    int rc = proto_snapshot_parse(m, n, &rem, &blob, &blen);
+    static const uint8_t empty[1];
+    Etcdserverpb__SnapshotResponse *r =
+        etcdserverpb__snapshot_response__unpack(NULL, n, n ? m : empty);
+    if (!r) {
+        assert_int_equal(rc, -EBADMSG);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(rem, r->remaining_bytes);
+    assert_int_equal(blen, r->blob.len);
+    if (blen)
+        assert_memory_equal(blob, r->blob.data, blen);
+    etcdserverpb__snapshot_response__free_unpacked(r, NULL);
+}
+
+static void test_snapshot_parse_matches_protobuf_c(void **state)
+{
+    (void)state;
+    uint8_t buf[512], mut[512];
+    for (int i = 0; i < 20000; i++) {
+        Etcdserverpb__SnapshotResponse r;
+        Etcdserverpb__ResponseHeader h;
+        etcdserverpb__snapshot_response__init(&r); /* the INIT macros cast const away */
+        etcdserverpb__response_header__init(&h);
+        uint8_t data[64];
+        char ver[8] = "3.6.0";
+        for (size_t k = 0; k < sizeof data; k++)
+            data[k] = (uint8_t)rnd();
+        uint64_t x = rnd();
+        if (x & 1) {
+            h.cluster_id = rnd();
+            h.revision = (int64_t)rnd();
+            r.header = &h;
+        }
+        r.remaining_bytes = x & 2 ? rnd() >> (rnd() % 64) : 0;
+        if (x & 4) {
+            r.blob.data = data;
+            r.blob.len = (size_t)(rnd() % sizeof data);
+        }
+        if (x & 8)
+            r.version = ver;
+        size_t n = etcdserverpb__snapshot_response__get_packed_size(&r);
+        assert_true(n <= sizeof buf);
+        etcdserverpb__snapshot_response__pack(&r, buf);
+        compare_parse(buf, n);
+        /* mutations: flipped bytes, truncation, appended garbage */
+        memcpy(mut, buf, n);
+        size_t m = n;
+        int edits = 1 + (int)(rnd() % 3);
+        for (int e = 0; e < edits; e++) {
+            switch (rnd() % 3) {
+            case 0:
+                if (m)
+                    mut[rnd() % m] ^= (uint8_t)(1u << (rnd() % 8));
+                break;
+            case 1:
+                if (m)
+                    m = (size_t)(rnd() % m);
+                break;
+            default:
+                for (int k = 0; k < 4 && m < sizeof mut; k++)
+                    mut[m++] = (uint8_t)rnd();
+            }
+        }
+        compare_parse(mut, m);
+        /* random bytes */
+        m = (size_t)(rnd() % 24);
+        for (size_t k = 0; k < m; k++)
+            mut[k] = (uint8_t)rnd();
+        compare_parse(mut, m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -739,6 +831,7 @@ int main(void)
         cmocka_unit_test_teardown(test_snapshot_good, reset_alloc),
         cmocka_unit_test_teardown(test_snapshot_faults, reset_alloc),
         cmocka_unit_test_teardown(test_snapshot_cancel_and_garbage, reset_alloc),
+        cmocka_unit_test_teardown(test_snapshot_parse_matches_protobuf_c, reset_alloc),
         cmocka_unit_test_teardown(test_etcd_local_errors, reset_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

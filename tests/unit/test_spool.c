@@ -1,5 +1,6 @@
 /* test_spool.c - agent/spool.c: order and completeness through memory and spill file, the
- * unspill path, no-spill back-pressure, cancel, failure, and the unlinked spill file. */
+ * unspill path, no-spill back-pressure, cancel, failure, the unlinked spill file, zero-copy
+ * reservations and the stall budget. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -330,6 +331,152 @@ static void test_notify(void **state)
     spool_free(sp);
 }
 
+/* Zero-copy production: reserve pieces (the last one shorter), fill, commit in order; a
+ * consumer thread sees every byte in order, then the trailing spool_write. */
+struct reserver {
+    struct spool *sp;
+    uint64_t total;
+    size_t piece;
+    int rc;
+};
+
+static void *reserve_produce(void *arg)
+{
+    struct reserver *p = arg;
+    uint64_t pos = 0;
+    p->rc = 0;
+    while (pos < p->total && p->rc == 0) {
+        /* two reservations outstanding at a time when there is room */
+        uint8_t *a = NULL, *b = NULL;
+        size_t na = p->total - pos < p->piece ? (size_t)(p->total - pos) : p->piece;
+        if ((p->rc = spool_reserve(p->sp, na, true, &a)) < 0)
+            break;
+        uint64_t pos_b = pos + na;
+        size_t nb = p->total - pos_b < p->piece ? (size_t)(p->total - pos_b) : p->piece;
+        int rb = nb ? spool_reserve(p->sp, nb, false, &b) : -EAGAIN;
+        fill(a, pos, na);
+        if (rb == 0)
+            fill(b, pos_b, nb);
+        if ((p->rc = spool_commit(p->sp, na)) < 0)
+            break;
+        pos += na;
+        if (rb == 0) {
+            if ((p->rc = spool_commit(p->sp, nb)) < 0)
+                break;
+            pos += nb;
+        } else if (rb != -EAGAIN) {
+            p->rc = rb;
+        }
+    }
+    if (p->rc == 0) {
+        uint8_t tail[7];
+        fill(tail, pos, sizeof tail);
+        p->rc = spool_write(p->sp, tail, sizeof tail);
+    }
+    if (p->rc == 0)
+        p->rc = spool_finish(p->sp);
+    return NULL;
+}
+
+static void test_reserve_commit(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {.mem_bytes = 4 * 4096, .spill = false};
+    struct spool *sp = spool_new(&cfg);
+    struct reserver p = {.sp = sp, .total = 1000u * 4096 + 123, .piece = 4096};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reserve_produce, &p), 0);
+    assert_int_equal(drain(sp, 3000, 0), p.total + 7);
+    pthread_join(t, NULL);
+    assert_int_equal(p.rc, 0);
+    spool_free(sp);
+}
+
+/* Edge cases: wrap, too big, no room without waiting, commit beyond the reservations, spill
+ * spools, cancel while waiting for room. */
+static void *reserve_blocked(void *arg)
+{
+    struct reserver *p = arg;
+    uint8_t *x = NULL;
+    p->rc = spool_reserve(p->sp, 4096, true, &x);
+    return NULL;
+}
+
+static void test_reserve_edges(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {.mem_bytes = 3 * 4096, .spill = false};
+    struct spool *sp = spool_new(&cfg);
+    uint8_t *a = NULL, *b = NULL, out[8192];
+    assert_int_equal(spool_reserve(sp, 0, false, &a), -EINVAL);
+    assert_int_equal(spool_reserve(sp, 4 * 4096, false, &a), -EINVAL);
+    assert_int_equal(spool_commit(sp, 1), -EINVAL); /* nothing reserved */
+    assert_int_equal(spool_reserve(sp, 8192, false, &a), 0);
+    assert_int_equal(spool_reserve(sp, 8192, false, &b), -EINVAL); /* would wrap */
+    assert_int_equal(spool_reserve(sp, 4096, false, &b), 0);
+    assert_ptr_equal(b, a + 8192);
+    assert_int_equal(spool_reserve(sp, 4096, false, &b), -EAGAIN); /* ring all reserved */
+    assert_int_equal(spool_commit(sp, 3 * 4096 + 1), -EINVAL);     /* more than reserved */
+    assert_int_equal(spool_read(sp, out, sizeof out), -EAGAIN);    /* reserved is not data */
+    fill(a, 0, 8192);
+    assert_int_equal(spool_commit(sp, 8192), 0);
+    assert_int_equal(spool_read(sp, out, 4096), 4096);
+    assert_int_equal(check(out, 0, 4096), 0);
+    /* 4096 free again, at the start of the ring */
+    assert_int_equal(spool_reserve(sp, 4096, false, &a), 0);
+    assert_int_equal(spool_reserve(sp, 4096, false, &a), -EAGAIN);
+    /* a waiting reservation is woken by cancel */
+    struct reserver p = {.sp = sp};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reserve_blocked, &p), 0);
+    usleep(20000);
+    spool_cancel(sp);
+    pthread_join(t, NULL);
+    assert_int_equal(p.rc, -ECANCELED);
+    spool_free(sp);
+
+    struct spool_config sc = {.mem_bytes = 8192, .spill = true, .dir = tmpdir};
+    sp = spool_new(&sc);
+    assert_int_equal(spool_reserve(sp, 4096, false, &a), -EINVAL); /* spill spools copy */
+    spool_free(sp);
+}
+
+/* Stall budget: a reader that is a little late costs no spill; one that never reads gets the
+ * rest spilled once the budget is spent. */
+static void test_stall_budget(void **state)
+{
+    (void)state;
+    struct spool_config cfg = {.mem_bytes = 64 * 1024,
+                               .spill = true,
+                               .dir = tmpdir,
+                               .no_io_uring = no_uring,
+                               .stall_budget_ms = 5000};
+    struct spool *sp = spool_new(&cfg);
+    struct producer p = {.sp = sp, .total = 4u * 1024 * 1024, .chunk = 32768};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, produce, &p), 0);
+    usleep(50000); /* the producer waits for us meanwhile */
+    assert_int_equal(drain(sp, 16384, 0), p.total);
+    pthread_join(t, NULL);
+    assert_int_equal(p.rc, 0);
+    struct spool_stats st;
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.spilled, 0);
+    assert_true(st.stall_ns > 0);
+    spool_free(sp);
+
+    cfg.stall_budget_ms = 30;
+    sp = spool_new(&cfg);
+    p = (struct producer){.sp = sp, .total = 1u * 1024 * 1024, .chunk = 32768};
+    produce(&p); /* nobody reads: waits 30 ms in all, then spills */
+    assert_int_equal(p.rc, 0);
+    spool_get_stats(sp, &st);
+    assert_true(st.spilled > 0);
+    assert_true(st.stall_ns >= 30u * 1000000 && st.stall_ns < 5000u * 1000000);
+    assert_int_equal(drain(sp, 16384, 0), p.total);
+    spool_free(sp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +489,9 @@ int main(void)
         cmocka_unit_test(test_fail_is_seen_before_data),
         cmocka_unit_test(test_spill_error),
         cmocka_unit_test(test_notify),
+        cmocka_unit_test(test_reserve_commit),
+        cmocka_unit_test(test_reserve_edges),
+        cmocka_unit_test(test_stall_budget),
     };
     int failed = cmocka_run_group_tests_name("io_uring", tests, setup, teardown);
     no_uring = true;

@@ -474,6 +474,50 @@ static void test_pending_and_reap(void **state)
     close(fd);
 }
 
+/* Async reads with the queue full, across and past EOF, of an empty request, and out of
+ * order: each result is the bytes read (short only at EOF). */
+static void test_read_async(void **state)
+{
+    struct fixture *f = *state;
+    struct uring *u = get_uring(f, 4);
+    int fd = open_in(f, NULL, "rasync", O_RDWR | O_CREAT | O_TRUNC);
+    static char data[3 * 64 * 1024 + 100], got[4][64 * 1024];
+    struct reaped r = {0};
+
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 7 + 1);
+    assert_int_equal(uring_write_all(u, fd, data, sizeof data, 0), 0);
+    /* four 64 KiB blocks: three whole, the last one 100 bytes (EOF), queued in reverse */
+    for (int i = 3; i >= 0; i--)
+        assert_int_equal(uring_read_async(u, fd, got[i], sizeof got[i],
+                                          (off_t)((size_t)i * sizeof got[0]), (uint64_t)i),
+                         0);
+    assert_int_equal(uring_read_async(u, fd, got[0], 1, 0, 9), -EBUSY); /* queue full */
+    assert_int_equal(uring_reap(u, 4, on_done, &r), 4);
+    assert_int_equal(r.n, 4);
+    for (unsigned k = 0; k < r.n; k++) {
+        size_t want = r.ud[k] == 3 ? 100 : sizeof got[0];
+        assert_int_equal(r.res[k], (ssize_t)want);
+        assert_memory_equal(got[r.ud[k]], data + r.ud[k] * sizeof got[0], want);
+    }
+    /* at and past EOF: 0 bytes; nothing asked: 0 */
+    r.n = 0;
+    assert_int_equal(uring_read_async(u, fd, got[0], 10, (off_t)sizeof data, 20), 0);
+    assert_int_equal(uring_read_async(u, fd, got[1], 10, (off_t)sizeof data + 4096, 21), 0);
+    assert_int_equal(uring_read_async(u, fd, got[2], 0, 0, 22), 0);
+    assert_int_equal(uring_reap(u, 3, on_done, &r), 3);
+    for (unsigned k = 0; k < r.n; k++)
+        assert_int_equal(r.res[k], 0);
+    /* bad arguments, and an error completion */
+    assert_int_equal(uring_read_async(u, fd, NULL, 10, 0, 0), -EINVAL);
+    assert_int_equal(uring_read_async(u, fd, got[0], 10, -1, 0), -EINVAL);
+    r.n = 0;
+    assert_int_equal(uring_read_async(u, -1, got[0], 10, 0, 30), 0);
+    assert_int_equal(uring_reap(u, 1, on_done, &r), 1);
+    assert_int_equal(r.res[0], -EBADF);
+    close(fd);
+}
+
 /* A callback that queues the next write (the copy loop's shape). */
 struct chain {
     struct uring *u;
@@ -711,6 +755,7 @@ int main(void)
         BOTH(test_short_write_then_efbig),
         BOTH(test_enospc),
         BOTH(test_pending_and_reap),
+        BOTH(test_read_async),
         BOTH(test_reap_callback_requeues),
         {"test_copy_bench", test_copy_bench, setup, teardown, &mode_ring},
         {"test_fallback_under_seccomp", test_fallback_under_seccomp, setup, teardown, &mode_ring},
