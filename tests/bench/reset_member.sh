@@ -3,8 +3,10 @@
 # equivalent HyperShift's init container runs (bash + `etcdctl member list -w json` + a JSON
 # filter, jq here), both against the same real 3-member TLS cluster with the member stopped
 # (as during a pod restart), with the same certificates. Beside them, the floors: /bin/true (what
-# starting any process costs here) and `reset-member --version` (reset-member's own start: the
-# loader and its libraries, no TLS, no I/O).
+# starting any process costs here), `reset-member --version` (reset-member's own start: the
+# loader and its libraries, no TLS, no I/O) and bench_tlsfloor (a process that only makes one
+# mTLS handshake with etcd with the same certificates, plain OpenSSL: what any OpenSSL 3 client
+# pays before it can ask etcd anything).
 #
 # Timing: bash's $EPOCHREALTIME around each run (no clock process spawned); the four are run in
 # turn, round after round, so that load from elsewhere falls on all of them alike; medians (and
@@ -62,9 +64,13 @@ else
 fi'
 run_true() { /bin/true >/dev/null 2>&1; }
 run_version() { "$RM" --version >/dev/null 2>&1; }
+TLSFLOOR=$BUILD/tests/bench/bench_tlsfloor
+EP0=${EPS%%,*}
+EP0=${EP0#https://}
+run_tls() { "$TLSFLOOR" "${EP0%:*}" "${EP0##*:}" "$CA" "$CERT" "$KEY" >/dev/null 2>&1; }
 run_keep() { rm_keep >/dev/null 2>&1; }
 run_bash() { bash -c "$BASH_EQ" bash "$EPS" "$NAME" "$STATE.bash" >/dev/null 2>&1; }
-SUBJECTS=(true version keep bash)
+SUBJECTS=(true version tls keep bash)
 
 out=$(rm_keep 2>/dev/null)
 case $out in *'"action":"keep"'*) ;; *) echo "expected keep, got: $out" >&2; exit 1 ;; esac
@@ -112,11 +118,13 @@ wall_stat() { tr ' ' '\n' <<<"${US[$1]}" | grep . | sort -n |
     awk '{a[NR]=$1} END {printf "%.1f %.1f", a[int((NR+1)/2)]/1000, a[1]/1000}'; }
 read -r true_ms true_min <<<"$(wall_stat true)"
 read -r ver_ms ver_min <<<"$(wall_stat version)"
+read -r tls_ms tls_min <<<"$(wall_stat tls)"
 read -r keep_ms keep_min <<<"$(wall_stat keep)"
 read -r bash_ms bash_min <<<"$(wall_stat bash)"
 cpu() { awk -v t="${CPU[$1]}" -v n="$RUNS" 'BEGIN {printf "%.2f", t / n}'; }
 true_cpu=$(cpu true)
 ver_cpu=$(cpu version)
+tls_cpu=$(cpu tls)
 keep_cpu=$(cpu keep)
 bash_cpu=$(cpu bash)
 
@@ -131,9 +139,12 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "wall: median (min) of $RUNS interleaved rounds, CPU: mean of the same runs; load average $load"
 printf '  %-44s %7s ms (%5s)   CPU %6s ms\n' "/bin/true (spawn floor)" "$true_ms" "$true_min" "$true_cpu"
 printf '  %-44s %7s ms (%5s)   CPU %6s ms\n' "reset-member --version (its start)" "$ver_ms" "$ver_min" "$ver_cpu"
+printf '  %-44s %7s ms (%5s)   CPU %6s ms\n' "one mTLS handshake, plain OpenSSL (TLS floor)" "$tls_ms" "$tls_min" "$tls_cpu"
 printf '  %-44s %7s ms (%5s)   CPU %6s ms   (goal <= %s ms)\n' "reset-member keep" "$keep_ms" "$keep_min" "$keep_cpu" "$GOAL_MS"
 printf '  %-44s %7s ms (%5s)   CPU %6s ms\n' "bash + etcdctl member list -w json + jq" "$bash_ms" "$bash_min" "$bash_cpu"
 echo "time inside reset-member's main (median took_ms): $in_ms ms"
 echo "ratio: $(ratio "$bash_ms" "$keep_ms")x wall (goal >= ${GOAL_RATIO}x), $(ratio "$bash_cpu" "$keep_cpu")x CPU;" \
     "net of the spawn floor: $(net "$bash_ms" "$keep_ms" "$true_ms")x wall," \
     "$(net "$bash_cpu" "$keep_cpu" "$true_cpu")x CPU"
+echo "the TLS floor: keep is $(ratio "$keep_ms" "$tls_ms")x of one bare mTLS handshake's wall time; the bash" \
+    "equivalent over the TLS floor is $(ratio "$bash_ms" "$tls_ms")x (the most any OpenSSL 3 client could reach here)"
