@@ -5,6 +5,7 @@
 #include "datadir.h"
 #include "etcd.pb-c.h"
 #include "wal.pb-c.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -237,14 +238,6 @@ static int evict_cb(const char *p, const struct stat *sb, int flag, struct FTW *
     return 0;
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static double cpu_s(void)
 {
     struct rusage ru;
@@ -313,6 +306,6 @@ int main(int argc, char **argv)
         goto out;
     rc = 0;
 out:
-    nftw(g_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(g_root);
     return rc;
 }

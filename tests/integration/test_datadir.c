@@ -2,10 +2,10 @@
  * data dir (cluster from tests/cluster.sh, $CLUSTER_DIR): running, stopped, and corrupted
  * copies. Leaves member 0 running and healthy. Synthetic cases are in tests/unit. */
 #include "datadir.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,14 +59,6 @@ static int json_u64(const char *json, const char *key, uint64_t *v)
     return 0;
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -96,7 +88,7 @@ static int teardown(void **state)
     (void)state;
     int rc = 0;
     if (g_copy[0]) {
-        nftw(g_copy, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        test_rm_tree(g_copy);
         g_copy[0] = '\0';
     }
     if (g_stopped) {

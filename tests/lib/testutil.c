@@ -1,7 +1,9 @@
 /* testutil.c - helpers shared by the test programs; see testutil.h. */
 #include "testutil.h"
 
+#include <ftw.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "config.h"
@@ -14,4 +16,17 @@ int test_time_scale(void)
     if (!s || config_parse_u64(s, 1, 100, &v) != 0)
         return 1;
     return (int)v;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int test_rm_tree(const char *dir)
+{
+    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -7,4 +7,7 @@
  * upper bounds against hangs, never the thing a test measures. */
 int test_time_scale(void);
 
+/* Removes dir and everything below it (no symlinks followed). Returns 0 or -1 with errno. */
+int test_rm_tree(const char *dir);
+
 #endif

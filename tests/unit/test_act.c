@@ -10,13 +10,13 @@
 #include <string.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "act.h"
+#include "testutil.h"
 
 static bool fits(int n, size_t cap)
 {
@@ -27,14 +27,6 @@ struct tmp {
     char dir[PATH_MAX];
     char data[PATH_MAX];
 };
-
-static int rm_cb(const char *p, const struct stat *st, int f, struct FTW *w)
-{
-    (void)st;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -53,7 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct tmp *t = *state;
-    nftw(t->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(t->dir);
     free(t);
     return 0;
 }

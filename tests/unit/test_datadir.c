@@ -5,10 +5,10 @@
 #include "datadir.h"
 #include "etcd.pb-c.h"
 #include "wal.pb-c.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -330,14 +330,6 @@ static void expect_corrupt(const char *needle)
                  r.reason);
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -348,7 +340,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    return test_rm_tree(g_dir);
 }
 
 /* ---- tests --------------------------------------------------------------------------------- */

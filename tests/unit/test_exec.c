@@ -10,7 +10,6 @@
 #include <string.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include <cmocka.h>
 
 #include "exec.h"
+#include "testutil.h"
 
 #define STATE_NEW "ETCD_INITIAL_CLUSTER_STATE=new\n"
 #define STATE_EXISTING "ETCD_INITIAL_CLUSTER_STATE=existing\n"
@@ -222,14 +222,6 @@ struct tmp {
     char dir[PATH_MAX];
 };
 
-static int rm_cb(const char *p, const struct stat *st, int f, struct FTW *w)
-{
-    (void)st;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     struct tmp *t = calloc(1, sizeof(*t));
@@ -247,7 +239,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct tmp *t = *state;
-    nftw(t->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(t->dir);
     free(t);
     return 0;
 }
