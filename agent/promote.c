@@ -69,7 +69,7 @@ size_t promote_order_endpoints(const char *const *given, size_t n_given,
                                const char *const *self_urls, size_t n_self, size_t rotate,
                                const char **out)
 {
-    const char *kept[GRPC_MAX_ENDPOINTS];
+    const char *kept[GRPC_MAX_ENDPOINTS] = {0};
     size_t n = 0;
     for (size_t i = 0; i < n_given && n < GRPC_MAX_ENDPOINTS; i++) {
         bool self = false;

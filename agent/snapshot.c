@@ -545,7 +545,7 @@ static void log_stream(struct stream *s, const char *msg, enum log_level lvl, co
     cJSON_AddNumberToObject(f, "upstream_ms", (double)(s->t_upstream - s->t0));
     cJSON_AddNumberToObject(f, "sent_bytes", (double)st.read);
     cJSON_AddNumberToObject(f, "spilled_bytes", (double)st.spilled);
-    cJSON_AddNumberToObject(f, "stalled_ms", (double)(st.stall_ns / 1000000));
+    cJSON_AddNumberToObject(f, "stalled_ms", (double)st.stall_ns / 1e6);
     cJSON_AddNumberToObject(f, "spill_peak_bytes", (double)st.spill_peak);
     if (st.backend && st.backend[0]) /* NULL without a spool (HEAD) */
         cJSON_AddStringToObject(f, "io_backend", st.backend);
