@@ -47,6 +47,42 @@ int act_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
     return rc;
 }
 
+int act_read_small(const char *path, char *buf, size_t cap, size_t *len)
+{
+    struct stat st;
+    int fd, rc = 0;
+
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    while (*len < cap) {
+        ssize_t r = read(fd, buf + *len, cap - *len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (r == 0)
+            break;
+        *len += (size_t)r;
+    }
+    if (*len >= cap)
+        rc = -EFBIG;
+out:
+    close(fd);
+    return rc;
+}
+
 int act_parent_of(const char *path, char *buf, size_t len)
 {
     const char *slash = strrchr(path, '/');

@@ -6,12 +6,9 @@
 #include "exec.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -32,19 +29,6 @@ static const char exec_summary[] =
     "execv() the program (an absolute path: no PATH search). A missing or malformed file\n"
     "exits 1 without starting the program (the kubelet restarts the container); usage: 2.";
 
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 static bool valid_state(const char *v, size_t n)
 {
     return (n == 3 && memcmp(v, "new", 3) == 0) || (n == 8 && memcmp(v, "existing", 8) == 0);
@@ -58,7 +42,7 @@ int exec_parse_state(const char *buf, size_t len, struct exec_env *out, char *er
     if (n > 0 && buf[n - 1] == '\n')
         n--;
     if (!valid_state(buf, n))
-        return fail(err, err_len, "state file: want \"new\" or \"existing\"");
+        return act_fail(err, err_len, -EINVAL, "state file: want \"new\" or \"existing\"");
     memcpy(out->state, buf, n);
     return 0;
 }
@@ -86,7 +70,7 @@ static int parse_line(const char *line, size_t n, struct exec_env *out, bool see
     snprintf(quote, sizeof(quote), "%.*s", (int)(n < CONFIG_ERR_QUOTE ? n : CONFIG_ERR_QUOTE),
              line);
     if (!eq)
-        return fail(err, err_len, "env file: line \"%s\" is not NAME=value", quote);
+        return act_fail(err, err_len, -EINVAL, "env file: line \"%s\" is not NAME=value", quote);
     name_len = (size_t)(eq - line);
     v = eq + 1;
     vlen = n - name_len - 1;
@@ -95,31 +79,32 @@ static int parse_line(const char *line, size_t n, struct exec_env *out, bool see
     else if (name_len == strlen(EXEC_ENV_CLUSTER) && memcmp(line, EXEC_ENV_CLUSTER, name_len) == 0)
         which = 1;
     else
-        return fail(err, err_len,
-                    "env file: line \"%s\": only " EXEC_ENV_STATE " and " EXEC_ENV_CLUSTER
-                    " are allowed",
-                    quote);
+        return act_fail(err, err_len, -EINVAL,
+                        "env file: line \"%s\": only " EXEC_ENV_STATE " and " EXEC_ENV_CLUSTER
+                        " are allowed",
+                        quote);
     if (seen[which])
-        return fail(err, err_len, "env file: %s given twice",
-                    which ? EXEC_ENV_CLUSTER : EXEC_ENV_STATE);
+        return act_fail(err, err_len, -EINVAL, "env file: %s given twice",
+                        which ? EXEC_ENV_CLUSTER : EXEC_ENV_STATE);
     seen[which] = true;
     if (which == 0) {
         if (!valid_state(v, vlen))
-            return fail(err, err_len, "env file: " EXEC_ENV_STATE "=%.*s: want new or existing",
-                        (int)(vlen < CONFIG_ERR_QUOTE ? vlen : CONFIG_ERR_QUOTE), v);
+            return act_fail(err, err_len, -EINVAL,
+                            "env file: " EXEC_ENV_STATE "=%.*s: want new or existing",
+                            (int)(vlen < CONFIG_ERR_QUOTE ? vlen : CONFIG_ERR_QUOTE), v);
         memcpy(out->state, v, vlen);
         return 0;
     }
     if (vlen == 0)
-        return fail(err, err_len, "env file: " EXEC_ENV_CLUSTER " is empty");
+        return act_fail(err, err_len, -EINVAL, "env file: " EXEC_ENV_CLUSTER " is empty");
     for (size_t i = 0; i < vlen; i++) /* bounded: the line is not NUL-terminated */
         if (v[i] != '\0' && strchr("\"'`$\\", v[i]))
-            return fail(err, err_len,
-                        "env file: " EXEC_ENV_CLUSTER
-                        ": quote, backquote, $ or backslash (the file is "
-                        "never sourced: no quoting, no expansion)");
+            return act_fail(err, err_len, -EINVAL,
+                            "env file: " EXEC_ENV_CLUSTER
+                            ": quote, backquote, $ or backslash (the file is "
+                            "never sourced: no quoting, no expansion)");
     if (vlen >= sizeof(out->initial_cluster))
-        return fail(err, err_len, "env file: " EXEC_ENV_CLUSTER " is too long");
+        return act_fail(err, err_len, -EINVAL, "env file: " EXEC_ENV_CLUSTER " is too long");
     memcpy(out->initial_cluster, v, vlen);
     out->initial_cluster[vlen] = '\0';
     {
@@ -130,7 +115,7 @@ static int parse_line(const char *line, size_t n, struct exec_env *out, bool see
         config_list_free(&names);
         config_list_free(&urls);
         if (rc != 0)
-            return fail(err, err_len, "env file: " EXEC_ENV_CLUSTER ": %s", why);
+            return act_fail(err, err_len, -EINVAL, "env file: " EXEC_ENV_CLUSTER ": %s", why);
     }
     return 0;
 }
@@ -143,74 +128,46 @@ int exec_parse_env(const char *buf, size_t len, struct exec_env *out, char *err,
 
     memset(out, 0, sizeof(*out));
     if (len > EXEC_MAX_FILE)
-        return fail(err, err_len, "env file: larger than the writer's bound");
+        return act_fail(err, err_len, -EINVAL, "env file: larger than the writer's bound");
     if (len > 0 && buf[len - 1] != '\n')
-        return fail(err, err_len, "env file: the last line has no newline (truncated?)");
+        return act_fail(err, err_len, -EINVAL,
+                        "env file: the last line has no newline (truncated?)");
     while (pos < len) {
         const char *nl = memchr(buf + pos, '\n', len - pos);
         size_t n = (size_t)(nl - (buf + pos)); /* nl != NULL: the buffer ends with '\n' */
 
         if (n == 0)
-            return fail(err, err_len, "env file: empty line");
+            return act_fail(err, err_len, -EINVAL, "env file: empty line");
         rc = parse_line(buf + pos, n, out, seen, err, err_len);
         if (rc != 0)
             return rc;
         pos += n + 1;
     }
     if (!seen[0])
-        return fail(err, err_len, "env file: no " EXEC_ENV_STATE " line");
+        return act_fail(err, err_len, -EINVAL, "env file: no " EXEC_ENV_STATE " line");
     return 0;
 }
 
 int exec_read(const char *path, bool env_format, struct exec_env *out, char *err, size_t err_len)
 {
     static char buf[EXEC_MAX_FILE + 1];
-    struct stat st;
-    size_t len = 0;
-    int fd, rc = 0;
+    size_t len;
+    int rc;
     char why[512];
 
     memset(out, 0, sizeof(*out));
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-        return rc;
-    }
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        snprintf(err, err_len, "%s: not a regular file", path);
-        goto out;
-    }
-    while (len < sizeof(buf)) {
-        ssize_t r = read(fd, buf + len, sizeof(buf) - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    if (len > EXEC_MAX_FILE) {
-        rc = -EINVAL;
-        snprintf(err, err_len, "%s: larger than %u bytes", path, (unsigned)EXEC_MAX_FILE);
-        goto out;
-    }
+    rc = act_read_small(path, buf, sizeof(buf), &len);
+    if (rc == -EINVAL)
+        return act_fail(err, err_len, rc, "%s: not a regular file", path);
+    if (rc == -EFBIG)
+        return act_fail(err, err_len, -EINVAL, "%s: larger than %u bytes", path,
+                        (unsigned)EXEC_MAX_FILE);
+    if (rc != 0)
+        return act_fail(err, err_len, rc, "%s: %s", path, strerror(-rc));
     rc = env_format ? exec_parse_env(buf, len, out, why, sizeof(why))
                     : exec_parse_state(buf, len, out, why, sizeof(why));
     if (rc != 0)
-        snprintf(err, err_len, "%s: %s", path, why);
-out:
-    close(fd);
+        (void)snprintf(err, err_len, "%s: %s", path, why);
     return rc;
 }
 

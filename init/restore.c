@@ -385,30 +385,16 @@ int restore_marker_render(const struct restore_marker *m, char *out, size_t out_
 int restore_marker_read(const char *data_dir, struct restore_marker *m)
 {
     char path[PATH_MAX], buf[RESTORE_MAX_MARKER + 1];
-    ssize_t n;
-    size_t got = 0;
-    int fd, rc;
+    size_t got;
+    int rc;
 
     memset(m, 0, sizeof(*m));
     rc = path_with(data_dir, RESTORE_MARKER_SUFFIX, path, sizeof(path));
     if (rc != 0)
         return rc;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    while (got < sizeof(buf) && (n = read(fd, buf + got, sizeof(buf) - got)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            close(fd);
-            return rc;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    if (got > RESTORE_MAX_MARKER)
-        return -EINVAL;
+    rc = act_read_small(path, buf, sizeof(buf), &got);
+    if (rc != 0)
+        return rc == -EFBIG ? -EINVAL : rc;
     return restore_marker_parse(buf, got, m);
 }
 
