@@ -293,6 +293,8 @@ static void conn_update_events(struct conn *c, uint32_t hs_want)
         c->events = want;
 }
 
+static void conn_tls_close_notify(struct conn *c);
+
 void server_conn_close(struct conn *c)
 {
     struct server *srv = c->srv;
@@ -307,9 +309,8 @@ void server_conn_close(struct conn *c)
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     if (c->ssl) {
         if (!c->handshaking && !c->lingering) {
-            ERR_clear_error();
             SSL_set_quiet_shutdown(c->ssl, 0);
-            SSL_shutdown(c->ssl); /* best effort close_notify; never wait for the peer's */
+            conn_tls_close_notify(c); /* never wait for the peer's */
         }
         SSL_free(c->ssl); /* frees the coalescing buffer with the write chain */
         c->ssl = NULL;
@@ -375,7 +376,7 @@ static ssize_t conn_recv(struct conn *c, uint8_t *buf, size_t len)
 
 /* Put a write buffer between TLS and the socket (on = true), or take it away once empty. The
  * buffer exists only while large bodies go out, so idle connections do not hold it. */
-static int conn_tls_coalesce(struct conn *c, bool on)
+static void conn_tls_coalesce(struct conn *c, bool on)
 {
     if (on) {
         BIO *sock = SSL_get_wbio(c->ssl), *buf = BIO_new(BIO_f_buffer());
@@ -383,19 +384,29 @@ static int conn_tls_coalesce(struct conn *c, bool on)
             BIO_up_ref(sock) != 1) {
             BIO_free(buf);
             ERR_clear_error();
-            return 0; /* not needed for correctness: write record by record */
+            return; /* not needed for correctness: write record by record */
         }
         BIO_push(buf, sock);        /* the chain owns the reference taken above */
         SSL_set0_wbio(c->ssl, buf); /* drops the wbio's own reference to sock */
         c->tls_wbuf = buf;
-        return 0;
+        return;
     }
     if (BIO_wpending(c->tls_wbuf) > 0)
-        return 0;
+        return;
     BIO *sock = BIO_pop(c->tls_wbuf); /* keeps the chain's reference */
     SSL_set0_wbio(c->ssl, sock);      /* frees the buffer */
     c->tls_wbuf = NULL;
-    return 0;
+}
+
+/* Best-effort close_notify. OpenSSL does not flush its write BIO after this alert, so with the
+ * coalescing buffer attached the alert would stay in it: push it to the socket. */
+static void conn_tls_close_notify(struct conn *c)
+{
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+    if (c->tls_wbuf)
+        (void)BIO_flush(c->tls_wbuf);
+    ERR_clear_error();
 }
 
 /* Push coalesced TLS records to the socket. Returns 0 (done or would block) or -EIO. */
@@ -597,11 +608,8 @@ static void conn_linger(struct conn *c)
     else if (c->proto == CONN_H2)
         http2_conn_free(c);
     c->proto = CONN_DETECT;
-    if (c->ssl) {
-        ERR_clear_error();
-        SSL_shutdown(c->ssl); /* close_notify; the rest of the input is not decrypted */
-        ERR_clear_error();
-    }
+    if (c->ssl)
+        conn_tls_close_notify(c); /* the rest of the input is not decrypted */
     if (shutdown(c->fd, SHUT_WR) != 0) {
         server_conn_close(c);
         return;
