@@ -8,6 +8,7 @@
 #include "etcd.pb-c.h"
 #include "bounds.h"
 #include "wal.pb-c.h"
+#include "pbwire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -46,13 +47,6 @@
 #define BBOLT_NO_FREELIST UINT64_MAX /* pgidNoFreelist */
 #define FNV64_OFFSET 0xcbf29ce484222325ull
 #define FNV64_PRIME 0x100000001b3ull
-
-/* Protobuf wire types, for the strict walker below. */
-#define PB_VARINT 0
-#define PB_FIXED64 1
-#define PB_LEN 2
-#define PB_FIXED32 5
-#define PB_MAX_VARINT 10
 
 static uint64_t le64(const uint8_t *p)
 {
@@ -109,22 +103,6 @@ static bool bbolt_page_size_ok(uint32_t ps)
 }
 
 /* ---- protobuf wire walker (raftpb.Entry / raftpb.HardState, not in our protos) -------------- */
-
-static int pb_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < PB_MAX_VARINT; i++) {
-        if (*off >= n)
-            return -EBADMSG;
-        uint8_t b = p[(*off)++];
-        x |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (b < 0x80) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -EBADMSG; /* gogo: ErrIntOverflow */
-}
 
 /* One field of a message, checked the way gogo's generated Unmarshal accepts it: a
  * well-formed tag, a length inside the buffer. Groups are refused (etcd never writes them).

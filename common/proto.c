@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "etcd.pb-c.h"
+#include "pbwire.h"
 
 /* ---- allocation ------------------------------------------------------------------------ */
 
@@ -622,22 +623,6 @@ static int snap_data(struct proto_snapshot *s, uint64_t remaining, const uint8_t
 /* Snapshot messages are parsed in place: protobuf-c would copy every 32 KiB blob into a fresh
  * allocation before the digest and the receiver read it once. Same acceptance as
  * protobuf_c_message_unpack of SnapshotResponse (tests/unit/test_proto.c compares both). */
-static int wire_varint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (*at >= len)
-            return -EBADMSG;
-        uint8_t b = p[(*at)++];
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -EBADMSG; /* longer than 10 bytes */
-}
-
 int proto_snapshot_parse(const uint8_t *msg, size_t len, uint64_t *remaining, const uint8_t **blob,
                          size_t *blob_len)
 {
@@ -668,23 +653,23 @@ int proto_snapshot_parse(const uint8_t *msg, size_t len, uint64_t *remaining, co
         }
         bool known = field >= 1 && field <= 4;
         switch (wt) {
-        case 0: /* varint: only remaining_bytes (2) may be one */
-            if (wire_varint(msg, len, &at, &v) < 0 || (known && field != 2))
+        case PB_VARINT: /* varint: only remaining_bytes (2) may be one */
+            if (pb_varint(msg, len, &at, &v) < 0 || (known && field != 2))
                 return -EBADMSG;
             if (field == 2)
                 *remaining = v;
             break;
-        case 1:
-        case 5: {
-            size_t w = wt == 1 ? 8 : 4;
+        case PB_FIXED64:
+        case PB_FIXED32: {
+            size_t w = wt == PB_FIXED64 ? 8 : 4;
             if (known || len - at < w)
                 return -EBADMSG;
             at += w;
             break;
         }
-        case 2: { /* length-delimited: header (1), blob (3), version (4) */
+        case PB_LEN: { /* length-delimited: header (1), blob (3), version (4) */
             size_t start = at;
-            if (wire_varint(msg, len, &at, &v) < 0 || at - start > 5 || v > INT32_MAX ||
+            if (pb_varint(msg, len, &at, &v) < 0 || at - start > 5 || v > INT32_MAX ||
                 v > len - at || field == 2)
                 return -EBADMSG;
             if (field == 3) {
