@@ -544,7 +544,8 @@ static void conn_send(struct grpc_conn *c)
 }
 
 /* Reads what TLS has, feeding nghttp2 (whose callbacks run the framer and the user's
- * callback right here: nothing is read ahead of the consumer beyond one chunk). */
+ * callback right here). Beyond one chunk, only TLS's read-ahead buffer (GRPC_TLS_READ_BUFFER
+ * of ciphertext) is read before the consumer has taken it. */
 static void conn_recv(struct grpc_conn *c)
 {
     char why[200];

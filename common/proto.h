@@ -96,14 +96,14 @@ struct proto_snapshot {
 
 /* Returns 0 or -ENOMEM. */
 int proto_snapshot_init(struct proto_snapshot *s, etcd_snapshot_fn on_data, void *arg);
-/* One response message. Returns 0 to go on; otherwise s->code is set (GRPC_DATA_LOSS for a
- * stream that breaks the protocol, GRPC_INTERNAL for an undecodable message,
- * GRPC_RESOURCE_EXHAUSTED, GRPC_CANCELLED when on_data asked to stop), s->err says why, and the
- * stream must be cancelled. Fits grpc_message_fn. */
 /* SnapshotResponse parsed in place: remaining_bytes and the blob (pointing into msg). 0, or
  * -EBADMSG / -ENOMEM where protobuf_c_message_unpack would fail. Exposed for tests. */
 int proto_snapshot_parse(const uint8_t *msg, size_t len, uint64_t *remaining, const uint8_t **blob,
                          size_t *blob_len);
+/* One response message. Returns 0 to go on; otherwise s->code is set (GRPC_DATA_LOSS for a
+ * stream that breaks the protocol, GRPC_INTERNAL for an undecodable message,
+ * GRPC_RESOURCE_EXHAUSTED, GRPC_CANCELLED when on_data asked to stop), s->err says why, and the
+ * stream must be cancelled. Fits grpc_message_fn. */
 int proto_snapshot_feed(void *arg, const uint8_t *msg, size_t len);
 /* After the stream ended with GRPC_OK: GRPC_OK if all announced data and a matching digest
  * arrived (digest copied to digest_out, which may be NULL); else GRPC_DATA_LOSS with s->err. */
