@@ -40,6 +40,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s HOST PORT CA CERT KEY\n", argv[0]);
         return 2;
     }
+    /* as reset-member (tls_init(false)): no openssl.cnf, no exit-time cleanup */
+    OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, NULL);
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_load_verify_locations(ctx, argv[3], NULL) != 1 ||
