@@ -38,8 +38,8 @@ RM_LIBS    := -Wl,-Bstatic $(RM_STATIC) -Wl,-Bdynamic $(filter-out $(RM_STATIC),
 # etcd-agent links the libraries that Debian ships as archives statically: only the code it
 # uses ends up in its image (no relocation of their symbol tables at start), which keeps its
 # idle RSS under 8 MiB. cJSON has no archive; libcurl is not used by the agent at all.
-AGENT_LIBS := -Wl,-Bstatic -lssl -lcrypto -lnghttp2 -luring -lprotobuf-c -lzstd -lhttp_parser \
-              -Wl,-Bdynamic $(shell pkg-config --libs libcjson 2>/dev/null) -lpthread -lm -ldl
+AGENT_STATIC := $(RM_STATIC) -luring -lzstd -lhttp_parser
+AGENT_LIBS := -Wl,-Bstatic $(AGENT_STATIC) -Wl,-Bdynamic $(filter-out $(AGENT_STATIC),$(LIBS)) -ldl
 TEST_LIBS  := -lcmocka
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
