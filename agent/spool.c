@@ -332,20 +332,34 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* With mu held: wait until the consumer has freed `want` bytes of the ring (it signals then),
+ * an error or cancel wakes everyone, or the monotonic `deadline_ns` passes (0: no deadline).
+ * Callers re-check the ring. */
+static void wait_space(struct spool *sp, size_t want, int64_t deadline_ns)
+{
+    sp->writer_waiting = true;
+    sp->writer_want = want;
+    if (deadline_ns) {
+        struct timespec ts = {.tv_sec = deadline_ns / 1000000000,
+                              .tv_nsec = deadline_ns % 1000000000};
+        pthread_cond_timedwait(&sp->space, &sp->mu, &ts);
+    } else {
+        pthread_cond_wait(&sp->space, &sp->mu);
+    }
+    sp->writer_waiting = false;
+}
+
 /* With mu held: wait for the consumer out of the stall budget. Returns false once the budget is
  * gone (the caller spills). */
 static bool stall_wait(struct spool *sp)
 {
     if (sp->stall_left_ns <= 0)
         return false;
-    int64_t t0 = mono_ns(), end = t0 + sp->stall_left_ns;
-    struct timespec ts = {.tv_sec = end / 1000000000, .tv_nsec = end % 1000000000};
-    sp->writer_waiting = true;
-    sp->writer_want = sp->cap / 2;
-    pthread_cond_timedwait(&sp->space, &sp->mu, &ts);
-    sp->writer_waiting = false;
-    sp->stall_left_ns -= mono_ns() - t0;
-    sp->st.stall_ns += (uint64_t)(mono_ns() - t0);
+    int64_t t0 = mono_ns();
+    wait_space(sp, sp->cap / 2, t0 + sp->stall_left_ns);
+    int64_t waited = mono_ns() - t0;
+    sp->stall_left_ns -= waited;
+    sp->st.stall_ns += (uint64_t)waited;
     return true;
 }
 
@@ -397,11 +411,8 @@ int spool_write(struct spool *sp, const void *data, size_t len)
                 break;
             if (sp->cfg.spill && !stall_wait(sp))
                 break;
-            if (!sp->cfg.spill) {
-                sp->writer_waiting = true;
-                sp->writer_want = len < sp->cap / 2 ? len : sp->cap / 2;
-                pthread_cond_wait(&sp->space, &sp->mu);
-            }
+            if (!sp->cfg.spill)
+                wait_space(sp, len < sp->cap / 2 ? len : sp->cap / 2, 0);
         }
         size_t room = sp->cap - (size_t)(sp->ring_hi - sp->ring_lo);
         size_t n = room < len ? room : len;
@@ -456,9 +467,7 @@ int spool_reserve(struct spool *sp, size_t len, bool wait, uint8_t **out)
             rc = -EAGAIN;
             goto out;
         }
-        sp->writer_waiting = true;
-        sp->writer_want = len;
-        pthread_cond_wait(&sp->space, &sp->mu);
+        wait_space(sp, len, 0);
     }
     *out = sp->ring + at;
     sp->resv_hi += len;
