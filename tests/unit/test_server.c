@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 
 #include "server.h"
 #include "tls.h"
@@ -1012,6 +1013,40 @@ static void test_h2c(void **state)
     assert_string_equal(out, "200");
 }
 
+/* A large body over TLS on a connection the server closes: the closing close_notify must reach
+ * the client, also when the body went out through the TLS coalescing buffer (its records are
+ * flushed by hand; OpenSSL does not flush the write BIO after the alert). */
+static void test_tls_close_notify(void **state)
+{
+    (void)state;
+    char path[300];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    snprintf(path, sizeof path, "%s/ca.crt", g_dir);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, path, NULL), 1);
+    snprintf(path, sizeof path, "%s/cli.crt", g_dir);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, path), 1);
+    snprintf(path, sizeof path, "%s/cli.key", g_dir);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
+    int fd = tcp_connect(g_srv.tls_port);
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    SSL_set_fd(ssl, fd);
+    assert_int_equal(SSL_connect(ssl), 1);
+    static const char req[] = "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(SSL_write(ssl, req, (int)sizeof(req) - 1), (int)sizeof(req) - 1);
+    static char buf[65536];
+    size_t total = 0;
+    int n;
+    while ((n = SSL_read(ssl, buf, (int)sizeof buf)) > 0)
+        total += (size_t)n;
+    assert_true(total > (1u << 20));                                /* headers + the 1 MiB body */
+    assert_int_equal(SSL_get_error(ssl, n), SSL_ERROR_ZERO_RETURN); /* not a bare EOF */
+    SSL_free(ssl);
+    close(fd);
+    SSL_CTX_free(ctx);
+}
+
 static void test_tls(void **state)
 {
     (void)state;
@@ -1564,6 +1599,7 @@ int main(void)
         cmocka_unit_test(test_malformed_and_limits),
         cmocka_unit_test(test_h2c),
         cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_tls_close_notify),
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_header_deadline_per_request),
         cmocka_unit_test(test_idle_connections),
