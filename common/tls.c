@@ -24,7 +24,7 @@
 #define TLS_RELOAD_CHECK_MS 1000
 #define TLS_NFILES 3
 #define TLS_MAX_HOST 256         /* a DNS name is at most 253 bytes */
-#define TLS_MIN_SECURITY_LEVEL 2 /* >= 112-bit keys, no SHA-1 signatures: OpenSSL 3's default */
+#define TLS_MIN_SECURITY_LEVEL 2 /* >= 112-bit keys, no SHA-1 signatures: Debian's default */
 #define TLS_MAX_PEM_BLOCKS 16    /* blocks looked at for the key (a chain, EC PARAMETERS) */
 
 struct tls_file_id {
