@@ -108,8 +108,9 @@ static int emit_nested(struct ini_state *st, char *err, size_t errlen)
         kn = (size_t)(eq - k);
         trim(&k, &kn);
         trim(&v, &vn);
-        if (kn >= sizeof sub) {
-            set_err(err, errlen, "line %zu: nested key too long", st->opt_line);
+        if (kn == 0 || kn >= sizeof sub) {
+            set_err(err, errlen, "line %zu: nested key of \"%s\" empty or too long",
+                    st->opt_line, st->key);
             return -EINVAL;
         }
         memcpy(sub, k, kn);

@@ -113,6 +113,7 @@ static const struct ini_row ini_rows[] = {
     {"[a\n", -22, "malformed section header"},
     {"[]\n", -22, "malformed section header"},
     {"[a]\ns3 =\n  no equals here\n", -22, "nested value of \"s3\" lacks '='"},
+    {"[a]\ns3 =\n  = v\n", -22, "nested key of \"s3\" empty"},
 };
 
 static void test_ini(void **state)
