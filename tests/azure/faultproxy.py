@@ -6,7 +6,9 @@ for on its control path, then logs each request's method, path and status withou
   usage: faultproxy.py PORT UPSTREAM_PORT
   control: POST /__fault?match=SUBSTRING&status=500&count=N   answer N matching requests with
            status (the request body is read and dropped); status=drop closes the connection
-           after reading half the body; GET /__log returns the log; POST /__reset clears."""
+           after reading half the body; status=cut forwards the request and closes the
+           connection after half the answer's body; GET /__log returns the log; POST /__reset
+           clears."""
 import http.client
 import http.server
 import sys
@@ -69,7 +71,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(2)
             return
         body = self._body()
-        if fault is not None:
+        if fault is not None and fault != "cut":
             with lock:
                 log.append("%s %s %s injected" % (self.command, path, fault))
             msg = b"<?xml version=\"1.0\"?><Error><Code>InternalError</Code></Error>"
@@ -94,7 +96,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", r.getheader("Content-Length") or "0")
         self.end_headers()
-        if self.command != "HEAD":
+        if fault == "cut":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            with lock:
+                log[-1] += " cut"
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif self.command != "HEAD":
             self.wfile.write(data)
         conn.close()
 
