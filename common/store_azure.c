@@ -554,8 +554,10 @@ static int answer_error(const struct az_store *s, const struct az_call *c, const
                     "%s %s: authentication failed (AuthenticationFailed): check %s", c->what,
                     where, s->acct.key_len ? "AZURE_STORAGE_KEY" : "AZURE_STORAGE_SAS_TOKEN");
     if (st == 403)
-        return fail(err, err_len, -EACCES, "%s %s: access denied (HTTP 403%s%s)", c->what, where,
-                    code[0] ? " " : "", code);
+        return fail(err, err_len, -EACCES, "%s %s: access denied (HTTP 403%s%s): check %s", c->what,
+                    where, code[0] ? " " : "", code,
+                    s->acct.key_len ? "AZURE_STORAGE_KEY"
+                                    : "AZURE_STORAGE_SAS_TOKEN (signature, permissions, expiry)");
     if (strcmp(code, "ContainerNotFound") == 0)
         return fail(err, err_len, -ENOENT, "%s %s: container %s does not exist (ContainerNotFound)",
                     c->what, where, s->container);
