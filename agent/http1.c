@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "server_internal.h"
+#include "bounds.h"
+#include "hex.h"
 
 /* ---- parser layer --------------------------------------------------------------------- */
 
@@ -305,11 +307,6 @@ int http1_format_head(struct http_buf *b, const struct http_response *resp, int6
 
 /* ---- connection glue ------------------------------------------------------------------ */
 
-/* Body sources are pulled in large pieces, up to SERVER_MAX_OUTPUT queued: fewer source calls
- * and fewer, larger writes for big bodies (snapshots); small ones are one pull anyway. */
-#define H1_PULL_CHUNK (64u * 1024)
-#define H1_DONE_PATH 256
-
 /* A response that cannot be written at once: a body source, maybe with deferred headers. */
 struct h1_stream {
     struct http_response resp;
@@ -321,7 +318,7 @@ struct h1_stream {
     bool is_head;
     bool keep_alive;
     const char *method;
-    char path[H1_DONE_PATH];
+    char path[HTTP_DONE_PATH_MAX];
 };
 
 struct http1_conn {
@@ -365,9 +362,9 @@ static bool h1_blocked(const struct conn *c)
 static void h1_error(struct conn *c, int status, const char *msg)
 {
     struct http1_conn *h = c->proto_state;
-    char body[128];
-    size_t n = http_error_json(body, sizeof body, msg);
-    struct http_response r = {.status = status, .content_type = "application/json"};
+    char body[HTTP_ERROR_BODY_MAX];
+    size_t n = http_error_body(body, sizeof body, status, msg);
+    struct http_response r = {.status = status, .content_type = HTTP_ERROR_CONTENT_TYPE};
     if (http1_format_head(&c->out, &r, (int64_t)n, false) == 0)
         http_buf_append(&c->out, body, n);
     h->want_close = true;
@@ -462,10 +459,8 @@ static void h1_pump(struct conn *c)
             return;
         }
         if (st->chunked) {
-            static const char hex[] = "0123456789abcdef";
             char *d = (char *)c->out.data + c->out.len;
-            for (int i = 0; i < 8; i++)
-                d[i] = hex[((size_t)n >> (28 - 4 * i)) & 0xf];
+            hex_put_u64(d, (uint64_t)n, 8);
             d[8] = '\r';
             d[9] = '\n';
             d[10 + n] = '\r';

@@ -10,11 +10,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include "server_internal.h"
-
-#define H2_STORE_MAX (HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_HEADERS + 64)
-#define H2_DONE_PATH 256
-#define H2_MAX_TRAILERS 8
-#define H2_NAME_MAX 64
+#include "array.h"
+#include "bounds.h"
 
 struct h2_stream {
     int32_t id;
@@ -43,7 +40,7 @@ struct h2_stream {
     size_t body_off;
     int64_t sent;
     char method_s[16];
-    char done_path[H2_DONE_PATH];
+    char done_path[HTTP_DONE_PATH_MAX];
 };
 
 struct http2_conn {
@@ -61,14 +58,14 @@ static struct h2_stream *stream_get(struct http2_conn *h, int32_t id)
 
 static int64_t store_add(struct h2_stream *st, const uint8_t *p, size_t n)
 {
-    if (n + 1 > H2_STORE_MAX - st->store_len)
+    if (n + 1 > HTTP_REQUEST_STORE_MAX - st->store_len)
         return -1;
     if (st->store_cap - st->store_len < n + 1) {
         size_t cap = st->store_cap ? st->store_cap : 512;
         while (cap - st->store_len < n + 1)
             cap *= 2;
-        if (cap > H2_STORE_MAX)
-            cap = H2_STORE_MAX;
+        if (cap > HTTP_REQUEST_STORE_MAX)
+            cap = HTTP_REQUEST_STORE_MAX;
         char *d = realloc(st->store, cap);
         if (!d)
             return -1;
@@ -241,12 +238,12 @@ static int submit_response(struct conn *c, struct h2_stream *st)
 
 static void respond_error(struct conn *c, struct h2_stream *st, int status, const char *msg)
 {
-    char body[128];
-    size_t n = http_error_json(body, sizeof body, msg);
+    char body[HTTP_ERROR_BODY_MAX];
+    size_t n = http_error_body(body, sizeof body, status, msg);
     st->dispatched = true;
     snprintf(st->method_s, sizeof st->method_s, "%s",
              st->method >= 0 ? st->store + st->method : "");
-    if (http_response_set_body(&st->resp, status, "application/json", body, n) == 0)
+    if (http_response_set_body(&st->resp, status, HTTP_ERROR_CONTENT_TYPE, body, n) == 0)
         submit_response(c, st);
     else
         nghttp2_submit_rst_stream(((struct http2_conn *)c->proto_state)->s, NGHTTP2_FLAG_NONE,
@@ -511,7 +508,7 @@ int http2_conn_init(struct conn *c)
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, SERVER_H2_MAX_STREAMS},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HTTP_MAX_HEADER_BYTES + HTTP_MAX_REQUEST_LINE},
     };
-    if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) {
+    if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, ARRAY_SIZE(iv)) != 0) {
         nghttp2_session_del(h->s);
         goto out;
     }

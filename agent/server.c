@@ -21,17 +21,10 @@
 
 #include <openssl/err.h>
 
+#include "clock.h"
+#include "bounds.h"
 #include "log.h"
 #include "server_internal.h"
-
-#define SERVER_BACKLOG 1024
-#define SERVER_MAX_EVENTS 256
-#define SERVER_ACCEPT_BATCH 64
-#define SERVER_READ_BUDGET 4       /* reads per connection per event, for fairness */
-#define SERVER_PARSER_CACHE 64     /* idle HTTP/1 parsers kept for reuse */
-#define SERVER_ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
-#define SERVER_BUF_CACHE 64        /* idle output buffers kept for reuse */
-#define SERVER_BUF_SIZE 4096       /* their size: an idle connection holds none */
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN 24
@@ -79,13 +72,6 @@ struct server {
     size_t n_bcache;
     uint8_t rbuf[SERVER_READ_CHUNK];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- small accessors for http1.c / http2.c -------------------------------------------- */
 
@@ -939,7 +925,7 @@ static int next_timeout(struct server *srv)
         return 0;
     if (next == INT64_MAX)
         return -1;
-    int64_t d = next - mono_ms();
+    int64_t d = next - clock_mono_ms();
     return d <= 0 ? 0 : d > 60000 ? 60000 : (int)d;
 }
 
@@ -961,9 +947,9 @@ int server_run(struct server *srv)
 {
     struct epoll_event evs[SERVER_MAX_EVENTS];
     int rc = 0;
-    srv->now = mono_ms();
+    srv->now = clock_mono_ms();
     for (;;) {
-        srv->now = mono_ms();
+        srv->now = clock_mono_ms();
         if (!srv->stopping && __atomic_load_n(&srv->stop_req, __ATOMIC_ACQUIRE))
             begin_stop(srv);
         if (srv->stopping && (srv->n_conns == 0 || srv->now >= srv->stop_deadline))
@@ -975,7 +961,7 @@ int server_run(struct server *srv)
             rc = -errno;
             break;
         }
-        srv->now = mono_ms();
+        srv->now = clock_mono_ms();
         for (int i = 0; i < n; i++) {
             int kind = *(int *)evs[i].data.ptr;
             if (kind == EV_LISTENER) {

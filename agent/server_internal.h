@@ -12,18 +12,14 @@
 #include <http_parser.h>
 #include <openssl/ssl.h>
 
+#include "bounds.h"
 #include "http.h"
 #include "server.h"
 
-#define SERVER_LOW_WATER (64u * 1024)  /* keep pulling a body source while less is queued */
-#define SERVER_READ_CHUNK (64u * 1024) /* one read()/SSL_read() into the loop's buffer */
 /* Large bodies over TLS: records (16 KiB each) are gathered in a buffer and written with one
  * write() instead of one per record (syscalls are costly here). Its size: SERVER_MAX_OUTPUT of
  * plaintext plus the records' overhead (at most 29 bytes per 16 KiB record with AES-GCM), so
  * that one flush of the whole output is one write, not 256 KiB and then a few hundred bytes. */
-#define SERVER_TLS_COALESCE (SERVER_MAX_OUTPUT + SERVER_MAX_OUTPUT / 256)
-#define SERVER_PEER_MAX 64
-#define HTTP1_STORE_MAX (HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_HEADERS + 64)
 
 /* ---- growable output buffer (http_util.c) ---------------------------------------------- */
 struct http_buf {
@@ -48,8 +44,6 @@ void http_buf_free(struct http_buf *b);
 int http_split_target(char *target, const char **path, const char **query);
 /* Status reason phrase ("OK", "Not Found", ...). */
 const char *http_reason(int status);
-/* {"error":"msg"} into buf; returns its length. */
-size_t http_error_json(char *buf, size_t len, const char *msg);
 
 /* ---- body-source wakeups (server.c) -------------------------------------------------- */
 struct conn;
@@ -141,7 +135,7 @@ struct http1_parser {
     size_t header_bytes;
     size_t body_len;
     size_t store_len;
-    char store[HTTP1_STORE_MAX];
+    char store[HTTP_REQUEST_STORE_MAX];
 };
 void http1_parser_init(struct http1_parser *p);
 /* Feed bytes. Returns HTTP1_NEED_MORE (all consumed), HTTP1_REQUEST (one complete request;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "server_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -83,7 +84,7 @@ static void handler(void *arg, const struct http_request *req, struct http_respo
     (void)arg;
     size_t plen = strlen(req->path);
     int kind = plen > 1 ? req->path[1] % 6 : 0;
-    if (kind >= 2 && n_srcs < sizeof srcs / sizeof srcs[0]) {
+    if (kind >= 2 && n_srcs < ARRAY_SIZE(srcs)) {
         struct fsrc *s = &srcs[n_srcs++];
         memset(s, 0, sizeof *s);
         s->mode = kind - 2;
