@@ -487,7 +487,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- connection glue ------------------------------------------------------------------ */
 
-int http2_conn_init(struct conn *c)
+static int h2_init(struct conn *c)
 {
     struct http2_conn *h = calloc(1, sizeof *h);
     nghttp2_session_callbacks *cb = NULL;
@@ -513,7 +513,6 @@ int http2_conn_init(struct conn *c)
         goto out;
     }
     c->proto_state = h;
-    c->proto = CONN_H2;
     h = NULL;
     rc = 0;
 out:
@@ -523,7 +522,7 @@ out:
     return rc;
 }
 
-void http2_conn_free(struct conn *c)
+static void h2_free(struct conn *c)
 {
     struct http2_conn *h = c->proto_state;
     if (!h)
@@ -541,7 +540,7 @@ void http2_conn_free(struct conn *c)
     c->proto_state = NULL;
 }
 
-int http2_progress(struct conn *c)
+static int h2_progress(struct conn *c)
 {
     struct http2_conn *h = c->proto_state;
     if (nghttp2_session_send(h->s) != 0)
@@ -556,7 +555,7 @@ int http2_progress(struct conn *c)
     return 0;
 }
 
-int http2_on_data(struct conn *c, const uint8_t *data, size_t len)
+static int h2_on_data(struct conn *c, const uint8_t *data, size_t len)
 {
     struct http2_conn *h = c->proto_state;
     ssize_t rv = nghttp2_session_mem_recv(h->s, data, len);
@@ -564,10 +563,10 @@ int http2_on_data(struct conn *c, const uint8_t *data, size_t len)
         SERVER_COUNT(c->srv, protocol_errors);
         return -EPROTO;
     }
-    return http2_progress(c);
+    return h2_progress(c);
 }
 
-void http2_wakeup(struct conn *c, int32_t stream_id)
+static void h2_wakeup(struct conn *c, int32_t stream_id)
 {
     struct http2_conn *h = c->proto_state;
     if (!h)
@@ -583,7 +582,7 @@ void http2_wakeup(struct conn *c, int32_t stream_id)
     }
 }
 
-void http2_stop(struct conn *c)
+static void h2_stop(struct conn *c)
 {
     struct http2_conn *h = c->proto_state;
     if (h->goaway)
@@ -593,14 +592,46 @@ void http2_stop(struct conn *c)
                           NGHTTP2_NO_ERROR, NULL, 0);
 }
 
-bool http2_done(const struct conn *c)
+static bool h2_done(const struct conn *c)
 {
     const struct http2_conn *h = c->proto_state;
     return !nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s);
 }
 
-bool http2_idle(const struct conn *c)
+static bool h2_idle(const struct conn *c)
 {
     const struct http2_conn *h = c->proto_state;
     return h->n_streams == 0 && http_buf_pending(&c->out) == 0;
 }
+
+static int h2_header_timeout(struct conn *c)
+{
+    (void)c;
+    return -ETIMEDOUT; /* only armed before the preface completed: nothing to answer */
+}
+
+/* Cleartext HTTP/2 starts with the client preface (RFC 9113 section 3.4). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static enum conn_sniff h2_sniff(const uint8_t *data, size_t len)
+{
+    size_t n = len < sizeof h2_preface - 1 ? len : sizeof h2_preface - 1;
+    if (memcmp(data, h2_preface, n) != 0)
+        return CONN_SNIFF_NO;
+    return n < sizeof h2_preface - 1 ? CONN_SNIFF_MORE : CONN_SNIFF_YES;
+}
+
+const struct conn_ops http2_conn_ops = {
+    .name = "h2",
+    .alpn = "h2",
+    .sniff = h2_sniff,
+    .init = h2_init,
+    .free = h2_free,
+    .on_data = h2_on_data,
+    .progress = h2_progress,
+    .wakeup = h2_wakeup,
+    .stop = h2_stop,
+    .header_timeout = h2_header_timeout,
+    .idle = h2_idle,
+    .done = h2_done,
+};

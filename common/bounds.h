@@ -92,7 +92,7 @@
 #define SERVER_MAX_EVENTS 256
 #define SERVER_ACCEPT_BATCH 64
 #define SERVER_READ_BUDGET 4       /* reads per connection per event, for fairness */
-#define SERVER_PARSER_CACHE 64     /* idle HTTP/1 parsers kept for reuse */
+#define SERVER_SCRATCH_CACHE 64    /* idle per-request scratch blocks (HTTP/1 parsers) kept */
 #define SERVER_ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
 #define SERVER_BUF_CACHE 64        /* idle output buffers kept for reuse */
 #define SERVER_BUF_SIZE                                                                            \
