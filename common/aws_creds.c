@@ -21,8 +21,8 @@
 #define AWS_INI_MAX_SECTIONS 256 /* sections in one file */
 #define AWS_INI_MAX_KEYS 256     /* keys in one section */
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     va_list ap;
 
@@ -109,8 +109,8 @@ static int emit_nested(struct ini_state *st, char *err, size_t errlen)
         trim(&k, &kn);
         trim(&v, &vn);
         if (kn == 0 || kn >= sizeof sub) {
-            set_err(err, errlen, "line %zu: nested key of \"%s\" empty or too long",
-                    st->opt_line, st->key);
+            set_err(err, errlen, "line %zu: nested key of \"%s\" empty or too long", st->opt_line,
+                    st->key);
             return -EINVAL;
         }
         memcpy(sub, k, kn);
@@ -181,8 +181,7 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
             }
         }
         if (st->n_sections == AWS_INI_MAX_SECTIONS) {
-            set_err(err, errlen, "line %zu: more than %d sections", lineno,
-                    AWS_INI_MAX_SECTIONS);
+            set_err(err, errlen, "line %zu: more than %d sections", lineno, AWS_INI_MAX_SECTIONS);
             return -EINVAL;
         }
         st->sections[st->n_sections++] = h;
@@ -229,8 +228,7 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
         }
     }
     if (st->n_keys == AWS_INI_MAX_KEYS) {
-        set_err(err, errlen, "line %zu: more than %d keys in a section", lineno,
-                AWS_INI_MAX_KEYS);
+        set_err(err, errlen, "line %zu: more than %d keys in a section", lineno, AWS_INI_MAX_KEYS);
         return -EINVAL;
     }
     st->keys[st->n_keys++] = h;
@@ -240,8 +238,7 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
     return 0;
 }
 
-int aws_ini_parse(const char *buf, size_t len, aws_ini_cb cb, void *ctx, char *err,
-                  size_t errlen)
+int aws_ini_parse(const char *buf, size_t len, aws_ini_cb cb, void *ctx, char *err, size_t errlen)
 {
     struct ini_state *st;
     size_t pos = 0, lineno = 0;
@@ -475,17 +472,23 @@ enum {
 };
 
 static const char *const profile_keys[P_N] = {
-    "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
-    "aws_security_token", "x_security_token_expires", "expiration",
-    "region", "endpoint_url", "services",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_security_token",
+    "x_security_token_expires",
+    "expiration",
+    "region",
+    "endpoint_url",
+    "services",
     NULL,
 };
 
 struct profile_ctx {
-    const char *want;     /* profile name */
-    bool config_file;     /* [profile NAME] / [default] naming */
+    const char *want; /* profile name */
+    bool config_file; /* [profile NAME] / [default] naming */
     bool found;
-    const char *service;  /* with services_section: the nested key wanted */
+    const char *service;          /* with services_section: the nested key wanted */
     const char *services_section; /* "NAME" of [services NAME], or NULL */
     char vals[P_N][AWS_CREDS_MAX_VALUE];
     bool set[P_N];
@@ -640,8 +643,8 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
         v = env_nonempty("AWS_SESSION_TOKEN");
         if (v == NULL)
             v = env_nonempty("AWS_SECURITY_TOKEN");
-        if ((rc = copy_field(out->access_key_id, sizeof out->access_key_id, ak,
-                             "AWS_ACCESS_KEY_ID", err, errlen)) != 0 ||
+        if ((rc = copy_field(out->access_key_id, sizeof out->access_key_id, ak, "AWS_ACCESS_KEY_ID",
+                             err, errlen)) != 0 ||
             (rc = copy_field(out->secret_access_key, sizeof out->secret_access_key, sk,
                              "AWS_SECRET_ACCESS_KEY", err, errlen)) != 0 ||
             (v != NULL && (rc = copy_field(out->session_token, sizeof out->session_token, v,
@@ -695,13 +698,15 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
             (rc = copy_field(out->secret_access_key, sizeof out->secret_access_key,
                              src->vals[P_SECRET], "aws_secret_access_key", err, errlen)) != 0)
             goto out;
-        v = src->set[P_TOKEN] ? src->vals[P_TOKEN]
-                              : src->set[P_SECURITY_TOKEN] ? src->vals[P_SECURITY_TOKEN] : NULL;
+        v = src->set[P_TOKEN]            ? src->vals[P_TOKEN]
+            : src->set[P_SECURITY_TOKEN] ? src->vals[P_SECURITY_TOKEN]
+                                         : NULL;
         if (v != NULL && (rc = copy_field(out->session_token, sizeof out->session_token, v,
                                           "aws_session_token", err, errlen)) != 0)
             goto out;
-        v = src->set[P_EXPIRES] ? src->vals[P_EXPIRES]
-                                : src->set[P_EXPIRATION] ? src->vals[P_EXPIRATION] : NULL;
+        v = src->set[P_EXPIRES]      ? src->vals[P_EXPIRES]
+            : src->set[P_EXPIRATION] ? src->vals[P_EXPIRATION]
+                                     : NULL;
         if (v != NULL && aws_creds_parse_time(v, &out->expires) != 0) {
             set_err(err, errlen, "%s: profile \"%s\": expiry is not an ISO 8601 time", path,
                     profile);
@@ -716,8 +721,8 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
         v = env_nonempty("AWS_DEFAULT_REGION");
     if (v == NULL && fp->set[P_REGION])
         v = fp->vals[P_REGION];
-    if (v != NULL && (rc = copy_field(out->region, sizeof out->region, v, "region", err,
-                                      errlen)) != 0)
+    if (v != NULL &&
+        (rc = copy_field(out->region, sizeof out->region, v, "region", err, errlen)) != 0)
         goto out;
 
     /* endpoint */
@@ -726,10 +731,10 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
         size_t i;
         int w = snprintf(name, sizeof name, "AWS_ENDPOINT_URL_%s", service);
 
-        for (i = (size_t)strlen("AWS_ENDPOINT_URL_"); w > 0 && (size_t)w < sizeof name &&
-                                                       name[i] != '\0';
-             i++)
-            name[i] = name[i] == '-' || name[i] == ' ' ? '_' : (char)toupper((unsigned char)name[i]);
+        for (i = (size_t)strlen("AWS_ENDPOINT_URL_");
+             w > 0 && (size_t)w < sizeof name && name[i] != '\0'; i++)
+            name[i] =
+                name[i] == '-' || name[i] == ' ' ? '_' : (char)toupper((unsigned char)name[i]);
         v = w > 0 && (size_t)w < sizeof name ? env_nonempty(name) : NULL;
         if (v == NULL)
             v = env_nonempty("AWS_ENDPOINT_URL");
@@ -823,7 +828,8 @@ int aws_creds_get(struct aws_creds_cache *c, const char *service, int64_t now,
         char when[32];
         time_t t = (time_t)fresh->expires;
         struct tm tm;
-        if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        if (gmtime_r(&t, &tm) == NULL ||
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
             snprintf(when, sizeof when, "%lld", (long long)fresh->expires);
         set_err(err, errlen, "AWS credentials from the %s (profile \"%s\") expired at %s",
                 fresh->source, fresh->profile, when);

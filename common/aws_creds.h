@@ -82,7 +82,6 @@ int aws_creds_parse_time(const char *s, int64_t *out);
  * the parse and is returned. */
 typedef int (*aws_ini_cb)(void *ctx, const char *section, const char *key, const char *subkey,
                           const char *value);
-int aws_ini_parse(const char *buf, size_t len, aws_ini_cb cb, void *ctx, char *err,
-                  size_t errlen);
+int aws_ini_parse(const char *buf, size_t len, aws_ini_cb cb, void *ctx, char *err, size_t errlen);
 
 #endif

@@ -18,9 +18,17 @@
 
 /* the standard headers of the string-to-sign, in order */
 static const char *const std_headers[] = {
-    "content-encoding", "content-language", "content-length", "content-md5",
-    "content-type",     "date",             "if-modified-since", "if-match",
-    "if-none-match",    "if-unmodified-since", "range",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
 };
 #define N_STD (sizeof std_headers / sizeof std_headers[0])
 
@@ -107,9 +115,9 @@ static int hcmp(const void *pa, const void *pb)
     return strcasecmp(a->name, b->name);
 }
 
-int azure_string_to_sign(const char *verb, const char *account, const char *path,
-                         const char *query, const struct azure_header *headers, size_t n_headers,
-                         char *out, size_t outlen)
+int azure_string_to_sign(const char *verb, const char *account, const char *path, const char *query,
+                         const struct azure_header *headers, size_t n_headers, char *out,
+                         size_t outlen)
 {
     const char *std_val[N_STD] = {NULL};
     const struct azure_header *xms[AZURE_MAX_SIGN_HEADERS];
@@ -211,16 +219,15 @@ int azure_string_to_sign(const char *verb, const char *account, const char *path
     return o.full ? -ENOSPC : 0;
 }
 
-int azure_sign(const char *account, const uint8_t *key, size_t key_len,
-               const char *string_to_sign, char *auth, size_t authlen)
+int azure_sign(const char *account, const uint8_t *key, size_t key_len, const char *string_to_sign,
+               char *auth, size_t authlen)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
     int w;
 
-    if (account == NULL || key == NULL || key_len == 0 || string_to_sign == NULL ||
-        auth == NULL)
+    if (account == NULL || key == NULL || key_len == 0 || string_to_sign == NULL || auth == NULL)
         return -EINVAL;
     if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)string_to_sign,
              strlen(string_to_sign), mac, &mac_len) == NULL)
@@ -286,8 +293,8 @@ void azure_block_id(uint32_t index, char out[29])
     EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, 15);
 }
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     va_list ap;
 
@@ -315,8 +322,7 @@ static bool account_name_ok(const char *s)
     return true;
 }
 
-int azure_account_from_env(const char *account, struct azure_account *a, char *err,
-                           size_t errlen)
+int azure_account_from_env(const char *account, struct azure_account *a, char *err, size_t errlen)
 {
     const char *env_account = getenv("AZURE_STORAGE_ACCOUNT");
     const char *key = getenv("AZURE_STORAGE_KEY");
@@ -330,20 +336,23 @@ int azure_account_from_env(const char *account, struct azure_account *a, char *e
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (account == NULL || !account_name_ok(account)) {
-        set_err(err, errlen, "azure: account name \"%.*s\" is not 3-24 lower-case letters or digits",
-                32, account != NULL ? account : "");
+        set_err(err, errlen,
+                "azure: account name \"%.*s\" is not 3-24 lower-case letters or digits", 32,
+                account != NULL ? account : "");
         return -EINVAL;
     }
     if (env_account != NULL && env_account[0] != '\0' && strcmp(env_account, account) != 0) {
-        set_err(err, errlen, "azure: AZURE_STORAGE_ACCOUNT (%.*s) differs from the URL's account (%s)",
-                32, env_account, account);
+        set_err(err, errlen,
+                "azure: AZURE_STORAGE_ACCOUNT (%.*s) differs from the URL's account (%s)", 32,
+                env_account, account);
         return -EINVAL;
     }
     snprintf(a->account, sizeof a->account, "%s", account);
     if (key != NULL && key[0] != '\0') {
         n = azure_key_decode(key, a->key, sizeof a->key);
         if (n <= 0) {
-            set_err(err, errlen, "azure: AZURE_STORAGE_KEY is not a base64 key of at most 64 bytes");
+            set_err(err, errlen,
+                    "azure: AZURE_STORAGE_KEY is not a base64 key of at most 64 bytes");
             azure_account_clear(a);
             return -EINVAL;
         }
@@ -368,7 +377,8 @@ int azure_account_from_env(const char *account, struct azure_account *a, char *e
             l--;
         if ((strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) ||
             l >= sizeof a->endpoint || memchr(ep, '?', l) != NULL) {
-            set_err(err, errlen, "azure: AZURE_STORAGE_BLOB_ENDPOINT must be an http(s) URL without a query");
+            set_err(err, errlen,
+                    "azure: AZURE_STORAGE_BLOB_ENDPOINT must be an http(s) URL without a query");
             azure_account_clear(a);
             return -EINVAL;
         }

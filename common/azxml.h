@@ -10,7 +10,7 @@
 
 #include "bounds.h"
 
-#define AZXML_MAX_NAME 1024 /* a blob name (Azure allows 1024 characters) */
+#define AZXML_MAX_NAME 1024  /* a blob name (Azure allows 1024 characters) */
 #define AZXML_MAX_BLOBS 5000 /* blobs in one answer (the service's page maximum) */
 
 struct azxml_blob {

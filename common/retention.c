@@ -13,8 +13,8 @@
 
 static const char *const tier_names[RETENTION_TIERS] = {"hourly", "daily", "weekly", "monthly"};
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     va_list ap;
 
@@ -104,8 +104,9 @@ int retention_parse(const char *s, struct retention_policy *p, char *err, size_t
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (s == NULL || p == NULL || s[0] == '\0') {
-        set_err(err, errlen, "--backup-keep: empty (want N, or KEY=N,... with keys last, hourly, "
-                             "daily, weekly, monthly)");
+        set_err(err, errlen,
+                "--backup-keep: empty (want N, or KEY=N,... with keys last, hourly, "
+                "daily, weekly, monthly)");
         return -EINVAL;
     }
     len = strnlen(s, CONFIG_MAX_VALUE);
@@ -180,17 +181,17 @@ static int cmp_newest_first(const void *pa, const void *pb)
 }
 
 static int decide_sorted(const struct retention_policy *p, const struct retention_backup *b,
-                         const struct retention_key *idx, size_t n, int64_t now, struct retention_verdict *out)
+                         const struct retention_key *idx, size_t n, int64_t now,
+                         struct retention_verdict *out)
 {
     static const unsigned tier_bit[RETENTION_TIERS] = {
-        RETENTION_KEEP_HOURLY, RETENTION_KEEP_DAILY, RETENTION_KEEP_WEEKLY,
-        RETENTION_KEEP_MONTHLY};
+        RETENTION_KEEP_HOURLY, RETENTION_KEEP_DAILY, RETENTION_KEEP_WEEKLY, RETENTION_KEEP_MONTHLY};
     uint32_t left_last = p->last, left[RETENTION_TIERS];
     int64_t last_period[RETENTION_TIERS];
     bool have_period[RETENTION_TIERS] = {false};
     bool any_rule = p->last != 0, seen_good = false;
-    int64_t future = now > INT64_MAX - RETENTION_FUTURE_SLACK_S ? INT64_MAX
-                                                                : now + RETENTION_FUTURE_SLACK_S;
+    int64_t future =
+        now > INT64_MAX - RETENTION_FUTURE_SLACK_S ? INT64_MAX : now + RETENTION_FUTURE_SLACK_S;
 
     for (int t = 0; t < RETENTION_TIERS; t++) {
         left[t] = p->tier[t];

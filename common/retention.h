@@ -21,8 +21,8 @@ enum retention_tier {
 /* --backup-keep: "N" (the newest N good backups) or "last=N,hourly=N,daily=N,weekly=N,monthly=N"
  * in any order, each key at most once, each N in [1, RETENTION_MAX_COUNT]. */
 struct retention_policy {
-    uint32_t last;                   /* newest good backups kept; 0 = no such rule */
-    uint32_t tier[RETENTION_TIERS];  /* periods kept per tier; 0 = no such rule */
+    uint32_t last;                  /* newest good backups kept; 0 = no such rule */
+    uint32_t tier[RETENTION_TIERS]; /* periods kept per tier; 0 = no such rule */
 };
 
 /* One backup as the store lists it. time: UTC seconds since the epoch (from its name); good:
@@ -34,16 +34,16 @@ struct retention_backup {
 
 /* Why a backup is kept (bits; several may hold) or pruned (exactly one PRUNE_ bit). */
 enum retention_reason {
-    RETENTION_KEEP_LAST = 1u << 0,       /* among the newest `last` good backups */
-    RETENTION_KEEP_HOURLY = 1u << 1,     /* newest good backup of one of the kept hours */
-    RETENTION_KEEP_DAILY = 1u << 2,      /* ... days */
-    RETENTION_KEEP_WEEKLY = 1u << 3,     /* ... ISO weeks */
-    RETENTION_KEEP_MONTHLY = 1u << 4,    /* ... months */
-    RETENTION_KEEP_NEWEST_GOOD = 1u << 5, /* the last good backup: never deleted */
+    RETENTION_KEEP_LAST = 1u << 0,         /* among the newest `last` good backups */
+    RETENTION_KEEP_HOURLY = 1u << 1,       /* newest good backup of one of the kept hours */
+    RETENTION_KEEP_DAILY = 1u << 2,        /* ... days */
+    RETENTION_KEEP_WEEKLY = 1u << 3,       /* ... ISO weeks */
+    RETENTION_KEEP_MONTHLY = 1u << 4,      /* ... months */
+    RETENTION_KEEP_NEWEST_GOOD = 1u << 5,  /* the last good backup: never deleted */
     RETENTION_KEEP_UNSUPERSEDED = 1u << 6, /* no newer good backup exists yet */
-    RETENTION_KEEP_FUTURE = 1u << 7,     /* dated after now + RETENTION_FUTURE_SLACK_S */
-    RETENTION_PRUNE_EXPIRED = 1u << 8,   /* good, but outside every rule */
-    RETENTION_PRUNE_REDUNDANT = 1u << 9, /* good, a newer good one stands for its periods */
+    RETENTION_KEEP_FUTURE = 1u << 7,       /* dated after now + RETENTION_FUTURE_SLACK_S */
+    RETENTION_PRUNE_EXPIRED = 1u << 8,     /* good, but outside every rule */
+    RETENTION_PRUNE_REDUNDANT = 1u << 9,   /* good, a newer good one stands for its periods */
     RETENTION_PRUNE_UNVERIFIED = 1u << 10, /* not good, and a newer good backup exists */
 };
 

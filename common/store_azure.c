@@ -36,7 +36,7 @@
 #include "store.h"
 
 #define AZ_MAX_CONTAINER 63
-#define AZ_MAX_BLOB (STORE_MAX_NAME * 2)  /* prefix + name */
+#define AZ_MAX_BLOB (STORE_MAX_NAME * 2)    /* prefix + name */
 #define AZ_MAX_PATH (AZ_MAX_BLOB * 3 + 600) /* endpoint path + container + encoded blob */
 #define AZ_MAX_QUERY (AZURE_MAX_SAS + 4 * AZXML_MAX_NAME + 256)
 #define AZ_MAX_BLOCKS 50000 /* the service's limit of blocks per blob */
@@ -47,8 +47,8 @@ struct az_store {
     struct azure_account acct;
     const struct curl_dl *curl;
     CURL *h;
-    char origin[512];   /* scheme://host[:port] of the endpoint */
-    char ep_path[512];  /* the endpoint's path ("" or "/ACCOUNT" for Azurite) */
+    char origin[512];  /* scheme://host[:port] of the endpoint */
+    char ep_path[512]; /* the endpoint's path ("" or "/ACCOUNT" for Azurite) */
     char container[AZ_MAX_CONTAINER + 1];
     char prefix[STORE_MAX_NAME + 2]; /* "" or ending in '/' */
     char cabundle[1024];
@@ -158,8 +158,9 @@ static int az_open(const char *url, const struct store_options *o, struct store 
     s->container[n] = '\0';
     p = cslash ? cslash + 1 : p + n;
     if (strchr(p, '?') || strchr(p, '#')) {
-        rc = fail(err, err_len, -EINVAL, "azure URL: no query: the SAS token goes in "
-                                         "AZURE_STORAGE_SAS_TOKEN");
+        rc = fail(err, err_len, -EINVAL,
+                  "azure URL: no query: the SAS token goes in "
+                  "AZURE_STORAGE_SAS_TOKEN");
         goto out;
     }
     if (p[0] && !store_name_valid(p, true)) {
@@ -387,8 +388,8 @@ static int uri_encode(const char *s, bool keep_slash, char *out, size_t cap)
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         bool plain = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
-                     ch == '~' || (keep_slash && ch == '/');
+                     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~' ||
+                     (keep_slash && ch == '/');
         if (o + (plain ? 1 : 3) >= cap)
             return -ENAMETOOLONG;
         if (plain) {
@@ -420,8 +421,8 @@ static int attempt(struct az_store *s, struct az_call *c, const char *path, cons
     uint64_t body_len = c->mem ? c->mem_len : c->len;
 
     if (s->acct.sas[0])
-        n = snprintf(url, sizeof(url), "%s%s?%s%s%s", s->origin, path, query,
-                     query[0] ? "&" : "", s->acct.sas);
+        n = snprintf(url, sizeof(url), "%s%s?%s%s%s", s->origin, path, query, query[0] ? "&" : "",
+                     s->acct.sas);
     else
         n = snprintf(url, sizeof(url), "%s%s%s%s", s->origin, path, query[0] ? "?" : "", query);
     if (n < 0 || (size_t)n >= sizeof(url))
@@ -450,11 +451,9 @@ static int attempt(struct az_store *s, struct az_call *c, const char *path, cons
     }
     if (s->acct.key_len) {
         char sts[AZURE_MAX_STRING_TO_SIGN];
-        rc = azure_string_to_sign(c->method, s->acct.account, path, query, h, nh, sts,
-                                  sizeof(sts));
+        rc = azure_string_to_sign(c->method, s->acct.account, path, query, h, nh, sts, sizeof(sts));
         if (rc == 0)
-            rc = azure_sign(s->acct.account, s->acct.key, s->acct.key_len, sts, auth,
-                            sizeof(auth));
+            rc = azure_sign(s->acct.account, s->acct.key, s->acct.key_len, sts, auth, sizeof(auth));
         if (rc != 0)
             return rc;
     }
@@ -551,8 +550,8 @@ static int answer_error(const struct az_store *s, const struct az_call *c, const
 
     if (strcmp(code, "AuthenticationFailed") == 0)
         return fail(err, err_len, -EACCES,
-                    "%s %s: authentication failed (AuthenticationFailed): check %s", c->what,
-                    where, s->acct.key_len ? "AZURE_STORAGE_KEY" : "AZURE_STORAGE_SAS_TOKEN");
+                    "%s %s: authentication failed (AuthenticationFailed): check %s", c->what, where,
+                    s->acct.key_len ? "AZURE_STORAGE_KEY" : "AZURE_STORAGE_SAS_TOKEN");
     if (st == 403)
         return fail(err, err_len, -EACCES, "%s %s: access denied (HTTP 403%s%s): check %s", c->what,
                     where, code[0] ? " " : "", code,
@@ -569,8 +568,8 @@ static int answer_error(const struct az_store *s, const struct az_call *c, const
         return fail(err, err_len, -EBADMSG, "%s %s: refused (HTTP %ld %s)", c->what, where, st,
                     code);
     if (transient(c))
-        return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what, where,
-                    st, code[0] ? " " : "", code, s->attempts);
+        return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what, where, st,
+                    code[0] ? " " : "", code, s->attempts);
     return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s", c->what, where, st, code[0] ? " " : "",
                 code);
 }
@@ -642,8 +641,10 @@ static int az_do(struct az_store *s, struct az_call *c, char *err, size_t err_le
                 return fail(err, err_len, -EBADMSG, "%s %s: answer larger than allowed", c->what,
                             where);
             if (c->sink_rc == -EBADMSG && c->resume_from > 0)
-                return fail(err, err_len, -EBADMSG, "%s %s: the store ignored the range on a "
-                            "retry", c->what, where);
+                return fail(err, err_len, -EBADMSG,
+                            "%s %s: the store ignored the range on a "
+                            "retry",
+                            c->what, where);
             if (c->sink_rc)
                 return fail(err, err_len, rc, "%s %s: stopped by the reader: %s", c->what, where,
                             strerror(-rc));
@@ -655,8 +656,8 @@ static int az_do(struct az_store *s, struct az_call *c, char *err, size_t err_le
             log_msg(LOG_WARN, "store: %s %s: %s; retry %d of %d", c->what, where, cerr, i + 1,
                     s->attempts - 1);
         if (rc == -ECONNREFUSED && i + 1 == s->attempts)
-            return fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what,
-                        where, s->origin, cerr);
+            return fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what, where,
+                        s->origin, cerr);
     }
     if (c->status && rc == 0)
         return answer_error(s, c, where, err, err_len);
@@ -672,8 +673,8 @@ static int full_blob(const struct az_store *s, const char *name, char *out, size
 
 /* ---- uploads ------------------------------------------------------------------------------- */
 
-static int az_upload_begin(struct store *st, const char *name, struct store_upload **out,
-                           char *err, size_t err_len)
+static int az_upload_begin(struct store *st, const char *name, struct store_upload **out, char *err,
+                           size_t err_len)
 {
     struct az_store *s = (struct az_store *)st;
     struct az_upload *u = calloc(1, sizeof(*u));
@@ -694,9 +695,16 @@ static int az_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_
 {
     struct az_upload *u = (struct az_upload *)up;
     char id[29], what[32];
-    struct az_call c = {.method = "PUT", .what = what, .blob = u->blob,
-                        .params = {{"comp", "block"}, {"blockid", id}}, .n_params = 2,
-                        .has_body = true, .fd = fd, .off = off, .len = len, .send_md5 = true};
+    struct az_call c = {.method = "PUT",
+                        .what = what,
+                        .blob = u->blob,
+                        .params = {{"comp", "block"}, {"blockid", id}},
+                        .n_params = 2,
+                        .has_body = true,
+                        .fd = fd,
+                        .off = off,
+                        .len = len,
+                        .send_md5 = true};
     int rc;
 
     if (u->blocks >= AZ_MAX_BLOCKS)
@@ -726,8 +734,14 @@ static int az_upload_commit(struct store_upload *up, char *err, size_t err_len)
     int rc;
 
     if (u->blocks == 0) { /* an empty object: one Put Blob */
-        c = (struct az_call){.method = "PUT", .what = "put", .blob = u->blob, .has_body = true,
-                             .mem = "", .mem_len = 0, .fd = -1, .send_md5 = true,
+        c = (struct az_call){.method = "PUT",
+                             .what = "put",
+                             .blob = u->blob,
+                             .has_body = true,
+                             .mem = "",
+                             .mem_len = 0,
+                             .fd = -1,
+                             .send_md5 = true,
                              .block_blob = true};
         rc = az_do(u->s, &c, err, err_len);
         free(c.body);
@@ -745,9 +759,16 @@ static int az_upload_commit(struct store_upload *up, char *err, size_t err_len)
         o += (size_t)snprintf(xml + o, cap - o, "<Latest>%s</Latest>", id);
     }
     o += (size_t)snprintf(xml + o, cap - o, "</BlockList>");
-    c = (struct az_call){.method = "PUT", .what = "put block list", .blob = u->blob,
-                         .params = {{"comp", "blocklist"}}, .n_params = 1, .has_body = true,
-                         .mem = xml, .mem_len = o, .fd = -1, .send_md5 = true,
+    c = (struct az_call){.method = "PUT",
+                         .what = "put block list",
+                         .blob = u->blob,
+                         .params = {{"comp", "blocklist"}},
+                         .n_params = 1,
+                         .has_body = true,
+                         .mem = xml,
+                         .mem_len = o,
+                         .fd = -1,
+                         .send_md5 = true,
                          .content_type = "application/xml"};
     rc = az_do(u->s, &c, err, err_len);
     free(c.body);
@@ -763,8 +784,8 @@ static int az_get(struct store *st, const char *name, store_sink_fn sink, void *
 {
     struct az_store *s = (struct az_store *)st;
     char blob[AZ_MAX_BLOB + 1];
-    struct az_call c = {.method = "GET", .what = "get", .blob = blob, .sink = sink,
-                        .sink_arg = arg, .fd = -1};
+    struct az_call c = {
+        .method = "GET", .what = "get", .blob = blob, .sink = sink, .sink_arg = arg, .fd = -1};
     int rc;
 
     if (full_blob(s, name, blob, sizeof(blob)) != 0)
@@ -808,10 +829,12 @@ static int az_list(struct store *st, const char *prefix, store_list_fn fn, void 
     if (full_blob(s, prefix, full, sizeof(full)) != 0)
         return fail(err, err_len, -ENAMETOOLONG, "prefix too long");
     while (more && rc == 0) {
-        struct az_call c = {.method = "GET", .what = "list", .fd = -1,
-                            .params = {{"restype", "container"}, {"comp", "list"},
-                                       {"prefix", full}},
-                            .n_params = 3};
+        struct az_call c = {
+            .method = "GET",
+            .what = "list",
+            .fd = -1,
+            .params = {{"restype", "container"}, {"comp", "list"}, {"prefix", full}},
+            .n_params = 3};
         if (marker[0])
             c.params[c.n_params++] = (struct az_param){"marker", marker};
         rc = az_do(s, &c, err, err_len);
@@ -820,8 +843,8 @@ static int az_list(struct store *st, const char *prefix, store_list_fn fn, void 
             rc = azxml_list_blobs(c.body ? c.body : "", c.body_len, on_listed, &l, next,
                                   sizeof(next));
             if (rc == -EINVAL || rc == -E2BIG)
-                rc = fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc,
-                          "list azure://%s/%s/%s: %s", s->acct.account, s->container, full,
+                rc = fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc, "list azure://%s/%s/%s: %s",
+                          s->acct.account, s->container, full,
                           rc == -EINVAL ? "unreadable answer" : "too many objects");
             if (rc == 0 && next[0] && strcmp(next, marker) == 0)
                 rc = fail(err, err_len, -EBADMSG, "list azure://%s/%s/%s: marker did not move",

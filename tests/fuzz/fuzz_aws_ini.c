@@ -25,8 +25,8 @@ static int check_cb(void *ctx, const char *section, const char *key, const char 
         if (isupper((unsigned char)*k))
             abort();
     }
-    if (subkey != NULL && (subkey[0] == '\0' || strchr(subkey, '\n') != NULL ||
-                           strchr(value, '\n') != NULL))
+    if (subkey != NULL &&
+        (subkey[0] == '\0' || strchr(subkey, '\n') != NULL || strchr(value, '\n') != NULL))
         abort();
     return 0;
 }

@@ -66,8 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (retention_decide(&p, b, n, now, v) != 0)
         abort();
-    future = now > INT64_MAX - RETENTION_FUTURE_SLACK_S ? INT64_MAX
-                                                        : now + RETENTION_FUTURE_SLACK_S;
+    future =
+        now > INT64_MAX - RETENTION_FUTURE_SLACK_S ? INT64_MAX : now + RETENTION_FUTURE_SLACK_S;
     for (size_t i = 0; i < n; i++) {
         bool newer_good = false;
         (void)retention_reason_str(v[i].reasons, buf, sizeof buf);

@@ -116,8 +116,8 @@ static int get_sha(struct store *s, const char *name, char *hex, uint64_t *n, ch
 
 static void fault(const char *match, const char *status, int count)
 {
-    sh("curl -sf -X POST '%s/__fault?match=%s&status=%s&count=%d' >/dev/null", proxy, match,
-       status, count);
+    sh("curl -sf -X POST '%s/__fault?match=%s&status=%s&count=%d' >/dev/null", proxy, match, status,
+       count);
 }
 
 static int log_count(const char *needle)
@@ -275,15 +275,14 @@ static void test_put_get_list_remove(void **state)
     assert_int_equal(store_put_buffer(s, "0123456789abcdef/20261203T221000Z-rev42.db.manifest.json",
                                       "{\"x\":1}", 7, err, sizeof(err)),
                      0);
-    assert_int_equal(get_sha(s, "0123456789abcdef/20261203T221000Z-rev42.db", sha, &n, err,
-                             sizeof(err)),
-                     0);
+    assert_int_equal(
+        get_sha(s, "0123456789abcdef/20261203T221000Z-rev42.db", sha, &n, err, sizeof(err)), 0);
     assert_int_equal(n, BIG_SIZE);
     assert_string_equal(sha, big_sha);
     assert_true(listed(s, "", "0123456789abcdef/20261203T221000Z-rev42.db", &size));
     assert_int_equal(size, BIG_SIZE);
-    assert_true(listed(s, "0123456789abcdef/", "0123456789abcdef/20261203T221000Z-rev42.db.manifest.json",
-                       &size));
+    assert_true(listed(s, "0123456789abcdef/",
+                       "0123456789abcdef/20261203T221000Z-rev42.db.manifest.json", &size));
     assert_int_equal(size, 7);
     /* prefix isolation: another prefix sees nothing */
     {
@@ -293,16 +292,14 @@ static void test_put_get_list_remove(void **state)
         assert_int_equal(cnt, 0);
         store_close(o);
     }
-    assert_int_equal(store_remove(s, "0123456789abcdef/20261203T221000Z-rev42.db", err,
-                                  sizeof(err)),
-                     0);
+    assert_int_equal(
+        store_remove(s, "0123456789abcdef/20261203T221000Z-rev42.db", err, sizeof(err)), 0);
     assert_false(listed(s, "", "0123456789abcdef/20261203T221000Z-rev42.db", NULL));
-    assert_int_equal(get_sha(s, "0123456789abcdef/20261203T221000Z-rev42.db", sha, NULL, err,
-                             sizeof(err)),
-                     -ENOENT);
-    assert_int_equal(store_remove(s, "0123456789abcdef/20261203T221000Z-rev42.db", err,
-                                  sizeof(err)),
-                     -ENOENT);
+    assert_int_equal(
+        get_sha(s, "0123456789abcdef/20261203T221000Z-rev42.db", sha, NULL, err, sizeof(err)),
+        -ENOENT);
+    assert_int_equal(
+        store_remove(s, "0123456789abcdef/20261203T221000Z-rev42.db", err, sizeof(err)), -ENOENT);
     store_close(s);
 }
 
@@ -371,9 +368,10 @@ static void test_bad_key(void **state)
     if (!server_up)
         skip();
     /* a well-formed key that is not the account's */
-    setenv("AZURE_STORAGE_KEY",
-           "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
-           1);
+    setenv(
+        "AZURE_STORAGE_KEY",
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+        1);
     s = open_store("bad", 1);
     assert_int_equal(store_put_buffer(s, "x", "x", 1, err, sizeof(err)), -EACCES);
     /* Azure says AuthenticationFailed, Azurite AuthorizationFailure: either names the key */

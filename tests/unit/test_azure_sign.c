@@ -32,40 +32,108 @@ struct sign_row {
     struct azure_header h[8];
 };
 
-#define DATE {"x-ms-date", "Thu, 03 Dec 2026 22:10:00 GMT"}
-#define VERSION {"x-ms-version", AZURE_API_VERSION}
+#define DATE                                                                                       \
+    {                                                                                              \
+        "x-ms-date", "Thu, 03 Dec 2026 22:10:00 GMT"                                               \
+    }
+#define VERSION                                                                                    \
+    {                                                                                              \
+        "x-ms-version", AZURE_API_VERSION                                                          \
+    }
 #define AZURITE "http://127.0.0.1:10000"
 
 static const struct sign_row rows[] = {
-    {"put_block", "PUT", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/backups/p/0123/x.db.zst",
+    {"put_block",
+     "PUT",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/backups/p/0123/x.db.zst",
      "comp=block&blockid=YmxvY2stMDAwMDAwMDAw",
      {{"Content-Length", "4194304"}, {"Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg=="}, DATE, VERSION}},
-    {"put_block_list", "PUT", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/backups/p/x.db",
+    {"put_block_list",
+     "PUT",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/backups/p/x.db",
      "comp=blocklist",
-     {{"Content-Length", "120"}, {"Content-Type", "application/xml"}, DATE, VERSION,
+     {{"Content-Length", "120"},
+      {"Content-Type", "application/xml"},
+      DATE,
+      VERSION,
       {"x-ms-blob-content-type", "application/octet-stream"}}},
-    {"put_blob_small", "PUT", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/c/m.manifest.json", NULL,
-     {{"Content-Length", "312"}, {"Content-Type", "application/json"}, DATE, VERSION,
+    {"put_blob_small",
+     "PUT",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/c/m.manifest.json",
+     NULL,
+     {{"Content-Length", "312"},
+      {"Content-Type", "application/json"},
+      DATE,
+      VERSION,
       {"x-ms-blob-type", "BlockBlob"}}},
-    {"get_range", "GET", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/c/x.db", NULL,
+    {"get_range",
+     "GET",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/c/x.db",
+     NULL,
      {DATE, VERSION, {"x-ms-range", "bytes=0-1048575"}}},
-    {"list_with_marker", "GET", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/c",
+    {"list_with_marker",
+     "GET",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/c",
      "restype=container&comp=list&prefix=p%2F0123%2F&marker=2%21104%21MDAwMDQ2&maxresults=5000",
      {DATE, VERSION}},
-    {"delete_zero_length", "DELETE", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/c/x.db", NULL,
+    {"delete_zero_length",
+     "DELETE",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/c/x.db",
+     NULL,
      {{"Content-Length", "0"}, DATE, VERSION}},
     {"head", "HEAD", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/c/x.db", NULL, {DATE, VERSION}},
-    {"public_cloud", "PUT", "https://prodacct.blob.core.windows.net", "prodacct",
-     "/etcd/cluster%20a/20261203T221000Z-rev42.db", "comp=block&blockid=YmxvY2stMDAwMDAwMDEy",
+    {"public_cloud",
+     "PUT",
+     "https://prodacct.blob.core.windows.net",
+     "prodacct",
+     "/etcd/cluster%20a/20261203T221000Z-rev42.db",
+     "comp=block&blockid=YmxvY2stMDAwMDAwMDEy",
      {{"Content-Length", "16777216"}, DATE, VERSION, {"x-ms-client-request-id", "abc-1"}}},
-    {"meta_header_order", "PUT", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/c/b", NULL,
-     {{"Content-Length", "5"}, DATE, VERSION, {"x-ms-meta-a1", "one"}, {"x-ms-meta-a-b", "two"},
-      {"x-ms-meta-A", "three"}, {"x-ms-blob-type", "BlockBlob"}}},
-    {"escaped_plus_in_query", "GET", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/c",
-     "restype=container&comp=list&prefix=a%2Bb+c", {DATE, VERSION}},
-    {"if_match_and_encoding", "PUT", AZURITE, DEV_ACCOUNT, "/devstoreaccount1/c/b", NULL,
-     {{"Content-Length", "7"}, {"Content-Encoding", "zstd"}, {"If-Match", "\"0x8D\""},
-      {"If-None-Match", "*"}, {"Content-Language", "en"}, DATE, VERSION}},
+    {"meta_header_order",
+     "PUT",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/c/b",
+     NULL,
+     {{"Content-Length", "5"},
+      DATE,
+      VERSION,
+      {"x-ms-meta-a1", "one"},
+      {"x-ms-meta-a-b", "two"},
+      {"x-ms-meta-A", "three"},
+      {"x-ms-blob-type", "BlockBlob"}}},
+    {"escaped_plus_in_query",
+     "GET",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/c",
+     "restype=container&comp=list&prefix=a%2Bb+c",
+     {DATE, VERSION}},
+    {"if_match_and_encoding",
+     "PUT",
+     AZURITE,
+     DEV_ACCOUNT,
+     "/devstoreaccount1/c/b",
+     NULL,
+     {{"Content-Length", "7"},
+      {"Content-Encoding", "zstd"},
+      {"If-Match", "\"0x8D\""},
+      {"If-None-Match", "*"},
+      {"Content-Language", "en"},
+      DATE,
+      VERSION}},
 };
 
 #define N_ROWS (sizeof rows / sizeof rows[0])
@@ -80,9 +148,8 @@ static void our_auth(const struct sign_row *r, char *auth, size_t len)
     assert_int_equal(kl, 64);
     while (nh < 8 && r->h[nh].name != NULL)
         nh++;
-    assert_int_equal(azure_string_to_sign(r->verb, r->account, r->path, r->query, r->h, nh, sts,
-                                          sizeof sts),
-                     0);
+    assert_int_equal(
+        azure_string_to_sign(r->verb, r->account, r->path, r->query, r->h, nh, sts, sizeof sts), 0);
     assert_int_equal(azure_sign(r->account, key, (size_t)kl, sts, auth, len), 0);
 }
 
@@ -119,8 +186,9 @@ static void test_sdk_agrees(void **state)
     assert_non_null(f);
     for (size_t i = 0; i < N_ROWS; i++) {
         const struct sign_row *r = &rows[i];
-        fprintf(f, "{\"verb\":\"%s\",\"url\":\"%s%s%s%s\",\"account\":\"%s\",\"key\":\"%s\","
-                   "\"headers\":[",
+        fprintf(f,
+                "{\"verb\":\"%s\",\"url\":\"%s%s%s%s\",\"account\":\"%s\",\"key\":\"%s\","
+                "\"headers\":[",
                 r->verb, r->base, r->path, r->query != NULL ? "?" : "",
                 r->query != NULL ? r->query : "", r->account, DEV_KEY);
         for (size_t k = 0; k < 8 && r->h[k].name != NULL; k++) {
@@ -156,9 +224,8 @@ static void test_string_to_sign_shape(void **state)
         {"Content-Length", "0"}, {"x-ms-version", "v"}, {"X-MS-Date", "d"}, {"Range", "r"}};
 
     (void)state;
-    assert_int_equal(azure_string_to_sign("DELETE", "acct", "/c/b", "comp=x&B=2&a=1", h, 4, sts,
-                                          sizeof sts),
-                     0);
+    assert_int_equal(
+        azure_string_to_sign("DELETE", "acct", "/c/b", "comp=x&B=2&a=1", h, 4, sts, sizeof sts), 0);
     assert_string_equal(sts, "DELETE\n\n\n\n\n\n\n\n\n\n\nr\nx-ms-date:d\nx-ms-version:v\n"
                              "/acct/c/b\na:1\nb:2\ncomp:x");
     /* repeated names: values sorted, joined by ',' */
@@ -207,9 +274,9 @@ static void test_helpers(void **state)
     assert_string_equal(id0, "YmxvY2stMDAwMDAwMDAw");
     assert_int_equal(strlen(id0), strlen(id1));
     assert_string_not_equal(id0, id1);
-    assert_string_equal(azure_redact_url("https://a.blob.core.windows.net/c/b?sv=1&sig=SECRET",
-                                         red, sizeof red),
-                        "https://a.blob.core.windows.net/c/b");
+    assert_string_equal(
+        azure_redact_url("https://a.blob.core.windows.net/c/b?sv=1&sig=SECRET", red, sizeof red),
+        "https://a.blob.core.windows.net/c/b");
     assert_string_equal(azure_redact_url("http://h/x#sig", red, sizeof red), "http://h/x");
 }
 

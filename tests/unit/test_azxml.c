@@ -34,7 +34,7 @@ static int seen_cb(void *arg, const struct azxml_blob *b)
 
 #define HEAD "<?xml version=\"1.0\"?><EnumerationResults ContainerName=\"c\"><Blobs>"
 #define BLOB(name, len)                                                                            \
-    "<Blob><Name>" name "</Name><Properties><Last-Modified>Thu, 03 Dec 2026 22:10:00 "           \
+    "<Blob><Name>" name "</Name><Properties><Last-Modified>Thu, 03 Dec 2026 22:10:00 "             \
     "GMT</Last-Modified><Content-Length>" len "</Content-Length></Properties></Blob>"
 
 static void test_good(void **state)
@@ -51,7 +51,8 @@ static void test_good(void **state)
     assert_string_equal(s.names[0], "p/a & <b> \"'");
     assert_int_equal(s.sizes[0], 40000000);
     assert_int_equal(s.mtimes[0], 1796335800);
-    assert_string_equal(s.names[1], "p/\xe2\x98\xba" "A");
+    assert_string_equal(s.names[1], "p/\xe2\x98\xba"
+                                    "A");
     assert_string_equal(marker, "2!104!MDAw&");
 }
 
@@ -141,8 +142,8 @@ static void test_dates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),   cmocka_unit_test(test_empty_and_last_page),
-        cmocka_unit_test(test_bad),    cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_good),  cmocka_unit_test(test_empty_and_last_page),
+        cmocka_unit_test(test_bad),   cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_dates),
     };
     return cmocka_run_group_tests_name("azxml", tests, NULL, NULL);

@@ -27,12 +27,18 @@ struct row {
     const char *keep; /* --backup-keep, NULL: no rule */
     const char *now;
     struct bk b[ROW_MAX];
-    const char *want; /* per backup: K keep, P prune */
+    const char *want;          /* per backup: K keep, P prune */
     unsigned reasons[ROW_MAX]; /* 0: not checked */
 };
 
-#define G(t) {t, true}
-#define U(t) {t, false}
+#define G(t)                                                                                       \
+    {                                                                                              \
+        t, true                                                                                    \
+    }
+#define U(t)                                                                                       \
+    {                                                                                              \
+        t, false                                                                                   \
+    }
 
 enum {
     NG = RETENTION_KEEP_NEWEST_GOOD,
@@ -49,83 +55,157 @@ enum {
 };
 
 static struct row rows[] = {
-    {"plain_number_keeps_newest_n", "3", "2026-12-03T12:00:00",
+    {"plain_number_keeps_newest_n",
+     "3",
+     "2026-12-03T12:00:00",
      {G("2026-12-03T11:00:00"), G("2026-12-03T10:00:00"), G("2026-12-03T09:00:00"),
       G("2026-12-03T08:00:00"), G("2026-12-03T07:00:00")},
-     "KKKPP", {NG | L, L, L, EXP, EXP}},
-    {"plain_number_any_input_order", "2", "2026-12-03T12:00:00",
+     "KKKPP",
+     {NG | L, L, L, EXP, EXP}},
+    {"plain_number_any_input_order",
+     "2",
+     "2026-12-03T12:00:00",
      {G("2026-12-03T08:00:00"), G("2026-12-03T11:00:00"), G("2026-12-03T09:00:00")},
-     "PKK", {EXP, NG | L, L}},
-    {"all_unverified_nothing_pruned", "1", "2026-12-03T12:00:00",
+     "PKK",
+     {EXP, NG | L, L}},
+    {"all_unverified_nothing_pruned",
+     "1",
+     "2026-12-03T12:00:00",
      {U("2026-12-03T11:00:00"), U("2026-12-03T10:00:00"), U("2026-12-01T10:00:00")},
-     "KKK", {UNS, UNS, UNS}},
-    {"newer_unverified_kept_older_good_still_counts", "1", "2026-12-03T12:00:00",
+     "KKK",
+     {UNS, UNS, UNS}},
+    {"newer_unverified_kept_older_good_still_counts",
+     "1",
+     "2026-12-03T12:00:00",
      {U("2026-12-03T11:30:00"), G("2026-12-03T11:00:00"), G("2026-12-03T10:00:00")},
-     "KKP", {UNS, NG | L, EXP}},
-    {"older_unverified_pruned_once_superseded", "5", "2026-12-03T12:00:00",
+     "KKP",
+     {UNS, NG | L, EXP}},
+    {"older_unverified_pruned_once_superseded",
+     "5",
+     "2026-12-03T12:00:00",
      {G("2026-12-03T11:00:00"), U("2026-12-03T10:00:00"), G("2026-12-03T09:00:00")},
-     "KPK", {NG | L, UNV, L}},
-    {"last_good_never_deleted_even_if_old", "hourly=1", "2027-06-01T00:00:00",
+     "KPK",
+     {NG | L, UNV, L}},
+    {"last_good_never_deleted_even_if_old",
+     "hourly=1",
+     "2027-06-01T00:00:00",
      {U("2027-05-31T23:00:00"), U("2027-05-31T22:00:00"), G("2026-01-01T00:00:00"),
       G("2025-01-01T00:00:00")},
-     "KKKP", {UNS, UNS, NG | H, EXP}},
-    {"hourly_newest_of_each_hour", "hourly=2", "2026-12-03T11:00:00",
+     "KKKP",
+     {UNS, UNS, NG | H, EXP}},
+    {"hourly_newest_of_each_hour",
+     "hourly=2",
+     "2026-12-03T11:00:00",
      {G("2026-12-03T10:55:00"), G("2026-12-03T10:35:00"), G("2026-12-03T10:05:00"),
       G("2026-12-03T09:55:00"), G("2026-12-03T08:55:00")},
-     "KPPKP", {NG | H, RED, RED, H, EXP}},
-    {"hour_boundary", "hourly=2", "2026-12-03T11:00:00",
+     "KPPKP",
+     {NG | H, RED, RED, H, EXP}},
+    {"hour_boundary",
+     "hourly=2",
+     "2026-12-03T11:00:00",
      {G("2026-12-03T10:00:00"), G("2026-12-03T09:59:59"), G("2026-12-03T09:00:00")},
-     "KKP", {NG | H, H, RED}},
-    {"midnight_boundary", "daily=2", "2026-12-04T13:00:00",
+     "KKP",
+     {NG | H, H, RED}},
+    {"midnight_boundary",
+     "daily=2",
+     "2026-12-04T13:00:00",
      {G("2026-12-04T12:00:00"), G("2026-12-04T00:00:00"), G("2026-12-03T23:59:59"),
       G("2026-12-03T00:00:00")},
-     "KPKP", {NG | D, RED, D, RED}},
+     "KPKP",
+     {NG | D, RED, D, RED}},
     /* 2026-12-06 is a Sunday, 2026-12-07 a Monday */
-    {"iso_week_starts_monday", "weekly=2", "2026-12-08T00:00:00",
+    {"iso_week_starts_monday",
+     "weekly=2",
+     "2026-12-08T00:00:00",
      {G("2026-12-07T00:00:00"), G("2026-12-06T23:59:59"), G("2026-12-06T10:00:00"),
       G("2026-11-30T00:00:00"), G("2026-11-29T23:59:59")},
-     "KKPPP", {NG | W, W, RED, RED, EXP}},
+     "KKPPP",
+     {NG | W, W, RED, RED, EXP}},
     /* 2026-12-31 (Thursday) and 2027-01-01 (Friday) are both in ISO week 2026-W53 */
-    {"iso_week_spans_new_year", "weekly=1", "2027-01-02T00:00:00",
-     {G("2027-01-01T00:00:00"), G("2026-12-31T23:00:00")}, "KP", {NG | W, RED}},
-    {"new_year_is_a_new_month", "weekly=1,monthly=2", "2027-01-02T00:00:00",
-     {G("2027-01-01T00:00:00"), G("2026-12-31T23:00:00"), G("2026-12-01T00:00:00")}, "KKP",
+    {"iso_week_spans_new_year",
+     "weekly=1",
+     "2027-01-02T00:00:00",
+     {G("2027-01-01T00:00:00"), G("2026-12-31T23:00:00")},
+     "KP",
+     {NG | W, RED}},
+    {"new_year_is_a_new_month",
+     "weekly=1,monthly=2",
+     "2027-01-02T00:00:00",
+     {G("2027-01-01T00:00:00"), G("2026-12-31T23:00:00"), G("2026-12-01T00:00:00")},
+     "KKP",
      {NG | W | MO, MO, RED}},
-    {"month_boundary_leap_february", "monthly=2", "2028-03-02T00:00:00",
+    {"month_boundary_leap_february",
+     "monthly=2",
+     "2028-03-02T00:00:00",
      {G("2028-03-01T00:00:00"), G("2028-02-29T23:59:59"), G("2028-02-01T00:00:00"),
       G("2028-01-31T23:59:59")},
-     "KKPP", {NG | MO, MO, RED, EXP}},
+     "KKPP",
+     {NG | MO, MO, RED, EXP}},
     /* periods without a backup do not count: a week without backups expires nothing */
-    {"gap_does_not_expire_older", "daily=3", "2026-12-30T12:00:00",
+    {"gap_does_not_expire_older",
+     "daily=3",
+     "2026-12-30T12:00:00",
      {G("2026-12-30T01:00:00"), G("2026-12-10T01:00:00"), G("2026-12-02T01:00:00"),
       G("2026-12-01T01:00:00")},
-     "KKKP", {NG | D, D, D, EXP}},
-    {"future_backup_kept_and_counts_for_nothing", "1", "2026-12-03T12:00:00",
-     {G("2026-12-05T00:00:00"), G("2026-12-03T11:00:00"), G("2026-12-03T10:00:00")}, "KKP",
+     "KKKP",
+     {NG | D, D, D, EXP}},
+    {"future_backup_kept_and_counts_for_nothing",
+     "1",
+     "2026-12-03T12:00:00",
+     {G("2026-12-05T00:00:00"), G("2026-12-03T11:00:00"), G("2026-12-03T10:00:00")},
+     "KKP",
      {FUT, NG | L, EXP}},
-    {"future_within_slack_is_normal", "1", "2026-12-03T12:00:00",
-     {G("2026-12-03T12:30:00"), G("2026-12-03T11:00:00")}, "KP", {NG | L, EXP}},
-    {"only_future_backups_nothing_pruned", "1", "2026-12-03T12:00:00",
-     {G("2027-01-01T00:00:00"), U("2027-01-02T00:00:00")}, "KK", {FUT, FUT}},
+    {"future_within_slack_is_normal",
+     "1",
+     "2026-12-03T12:00:00",
+     {G("2026-12-03T12:30:00"), G("2026-12-03T11:00:00")},
+     "KP",
+     {NG | L, EXP}},
+    {"only_future_backups_nothing_pruned",
+     "1",
+     "2026-12-03T12:00:00",
+     {G("2027-01-01T00:00:00"), U("2027-01-02T00:00:00")},
+     "KK",
+     {FUT, FUT}},
     /* our clock far ahead: nothing expires faster than with the right clock */
-    {"clock_far_ahead_same_verdict", "hourly=2", "2036-12-03T12:00:00",
+    {"clock_far_ahead_same_verdict",
+     "hourly=2",
+     "2036-12-03T12:00:00",
      {G("2026-12-03T10:55:00"), G("2026-12-03T10:05:00"), G("2026-12-03T09:55:00"),
       G("2026-12-03T08:55:00")},
-     "KPKP", {NG | H, RED, H, EXP}},
-    {"same_time_twice_first_listed_wins", "1", "2026-12-03T12:00:00",
-     {G("2026-12-03T11:00:00"), G("2026-12-03T11:00:00")}, "KP", {NG | L, EXP}},
-    {"no_rule_keeps_all", NULL, "2026-12-03T12:00:00",
-     {G("2026-12-03T11:00:00"), G("2020-12-03T11:00:00"), U("2019-12-03T11:00:00")}, "KKP",
+     "KPKP",
+     {NG | H, RED, H, EXP}},
+    {"same_time_twice_first_listed_wins",
+     "1",
+     "2026-12-03T12:00:00",
+     {G("2026-12-03T11:00:00"), G("2026-12-03T11:00:00")},
+     "KP",
+     {NG | L, EXP}},
+    {"no_rule_keeps_all",
+     NULL,
+     "2026-12-03T12:00:00",
+     {G("2026-12-03T11:00:00"), G("2020-12-03T11:00:00"), U("2019-12-03T11:00:00")},
+     "KKP",
      {NG, L, UNV}},
-    {"tiers_and_last_together", "last=2,daily=2", "2026-12-04T13:00:00",
+    {"tiers_and_last_together",
+     "last=2,daily=2",
+     "2026-12-04T13:00:00",
      {G("2026-12-04T12:00:00"), G("2026-12-04T11:00:00"), G("2026-12-04T10:00:00"),
       G("2026-12-03T10:00:00"), G("2026-12-02T10:00:00")},
-     "KKPKP", {NG | L | D, L, RED, D, EXP}},
-    {"before_1970", "daily=1", "1969-12-31T12:00:00",
-     {G("1969-12-31T10:00:00"), G("1969-12-31T00:00:00"), G("1969-12-30T23:00:00")}, "KPP",
+     "KKPKP",
+     {NG | L | D, L, RED, D, EXP}},
+    {"before_1970",
+     "daily=1",
+     "1969-12-31T12:00:00",
+     {G("1969-12-31T10:00:00"), G("1969-12-31T00:00:00"), G("1969-12-30T23:00:00")},
+     "KPP",
      {NG | D, RED, EXP}},
-    {"single_good", "hourly=24,daily=7,weekly=4,monthly=12", "2026-12-03T12:00:00",
-     {G("2026-12-03T11:00:00")}, "K", {NG | H | D | W | MO}},
+    {"single_good",
+     "hourly=24,daily=7,weekly=4,monthly=12",
+     "2026-12-03T12:00:00",
+     {G("2026-12-03T11:00:00")},
+     "K",
+     {NG | H | D | W | MO}},
 };
 
 static int64_t at(const char *s)
@@ -225,10 +305,9 @@ static void test_parse(void **state)
             assert_memory_equal(&p, &r->want, sizeof p);
             /* the printed form parses back to the same policy */
             struct retention_policy again;
-            assert_int_equal(
-                retention_parse(retention_policy_str(&p, back, sizeof back), &again, err,
-                                sizeof err),
-                0);
+            assert_int_equal(retention_parse(retention_policy_str(&p, back, sizeof back), &again,
+                                             err, sizeof err),
+                             0);
             assert_memory_equal(&p, &again, sizeof p);
         } else {
             assert_int_equal(p.last, 77); /* untouched on error */
@@ -350,8 +429,7 @@ static void test_bad_args(void **state)
     assert_int_equal(retention_decide(&p, NULL, 1, 0, &v), -22);
     assert_int_equal(retention_decide(NULL, NULL, 0, 0, NULL), -22);
     assert_int_equal(
-        retention_decide(&p, &(struct retention_backup){0}, RETENTION_MAX_BACKUPS + 1, 0, &v),
-        -22);
+        retention_decide(&p, &(struct retention_backup){0}, RETENTION_MAX_BACKUPS + 1, 0, &v), -22);
     /* extreme clocks do not overflow */
     struct retention_backup b[2] = {{INT64_MAX, true}, {INT64_MIN, true}};
     struct retention_verdict vv[2];
