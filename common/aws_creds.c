@@ -782,6 +782,12 @@ int aws_creds_resolve(const char *service, struct aws_creds *out, char *err, siz
     return rc;
 }
 
+static bool same_file(const struct aws_creds_file_id *a, const struct aws_creds_file_id *b)
+{
+    return a->present == b->present && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
 static void stat_id(const char *path, struct aws_creds_file_id *id)
 {
     struct stat st;
@@ -813,8 +819,7 @@ int aws_creds_get(struct aws_creds_cache *c, const char *service, int64_t now,
             file_path("AWS_CONFIG_FILE", "config", io->conf_path, sizeof io->conf_path) == 0) {
             stat_id(io->cred_path, &cred_now);
             stat_id(io->conf_path, &conf_now);
-            if (memcmp(&cred_now, &c->cred_file, sizeof cred_now) == 0 &&
-                memcmp(&conf_now, &c->config_file, sizeof conf_now) == 0 &&
+            if (same_file(&cred_now, &c->cred_file) && same_file(&conf_now, &c->config_file) &&
                 (c->creds.expires == 0 || now < c->creds.expires - AWS_CREDS_EXPIRY_SKEW_S)) {
                 *out = c->creds;
                 goto out;

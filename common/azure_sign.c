@@ -153,7 +153,7 @@ int azure_string_to_sign(const char *verb, const char *account, const char *path
             return -ENOSPC;
         xms[n_xms++] = &headers[i];
     }
-    qsort(xms, n_xms, sizeof xms[0], hcmp);
+    qsort(xms, n_xms, sizeof(const struct azure_header *), hcmp);
     for (size_t i = 1; i < n_xms; i++) {
         if (strcasecmp(xms[i]->name, xms[i - 1]->name) == 0)
             return -EINVAL;

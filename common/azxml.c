@@ -167,13 +167,14 @@ int azxml_parse_date(const char *s, size_t n, time_t *out)
 int azxml_list_blobs(const char *xml, size_t len, azxml_blob_fn fn, void *arg, char *marker,
                      size_t marker_len)
 {
-    const char *end = xml + len, *p, *t;
+    const char *end, *p, *t;
     struct azxml_blob *b;
     size_t tl, count = 0;
     int rc = 0;
 
     if (xml == NULL || fn == NULL || marker == NULL || marker_len == 0)
         return -EINVAL;
+    end = xml + len;
     marker[0] = '\0';
     if (memmem(xml, len, "<EnumerationResults", 19) == NULL)
         return -EINVAL;
