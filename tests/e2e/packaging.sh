@@ -28,7 +28,8 @@ if [ "$(id -u)" != 0 ] || ! command -v chroot >/dev/null || ! chroot / true 2>/d
 fi
 
 # ---- build ----------------------------------------------------------------------------------
-if ! make --no-print-directory -s BUILD="${BUILD#"$ROOT"/}" static >"$LOG" 2>&1; then
+BUILD_REL=${BUILD#"$ROOT"/} # as the Makefile and the Containerfile name it
+if ! make --no-print-directory -s BUILD="$BUILD_REL" static >"$LOG" 2>&1; then
     fail "make static" "$(tail -n 5 "$LOG" | tr '\n' ' ')"
     finish
 fi
@@ -315,5 +316,5 @@ if [ -x "$JAIL/usr/bin/etcd-agent" ]; then
 fi
 
 # ---- Containerfile vs Makefile -----------------------------------------------------------------
-sub_result containerfile-check "$(BUILD="$BUILD" bash tests/packaging/containerfile-check.sh 2>&1)"
+sub_result containerfile-check "$(BUILD="$BUILD_REL" bash tests/packaging/containerfile-check.sh 2>&1)"
 finish
