@@ -102,5 +102,7 @@ int http_response_set_body(struct http_response *resp, int status, const char *c
                            const char *body, size_t len);
 /* Add a header; value is copied into extra_storage. Returns 0 or -ENOSPC. */
 int http_response_add_header(struct http_response *resp, const char *name, const char *value);
+/* The one JSON error body, {"error":"msg"} (escaped, truncated to len), into buf. Its length. */
+size_t http_error_json(char *buf, size_t len, const char *msg);
 
 #endif
