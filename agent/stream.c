@@ -265,7 +265,9 @@ out:
     grpc_channel_free(ch);
     struct snapctx *ctx = s->ctx;
     if (slot)
-        snapctx_slot_release(ctx);
+        snapctx_slot_release(ctx); /* etcd is done: a slow client no longer holds a slot */
+    if (s->spool)
+        spool_drain(s->spool); /* reads the spilled rest back for the client, closes the file */
     snapjob_release(s->job);
     stream_unref(s);
     snapjob_thread_done(ctx->pool);
