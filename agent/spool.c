@@ -438,7 +438,7 @@ int spool_drain(struct spool *sp)
             break; /* the consumer has everything */
         if (sp->rbuf_state == RBUF_WANT) {
             pthread_mutex_unlock(&sp->mu);
-            serve_read(sp);
+            spool_serve(sp); /* a failure is seen at the top of the loop */
             pthread_mutex_lock(&sp->mu);
             continue;
         }
