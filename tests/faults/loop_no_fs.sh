@@ -69,7 +69,8 @@ check "slow GET /snapshot got the whole db ($(cat "$WORK/slow.out"))" [ "$(cat "
 check "the slow stream spilled" grep -q '"spilled_bytes":[1-9]' "$WORK/agent.log"
 check "GET /metrics" code_is "$(U /metrics)" 200
 sleep 1
-stop_agents
+kill -TERM "$APID" 2>/dev/null # strace ends with it
+until_true 15 bash -c "! kill -0 $SPID 2>/dev/null" || stop_agents
 
 # Lines of the loop thread (tid = pid) once serving; file calls other than its stdout/stderr.
 tail -n +"$((MARK + 1))" "$WORK/strace.out" | awk -v t="$APID" '$1 == t' >"$WORK/loop.out"
