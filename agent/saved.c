@@ -411,8 +411,8 @@ static void hex32(const uint8_t *in, char *out)
     out[64] = '\0';
 }
 
-int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir,
-               struct saved_result *res, char *err, size_t err_len)
+int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir, struct saved_result *res,
+               char *err, size_t err_len)
 {
     memset(res, 0, sizeof *res);
     uint64_t t0 = snapjob_now_ms();

@@ -71,8 +71,8 @@ struct saved_result {
 /* Take one snapshot into dir (blocking; worker threads only). Its file calls run under job's
  * deadline (NULL: none); -ETIMEDOUT once the watchdog answered 503. 0, or -errno with err
  * filled and res->http_status set; no .part file is left behind either way. */
-int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir,
-               struct saved_result *res, char *err, size_t err_len);
+int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir, struct saved_result *res,
+               char *err, size_t err_len);
 
 /* Write all bytes produced by `more` into a new file at path with uring writes of
  * SNAPSHOT_SPOOL_BLOCK (queue depth SNAPSHOT_SPOOL_QD), then fsync. Exposed so the tests can

@@ -70,8 +70,7 @@ struct snapctx *snapctx_new(const struct snapshot_config *cfg, char *err, size_t
     if (!uring_is_io_uring(u))
         cJSON_AddStringToObject(f, "reason", uring_fallback_reason(u));
     cJSON_AddStringToObject(f, "spool_dir", ctx->spool_dir);
-    cJSON_AddStringToObject(f, "snapshot_dir",
-                            ctx->cfg.snapshot_dir ? ctx->cfg.snapshot_dir : "");
+    cJSON_AddStringToObject(f, "snapshot_dir", ctx->cfg.snapshot_dir ? ctx->cfg.snapshot_dir : "");
     cJSON_AddNumberToObject(f, "concurrency", ctx->cfg.concurrency);
     log_event(LOG_INFO, "snapshots ready", f);
     uring_free(u);
@@ -186,7 +185,8 @@ void snapctx_job_busy(const struct snapctx *ctx, struct snapjob *job, const char
 void snapctx_reply_pool_full(struct http_response *resp)
 {
     char ra[16];
-    snapctx_reply_error(resp, 503, "every snapshot file worker is busy (hung volume?); retry later");
+    snapctx_reply_error(resp, 503,
+                        "every snapshot file worker is busy (hung volume?); retry later");
     snprintf(ra, sizeof ra, "%d", SNAPSHOT_RETRY_AFTER_S);
     http_response_add_header(resp, "retry-after", ra);
 }

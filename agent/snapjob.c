@@ -290,8 +290,8 @@ struct task {
 
 struct snapjob_pool {
     pthread_mutex_t mu;
-    pthread_cond_t work;     /* a task queued, or stopping */
-    pthread_cond_t tick;     /* the watchdog's sleep (monotonic) */
+    pthread_cond_t work;       /* a task queued, or stopping */
+    pthread_cond_t tick;       /* the watchdog's sleep (monotonic) */
     pthread_cond_t threads_cv; /* a counted thread ended */
     struct task *head, *tail;
     unsigned queued, queue_max, workers, idle, running; /* running: workers alive */
@@ -367,11 +367,9 @@ static void time_out(struct snapjob *j, unsigned timeout_ms)
     char msg[160];
     atomic_store(&j->timed_out, true);
     snprintf(msg, sizeof msg,
-             "the volume did not answer within %u ms (hung file system?); retry later",
-             timeout_ms);
+             "the volume did not answer within %u ms (hung file system?); retry later", timeout_ms);
     if (snapjob_error(j, 503, msg))
-        log_msg(LOG_WARN, "snapshot request answered 503: a file call took over %u ms",
-                timeout_ms);
+        log_msg(LOG_WARN, "snapshot request answered 503: a file call took over %u ms", timeout_ms);
 }
 
 static void *watchdog_main(void *arg)

@@ -33,8 +33,7 @@ void snapjob_notify(void *job);
 /* Deferred headers: add some, then snapjob_ready() publishes them and wakes the server. A job
  * is answered once: after the watchdog's 503 both return false and change nothing. */
 void snapjob_header(struct snapjob *j, const char *name, const char *value);
-bool snapjob_ready(struct snapjob *j, int status, const char *content_type,
-                   int64_t content_length);
+bool snapjob_ready(struct snapjob *j, int status, const char *content_type, int64_t content_length);
 /* Deferred whole JSON body (errors, POST results): copies json, publishes, wakes. */
 bool snapjob_json(struct snapjob *j, int status, const char *json);
 /* Deferred {"error": msg} body (http_util's single error shape). */
@@ -75,8 +74,7 @@ typedef void (*snapjob_task_fn)(struct snapjob *j, void *arg);
 /* Defer resp to a new job and queue fn(job, arg); arg must be free()-able as a whole (a task
  * the watchdog drops before it ran is freed with free()). 0, or -EBUSY when the pool is full /
  * -ENOMEM, resp untouched and arg still the caller's. */
-int snapjob_run(struct snapjob_pool *p, struct http_response *resp, snapjob_task_fn fn,
-                void *arg);
+int snapjob_run(struct snapjob_pool *p, struct http_response *resp, snapjob_task_fn fn, void *arg);
 
 /* Detached long-running threads (streams, POST /snapshots) counted so that shutdown can wait
  * for them, bounded. The thread calls snapjob_thread_done(p) last. 0 or -errno. */

@@ -133,8 +133,10 @@ int snapshot_add_routes(struct snapshot *s, struct routes *r)
     /* Methods are the router's: it answers 405 with Allow for any other. */
     s->routes[0] = (struct route){
         .path = "/snapshot", .methods = "GET, HEAD", .fn = stream_route, .arg = s->stream};
-    s->routes[1] = (struct route){
-        .path = "/snapshots", .methods = "GET, HEAD, POST", .fn = saved_route_list, .arg = s->saved};
+    s->routes[1] = (struct route){.path = "/snapshots",
+                                  .methods = "GET, HEAD, POST",
+                                  .fn = saved_route_list,
+                                  .arg = s->saved};
     s->routes[2] = (struct route){.path = "/snapshots/",
                                   .prefix = true,
                                   .methods = "GET, HEAD",

@@ -47,7 +47,6 @@ void stream_free(struct stream_feature *f)
     free(f);
 }
 
-
 struct stream {
     struct snapctx *ctx;
     struct snapjob *job;

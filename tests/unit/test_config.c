@@ -301,8 +301,8 @@ static void test_initial_cluster(void **state)
 
     (void)state;
     assert_int_equal(
-        config_parse_initial_cluster_err("etcd-0=https://10.0.0.1:2380, etcd-1 = https://10.0.0.2:2380",
-                                     &names, &urls, NULL, 0),
+        config_parse_initial_cluster_err(
+            "etcd-0=https://10.0.0.1:2380, etcd-1 = https://10.0.0.2:2380", &names, &urls, NULL, 0),
         0);
     assert_int_equal(names.n, 2);
     assert_int_equal(urls.n, 2);
@@ -311,7 +311,8 @@ static void test_initial_cluster(void **state)
     assert_string_equal(names.items[1], "etcd-1");
     assert_string_equal(urls.items[1], "https://10.0.0.2:2380");
     /* the url may itself contain '=' (only the first one splits) */
-    assert_int_equal(config_parse_initial_cluster_err("a=http://h/?x=y", &names, &urls, NULL, 0), 0);
+    assert_int_equal(config_parse_initial_cluster_err("a=http://h/?x=y", &names, &urls, NULL, 0),
+                     0);
     assert_int_equal(names.n, 1);
     assert_string_equal(urls.items[0], "http://h/?x=y");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
