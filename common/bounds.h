@@ -72,7 +72,6 @@
 #define SNAPSHOT_FS_QUEUE 16           /* requests waiting for one; more get 503 at once */
 #define SNAPSHOT_FS_TIMEOUT_MS 10000   /* a file call (or the wait for a worker) longer: 503 */
 #define SNAPJOB_WATCHDOG_TICK_MS 250   /* how often the deadlines above are checked */
-#define SNAPSHOT_SHUTDOWN_WAIT_MS 5000 /* shutdown waits this long for busy threads, then leaves   \
-                                        */
+#define SNAPSHOT_SHUTDOWN_WAIT_MS 5000 /* shutdown waits for busy threads, then leaves */
 
 #endif
