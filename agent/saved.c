@@ -21,8 +21,10 @@
 #include <cjson/cJSON.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "etcd.h"
 #include "grpc.h"
+#include "hex.h"
 #include "log.h"
 #include "uring.h"
 
@@ -401,21 +403,11 @@ static int io_fail(struct saved_result *res, char *err, size_t err_len, const ch
     return rc;
 }
 
-static void hex32(const uint8_t *in, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir, struct saved_result *res,
                char *err, size_t err_len)
 {
     memset(res, 0, sizeof *res);
-    uint64_t t0 = snapjob_now_ms();
+    uint64_t t0 = (uint64_t)clock_mono_ms();
     struct grpc_status gst = {0};
     struct etcd_status es = {0};
     struct saved_writer *w = NULL;
@@ -496,7 +488,7 @@ int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir, struct
     snapjob_fs_end(job); /* renamed: kept even if the client was told 503 meanwhile */
     rc = 0;
     res->size = t.total + 32;
-    hex32(digest, res->sha256);
+    hex_encode(digest, 32, res->sha256);
     res->http_status = 200;
     goto out;
 timed_out:
@@ -504,7 +496,7 @@ timed_out:
     res->http_status = 503;
     snprintf(err, err_len, "%s did not answer in time; snapshot not saved", dir);
 out:
-    res->took_ms = snapjob_now_ms() - t0;
+    res->took_ms = (uint64_t)clock_mono_ms() - t0;
     if (w) {
         snapjob_fs_begin(job);
         saved_writer_close(w, false);

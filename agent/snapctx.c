@@ -15,8 +15,6 @@
 #include "log.h"
 #include "uring.h"
 
-#define SNAPCTX_ERROR_MAX 1024 /* a rendered {"error": ...} body */
-
 static char *own(struct snapctx *ctx, const char *s, bool *oom)
 {
     if (!s || !s[0])
@@ -157,9 +155,7 @@ bool snapctx_access_ok(const struct snapctx *ctx, const struct http_request *req
 
 void snapctx_reply_error(struct http_response *resp, int status, const char *msg)
 {
-    char body[SNAPCTX_ERROR_MAX];
-    size_t n = http_error_json(body, sizeof body, msg);
-    http_response_set_body(resp, status, "application/json", body, n);
+    http_response_error(resp, status, msg);
 }
 
 void snapctx_reply_busy(const struct snapctx *ctx, struct http_response *resp, const char *what)

@@ -80,7 +80,7 @@ int snapctx_grpc_http_status(int grpc_code);
  * on the plain listener. False with a 403 in resp. */
 bool snapctx_access_ok(const struct snapctx *ctx, const struct http_request *req,
                        struct http_response *resp);
-/* Immediate JSON error replies (http_error_json's body). */
+/* Immediate error replies: the agent's one error body (http_response_error). */
 void snapctx_reply_error(struct http_response *resp, int status, const char *msg);
 /* 429 with Retry-After. */
 void snapctx_reply_busy(const struct snapctx *ctx, struct http_response *resp, const char *what);

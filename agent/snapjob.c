@@ -16,19 +16,13 @@
 #include <time.h>
 
 #include "bounds.h"
+#include "clock.h"
+#include "hex.h"
 #include "log.h"
 #include "spool.h"
 
 #define SNAPJOB_MAX_HEADERS 6
 #define SNAPJOB_HEADER_VALUE 80
-#define SNAPJOB_ERROR_MAX 1024 /* a rendered {"error": ...} body */
-
-uint64_t snapjob_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- the job ------------------------------------------------------------------------------- */
 
@@ -161,20 +155,15 @@ bool snapjob_json(struct snapjob *j, int status, const char *json)
 
 bool snapjob_error(struct snapjob *j, int status, const char *msg)
 {
-    char body[SNAPJOB_ERROR_MAX];
-    http_error_json(body, sizeof body, msg);
+    char body[HTTP_ERROR_BODY_MAX];
+    http_error_body(body, sizeof body, status, msg);
     return snapjob_json(j, status, body);
 }
 
 void snapjob_trailer(struct snapjob *j, const uint8_t digest[32])
 {
-    static const char digits[] = "0123456789abcdef";
     pthread_mutex_lock(&j->mu);
-    for (size_t i = 0; i < 32; i++) {
-        j->trailer[2 * i] = digits[digest[i] >> 4];
-        j->trailer[2 * i + 1] = digits[digest[i] & 15];
-    }
-    j->trailer[64] = '\0';
+    hex_encode(digest, 32, j->trailer);
     j->have_trailer = true;
     pthread_mutex_unlock(&j->mu);
 }
@@ -351,7 +340,7 @@ void snapjob_unwatch(struct snapjob_pool *p, struct snapjob *j)
 void snapjob_fs_begin(struct snapjob *j)
 {
     if (j)
-        atomic_store(&j->fs_t0, snapjob_now_ms());
+        atomic_store(&j->fs_t0, (uint64_t)clock_mono_ms());
 }
 
 bool snapjob_fs_end(struct snapjob *j)
@@ -385,7 +374,7 @@ static void *watchdog_main(void *arg)
             dl.tv_nsec -= 1000000000;
         }
         pthread_cond_timedwait(&p->tick, &p->mu, &dl);
-        uint64_t now = snapjob_now_ms();
+        uint64_t now = (uint64_t)clock_mono_ms();
         /* Tasks still queued past the deadline never run: answered and dropped here. */
         for (struct task **tp = &p->head; *tp;) {
             struct task *t = *tp;
@@ -507,7 +496,7 @@ int snapjob_run(struct snapjob_pool *p, struct http_response *resp, snapjob_task
     t->fn = fn;
     t->arg = arg;
     snapjob_hold(j); /* the task's */
-    atomic_store(&j->fs_t0, snapjob_now_ms());
+    atomic_store(&j->fs_t0, (uint64_t)clock_mono_ms());
     watch_locked(p, j);
     if (p->tail)
         p->tail->next = t;

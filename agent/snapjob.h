@@ -36,7 +36,7 @@ void snapjob_header(struct snapjob *j, const char *name, const char *value);
 bool snapjob_ready(struct snapjob *j, int status, const char *content_type, int64_t content_length);
 /* Deferred whole JSON body (errors, POST results): copies json, publishes, wakes. */
 bool snapjob_json(struct snapjob *j, int status, const char *json);
-/* Deferred {"error": msg} body (http_util's single error shape). */
+/* Deferred error: the agent's one error body (http_error_body). */
 bool snapjob_error(struct snapjob *j, int status, const char *msg);
 /* HTTP/2 trailer x-etcd-snapshot-sha256 (set before the body's end). */
 void snapjob_trailer(struct snapjob *j, const uint8_t digest[32]);
@@ -82,8 +82,5 @@ int snapjob_thread_start(struct snapjob_pool *p, void *(*fn)(void *), void *arg)
 void snapjob_thread_done(struct snapjob_pool *p);
 /* True once snapjob_pool_free began: long workers stop at their next step. */
 bool snapjob_stopping(const struct snapjob_pool *p);
-
-/* The process's monotonic clock in ms (until common/ has one). */
-uint64_t snapjob_now_ms(void);
 
 #endif

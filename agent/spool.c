@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "uring.h"
 
 #define SPOOL_NOTIFY_MIN (512u * 1024) /* wake a waiting consumer per this much (or at the end) */
@@ -339,13 +340,6 @@ static int fail_locked_return(struct spool *sp, int err)
     return err;
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* With mu held: wait until the consumer has freed `want` bytes of the ring (it signals then),
  * an error or cancel wakes everyone, or the monotonic `deadline_ns` passes (0: no deadline).
  * Callers re-check the ring. */
@@ -369,9 +363,9 @@ static bool stall_wait(struct spool *sp)
 {
     if (sp->stall_left_ns <= 0)
         return false;
-    int64_t t0 = mono_ns();
+    int64_t t0 = clock_mono_ns();
     wait_space(sp, sp->cap / 2, t0 + sp->stall_left_ns);
-    int64_t waited = mono_ns() - t0;
+    int64_t waited = clock_mono_ns() - t0;
     sp->stall_left_ns -= waited;
     sp->st.stall_ns += (uint64_t)waited;
     return true;

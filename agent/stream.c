@@ -20,6 +20,7 @@
 #include <zstd.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "etcd.h"
 #include "grpc.h"
 #include "log.h"
@@ -112,7 +113,7 @@ static int on_snapshot_data(void *arg, uint64_t total, const uint8_t *blob, size
     if (!s->first) {
         s->first = true;
         s->total = total;
-        s->t_first = snapjob_now_ms();
+        s->t_first = (uint64_t)clock_mono_ms();
         char v[32];
         add_ids(s);
         snprintf(v, sizeof v, "%" PRIu64, total);
@@ -171,7 +172,7 @@ static void stream_on_close(void *arg, bool completed)
     pthread_mutex_lock(&s->mu);
     s->closed = true;
     s->completed = completed;
-    s->t_close = snapjob_now_ms();
+    s->t_close = (uint64_t)clock_mono_ms();
     pthread_mutex_unlock(&s->mu);
     if (s->first && !s->head) {
         if (completed) {
@@ -223,7 +224,7 @@ static void *stream_worker(void *arg)
         goto out;
     }
     int rc = etcd_snapshot(ch, 0, s->ctx->idle_timeout_ms, on_snapshot_data, s, digest, &gst);
-    s->t_upstream = snapjob_now_ms();
+    s->t_upstream = (uint64_t)clock_mono_ms();
     atomic_store(&s->ctx->m.last_upstream_ms, s->t_upstream - s->t0);
     if (rc == GRPC_OK) {
         int r = stream_put(s, digest, sizeof digest, false);
@@ -310,7 +311,7 @@ static void stream_start(struct snapctx *ctx, const struct http_request *req,
     s->ctx = ctx;
     s->job = job;
     s->head = head;
-    s->t0 = snapjob_now_ms();
+    s->t0 = (uint64_t)clock_mono_ms();
     snprintf(s->peer, sizeof s->peer, "%s", req->peer ? req->peer : "");
     if (!head) {
         s->zstd = accepts_zstd(req);

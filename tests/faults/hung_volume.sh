@@ -6,13 +6,12 @@
 # every /readyz must answer 200 within 1 s (the kubelet's probe timeout), a request that finds
 # the file workers all busy gets 503 at once; after SIGCONT the hung requests have completed or
 # failed cleanly (503 after 10 s), the agent serves again, and no fd leaked (/proc/PID/fd).
-# Skips (exit 77, "skip:" line) without bindfs or /dev/fuse. Ends "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# Skips (exit 77) without bindfs or /dev/fuse. Ends "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 need_bins "$AGENT" "$BUILD/tests/bench/bench_fill"
-skip77() { echo "skip: $1"; echo "$passed passed, $failed failed"; exit 77; }
-command -v bindfs >/dev/null || skip77 "bindfs not installed (make deps)"
-[ -c /dev/fuse ] && [ -w /dev/fuse ] || skip77 "no usable /dev/fuse"
-command -v fusermount >/dev/null || skip77 "fusermount not installed"
+command -v bindfs >/dev/null || skip_all "bindfs not installed (make deps)"
+[ -c /dev/fuse ] && [ -w /dev/fuse ] || skip_all "no usable /dev/fuse"
+command -v fusermount >/dev/null || skip_all "fusermount not installed"
 HANG_S=${HANG_S:-15}
 ONLY=${HUNG_ONLY:-snapshot-dir spool-dir data-dir} # a subset while debugging
 want() { [[ " $ONLY " == *" $1 "* ]]; }
@@ -23,7 +22,7 @@ unmount() {
     fusermount -u -z "$MNT" 2>/dev/null
     FUSE_PID=""
 }
-EXTRA_CLEANUP+=("unmount")
+at_exit unmount
 mount_fuse() { # [COPY_FROM [bindfs options]]: fresh source dir, mounted at $MNT; FUSE_PID
     rm -rf "$SRC" && mkdir -p "$SRC" "$MNT" || return 1
     [ -n "${1:-}" ] && cp -a "$1/." "$SRC/"
@@ -31,7 +30,7 @@ mount_fuse() { # [COPY_FROM [bindfs options]]: fresh source dir, mounted at $MNT
     FUSE_PID=$(pgrep -n -f "bindfs --no-allow-other.* $SRC $MNT")
     [ -n "$FUSE_PID" ] && mountpoint -q "$MNT"
 }
-mount_fuse || skip77 "bindfs cannot mount here: $(cat "$WORK/bindfs.err")"
+mount_fuse || skip_all "bindfs cannot mount here: $(cat "$WORK/bindfs.err")"
 unmount
 
 cluster_up 1 >"$WORK/up.log" 2>&1 || { fail "cluster up" "$(tail -3 "$WORK/up.log")"; finish; }

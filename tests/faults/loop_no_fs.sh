@@ -5,10 +5,10 @@
 # fast and slow enough to spill, ?source=disk GET and HEAD), and once it is serving, the loop
 # thread (the main thread: server_run) must show no open/stat/getdents/unlink/rename/fsync/
 # ftruncate, and no read/write/close on a regular file other than its own stdout/stderr (the
-# log). Skips (exit 77) without strace. Ends "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# log). Skips (exit 77) without strace. Ends "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 need_bins "$AGENT" "$BUILD/tests/bench/bench_fill"
-command -v strace >/dev/null || { echo "skip: strace not installed"; echo "0 passed, 0 failed"; exit 77; }
+command -v strace >/dev/null || skip_all "strace not installed (make deps)"
 
 cluster_up 1 >"$WORK/up.log" 2>&1 || { fail "cluster up" "$(tail -3 "$WORK/up.log")"; finish; }
 quiet_jobs

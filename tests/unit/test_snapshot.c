@@ -18,6 +18,7 @@
 
 #include "bounds.h"
 #include "cache.h"
+#include "clock.h"
 #include "http.h"
 #include "routes.h"
 #include "snapshot.h"
@@ -40,7 +41,7 @@ static void init_interval(bool insecure, const char *snapshot_dir, unsigned conc
         .concurrency = concurrency,
         .interval_ms = interval_ms,
     };
-    cache = cache_new(cache_now_ms());
+    cache = cache_new(clock_mono_ms());
     struct routes_config rc = {.cache = cache, .version = "test", .name = ""};
     routes = routes_new(&rc);
     assert_non_null(routes);
