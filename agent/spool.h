@@ -7,9 +7,9 @@
  * common/uring (aligned blocks, several writes in flight), the consumer reads the ring, then
  * the file, in order, and the spool returns to memory once the consumer has caught up. Every
  * file call is the producer's: the consumer asks for read-backs (spool_drain serves them once
- * the producer is done writing). With
- * spilling off, spool_write waits for ring space (file sources: no etcd transaction to free).
- * HTTP glue, etcd and compression are the callers'. */
+ * the producer is done writing). With spilling off, spool_write waits for ring space (file
+ * sources: no etcd transaction to free). HTTP glue, etcd and compression are the callers'.
+ * Depends on common/uring and bounds.h only; used by snapjob.c, stream.c and disksource.c. */
 #ifndef ER_SPOOL_H
 #define ER_SPOOL_H
 
