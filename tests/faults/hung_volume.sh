@@ -132,7 +132,7 @@ hang_round() { # LABEL: stop the FUSE server, probe, resume, wait for the reques
 # ---- --snapshot-dir ---------------------------------------------------------------------------
 want snapshot-dir && mount_fuse || { want snapshot-dir && fail "mount"; }
 if want snapshot-dir && agent_up --snapshot-dir "$MNT"; then
-    http_code -X POST "$(U /snapshots)" >/dev/null
+    curl -s --max-time 60 -o "$WORK/body" -X POST "$(U /snapshots)"
     NAME=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' "$WORK/body" 2>/dev/null)
     check "snapshot-dir: a snapshot saved before the hang ($NAME)" [ -n "$NAME" ]
     sleep 1.5 # the kernel's FUSE attribute cache (1 s) must not answer for the hung server
