@@ -8,19 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *health_alarm_name(int type)
-{
-    switch (type) {
-    case 0:
-        return "NONE";
-    case 1:
-        return "NOSPACE";
-    case 2:
-        return "CORRUPT";
-    default:
-        return "UNKNOWN";
-    }
-}
+#include "etcd.h"
 
 static struct health_check *add_check(struct health_report *r, const char *name)
 {
@@ -81,7 +69,7 @@ void health_ready(const struct cache_snapshot *s, int64_t now_ms, const struct h
     else if (!l->alarms_ok)
         fail(c, "%s", l->alarm_error);
     else if (l->n_alarms > 0)
-        fail(c, "%s on member %" PRIx64 "%s", health_alarm_name(l->alarms[0].type),
+        fail(c, "%s on member %" PRIx64 "%s", etcd_alarm_name(l->alarms[0].type),
              l->alarms[0].member_id, l->n_alarms > 1 ? " and more" : "");
 
     out->ok = true;

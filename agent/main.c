@@ -245,6 +245,7 @@ int main(int argc, char **argv)
     struct tls_ctx *client_tls = NULL, *server_tls = NULL;
     struct cache *cache = NULL;
     struct routes *routes = NULL;
+    struct snapshot *snap = NULL;
     struct probe *probe = NULL;
     struct server *srv = NULL;
     char err[512];
@@ -328,7 +329,8 @@ int main(int argc, char **argv)
         .interval_ms = fl.snapshot_interval_ms,
         .keep = (unsigned)fl.snapshot_keep,
     };
-    if (snapshot_init(&snc, err, sizeof(err)) < 0 || snapshot_add_routes(routes) < 0) {
+    snap = snapshot_new(&snc, err, sizeof(err));
+    if (!snap || snapshot_add_routes(snap, routes) < 0) {
         log_msg(LOG_ERROR, "snapshots: %s", err);
         goto out;
     }
@@ -403,7 +405,7 @@ out:
     }
     probe_stop(probe);
     server_free(srv);
-    snapshot_shutdown();
+    snapshot_free(snap);
     routes_free(routes);
     cache_free(cache);
     tls_ctx_free(server_tls);

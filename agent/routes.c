@@ -355,7 +355,7 @@ static void route_status(void *arg, const struct http_request *req, struct http_
             break;
         }
         if (!add_hex(a, "member_id", l->alarms[i].member_id) ||
-            !cJSON_AddStringToObject(a, "alarm", health_alarm_name(l->alarms[i].type)))
+            !cJSON_AddStringToObject(a, "alarm", etcd_alarm_name(l->alarms[i].type)))
             alarms = NULL;
     }
     ok = alarms != NULL;

@@ -75,7 +75,12 @@
 #define SNAPSHOT_MAX_LISTED 4096       /* saved snapshots listed / scanned */
 #define SNAPSHOT_IDLE_TIMEOUT_MS 30000 /* longest gap between two etcd snapshot frames */
 #define SNAPSHOT_STATUS_TIMEOUT_MS 5000
-#define SNAPSHOT_RETRY_AFTER_S 5 /* Retry-After on 429 */
+#define SNAPSHOT_RETRY_AFTER_S 5       /* Retry-After on 429 */
+#define SNAPSHOT_FS_WORKERS 4          /* threads making the file calls of snapshot requests */
+#define SNAPSHOT_FS_QUEUE 16           /* requests waiting for one; more get 503 at once */
+#define SNAPSHOT_FS_TIMEOUT_MS 10000   /* a file call (or the wait for a worker) longer: 503 */
+#define SNAPJOB_WATCHDOG_TICK_MS 250   /* how often the deadlines above are checked */
+#define SNAPSHOT_SHUTDOWN_WAIT_MS 5000 /* shutdown waits for busy threads, then leaves */
 
 /* HTTP server (agent: server.c, http1.c, http2.c, http_util.c) */
 #define SERVER_MAX_REQUEST_BODY 4096 /* POST bodies above this: 413 */
