@@ -1090,9 +1090,8 @@ int age_dec_finish(struct age_dec *d)
     default:
         break;
     }
-    if (d->fill == 0 && d->counter > 0)
-        return dec_fail(d, -EBADMSG, "truncated: the final chunk is missing after chunk %llu",
-                        (unsigned long long)d->counter - 1);
+    /* (fill is never 0 after a chunk: a chunk is released only when a byte follows it, and
+     * that byte is held here.) */
     if (d->fill < AGE_TAG_LEN)
         return dec_fail(d, -EBADMSG, "truncated in chunk %llu", (unsigned long long)d->counter);
     int rc = dec_chunk(d, d->ct, d->fill, true);

@@ -390,6 +390,7 @@ static void test_header_bounds(void **state)
     for (size_t i = 0; i < o && rc == 0; i += 1000)
         rc = age_dec_write(d, s + i, o - i < 1000 ? o - i : 1000);
     assert_int_equal(rc, -E2BIG);
+    assert_non_null(strstr(age_dec_error(d), "stanzas"));
     age_dec_free(d);
     /* One long line with no newline. */
     memset(s, 'A', cap);
