@@ -36,42 +36,48 @@ echo "input: $((SIZE >> 20)) MiB of Kubernetes-like JSON; $ROUNDS round(s), best
 
 calc() { awk "BEGIN { print ($1) }"; }
 
-# run NAME CMD: best wall of ROUNDS runs; sets W (s), C (user+sys s), M (max RSS KiB).
-declare -A W C M
-run() {
-    local name=$1 cmd=$2 i w u s c m
-    W[$name]=999999 C[$name]=0 M[$name]=0
-    for ((i = 0; i < ROUNDS; i++)); do
-        /usr/bin/time -o "$T/time" -f '%e %U %S %M' bash -c "$cmd" 2>/dev/null
+# Every command once per round, rounds outermost (the machine's load changes over minutes:
+# ours and the tools' runs interleave); the best wall of the rounds counts, with its CPU
+# (user+sys) and peak RSS.
+declare -A W C M CMD
+NAMES=()
+add() { NAMES+=("$1"); CMD[$1]=$2; W[$1]=999999; C[$1]=0; M[$1]=0; }
+add ours-zstd3+age "$TOOL enc -z 3 -r $R <$T/json >$T/ours.zst.age"
+add 'tools-zstd3|age' "zstd -3 -q -c <$T/json | age -r $R >$T/tools.zst.age"
+add ours-age-only "$TOOL enc -z 0 -r $R <$T/json >$T/ours.age"
+add tools-age-only "age -r $R <$T/json >$T/tools.age"
+add ours-zstd3-only "$TOOL enc -z 3 <$T/json >$T/ours.zst"
+add tools-zstd3-only "zstd -3 -q -c <$T/json >$T/tools.zst"
+add ours-age-d+zstd-d "$TOOL dec -z -i $T/key <$T/ours.zst.age >/dev/null"
+add 'tools-age-d|zstd-d' "age -d -i $T/key <$T/tools.zst.age | zstd -q -d -c >/dev/null"
+for ((i = 0; i < ROUNDS; i++)); do
+    for n in "${NAMES[@]}"; do
+        /usr/bin/time -o "$T/time" -f '%e %U %S %M' bash -c "${CMD[$n]}" 2>/dev/null
         read -r w u s m <"$T/time"
-        c=$(calc "$u + $s")
-        if [ "$(calc "$w < ${W[$name]}")" = 1 ]; then W[$name]=$w C[$name]=$c M[$name]=$m; fi
+        if [ "$(calc "$w < ${W[$n]}")" = 1 ]; then W[$n]=$w C[$n]=$(calc "$u + $s") M[$n]=$m; fi
     done
-    printf '  %-34s wall %6.2fs  cpu %6.2fs  %7.1f MB/s  peak RSS %6d KiB\n' "$name" "${W[$name]}" \
-        "${C[$name]}" "$(calc "$SIZE / 1000000 / ${W[$name]}")" "${M[$name]}"
+done
+show() {
+    printf '  %-22s wall %6.2fs  cpu %6.2fs  %7.1f MB/s (of cpu)  peak RSS %6d KiB\n' "$1" "${W[$1]}" \
+        "${C[$1]}" "$(calc "$SIZE / 1000000 / (${C[$1]} > 0 ? ${C[$1]} : 1)")" "${M[$1]}"
 }
 ratio() { # label ours tools
-    printf '  ratio %-28s wall %.2fx  cpu %.2fx  rss %.2fx\n' "$1" "$(calc "${W[$2]} / ${W[$3]}")" \
+    printf '  %-22s wall %.2fx  cpu %.2fx  rss %.2fx\n' "$1" "$(calc "${W[$2]} / ${W[$3]}")" \
         "$(calc "${C[$2]} / ${C[$3]}")" "$(calc "${M[$2]} / ${M[$3]}")"
 }
-
 echo "encode (backup direction):"
-run ours-zstd3+age "$TOOL enc -z 3 -r $R <$T/json >$T/ours.zst.age"
-run tools-zstd3\|age "zstd -3 -q -c <$T/json | age -r $R >$T/tools.zst.age"
-run ours-age-only "$TOOL enc -z 0 -r $R <$T/json >$T/ours.age"
-run tools-age-only "age -r $R <$T/json >$T/tools.age"
-run ours-zstd3-only "$TOOL enc -z 3 <$T/json >$T/ours.zst"
-run tools-zstd3-only "zstd -3 -q -c <$T/json >$T/tools.zst"
+for n in "${NAMES[@]:0:6}"; do show "$n"; done
 echo "decode (restore direction):"
-run ours-age-d+zstd-d "$TOOL dec -z -i $T/key <$T/ours.zst.age >/dev/null"
-run tools-age-d\|zstd-d "age -d -i $T/key <$T/tools.zst.age | zstd -q -d -c >/dev/null"
-echo "ratios (ours / tools; < 1 is better; ours also hashes both ends with sha256):"
-ratio "encode zstd+age" ours-zstd3+age tools-zstd3\|age
+for n in "${NAMES[@]:6:2}"; do show "$n"; done
+echo "ratios (ours / tools; < 1 is better; ours also hashes both ends with sha256; the tools'"
+echo "pipes run two processes at once, ours one: under load, compare cpu):"
+ratio "encode zstd+age" ours-zstd3+age 'tools-zstd3|age'
 ratio "encode age only" ours-age-only tools-age-only
 ratio "encode zstd only" ours-zstd3-only tools-zstd3-only
-ratio "decode age+zstd" ours-age-d+zstd-d tools-age-d\|zstd-d
+ratio "decode age+zstd" ours-age-d+zstd-d 'tools-age-d|zstd-d'
 printf '  compression: %d -> %d bytes (%.2fx; tools %d bytes)\n' "$SIZE" "$(stat -c %s "$T/ours.zst.age")" \
     "$(calc "$SIZE / $(stat -c %s "$T/ours.zst.age")")" "$(stat -c %s "$T/tools.zst.age")"
+echo "  load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Same bytes either way (a check, not a timing).
 if age -d -i "$T/key" "$T/ours.zst.age" | zstd -q -d | cmp -s - "$T/json"; then
     echo "  check: our output decodes with age -d | zstd -d: ok"
