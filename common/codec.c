@@ -296,13 +296,3 @@ void codec_free(struct codec *c)
     age_dec_free(c->ad);
     free(c);
 }
-
-void codec_sha256_hex(const uint8_t sha[32], char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[sha[i] >> 4];
-        out[2 * i + 1] = hex[sha[i] & 15];
-    }
-    out[64] = '\0';
-}

@@ -57,7 +57,4 @@ int codec_finish(struct codec *c, struct codec_result *res);
 const char *codec_error(const struct codec *c);
 void codec_free(struct codec *c);
 
-/* Lower-case hex of a sha256 into out (65 bytes). */
-void codec_sha256_hex(const uint8_t sha[32], char out[65]);
-
 #endif

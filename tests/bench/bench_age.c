@@ -16,6 +16,7 @@
 #include "age.h"
 #include "codec.h"
 #include "config.h"
+#include "hex.h"
 
 #define BENCH_IO (1u << 20)
 
@@ -54,8 +55,8 @@ static int pump(struct codec *c)
     if (codec_finish(c, &r) != 0)
         goto bad;
     char p[65], o[65];
-    codec_sha256_hex(r.plain_sha256, p);
-    codec_sha256_hex(r.object_sha256, o);
+    hex_encode(r.plain_sha256, 32, p);
+    hex_encode(r.object_sha256, 32, o);
     fprintf(stderr, "plain %s %llu object %s %llu\n", p, (unsigned long long)r.plain_size, o,
             (unsigned long long)r.object_size);
     return 0;
