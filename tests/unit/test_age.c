@@ -503,6 +503,7 @@ static void test_misuse_and_sink_errors(void **state)
     assert_int_equal(age_enc_write(e, pt, 10), -ENOSPC);
     assert_int_equal(age_enc_finish(e), -ENOSPC);
     age_enc_free(e);
+    free(out.p);
     out = (struct buf){0};
     struct buf ct = encrypt(pt, 300000, rcps, 1, 0);
     out.fail_after = 2;
