@@ -722,9 +722,9 @@ static int enc_stanza(char *out, const uint8_t file_key[AGE_FILE_KEY_LEN],
     if ((rc = wrap_key(key, shared, share, r->pk)) != 0 ||
         (rc = aead_once(true, key, file_key, AGE_FILE_KEY_LEN, body)) != 0)
         goto out;
-    size_t o = 0;
-    memcpy(out, "-> X25519 ", 10);
-    o = 10;
+    static const char type[10] = {'-', '>', ' ', 'X', '2', '5', '5', '1', '9', ' '}; /* no NUL */
+    size_t o = sizeof type;
+    memcpy(out, type, sizeof type);
     o += b64_encode(out + o, share, sizeof share);
     out[o++] = '\n';
     o += b64_encode(out + o, body, sizeof body);
