@@ -1056,6 +1056,8 @@ int age_dec_write(struct age_dec *d, const void *buf, size_t len)
     memcpy(d->hbuf + d->hlen, p, take);
     d->hlen += take;
     int rc = age_header_parse(d->hbuf, d->hlen, d->hdr, d->why, sizeof d->why);
+    if (rc == -EAGAIN && d->hlen == AGE_MAX_HEADER) /* the parser says so itself; belt and braces */
+        return dec_fail(d, -E2BIG, "header longer than %u bytes", AGE_MAX_HEADER);
     if (rc == -EAGAIN)
         return 0;
     if (rc != 0)
