@@ -1,6 +1,7 @@
 /* fuzz_bech32.c - libFuzzer target for common/bech32.c and the age key parsers built on it.
  * Invariants: a decoded string re-encodes to itself (case folded), data never exceeds its
- * buffer, and the key parsers accept only what bech32 accepts with their hrp and length. */
+ * buffer, and the key parsers accept only what bech32 accepts with their hrp and length; the
+ * same bytes as recipients and identity file text. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -52,5 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = age_recipients_parse_text(s, size, rs, 4, &cnt, err, sizeof err);
     if ((rc == 0) != (cnt > 0) || cnt > 4)
         abort();
+    struct age_identity is[4];
+    rc = age_identities_parse_text(s, size, is, 4, &cnt, err, sizeof err);
+    if ((rc == 0) != (cnt > 0) || cnt > 4)
+        abort();
+    age_identity_wipe(is, 4);
     return 0;
 }
