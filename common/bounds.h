@@ -177,5 +177,19 @@
 #define AZURE_MAX_SAS 2048              /* AZURE_STORAGE_SAS_TOKEN */
 #define AZURE_MAX_SIGN_HEADERS 32       /* x-ms-* headers in one signed request */
 #define AZURE_MAX_STRING_TO_SIGN 8192   /* canonical string of one request */
+/* age encryption and the backup filter chain (common/age.c, common/bech32.c, common/codec.c) */
+#define BECH32_MAX_LEN 90              /* BIP-173's limit on a whole bech32 string */
+#define BECH32_MAX_HRP 83              /* BIP-173's limit on the human-readable part */
+#define AGE_CHUNK (64u * 1024)         /* STREAM plaintext chunk (fixed by the age v1 format) */
+#define AGE_MAX_HEADER (64u * 1024)    /* header bytes the decryptor buffers before refusing */
+#define AGE_MAX_STANZAS 256            /* recipient stanzas in one header */
+#define AGE_MAX_STANZA_ARGS 16         /* arguments on one stanza line */
+#define AGE_MAX_RECIPIENTS 64          /* recipients one file is encrypted to / a file lists */
+#define AGE_MAX_IDENTITIES 64          /* identities one identity file holds */
+#define AGE_MAX_KEY_FILE (256u * 1024) /* a recipients or identity file */
+#define AGE_MAX_KEY_LINE 1024          /* one line of such a file */
+#define CODEC_ZSTD_DEFAULT_LEVEL 3     /* zstd's own default */
+#define CODEC_ZSTD_MAX_LEVEL 19        /* highest level without --ultra (its windows grow large) */
+#define CODEC_ZSTD_MAX_WINDOW_LOG 27   /* decoder: largest window a frame may ask */
 
 #endif
