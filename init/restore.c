@@ -10,8 +10,6 @@
 #include "restore.h"
 
 #include <ctype.h>
-#include <curl/curl.h> /* types and constants only: the functions come from dlopen */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -26,6 +24,7 @@
 #include <unistd.h>
 
 #include "act.h"
+#include "curl_dl.h"
 #include "datadir.h"
 #include "bounds.h"
 #include "log.h"
@@ -516,110 +515,61 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return 0;
 }
 
-/* libcurl and its ~25 libraries (TLS, Kerberos, LDAP, ...) are loaded only here: linking them
- * would cost every reset-member start (the steady state) their loading and relocation. */
-#define RESTORE_LIBCURL "libcurl.so.4"
-
-struct curl_api {
-    CURLcode (*global_init)(long flags);
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
-    CURLcode (*easy_perform)(CURL *h);
-    CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
-    const char *(*easy_strerror)(CURLcode cc);
-    void (*easy_cleanup)(CURL *h);
-};
-
-/* Fills api from libcurl.so.4 (found like a linked library: the bundle's RPATH, then the
- * system's paths). The handle stays open for the life of the process. */
-static int curl_load(struct curl_api *api, char *err, size_t err_len)
-{
-    static const char *const names[] = {
-        "curl_global_init",  "curl_easy_init",     "curl_easy_setopt", "curl_easy_perform",
-        "curl_easy_getinfo", "curl_easy_strerror", "curl_easy_cleanup"};
-    void *syms[sizeof(names) / sizeof(names[0])];
-    void *lib = dlopen(RESTORE_LIBCURL, RTLD_NOW | RTLD_LOCAL);
-    const char *why;
-
-    if (!lib) {
-        why = dlerror();
-        act_fail(err, err_len, -ENOENT,
-                 "cannot load %s, needed to download a --restore-from URL: %s", RESTORE_LIBCURL,
-                 why ? why : "unknown error");
-        return -ENOENT;
-    }
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        syms[i] = dlsym(lib, names[i]);
-        if (!syms[i]) {
-            why = dlerror();
-            act_fail(err, err_len, -ENOENT, "%s has no %s: %s", RESTORE_LIBCURL, names[i],
-                     why ? why : "unknown error");
-            dlclose(lib);
-            return -ENOENT;
-        }
-    }
-    /* POSIX guarantees that dlsym's void * converts to a function pointer */
-    api->global_init = (CURLcode(*)(long))syms[0];
-    api->easy_init = (CURL * (*)(void)) syms[1];
-    api->easy_setopt = (CURLcode(*)(CURL *, CURLoption, ...))syms[2];
-    api->easy_perform = (CURLcode(*)(CURL *))syms[3];
-    api->easy_getinfo = (CURLcode(*)(CURL *, CURLINFO, ...))syms[4];
-    api->easy_strerror = (const char *(*)(CURLcode))syms[5];
-    api->easy_cleanup = (void (*)(CURL *))syms[6];
-    return 0;
-}
-
 /* Download c->source to path. Returns 0, -EINVAL if the server refused (HTTP error), or
  * another negative errno. */
 static int fetch_url(const struct restore_config *c, const char *path, char *err, size_t err_len)
 {
     struct download d = {.fd = -1};
-    struct curl_api curl = {0};
+    const struct curl_dl *curl;
     char cerr[CURL_ERROR_SIZE] = "";
     CURL *h = NULL;
     CURLcode cc;
     long status = 0;
     int rc = 0;
 
-    rc = curl_load(&curl, err, err_len);
-    if (rc != 0)
-        return rc;
+    curl = curl_dl_get(err, err_len);
+    if (!curl) {
+        size_t n = strlen(err);
+        if (n < err_len)
+            snprintf(err + n, err_len - n, " (needed to download a --restore-from URL)");
+        return -ENOENT;
+    }
     d.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (d.fd < 0)
         return act_fail(err, err_len, -errno, "create %s: %s", path, strerror(errno));
-    if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl.easy_init())) {
+    if (!(h = curl->easy_init())) {
         rc = act_fail(err, err_len, -ENOMEM, "libcurl init failed");
         goto out;
     }
     d.t0 = d.last_log = now_ms();
-    curl.easy_setopt(h, CURLOPT_URL, c->source);
-    curl.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl.easy_setopt(h, CURLOPT_WRITEDATA, &d);
-    curl.easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl.easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl.easy_setopt(h, CURLOPT_XFERINFODATA, &d);
-    curl.easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-    curl.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl.easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl.easy_setopt(h, CURLOPT_MAXREDIRS, (long)RESTORE_MAX_REDIRECTS);
-    curl.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)RESTORE_CONNECT_TIMEOUT_MS);
-    curl.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    curl.easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl.easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)RESTORE_LOW_SPEED_SECONDS);
+    curl->easy_setopt(h, CURLOPT_URL, c->source);
+    curl->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl->easy_setopt(h, CURLOPT_WRITEDATA, &d);
+    curl->easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl->easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl->easy_setopt(h, CURLOPT_XFERINFODATA, &d);
+    curl->easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+    curl->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl->easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    curl->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl->easy_setopt(h, CURLOPT_MAXREDIRS, (long)RESTORE_MAX_REDIRECTS);
+    curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)RESTORE_CONNECT_TIMEOUT_MS);
+    curl->easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    curl->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl->easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)RESTORE_LOW_SPEED_SECONDS);
     if (strncmp(c->source, "https://", 8) == 0) {
         /* an agent's /snapshot wants our client cert; an object store's public CA comes from
          * the system store, which OpenSSL consults as well */
         if (c->cacert && c->cacert[0])
-            curl.easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+            curl->easy_setopt(h, CURLOPT_CAINFO, c->cacert);
         if (c->cert && c->cert[0])
-            curl.easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+            curl->easy_setopt(h, CURLOPT_SSLCERT, c->cert);
         if (c->key && c->key[0])
-            curl.easy_setopt(h, CURLOPT_SSLKEY, c->key);
+            curl->easy_setopt(h, CURLOPT_SSLKEY, c->key);
     }
     log_msg(LOG_INFO, "restore: downloading %s to %s", c->source, path);
-    cc = curl.easy_perform(h);
-    curl.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    cc = curl->easy_perform(h);
+    curl->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
         if (d.too_big)
             rc = act_fail(err, err_len, -EFBIG, "download larger than %llu bytes",
@@ -631,7 +581,7 @@ static int fetch_url(const struct restore_config *c, const char *path, char *err
             rc = act_fail(err, err_len, -EINVAL, "%s answered HTTP %ld", c->source, status);
         else
             rc = act_fail(err, err_len, -EIO, "download %s: %s", c->source,
-                          cerr[0] ? cerr : curl.easy_strerror(cc));
+                          cerr[0] ? cerr : curl->easy_strerror(cc));
         goto out;
     }
     if (fsync(d.fd) != 0) {
@@ -642,7 +592,7 @@ static int fetch_url(const struct restore_config *c, const char *path, char *err
             (now_ms() - d.t0) / 1e3, status);
 out:
     if (h)
-        curl.easy_cleanup(h);
+        curl->easy_cleanup(h);
     close(d.fd);
     if (rc != 0)
         (void)unlink(path);
