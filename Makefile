@@ -79,7 +79,8 @@ DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev li
             libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
             iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus nginx
-DEB_PKGS += python3-botocore awscli nodejs npm # S3 tests: SigV4 reference, AWS CLI interop, s3rver (tests/s3)
+DEB_PKGS += python3-botocore awscli # S3 tests: SigV4 reference (tests/s3), AWS CLI interop
+DEB_PKGS += $(if $(shell command -v node),,nodejs npm) # s3rver (tests/s3: npm ci from its lock file)
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \
