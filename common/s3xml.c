@@ -249,8 +249,8 @@ int s3xml_list_objects(const char *xml, size_t len,
     char num[32], date[64];
     int rc;
 
-    if (len > STORE_MAX_XML)
-        return -EINVAL;
+    if (len > STORE_MAX_XML || !find(xml, len, "</ListBucketResult>"))
+        return -EINVAL; /* a cut answer is not a listing */
     if ((rc = truncated_of(xml, len, truncated)) != 0 ||
         (rc = top_value(xml, len, "NextContinuationToken", next, next_len)) != 0)
         return rc == -ENOSPC ? -EINVAL : rc;
@@ -284,7 +284,7 @@ int s3xml_list_uploads(const char *xml, size_t len,
     char date[64];
     int rc;
 
-    if (len > STORE_MAX_XML)
+    if (len > STORE_MAX_XML || !find(xml, len, "</ListMultipartUploadsResult>"))
         return -EINVAL;
     if ((rc = truncated_of(xml, len, truncated)) != 0 ||
         (rc = top_value(xml, len, "NextKeyMarker", next_key, next_key_len)) != 0 ||

@@ -40,7 +40,8 @@ int s3xml_time(const char *s, time_t *out);
 
 /* ListObjectsV2: cb for each <Contents> (a nonzero return stops and is returned); *truncated
  * from <IsTruncated>, next from <NextContinuationToken> ("" if none). Returns 0, cb's value, or
- * -EINVAL (malformed: a Contents without Key or Size, a bad number or date). */
+ * -EINVAL (malformed: no closing </ListBucketResult>, a Contents without Key or Size, a bad
+ * number or date). */
 int s3xml_list_objects(const char *xml, size_t len,
                        int (*cb)(void *arg, const struct s3xml_object *o), void *arg,
                        bool *truncated, char *next, size_t next_len);
