@@ -28,6 +28,7 @@
 #include "datadir.h"
 #include "bounds.h"
 #include "log.h"
+#include "restore_store.h"
 
 #define RESTORE_NFTW_FDS 16
 #define RESTORE_SNIFF_LEN 64
@@ -295,6 +296,7 @@ static int set_field(char *dst, size_t cap, const char *v, size_t vlen)
 int restore_marker_parse(const char *buf, size_t len, struct restore_marker *m)
 {
     bool have_role = false, have_cid = false, have_src = false, have_sha = false, have_tok = false;
+    bool have_obj = false, have_osha = false;
     size_t off = 0;
 
     memset(m, 0, sizeof(*m));
@@ -345,6 +347,18 @@ int restore_marker_parse(const char *buf, size_t len, struct restore_marker *m)
             have_tok = true;
             if (set_field(m->token, sizeof(m->token), v, vl) != 0)
                 return -EINVAL;
+        } else if (kl == 6 && memcmp(line, "object", 6) == 0) {
+            if (have_obj)
+                return -EINVAL;
+            have_obj = true;
+            if (set_field(m->object, sizeof(m->object), v, vl) != 0)
+                return -EINVAL;
+        } else if (kl == 13 && memcmp(line, "object_sha256", 13) == 0) {
+            if (have_osha)
+                return -EINVAL;
+            have_osha = true;
+            if (set_field(m->object_sha256, sizeof(m->object_sha256), v, vl) != 0)
+                return -EINVAL;
         } else if (kl == 10 && memcmp(line, "cluster_id", 10) == 0) {
             uint64_t x = 0;
             if (have_cid || vl == 0 || vl > 16)
@@ -372,10 +386,15 @@ int restore_marker_render(const struct restore_marker *m, char *out, size_t out_
 {
     int n;
 
-    if (strchr(m->source, '\n') || strchr(m->token, '\n') || strchr(m->sha256, '\n'))
+    if (strchr(m->source, '\n') || strchr(m->token, '\n') || strchr(m->sha256, '\n') ||
+        strchr(m->object, '\n') || strchr(m->object_sha256, '\n'))
         return -EINVAL;
-    n = snprintf(out, out_len, "role=%s\nsource=%s\nsha256=%s\ntoken=%s\ncluster_id=%" PRIx64 "\n",
-                 m->restorer ? "restorer" : "peer", m->source, m->sha256, m->token, m->cluster_id);
+    n = snprintf(out, out_len,
+                 "role=%s\nsource=%s\nsha256=%s\ntoken=%s\ncluster_id=%" PRIx64 "\n%s%s%s%s%s%s",
+                 m->restorer ? "restorer" : "peer", m->source, m->sha256, m->token, m->cluster_id,
+                 m->object[0] ? "object=" : "", m->object, m->object[0] ? "\n" : "",
+                 m->object_sha256[0] ? "object_sha256=" : "", m->object_sha256,
+                 m->object_sha256[0] ? "\n" : "");
     if (n < 0 || (size_t)n >= out_len || (size_t)n > RESTORE_MAX_MARKER)
         return -ENOSPC;
     return 0;
@@ -413,7 +432,8 @@ int restore_marker_write(const char *data_dir, const struct restore_marker *m, c
 
 bool restore_is_url(const char *source)
 {
-    return strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0;
+    return strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0 ||
+           restore_store_is_url(source);
 }
 
 void restore_facts(const char *data_dir, const char *source, bool restorer, struct decide_facts *f)
@@ -731,6 +751,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     const char *file = c->source;
     struct datadir_report rep;
     struct restore_marker m;
+    struct restore_object obj = {0};
     double t0;
     int rc, n;
 
@@ -740,11 +761,21 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
         act_parent_of(c->data_dir, dir, sizeof(dir)) != 0)
         return act_fail(err, err_len, -ENAMETOOLONG, "%s: path too long", c->data_dir);
 
-    /* 1. fetch: nothing but the download file is written */
+    /* 1. fetch: nothing but the download file is written; a store URL is resolved here,
+     * once, and what it resolved to goes into the marker */
     if (restore_is_url(c->source)) {
         r->failed_step = "fetch";
         t0 = now_ms();
-        rc = fetch_url(c, download, err, err_len);
+        if (restore_store_is_url(c->source)) {
+            rc = restore_store_fetch(c->source, c->identity_file, download, RESTORE_MAX_BYTES,
+                                     &obj, err, err_len);
+            if (rc == 0) {
+                memcpy(r->object, obj.name, sizeof(r->object));
+                memcpy(r->object_sha256, obj.object_sha256, sizeof(r->object_sha256));
+            }
+        } else {
+            rc = fetch_url(c, download, err, err_len);
+        }
         r->fetch_ms = now_ms() - t0;
         if (rc != 0) {
             r->not_snapshot = true; /* only the download file was written, and it is gone */
@@ -761,6 +792,14 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     r->validate_ms = now_ms() - t0;
     if (rc != 0) {
         r->not_snapshot = true;
+        goto out;
+    }
+    if (obj.db_sha256[0] && strcmp(obj.db_sha256, r->snap.sha256) != 0) {
+        r->not_snapshot = true;
+        rc = act_fail(err, err_len, -EBADMSG,
+                      "%s: the snapshot's sha256 %.16s... differs from its manifest's db_sha256 "
+                      "%.16s...",
+                      obj.url, r->snap.sha256, obj.db_sha256);
         goto out;
     }
     rc = restore_new_token(c->token, r->snap.sha256, r->token, sizeof(r->token));
@@ -886,6 +925,8 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     }
     memcpy(m.sha256, r->snap.sha256, sizeof(m.sha256));
     memcpy(m.token, r->token, sizeof(m.token));
+    memcpy(m.object, r->object, sizeof(m.object));
+    memcpy(m.object_sha256, r->object_sha256, sizeof(m.object_sha256));
     rc = restore_marker_write(c->data_dir, &m, err, err_len);
     if (rc != 0)
         goto out;
