@@ -14,10 +14,9 @@ static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
 static void dl_load(void)
 {
     static const char *const names[] = {
-        "curl_global_init",  "curl_easy_init",     "curl_easy_setopt",
-        "curl_easy_perform", "curl_easy_getinfo",  "curl_easy_strerror",
-        "curl_easy_reset",   "curl_easy_cleanup",  "curl_slist_append",
-        "curl_slist_free_all"};
+        "curl_global_init",  "curl_easy_init",     "curl_easy_setopt", "curl_easy_perform",
+        "curl_easy_getinfo", "curl_easy_strerror", "curl_easy_reset",  "curl_easy_cleanup",
+        "curl_slist_append", "curl_slist_free_all"};
     void *syms[sizeof(names) / sizeof(names[0])];
     void *lib = dlopen(CURL_DL_LIBRARY, RTLD_NOW | RTLD_LOCAL);
     const char *why;

@@ -260,8 +260,7 @@ int s3xml_list_objects(const char *xml, size_t len,
         size_t bl = end - start;
 
         if (s3xml_value(b, bl, NULL, "Key", o.key, sizeof(o.key)) <= 0 ||
-            s3xml_value(b, bl, NULL, "Size", num, sizeof(num)) <= 0 ||
-            parse_u64(num, &o.size) != 0)
+            s3xml_value(b, bl, NULL, "Size", num, sizeof(num)) <= 0 || parse_u64(num, &o.size) != 0)
             return -EINVAL;
         rc = s3xml_value(b, bl, NULL, "LastModified", date, sizeof(date));
         if (rc > 0 && s3xml_time(date, &o.mtime) != 0)
@@ -307,8 +306,7 @@ int s3xml_list_uploads(const char *xml, size_t len,
     return rc == -ENOENT ? 0 : rc;
 }
 
-int s3xml_error(const char *xml, size_t len, char *code, size_t code_len, char *msg,
-                size_t msg_len)
+int s3xml_error(const char *xml, size_t len, char *code, size_t code_len, char *msg, size_t msg_len)
 {
     size_t start, end;
     int rc;

@@ -180,7 +180,8 @@ static int hmac(const void *key, size_t key_len, const char *msg, unsigned char 
 {
     unsigned int md_len = 0;
     return HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, strlen(msg), md,
-                &md_len) && md_len == SHA256_DIGEST_LENGTH
+                &md_len) &&
+                   md_len == SHA256_DIGEST_LENGTH
                ? 0
                : -EIO;
 }
@@ -195,8 +196,8 @@ int sigv4_sign(const struct sigv4_key *k, const struct sigv4_request *r, char *a
     size_t canon_cap = 16384, o = 0, sn = 0, i;
     int rc = -ENOSPC;
 
-    if (!k || !r || !k->access_key || !k->secret_key || !k->region || !k->service ||
-        !r->method || !r->path || !r->payload_hash || !valid_date(r->amz_date) || !auth)
+    if (!k || !r || !k->access_key || !k->secret_key || !k->region || !k->service || !r->method ||
+        !r->path || !r->payload_hash || !valid_date(r->amz_date) || !auth)
         return -EINVAL;
     if (r->n_headers > SIGV4_MAX_HEADERS)
         return -E2BIG;
@@ -233,14 +234,15 @@ int sigv4_sign(const struct sigv4_key *k, const struct sigv4_request *r, char *a
     memcpy(date, r->amz_date, 8);
     date[8] = '\0';
     {
-        int w = snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, k->region,
-                         k->service);
+        int w =
+            snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, k->region, k->service);
         if (w < 0 || (size_t)w >= sizeof(scope))
             goto out;
     }
     sigv4_sha256_hex(canon, o, hash);
     {
-        size_t sts_len = strlen(SIGV4_ALGORITHM) + SIGV4_DATE_LEN + strlen(scope) + SIGV4_HEX_LEN + 8;
+        size_t sts_len =
+            strlen(SIGV4_ALGORITHM) + SIGV4_DATE_LEN + strlen(scope) + SIGV4_HEX_LEN + 8;
         size_t so = 0, sl = strlen(k->secret_key) + 5;
         sts = malloc(sts_len);
         secret = malloc(sl);

@@ -14,7 +14,7 @@
 
 #define SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD" /* allowed by S3 over TLS only */
 #define SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define SIGV4_HEX_LEN 64 /* sha256 in hex, without the NUL */
+#define SIGV4_HEX_LEN 64  /* sha256 in hex, without the NUL */
 #define SIGV4_DATE_LEN 16 /* yyyymmddThhmmssZ, without the NUL */
 #define SIGV4_MAX_PARAMS 16
 #define SIGV4_MAX_HEADERS 16

@@ -129,8 +129,8 @@ void store_upload_abort(struct store_upload *u)
         u->store->ops->upload_abort(u);
 }
 
-int store_put_file(struct store *s, const char *name, int fd, uint64_t off, uint64_t len,
-                   char *err, size_t err_len)
+int store_put_file(struct store *s, const char *name, int fd, uint64_t off, uint64_t len, char *err,
+                   size_t err_len)
 {
     struct store_upload *u;
     uint64_t done = 0;

@@ -30,7 +30,7 @@
 
 #include "bounds.h"
 
-struct store;        /* one open store; each implementation embeds it first in its own struct */
+struct store; /* one open store; each implementation embeds it first in its own struct */
 
 struct store_entry {
     char name[STORE_MAX_NAME + 1]; /* relative to the store's prefix */
@@ -45,10 +45,10 @@ typedef int (*store_list_fn)(void *arg, const struct store_entry *e);
 typedef int (*store_sink_fn)(void *arg, const void *buf, size_t len);
 
 struct store_options {
-    uint64_t part_size;  /* 0: STORE_PART_DEFAULT; else in [STORE_PART_MIN, STORE_PART_MAX] */
-    int retry_attempts;  /* 0: STORE_RETRY_ATTEMPTS (tries of one request) */
-    int retry_base_ms;   /* 0: STORE_RETRY_BASE_MS */
-    int low_speed_s;     /* 0: STORE_LOW_SPEED_SECONDS */
+    uint64_t part_size; /* 0: STORE_PART_DEFAULT; else in [STORE_PART_MIN, STORE_PART_MAX] */
+    int retry_attempts; /* 0: STORE_RETRY_ATTEMPTS (tries of one request) */
+    int retry_base_ms;  /* 0: STORE_RETRY_BASE_MS */
+    int low_speed_s;    /* 0: STORE_LOW_SPEED_SECONDS */
 };
 
 struct store_upload;
@@ -110,15 +110,15 @@ bool store_name_valid(const char *name, bool is_prefix);
 
 int store_upload_begin(struct store *s, const char *name, struct store_upload **out, char *err,
                        size_t err_len);
-int store_upload_part(struct store_upload *u, int fd, uint64_t off,
-                      uint64_t len, char *err, size_t err_len);
+int store_upload_part(struct store_upload *u, int fd, uint64_t off, uint64_t len, char *err,
+                      size_t err_len);
 int store_upload_commit(struct store_upload *u, char *err, size_t err_len);
 void store_upload_abort(struct store_upload *u);
 
 /* The whole region [off, off+len) of fd as object name, cut into parts of s->part_size; on any
  * failure the upload is aborted and nothing is visible. */
-int store_put_file(struct store *s, const char *name, int fd, uint64_t off, uint64_t len,
-                   char *err, size_t err_len);
+int store_put_file(struct store *s, const char *name, int fd, uint64_t off, uint64_t len, char *err,
+                   size_t err_len);
 /* A small object from memory (a manifest): len <= STORE_PART_MAX. */
 int store_put_buffer(struct store *s, const char *name, const void *buf, size_t len, char *err,
                      size_t err_len);

@@ -47,8 +47,8 @@ static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
     return rc;
 }
 
-static int file_open(const char *url, const struct store_options *o, struct store **out,
-                     char *err, size_t err_len)
+static int file_open(const char *url, const struct store_options *o, struct store **out, char *err,
+                     size_t err_len)
 {
     const char *path = url + strlen("file://");
     struct file_store *fs;
@@ -150,8 +150,8 @@ static int file_upload_begin(struct store *s, const char *name, struct store_upl
         return fail(err, err_len, -ENAMETOOLONG, "object name too long for this file system");
     }
     base = strrchr(u->final, '/') + 1;
-    n = snprintf(u->tmp, sizeof(u->tmp), "%.*s.%s" FILE_TEMP_MARK "XXXXXX",
-                 (int)(base - u->final), u->final, base);
+    n = snprintf(u->tmp, sizeof(u->tmp), "%.*s.%s" FILE_TEMP_MARK "XXXXXX", (int)(base - u->final),
+                 u->final, base);
     if (n < 0 || (size_t)n >= sizeof(u->tmp)) {
         free(u);
         return fail(err, err_len, -ENAMETOOLONG, "object name too long for this file system");
@@ -171,8 +171,8 @@ static int file_upload_begin(struct store *s, const char *name, struct store_upl
     return 0;
 }
 
-static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_t len,
-                            char *err, size_t err_len)
+static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_t len, char *err,
+                            size_t err_len)
 {
     struct file_upload *u = (struct file_upload *)up;
     char *buf = NULL;
@@ -382,8 +382,8 @@ static int file_remove(struct store *s, const char *name, char *err, size_t err_
     return rc ? fail(err, err_len, rc, "fsync of %s's directory: %s", path, strerror(-rc)) : 0;
 }
 
-static int file_abort_stale(struct store *s, const char *prefix, time_t before,
-                            unsigned *aborted, char *err, size_t err_len)
+static int file_abort_stale(struct store *s, const char *prefix, time_t before, unsigned *aborted,
+                            char *err, size_t err_len)
 {
     struct file_store *fs = (struct file_store *)s;
     struct walk w = {.prefix = prefix, .before = before, .stale = true};

@@ -173,7 +173,8 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     int rc = 0;
 
     if (!bucket_valid(b, blen))
-        return fail(err, err_len, -EINVAL, "S3 URL must be s3://BUCKET[/PREFIX] (bucket: 3-63 of a-z0-9.-_)");
+        return fail(err, err_len, -EINVAL,
+                    "S3 URL must be s3://BUCKET[/PREFIX] (bucket: 3-63 of a-z0-9.-_)");
     if (strchr(b, '?') || strchr(b, '#'))
         return fail(err, err_len, -EINVAL, "S3 URL must not hold a query or fragment");
     s = calloc(1, sizeof(*s));
@@ -186,8 +187,7 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
             rc = fail(err, err_len, -EINVAL, "invalid prefix in the S3 URL");
             goto out;
         }
-        snprintf(s->prefix, sizeof(s->prefix), "%s%s", slash + 1,
-                 slash[plen] == '/' ? "" : "/");
+        snprintf(s->prefix, sizeof(s->prefix), "%s%s", slash + 1, slash[plen] == '/' ? "" : "/");
     }
     if (copy_env("AWS_ACCESS_KEY_ID", s->access, sizeof(s->access)) != 0 ||
         copy_env("AWS_SECRET_ACCESS_KEY", s->secret, sizeof(s->secret)) != 0) {
@@ -197,8 +197,8 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     }
     rc = copy_env("AWS_SESSION_TOKEN", s->token, sizeof(s->token));
     if (rc == -ENAMETOOLONG) {
-        rc = fail(err, err_len, -EINVAL, "AWS_SESSION_TOKEN longer than %d bytes",
-                  S3_MAX_TOKEN - 1);
+        rc =
+            fail(err, err_len, -EINVAL, "AWS_SESSION_TOKEN longer than %d bytes", S3_MAX_TOKEN - 1);
         goto out;
     }
     if (copy_env("AWS_REGION", s->region, sizeof(s->region)) != 0 &&
@@ -212,8 +212,7 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
         if (rc != 0)
             goto out;
     } else {
-        int n = snprintf(s->host, sizeof(s->host), "%s.s3.%s.amazonaws.com", s->bucket,
-                         s->region);
+        int n = snprintf(s->host, sizeof(s->host), "%s.s3.%s.amazonaws.com", s->bucket, s->region);
         if (n < 0 || (size_t)n >= sizeof(s->host)) {
             rc = fail(err, err_len, -EINVAL, "bucket and region too long for a host name");
             goto out;
@@ -372,14 +371,16 @@ static int body_digests(struct s3_call *c, char *md5_b64, char *sha_hex, bool wa
                 rc = r < 0 ? -errno : -EIO;
                 goto out;
             }
-            if (!EVP_DigestUpdate(m, buf, (size_t)r) || (sh && !EVP_DigestUpdate(sh, buf, (size_t)r))) {
+            if (!EVP_DigestUpdate(m, buf, (size_t)r) ||
+                (sh && !EVP_DigestUpdate(sh, buf, (size_t)r))) {
                 rc = -EIO;
                 goto out;
             }
             done += (uint64_t)r;
         }
     }
-    if (rc == 0 && (!EVP_DigestFinal_ex(m, md5, NULL) || (sh && !EVP_DigestFinal_ex(sh, sha, NULL))))
+    if (rc == 0 &&
+        (!EVP_DigestFinal_ex(m, md5, NULL) || (sh && !EVP_DigestFinal_ex(sh, sha, NULL))))
         rc = -EIO;
     if (rc == 0) {
         EVP_EncodeBlock((unsigned char *)md5_b64, md5, sizeof(md5));
@@ -524,8 +525,7 @@ static int attempt(struct s3_store *s, struct s3_call *c, const char *path, cons
         cu->easy_setopt(s->h, CURLOPT_UPLOAD, 1L);
         cu->easy_setopt(s->h, CURLOPT_READFUNCTION, on_read);
         cu->easy_setopt(s->h, CURLOPT_READDATA, c);
-        cu->easy_setopt(s->h, CURLOPT_INFILESIZE_LARGE,
-                        (curl_off_t)(c->mem ? c->mem_len : c->len));
+        cu->easy_setopt(s->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(c->mem ? c->mem_len : c->len));
     }
     if (strcmp(c->method, "GET") != 0)
         cu->easy_setopt(s->h, CURLOPT_CUSTOMREQUEST, c->method);
@@ -580,11 +580,11 @@ static int answer_error(const struct s3_store *s, const struct s3_call *c, const
                     code[0] ? " " : "", code);
     if (st == 412 || strcmp(code, "BadDigest") == 0 || strcmp(code, "InvalidDigest") == 0 ||
         strcmp(code, "XAmzContentSHA256Mismatch") == 0)
-        return fail(err, err_len, -EBADMSG, "%s %s: refused (HTTP %ld %s)%s%s", c->what, where,
-                    st, code, msg[0] ? ": " : "", msg);
+        return fail(err, err_len, -EBADMSG, "%s %s: refused (HTTP %ld %s)%s%s", c->what, where, st,
+                    code, msg[0] ? ": " : "", msg);
     if (transient_status(st, c))
-        return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what, where,
-                    st, code[0] ? " " : "", code, s->attempts);
+        return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what, where, st,
+                    code[0] ? " " : "", code, s->attempts);
     return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s%s%s", c->what, where, st,
                 code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
 }
@@ -659,8 +659,8 @@ static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_le
             log_msg(LOG_WARN, "store: %s %s: %s; retry %d of %d", c->what, where, cerr, i + 1,
                     s->attempts - 1);
         if (rc == -ECONNREFUSED && i + 1 == s->attempts)
-            return fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what,
-                        where, s->endpoint, cerr);
+            return fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what, where,
+                        s->endpoint, cerr);
     }
     if (c->status && rc == 0)
         return answer_error(s, c, where, err, err_len);
@@ -676,8 +676,8 @@ static int full_key(const struct s3_store *s, const char *name, char *out, size_
 
 /* ---- uploads ------------------------------------------------------------------------------- */
 
-static int s3_upload_begin(struct store *st, const char *name, struct store_upload **out,
-                           char *err, size_t err_len)
+static int s3_upload_begin(struct store *st, const char *name, struct store_upload **out, char *err,
+                           size_t err_len)
 {
     struct s3_store *s = (struct s3_store *)st;
     struct s3_upload *u = calloc(1, sizeof(*u));
@@ -695,14 +695,19 @@ static int s3_upload_begin(struct store *st, const char *name, struct store_uplo
 
 static int create_multipart(struct s3_upload *u, char *err, size_t err_len)
 {
-    struct s3_call c = {.method = "POST", .what = "create upload", .key = u->key,
-                        .params = {{"uploads", ""}}, .n_params = 1, .has_body = true,
-                        .mem = "", .mem_len = 0, .fd = -1};
+    struct s3_call c = {.method = "POST",
+                        .what = "create upload",
+                        .key = u->key,
+                        .params = {{"uploads", ""}},
+                        .n_params = 1,
+                        .has_body = true,
+                        .mem = "",
+                        .mem_len = 0,
+                        .fd = -1};
     int rc = s3_do(u->s, &c, err, err_len);
 
-    if (rc == 0 &&
-        s3xml_value(c.body ? c.body : "", c.body_len, NULL, "UploadId", u->upload_id,
-                    sizeof(u->upload_id)) <= 0)
+    if (rc == 0 && s3xml_value(c.body ? c.body : "", c.body_len, NULL, "UploadId", u->upload_id,
+                               sizeof(u->upload_id)) <= 0)
         rc = fail(err, err_len, -EBADMSG, "create upload s3://%s/%s: no UploadId in the answer",
                   u->s->bucket, u->key);
     free(c.body);
@@ -713,9 +718,15 @@ static int send_part(struct s3_upload *u, int fd, uint64_t off, uint64_t len, ch
                      size_t err_len)
 {
     char num[16], what[32];
-    struct s3_call c = {.method = "PUT", .what = what, .key = u->key,
+    struct s3_call c = {.method = "PUT",
+                        .what = what,
+                        .key = u->key,
                         .params = {{"partNumber", num}, {"uploadId", u->upload_id}},
-                        .n_params = 2, .has_body = true, .fd = fd, .off = off, .len = len,
+                        .n_params = 2,
+                        .has_body = true,
+                        .fd = fd,
+                        .off = off,
+                        .len = len,
                         .send_md5 = true};
     int rc;
 
@@ -740,8 +751,8 @@ static int send_part(struct s3_upload *u, int fd, uint64_t off, uint64_t len, ch
     return 0;
 }
 
-static int s3_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_t len,
-                          char *err, size_t err_len)
+static int s3_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_t len, char *err,
+                          size_t err_len)
 {
     struct s3_upload *u = (struct s3_upload *)up;
     int rc;
@@ -773,11 +784,16 @@ static void s3_upload_abort(struct store_upload *up)
     char err[512];
 
     if (u->upload_id[0]) {
-        struct s3_call c = {.method = "DELETE", .what = "abort upload", .key = u->key,
-                            .params = {{"uploadId", u->upload_id}}, .n_params = 1, .fd = -1};
+        struct s3_call c = {.method = "DELETE",
+                            .what = "abort upload",
+                            .key = u->key,
+                            .params = {{"uploadId", u->upload_id}},
+                            .n_params = 1,
+                            .fd = -1};
         if (s3_do(u->s, &c, err, sizeof(err)) != 0)
-            log_msg(LOG_WARN, "store: %s (the store drops it after its own expiry, or the next "
-                              "start's stale-upload sweep does)",
+            log_msg(LOG_WARN,
+                    "store: %s (the store drops it after its own expiry, or the next "
+                    "start's stale-upload sweep does)",
                     err);
         else
             log_msg(LOG_INFO, "store: aborted upload of s3://%s/%s", u->s->bucket, u->key);
@@ -796,9 +812,14 @@ static int s3_upload_commit(struct store_upload *up, char *err, size_t err_len)
     int rc;
 
     if (!u->upload_id[0]) {
-        c = (struct s3_call){.method = "PUT", .what = "put", .key = u->key, .has_body = true,
-                             .send_md5 = true, .fd = u->held ? u->held_fd : -1,
-                             .off = u->held_off, .len = u->held ? u->held_len : 0};
+        c = (struct s3_call){.method = "PUT",
+                             .what = "put",
+                             .key = u->key,
+                             .has_body = true,
+                             .send_md5 = true,
+                             .fd = u->held ? u->held_fd : -1,
+                             .off = u->held_off,
+                             .len = u->held ? u->held_len : 0};
         if (!u->held) {
             c.mem = "";
             c.mem_len = 0;
@@ -827,9 +848,15 @@ static int s3_upload_commit(struct store_upload *up, char *err, size_t err_len)
                               "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1,
                               u->etags[i]);
     o += (size_t)snprintf(xml + o, cap - o, "</CompleteMultipartUpload>");
-    c = (struct s3_call){.method = "POST", .what = "complete upload", .key = u->key,
-                         .params = {{"uploadId", u->upload_id}}, .n_params = 1,
-                         .has_body = true, .mem = xml, .mem_len = o, .fd = -1};
+    c = (struct s3_call){.method = "POST",
+                         .what = "complete upload",
+                         .key = u->key,
+                         .params = {{"uploadId", u->upload_id}},
+                         .n_params = 1,
+                         .has_body = true,
+                         .mem = xml,
+                         .mem_len = o,
+                         .fd = -1};
     rc = s3_do(u->s, &c, err, err_len);
     /* S3 may answer 200 and put the error in the body */
     if (rc == 0 && c.body &&
@@ -855,8 +882,8 @@ static int s3_get(struct store *st, const char *name, store_sink_fn sink, void *
 {
     struct s3_store *s = (struct s3_store *)st;
     char key[S3_MAX_KEY + 1];
-    struct s3_call c = {.method = "GET", .what = "get", .key = key, .sink = sink,
-                        .sink_arg = arg, .fd = -1};
+    struct s3_call c = {
+        .method = "GET", .what = "get", .key = key, .sink = sink, .sink_arg = arg, .fd = -1};
     int rc;
 
     if (full_key(s, name, key, sizeof(key)) != 0)
@@ -900,8 +927,11 @@ static int s3_list(struct store *st, const char *prefix, store_list_fn fn, void 
     if (full_key(s, prefix, key, sizeof(key)) != 0)
         return fail(err, err_len, -ENAMETOOLONG, "prefix too long");
     while (truncated && rc == 0) {
-        struct s3_call c = {.method = "GET", .what = "list", .fd = -1,
-                            .params = {{"list-type", "2"}, {"prefix", key}}, .n_params = 2};
+        struct s3_call c = {.method = "GET",
+                            .what = "list",
+                            .fd = -1,
+                            .params = {{"list-type", "2"}, {"prefix", key}},
+                            .n_params = 2};
         if (token[0])
             c.params[c.n_params++] = (struct sigv4_param){"continuation-token", token};
         rc = s3_do(s, &c, err, err_len);
@@ -909,8 +939,7 @@ static int s3_list(struct store *st, const char *prefix, store_list_fn fn, void 
             rc = s3xml_list_objects(c.body ? c.body : "", c.body_len, on_listed, &l, &truncated,
                                     token, sizeof(token));
             if (rc == -EINVAL)
-                fail(err, err_len, -EBADMSG, "list s3://%s/%s: unreadable answer", s->bucket,
-                     key);
+                fail(err, err_len, -EBADMSG, "list s3://%s/%s: unreadable answer", s->bucket, key);
             else if (rc == -E2BIG)
                 fail(err, err_len, rc, "list s3://%s/%s: more than %d objects", s->bucket, key,
                      STORE_MAX_LISTED);
@@ -968,8 +997,8 @@ static int on_upload(void *arg, const struct s3xml_upload *up)
     return 0;
 }
 
-static int s3_abort_stale(struct store *st, const char *prefix, time_t before,
-                          unsigned *aborted, char *err, size_t err_len)
+static int s3_abort_stale(struct store *st, const char *prefix, time_t before, unsigned *aborted,
+                          char *err, size_t err_len)
 {
     struct s3_store *s = (struct s3_store *)st;
     struct stale_ctx x = {s, before, 0, 0, err, err_len};
@@ -980,8 +1009,11 @@ static int s3_abort_stale(struct store *st, const char *prefix, time_t before,
     if (full_key(s, prefix, key, sizeof(key)) != 0)
         return fail(err, err_len, -ENAMETOOLONG, "prefix too long");
     while (truncated && rc == 0) {
-        struct s3_call c = {.method = "GET", .what = "list uploads", .fd = -1,
-                            .params = {{"uploads", ""}, {"prefix", key}}, .n_params = 2};
+        struct s3_call c = {.method = "GET",
+                            .what = "list uploads",
+                            .fd = -1,
+                            .params = {{"uploads", ""}, {"prefix", key}},
+                            .n_params = 2};
         if (nkey[0]) {
             c.params[c.n_params++] = (struct sigv4_param){"key-marker", nkey};
             c.params[c.n_params++] = (struct sigv4_param){"upload-id-marker", nid};
@@ -991,9 +1023,9 @@ static int s3_abort_stale(struct store *st, const char *prefix, time_t before,
             rc = s3xml_list_uploads(c.body ? c.body : "", c.body_len, on_upload, &x, &truncated,
                                     nkey, sizeof(nkey), nid, sizeof(nid));
             if (rc != 0)
-                rc = fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc,
-                          "list uploads s3://%s/%s: %s", s->bucket, key,
-                          rc == -EINVAL ? "unreadable answer" : strerror(-rc));
+                rc =
+                    fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc, "list uploads s3://%s/%s: %s",
+                         s->bucket, key, rc == -EINVAL ? "unreadable answer" : strerror(-rc));
             if (rc == 0 && truncated && !nkey[0])
                 rc = fail(err, err_len, -EBADMSG,
                           "list uploads s3://%s/%s: truncated without a marker", s->bucket, key);

@@ -219,9 +219,8 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
                                 .state_file = o->state_file.value,
                                 .env_file = o->env_file.value[0] ? o->env_file.value : NULL,
                                 .source = o->restore_from.value,
-                                .identity_file = o->restore_identity.value[0]
-                                                     ? o->restore_identity.value
-                                                     : NULL,
+                                .identity_file =
+                                    o->restore_identity.value[0] ? o->restore_identity.value : NULL,
                                 .token = o->token.value,
                                 .cacert = o->cacert.value,
                                 .cert = o->cert.value,

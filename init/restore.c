@@ -767,8 +767,8 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
         r->failed_step = "fetch";
         t0 = now_ms();
         if (restore_store_is_url(c->source)) {
-            rc = restore_store_fetch(c->source, c->identity_file, download, RESTORE_MAX_BYTES,
-                                     &obj, err, err_len);
+            rc = restore_store_fetch(c->source, c->identity_file, download, RESTORE_MAX_BYTES, &obj,
+                                     err, err_len);
             if (rc == 0) {
                 memcpy(r->object, obj.name, sizeof(r->object));
                 memcpy(r->object_sha256, obj.object_sha256, sizeof(r->object_sha256));

@@ -94,8 +94,9 @@ bool restore_is_url(const char *source);
 
 struct restore_config {
     const char *name, *peer_url, *data_dir, *state_file, *env_file; /* env_file may be NULL */
-    const char *source; /* file path, http(s) URL, or store URL (s3://, file://; see restore_store.h) */
-    const char *identity_file; /* age identity for .age store objects (NULL: none) */
+    const char
+        *source; /* file path, http(s) URL, or store URL (s3://, file://; see restore_store.h) */
+    const char *identity_file;       /* age identity for .age store objects (NULL: none) */
     const char *token;               /* --initial-cluster-token; the new one derives from it */
     const char *cacert, *cert, *key; /* client TLS for https sources (cert/key may be NULL) */
     int timeout_ms;                  /* download and restore tool, each */
@@ -106,9 +107,9 @@ struct restore_config {
 struct restore_result {
     struct restore_snapshot snap;
     char token[RESTORE_MAX_TOKEN];
-    uint64_t member_id, cluster_id; /* of the restored data */
-    char moved_to[PATH_MAX];        /* "" if there was no data dir */
-    char tool[NAME_MAX + 1];        /* base name of the restore tool run ("" if none) */
+    uint64_t member_id, cluster_id;  /* of the restored data */
+    char moved_to[PATH_MAX];         /* "" if there was no data dir */
+    char tool[NAME_MAX + 1];         /* base name of the restore tool run ("" if none) */
     char object[STORE_MAX_NAME + 1]; /* from a store: the object restored ("" otherwise) */
     char object_sha256[2 * RESTORE_DIGEST_LEN + 1];
     double fetch_ms, validate_ms, restore_ms;

@@ -270,8 +270,9 @@ static int resolve_newest(struct store *st, const char *url, char *name, size_t 
         if (rc != 0)
             goto out;
         if (!m->present || !m->has_size || m->object_size != s.c[i].size) {
-            log_msg(LOG_WARN, "restore: %s: manifest size %" PRIu64 " != object size %" PRIu64
-                              ": not a complete backup",
+            log_msg(LOG_WARN,
+                    "restore: %s: manifest size %" PRIu64 " != object size %" PRIu64
+                    ": not a complete backup",
                     s.c[i].name, m->object_size, s.c[i].size);
             rc = -ENOENT;
             continue;
@@ -287,8 +288,7 @@ static int resolve_newest(struct store *st, const char *url, char *name, size_t 
     }
     if (rc == -ENOENT)
         act_fail(err, err_len, -ENOENT,
-                 "no complete backup under %s (%zu backup objects, %zu manifests)", url, s.n,
-                 s.nm);
+                 "no complete backup under %s (%zu backup objects, %zu manifests)", url, s.n, s.nm);
 out:
     for (i = 0; i < s.n; i++)
         free(s.c[i].name);
@@ -395,8 +395,8 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
     if (rc != 0)
         return rc;
     if (!name) {
-        rc = resolve_newest(st, store_url, o->name, sizeof(o->name), &listed_size, &m, err,
-                            err_len);
+        rc =
+            resolve_newest(st, store_url, o->name, sizeof(o->name), &listed_size, &m, err, err_len);
         if (rc != 0)
             goto out;
         log_msg(LOG_INFO, "restore: newest complete backup under %s is %s (%" PRIu64 " bytes)",
@@ -451,10 +451,10 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
         snprintf(o->object_sha256 + 2 * i, 3, "%02x", md[i]);
     o->size = d.bytes;
     if (m.present && m.has_size && m.object_size != d.bytes) {
-        rc = act_fail(err, err_len, -EBADMSG,
-                      "%s: %" PRIu64 " bytes, its manifest says %" PRIu64
-                      " (truncated or replaced)",
-                      o->url, d.bytes, m.object_size);
+        rc =
+            act_fail(err, err_len, -EBADMSG,
+                     "%s: %" PRIu64 " bytes, its manifest says %" PRIu64 " (truncated or replaced)",
+                     o->url, d.bytes, m.object_size);
         goto out;
     }
     if (m.present && m.object_sha256[0] && strcmp(m.object_sha256, o->object_sha256) != 0) {

@@ -265,7 +265,8 @@ static void test_multipart_roundtrip(void **state)
     (void)state;
     reset_faults();
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(store_put_file(st, "0123456789abcdef/big.db", fd, 0, BIG_SIZE, err, sizeof(err)), 0);
+    assert_int_equal(
+        store_put_file(st, "0123456789abcdef/big.db", fd, 0, BIG_SIZE, err, sizeof(err)), 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "put %u bytes in %.2f s\n", BIG_SIZE,
             (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

@@ -24,9 +24,9 @@ struct tcase {
     const char *method, *key; /* key: raw object key ("" for the bucket) */
     struct sigv4_param params[6];
     size_t n_params;
-    const char *payload;  /* NULL: UNSIGNED-PAYLOAD */
-    const char *token;    /* session token or NULL */
-    const char *md5;      /* content-md5 or NULL */
+    const char *payload; /* NULL: UNSIGNED-PAYLOAD */
+    const char *token;   /* session token or NULL */
+    const char *md5;     /* content-md5 or NULL */
 };
 
 static const struct tcase cases[] = {
@@ -101,9 +101,8 @@ static void sign_ours(const struct tcase *c, struct signed_req *s)
     r.n_headers = n;
     r.payload_hash = s->payload_hash;
     r.amz_date = "20261203T215500Z";
-    assert_int_equal(sigv4_sign(&k, &r, s->auth, sizeof(s->auth), s->canonical,
-                                sizeof(s->canonical)),
-                     0);
+    assert_int_equal(
+        sigv4_sign(&k, &r, s->auth, sizeof(s->auth), s->canonical, sizeof(s->canonical)), 0);
 }
 
 static char *case_json(const struct tcase *c, const struct signed_req *s)

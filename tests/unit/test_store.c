@@ -96,7 +96,8 @@ static void test_file_roundtrip(void **state)
     (void)state;
     assert_int_equal(store_open(url, NULL, &st, err, sizeof(err)), 0);
     /* in three parts from a file region, like the backup's spool */
-    assert_int_equal(store_upload_begin(st, "c1/20261203T215500Z-rev9.db", &u, err, sizeof(err)), 0);
+    assert_int_equal(store_upload_begin(st, "c1/20261203T215500Z-rev9.db", &u, err, sizeof(err)),
+                     0);
     assert_int_equal(store_upload_part(u, fd, 2, 5, err, sizeof(err)), 0);
     assert_int_equal(store_upload_part(u, fd, 7, 5, err, sizeof(err)), 0);
     /* not committed: not listed, not readable */
@@ -110,8 +111,8 @@ static void test_file_roundtrip(void **state)
                      0);
     assert_int_equal(b.len, 13);
     assert_memory_equal(b.data, text + 2, 13);
-    assert_int_equal(store_put_buffer(st, "c1/20261203T215500Z-rev9.db.manifest.json", "{}", 2,
-                                      err, sizeof(err)),
+    assert_int_equal(store_put_buffer(st, "c1/20261203T215500Z-rev9.db.manifest.json", "{}", 2, err,
+                                      sizeof(err)),
                      0);
     assert_int_equal(store_put_buffer(st, "c2/x", "", 0, err, sizeof(err)), 0);
     assert_int_equal(store_list(st, "c1/", on_entry, &l, err, sizeof(err)), 0);
@@ -229,18 +230,17 @@ static void test_s3xml(void **state)
     time_t t;
 
     (void)state;
-    assert_int_equal(s3xml_list_objects(list, strlen(list), count_obj, &l, &truncated, next,
-                                        sizeof(next)),
-                     0);
+    assert_int_equal(
+        s3xml_list_objects(list, strlen(list), count_obj, &l, &truncated, next, sizeof(next)), 0);
     assert_true(truncated);
     assert_string_equal(next, "a/b+c=");
     assert_int_equal(l.count, 2);
     assert_string_equal(l.names[0], "p/a&b \xc3\xa9<");
     assert_int_equal(l.sizes[0], 1048576);
     /* a listing cut short is not a listing: no half element is reported as an object */
-    assert_int_equal(s3xml_list_objects(list, strlen(list) - 60, count_obj, &l, &truncated, next,
-                                        sizeof(next)),
-                     -EINVAL);
+    assert_int_equal(
+        s3xml_list_objects(list, strlen(list) - 60, count_obj, &l, &truncated, next, sizeof(next)),
+        -EINVAL);
     memset(&l, 0, sizeof(l));
     assert_int_equal(s3xml_list_uploads(ups, strlen(ups), count_up, &l, &truncated, next,
                                         sizeof(next), next2, sizeof(next2)),
@@ -249,8 +249,8 @@ static void test_s3xml(void **state)
     assert_string_equal(l.names[0], "id1");
     assert_int_equal(l.sizes[0], 86400);
     assert_false(truncated);
-    assert_int_equal(s3xml_error("<Error><Code>NoSuchBucket</Code></Error>", 40, code,
-                                 sizeof(code), msg, sizeof(msg)),
+    assert_int_equal(s3xml_error("<Error><Code>NoSuchBucket</Code></Error>", 40, code, sizeof(code),
+                                 msg, sizeof(msg)),
                      0);
     assert_string_equal(code, "NoSuchBucket");
     assert_string_equal(msg, "");
