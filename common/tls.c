@@ -19,13 +19,12 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "bounds.h"
 #include "log.h"
+#include "clock.h"
 
-#define TLS_RELOAD_CHECK_MS 1000
 #define TLS_NFILES 3
-#define TLS_MAX_HOST 256         /* a DNS name is at most 253 bytes */
 #define TLS_MIN_SECURITY_LEVEL 2 /* >= 112-bit keys, no SHA-1 signatures: Debian's default */
-#define TLS_MAX_PEM_BLOCKS 16    /* blocks looked at for the key (a chain, EC PARAMETERS) */
 
 struct tls_file_id {
     bool present;
@@ -68,14 +67,6 @@ void tls_init(bool exit_cleanup)
     if (!exit_cleanup)
         tls_exit_cleanup = false;
     pthread_once(&tls_once, tls_init_once);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 const char *tls_error_string(SSL *ssl, char *buf, size_t len)
@@ -391,7 +382,7 @@ static struct tls_ctx *tls_new(bool server, const struct tls_files *files, char 
     t->ssl_ctx = build_ctx(server, t->files, err, err_len);
     if (!t->ssl_ctx)
         goto fail;
-    t->last_check_ms = now_ms();
+    t->last_check_ms = clock_mono_ms();
     return t;
 fail:
     tls_ctx_destroy(t);
@@ -414,7 +405,7 @@ static void maybe_reload(struct tls_ctx *t)
     struct tls_file_id ids[TLS_NFILES];
     char err[512];
     SSL_CTX *fresh;
-    long long now = now_ms();
+    long long now = clock_mono_ms();
 
     if (now - t->last_check_ms < TLS_RELOAD_CHECK_MS)
         return;

@@ -20,12 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bounds.h"
 #include "log.h"
 
 #define ACT_BACKUP_TAG ".reset-"
 #define ACT_STAMP_LEN 16 /* yyyymmddThhmmssZ */
-#define ACT_MAX_SUFFIX 100
-#define ACT_NFTW_FDS 16
 
 void act_crash_point(const char *step)
 {

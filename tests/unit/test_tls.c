@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "array.h"
 #include "log.h"
 #include "tls.h"
 
@@ -451,7 +452,7 @@ static void test_key_formats(void **state)
            "grep -q 'BEGIN RSA PRIVATE' kf-rsa1.key && grep -q 'BEGIN EC PARAMETERS' kf-ecp.key",
            dir),
         0);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         path(cert, cases[i].cert);
         f.cert_file = cert;
         f.key_file = NULL;
