@@ -14,6 +14,8 @@
 #include <cjson/cJSON.h>
 
 #include "cache.h"
+#include "codec.h"
+#include "age.h"
 #include "array.h"
 #include "bounds.h"
 #include "clock.h"
@@ -22,6 +24,7 @@
 #include "probe.h"
 #include "routes.h"
 #include "server.h"
+#include "backup.h"
 #include "snapshot.h"
 #include "tls.h"
 
@@ -52,6 +55,10 @@ struct flags {
     struct config_string snapshot_dir, spool_dir;
     uint64_t snapshot_concurrency, snapshot_interval_ms, snapshot_keep;
     bool allow_insecure_snapshot, io_uring;
+    /* off-node backups (backup.c) */
+    struct config_string backup_url, backup_keep, backup_compress, backup_recipients_file;
+    struct config_list backup_recipients;
+    uint64_t backup_interval_ms, backup_verify_interval_ms, backup_zstd_level;
 };
 
 static const char summary[] =
@@ -73,6 +80,58 @@ static int setup_signals(void)
     return 0;
 }
 
+/* --backup-*: keys, policy, the module and its routes. 0 or -1 (logged). */
+static int backup_setup(const struct flags *fl, struct snapshot *snap, struct cache *cache,
+                        struct routes *routes, struct backup **out)
+{
+    static struct age_recipient rcp[AGE_MAX_RECIPIENTS];
+    size_t n = 0;
+    char err[512];
+    const char *comp = fl->backup_compress.value;
+    if (strcmp(comp, "zstd") != 0 && strcmp(comp, "none") != 0) {
+        log_msg(LOG_ERROR, "--backup-compress: zstd or none, not \"%.32s\"", comp);
+        return -1;
+    }
+    for (size_t i = 0; i < fl->backup_recipients.n; i++) {
+        const char *k = fl->backup_recipients.items[i];
+        if (n == AGE_MAX_RECIPIENTS || age_recipient_parse(k, strlen(k), &rcp[n]) < 0) {
+            log_msg(LOG_ERROR, "--backup-recipient %zu: not an age X25519 recipient (age1...)", i + 1);
+            return -1;
+        }
+        n++;
+    }
+    if (fl->backup_recipients_file.value[0]) {
+        size_t m = 0;
+        if (age_recipients_load(fl->backup_recipients_file.value, rcp + n, AGE_MAX_RECIPIENTS - n, &m,
+                                err, sizeof(err)) < 0) {
+            log_msg(LOG_ERROR, "--backup-recipients-file %s: %s", fl->backup_recipients_file.value,
+                    err);
+            return -1;
+        }
+        n += m;
+    }
+    struct backup_config bc = {
+        .url = fl->backup_url.value,
+        .interval_ms = fl->backup_interval_ms,
+        .verify_interval_ms = fl->backup_verify_interval_ms,
+        .keep = fl->backup_keep.value,
+        .compress = strcmp(comp, "zstd") == 0,
+        .zstd_level = (int)fl->backup_zstd_level,
+        .recipients = rcp,
+        .n_recipients = n,
+        .spool_dir = fl->spool_dir.value,
+        .snap = snapshot_ctx(snap),
+        .cache = cache,
+    };
+    *out = backup_new(&bc, err, sizeof(err));
+    if (!*out || backup_add_routes(*out, routes) < 0) {
+        log_msg(LOG_ERROR, "backups: %s", *out ? "cannot add routes" : err);
+        return -1;
+    }
+    routes_set_backup(routes, *out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct flags fl;
@@ -80,6 +139,8 @@ int main(int argc, char **argv)
     fl.livez_intervals = 30;
     fl.snapshot_concurrency = 1;
     fl.io_uring = true;
+    fl.backup_verify_interval_ms = BACKUP_VERIFY_DEFAULT_MS;
+    (void)snprintf(fl.backup_compress.value, sizeof(fl.backup_compress.value), "zstd");
     (void)snprintf(fl.listen.value, sizeof(fl.listen.value), "%s", AGENT_DEFAULT_LISTEN);
 
     const struct config_option opts[] = {
@@ -238,6 +299,71 @@ int main(int argc, char **argv)
          0,
          "file I/O through io_uring (--no-io-uring: pread/pwrite)",
          NULL},
+        /* ---- off-node backups (backup.c): secrets come from the AWS_* env only ---- */
+        {"backup-url",
+         {"ETCD_AGENT_BACKUP_URL"},
+         CONFIG_STRING,
+         &fl.backup_url,
+         0,
+         0,
+         "back up to s3://BUCKET/PREFIX or file:///PATH (credentials: AWS_* env)",
+         "URL"},
+        {"backup-interval",
+         {"ETCD_AGENT_BACKUP_INTERVAL"},
+         CONFIG_DURATION,
+         &fl.backup_interval_ms,
+         0,
+         UINT64_C(7) * 24 * 3600 * 1000,
+         "one backup per interval for the whole cluster (0: only POST /backups)",
+         "DURATION"},
+        {"backup-keep",
+         {"ETCD_AGENT_BACKUP_KEEP"},
+         CONFIG_STRING,
+         &fl.backup_keep,
+         0,
+         0,
+         "keep N backups, or last=N,hourly=N,daily=N,weekly=N,monthly=N (unset: all)",
+         "POLICY"},
+        {"backup-compress",
+         {"ETCD_AGENT_BACKUP_COMPRESS"},
+         CONFIG_STRING,
+         &fl.backup_compress,
+         0,
+         0,
+         "zstd or none",
+         "ALGO"},
+        {"backup-compress-level",
+         {"ETCD_AGENT_BACKUP_COMPRESS_LEVEL"},
+         CONFIG_UINT,
+         &fl.backup_zstd_level,
+         0,
+         CODEC_ZSTD_MAX_LEVEL,
+         "zstd level (0: default 3)",
+         "N"},
+        {"backup-recipient",
+         {"ETCD_AGENT_BACKUP_RECIPIENTS"},
+         CONFIG_LIST,
+         &fl.backup_recipients,
+         0,
+         0,
+         "encrypt backups to these age public keys (age1...; comma-separated)",
+         "KEYS"},
+        {"backup-recipients-file",
+         {"ETCD_AGENT_BACKUP_RECIPIENTS_FILE"},
+         CONFIG_STRING,
+         &fl.backup_recipients_file,
+         0,
+         0,
+         "age recipients file (one age1... per line)",
+         "FILE"},
+        {"backup-verify-interval",
+         {"ETCD_AGENT_BACKUP_VERIFY_INTERVAL"},
+         CONFIG_DURATION,
+         &fl.backup_verify_interval_ms,
+         1000,
+         UINT64_C(30) * 24 * 3600 * 1000,
+         "download and check the newest backup this often (and after the first)",
+         "DURATION"},
     };
     const size_t n_opts = ARRAY_SIZE(opts);
     const char *prog = "etcd-agent";
@@ -246,6 +372,7 @@ int main(int argc, char **argv)
     struct cache *cache = NULL;
     struct routes *routes = NULL;
     struct snapshot *snap = NULL;
+    struct backup *backup = NULL;
     struct probe *probe = NULL;
     struct server *srv = NULL;
     char err[512];
@@ -335,6 +462,9 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (fl.backup_url.value[0] && backup_setup(&fl, snap, cache, routes, &backup) < 0)
+        goto out;
+
     struct server_config sc = {
         .listen = fl.listen.value[0] ? fl.listen.value : NULL,
         .tls_listen = fl.tls_listen.value[0] ? fl.tls_listen.value : NULL,
@@ -405,6 +535,7 @@ out:
     }
     probe_stop(probe);
     server_free(srv);
+    backup_free(backup);
     snapshot_free(snap);
     routes_free(routes);
     cache_free(cache);
@@ -412,5 +543,6 @@ out:
     tls_ctx_free(client_tls);
     config_list_free(&fl.endpoints);
     config_list_free(&fl.cluster_endpoints);
+    config_list_free(&fl.backup_recipients);
     return exit_code;
 }

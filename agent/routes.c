@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "array.h"
+#include "backup.h"
 #include "bounds.h"
 #include "clock.h"
 #include "etcd.h"
@@ -45,7 +46,13 @@ struct routes {
     struct metrics_source metrics[METRICS_MAX_SOURCES];
     size_t n_metrics;
     struct health_render render[RENDER_COUNT];
+    struct backup *backup; /* NULL: no --backup-url */
 };
+
+void routes_set_backup(struct routes *r, struct backup *b)
+{
+    r->backup = b;
+}
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -370,6 +377,15 @@ static void route_status(void *arg, const struct http_request *req, struct http_
              (pr->active && pr->next_try_ms
                   ? add_int(po, "next_try_in_ms", pr->next_try_ms > now ? pr->next_try_ms - now : 0)
                   : cJSON_AddNullToObject(po, "next_try_in_ms"));
+    }
+    if (ok && r->backup) {
+        int64_t age = backup_last_good_age_ms(r->backup);
+        cJSON *bo = cJSON_AddObjectToObject(o, "backup");
+        ok = bo && (age >= 0 ? add_int(bo, "last_good_age_s", age / 1000)
+                             : cJSON_AddNullToObject(bo, "last_good_age_s")) != NULL;
+        char note[256];
+        backup_readyz_note(r->backup, note, sizeof note);
+        ok = ok && add_str_or_null(bo, "warning", note);
     }
     /* 503 until the member answered once: there is nothing to show yet. */
     if (!ok || routes_json(resp, l->have_status ? 200 : 503, o) < 0)

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# backup.sh - end-to-end tests of off-node backups (agent/backup.c) beside a real 3-member TLS
+# cluster: POST /backups to a file:// store (mTLS only), the schedule of three agents to
+# s3rver behind the SigV4-verifying proxy (tests/s3/server.sh): one backup per interval for
+# the cluster, objects that download with the AWS CLI and restore with age -d, zstd -d and
+# etcdctl snapshot restore (hash checked), GET /backups, wrong credentials (one error line and
+# a metric), injected 503s (retried). Prints "ok <name>" / "FAIL <name>: why".
+source "$(dirname "$0")/../lib/lib.bash"
+need_bins "$AGENT"
+for t in age age-keygen zstd etcdctl; do
+    command -v $t >/dev/null || { skip_all "$t missing (make deps)"; }
+done
+[ -x /usr/bin/aws ] || skip_all "awscli missing (make deps)"
+
+INTERVAL=12
+S3ENV=$(tests/s3/server.sh start) || skip_all "S3 test server did not start"
+eval "$S3ENV"
+at_exit 'tests/s3/server.sh stop "$S3_TEST_DIR"'
+cluster_up 3 >/dev/null || { fail setup "cluster did not start"; finish; }
+put_keys bk 50 || fail setup "put_keys"
+
+age-keygen -o "$WORK/id.txt" 2>/dev/null
+RCPT=$(age-keygen -y "$WORK/id.txt")
+
+# agent I TLSPORT PLAINPORT FLAGS...: an agent beside member I with a TLS listener too
+agent() {
+    local i=$1 tp=$2 pp=$3
+    shift 3
+    start_agent "PID_$i" "$i" "$pp" --tls-listen "127.0.0.1:$tp" --tls-cert "$CLUSTER_DIR/node.crt" \
+        --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" \
+        --spool-dir "$WORK" "$@"
+}
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+
+# ---- file:// store, POST /backups ----
+mkdir -p "$WORK/store"
+read -r TP PP <<<"$(_cluster_free_ports 2)"
+agent 0 "$TP" "$PP" --backup-url "file://$WORK/store/pfx?x=secret" --backup-compress none
+until_true 20 code_is "http://127.0.0.1:$PP/status" 200 || fail "file: agent up"
+code=$(http_code "http://127.0.0.1:$PP/backups" -X POST)
+[ "$code" = 403 ] && ok "file: POST /backups on the plain listener is refused (403)" ||
+    fail "file: plain POST" "code $code"
+code=$(tls_curl -o "$WORK/post.json" -w '%{http_code}' -X POST "https://127.0.0.1:$TP/backups")
+obj=$(find "$WORK/store/pfx" -name '*.db.age' -o -name '*.db' | head -1)
+if [ "$code" = 200 ] && [ -n "$obj" ] && [ -f "$obj.manifest.json" ] && digest_ok "$obj"; then
+    ok "file: POST /backups writes an etcdctl-format object and its manifest"
+else
+    fail "file: POST /backups" "code $code obj '$obj' $(cat "$WORK/post.json")"
+fi
+if grep -q 'NOT encrypted' "$WORK"/agent-0-"$PP".log && ! grep -q 'secret' "$WORK"/agent-0-"$PP".log; then
+    ok "file: unencrypted warning once, URL query never logged"
+else
+    fail "file: warning/redaction"
+fi
+/usr/bin/python3 - "$obj" <<'PY' && ok "file: manifest fields match the object" || fail "file: manifest"
+import hashlib, json, os, sys
+o = sys.argv[1]; m = json.load(open(o + ".manifest.json")); d = open(o, "rb").read()
+assert m["object_size"] == len(d) == os.path.getsize(o)
+assert m["object_sha256"] == hashlib.sha256(d).hexdigest()
+assert m["db_sha256"] == d[-32:].hex() and m["compression"] == "none" and m["encryption"] == "none"
+assert m["revision"] > 0 and len(m["member"]) == 16 and m["took_ms"] >= 0
+PY
+stop_agents
+
+# ---- S3: three agents, one backup per interval ----
+URL="s3://$S3_TEST_BUCKET/etcd"
+PORTS=()
+for i in 0 1 2; do
+    read -r TP PP <<<"$(_cluster_free_ports 2)"
+    PORTS+=("$TP $PP")
+    agent "$i" "$TP" "$PP" --backup-url "$URL" --backup-interval "${INTERVAL}s" \
+        --backup-recipient "$RCPT" --backup-keep 3
+done
+START=$SECONDS
+sleep $((INTERVAL * 3 + 6))
+aws_ls() { /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3 ls --recursive "s3://$S3_TEST_BUCKET/etcd/" 2>/dev/null; }
+aws_ls >"$WORK/ls.txt"
+nobj=$(grep -c '\.db\.zst\.age$' "$WORK/ls.txt")
+nman=$(grep -c '\.manifest\.json$' "$WORK/ls.txt")
+uploads=$(cat "$WORK"/agent-*.log | grep -c '"backup uploaded"')
+# in ~3.5 intervals from start: backups at 0, 1, 2, 3 intervals; retention keeps 3
+if [ "$uploads" -ge 3 ] && [ "$uploads" -le 5 ] && [ "$nobj" = "$nman" ] && [ "$nobj" -le 3 ]; then
+    ok "s3: $uploads backups in $((SECONDS - START))s at interval ${INTERVAL}s across 3 agents ($nobj kept)"
+else
+    fail "s3: one per interval" "uploads $uploads objects $nobj manifests $nman"
+fi
+/usr/bin/python3 - "$WORK"/agent-*.log <<'PY' && ok "s3: uploads at least an interval apart" || fail "s3: spacing"
+import json, sys, datetime
+ts = []
+for f in sys.argv[1:]:
+    for l in open(f):
+        if '"backup uploaded"' in l:
+            n = json.loads(l)["name"].split("/")[-1][:16]
+            ts.append(datetime.datetime.strptime(n, "%Y%m%dT%H%M%SZ").timestamp())
+ts.sort()
+gaps = [b - a for a, b in zip(ts, ts[1:])]
+print("gaps", gaps, file=sys.stderr)
+sys.exit(0 if ts and all(g >= 12 - 2 for g in gaps) else 1)
+PY
+if grep -q 'backup retention' "$WORK"/agent-*.log; then ok "s3: retention pruned with a log line"; else fail "s3: retention"; fi
+
+newest=$(grep '\.db\.zst\.age$' "$WORK/ls.txt" | awk '{print $4}' | sort | tail -1)
+rm -rf "$WORK/restored"
+if /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3 cp "s3://$S3_TEST_BUCKET/$newest" "$WORK/dl.age" >/dev/null 2>&1 &&
+    age -d -i "$WORK/id.txt" "$WORK/dl.age" | zstd -d -q -o "$WORK/dl.db" &&
+    etcdctl snapshot restore "$WORK/dl.db" --data-dir "$WORK/restored" >/dev/null 2>&1 &&
+    [ -d "$WORK/restored/member/snap" ]; then
+    ok "s3: newest object restores with aws s3 cp + age -d + zstd -d + etcdctl (hash checked)"
+else
+    fail "s3: interop restore" "$newest"
+fi
+read -r TP PP <<<"${PORTS[0]}"
+code=$(tls_curl -o "$WORK/list.json" -w '%{http_code}' "https://127.0.0.1:$TP/backups")
+if [ "$code" = 200 ] && /usr/bin/python3 -c '
+import json,sys; d=json.load(open(sys.argv[1])); b=d["backups"]
+assert b and all(x["complete"] and x["manifest"]["encryption"]=="age" for x in b)' "$WORK/list.json"; then
+    ok "s3: GET /backups lists the store's backups with their manifests"
+else
+    fail "s3: GET /backups" "code $code"
+fi
+curl -s "http://127.0.0.1:$PP/status" >"$WORK/status.json"
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["backup"]["last_good_age_s"] is not None' \
+    "$WORK/status.json" && ok "s3: /status shows the last good backup's age" || fail "s3: /status"
+stop_agents
+
+# ---- wrong credentials ----
+read -r TP PP <<<"$(_cluster_free_ports 2)"
+AWS_SECRET_ACCESS_KEY=wrongwrongwrong agent 0 "$TP" "$PP" --backup-url "$URL" --backup-interval 2s
+sleep 8
+n=$(metric "$PP" 'etcd_agent_backup_failures_total{reason="credentials"}')
+lines=$(grep -c 'credentials' "$WORK/agent-0-$PP.log")
+if [ "${n:-0}" != 0 ] && [ "$lines" -ge 1 ] && [ "$lines" -le 2 ] && kill -0 "$PID_0"; then
+    ok "s3: wrong credentials: one clear error line, metric $n, no crash"
+else
+    fail "s3: wrong credentials" "metric '$n' lines $lines"
+fi
+stop_agents
+finish
