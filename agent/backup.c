@@ -64,7 +64,7 @@ struct backup {
     pthread_t thread;
     int64_t last_verify_ms; /* wall; 0: never */
 
-    atomic_int_fast64_t last_good_ms;  /* wall time of the newest good backup known; 0: none */
+    atomic_int_fast64_t last_good_ms; /* wall time of the newest good backup known; 0: none */
     atomic_uint_fast64_t ok_total, failed_total, uploaded_bytes, last_duration_ms, last_size;
     atomic_uint_fast64_t last_success_s, verified_total, pruned_total;
     atomic_uint_fast64_t failures[R_COUNT];
@@ -305,7 +305,8 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     }
     if (!sf.found || sf.size != res->object_size) {
         rc = -EBADMSG;
-        snprintf(err, err_len, "%.200s: the store lists %s%" PRIu64 " bytes, the manifest says %" PRIu64,
+        snprintf(err, err_len,
+                 "%.200s: the store lists %s%" PRIu64 " bytes, the manifest says %" PRIu64,
                  res->name, sf.found ? "" : "no object, ", sf.size, res->object_size);
         res->reason = R_MISMATCH;
         char e2[256];
@@ -751,8 +752,9 @@ struct backup *backup_new(const struct backup_config *cfg, char *err, size_t err
         goto fail;
     }
     if (!cfg->n_recipients)
-        log_msg(LOG_WARN, "backups to %s are NOT encrypted (no --backup-recipient): anyone who "
-                          "can read the store can read every key in etcd",
+        log_msg(LOG_WARN,
+                "backups to %s are NOT encrypted (no --backup-recipient): anyone who "
+                "can read the store can read every key in etcd",
                 b->url_log);
     if (cfg->interval_ms) {
         if (pthread_create(&b->thread, NULL, schedule_loop, b) != 0) {
@@ -859,7 +861,13 @@ static void list_answer(struct backup *b, struct snapjob *job)
     struct bk *v = NULL;
     size_t n = 0;
     char err[512] = "";
-    int rc = list_backups(b, NULL, &l, &v, &n, err, sizeof err);
+    /* the local member's cluster (the one a restore under this prefix would take) */
+    const struct cache_snapshot *cs = cache_acquire(b->cfg.cache);
+    char cid[17];
+    bool have_cid = cs->local.have_status;
+    snprintf(cid, sizeof cid, "%016" PRIx64, cs->local.status.cluster_id);
+    cache_release(b->cfg.cache, cs);
+    int rc = list_backups(b, have_cid ? cid : NULL, &l, &v, &n, err, sizeof err);
     if (rc < 0) {
         snapjob_error(job, rc == -EACCES ? 502 : 503, err);
         free(l.e);
@@ -991,7 +999,8 @@ static void backup_metrics(void *arg, struct metrics_writer *w)
     metrics_sample(w, n, ok, (double)atomic_load(&b->ok_total));
     metrics_sample(w, n, failed, (double)atomic_load(&b->failed_total));
     n = "etcd_agent_backup_failures_total";
-    metrics_family(w, n, "counter", "Backup failures (and store errors of the schedule), by reason.");
+    metrics_family(w, n, "counter",
+                   "Backup failures (and store errors of the schedule), by reason.");
     for (int i = 0; i < R_COUNT; i++) {
         const char *l[] = {"reason", reason_names[i], NULL};
         metrics_sample(w, n, l, (double)atomic_load(&b->failures[i]));
@@ -1005,7 +1014,8 @@ static void backup_metrics(void *arg, struct metrics_writer *w)
           "Duration of this agent's last successful backup.",
           (double)atomic_load(&b->last_duration_ms) / 1000.0);
     gauge(w, "etcd_agent_backup_last_size_bytes", "gauge",
-          "Object size of this agent's last successful backup.", (double)atomic_load(&b->last_size));
+          "Object size of this agent's last successful backup.",
+          (double)atomic_load(&b->last_size));
     int64_t age = backup_last_good_age_ms(b);
     gauge(w, "etcd_agent_backup_last_good_age_seconds", "gauge",
           "Age of the newest good backup known (from the store or this agent; -1: none).",

@@ -31,9 +31,9 @@ struct backup_config {
     int zstd_level;              /* 0: codec's default */
     const struct age_recipient *recipients; /* copied */
     size_t n_recipients;
-    const char *spool_dir;  /* --spool-dir; NULL/"": /tmp */
-    struct snapctx *snap;   /* borrowed: the etcd channel, pool and access rule */
-    struct cache *cache;    /* borrowed: the probes' view for the turn */
+    const char *spool_dir; /* --spool-dir; NULL/"": /tmp */
+    struct snapctx *snap;  /* borrowed: the etcd channel, pool and access rule */
+    struct cache *cache;   /* borrowed: the probes' view for the turn */
 };
 
 /* Opens the store (no network yet), checks the policy and starts the schedule thread (it

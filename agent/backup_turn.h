@@ -19,24 +19,24 @@ struct backup_turn_member {
 struct backup_turn_input {
     const struct backup_turn_member *members; /* the cluster table */
     size_t n_members;
-    uint64_t self;       /* the local member's ID */
-    uint64_t leader;     /* the leader's ID as the local member sees it; 0: none */
-    uint64_t max_lag;    /* raft entries the local member may trail the healthy voters by */
-    int64_t now_ms;      /* wall clock, ms since the epoch */
-    int64_t newest_ms;   /* the newest complete backup in the store; < 0: none */
-    int64_t start_ms;    /* when this agent started (stands for "newest" on an empty store) */
+    uint64_t self;     /* the local member's ID */
+    uint64_t leader;   /* the leader's ID as the local member sees it; 0: none */
+    uint64_t max_lag;  /* raft entries the local member may trail the healthy voters by */
+    int64_t now_ms;    /* wall clock, ms since the epoch */
+    int64_t newest_ms; /* the newest complete backup in the store; < 0: none */
+    int64_t start_ms;  /* when this agent started (stands for "newest" on an empty store) */
     uint64_t interval_ms;
     uint64_t grace_ms;
 };
 
 enum backup_turn_verdict {
     BACKUP_TURN_GO = 0,
-    BACKUP_TURN_NOT_DUE,    /* the newest backup is recent enough for our rank */
-    BACKUP_TURN_NO_LEADER,  /* the cluster has no leader */
-    BACKUP_TURN_NO_QUORUM,  /* healthy voters are not a majority */
-    BACKUP_TURN_NOT_VOTER,  /* a learner, or not in the table */
-    BACKUP_TURN_UNHEALTHY,  /* the local member is not healthy */
-    BACKUP_TURN_LAGGING,    /* the local member trails the others by more than max_lag */
+    BACKUP_TURN_NOT_DUE,   /* the newest backup is recent enough for our rank */
+    BACKUP_TURN_NO_LEADER, /* the cluster has no leader */
+    BACKUP_TURN_NO_QUORUM, /* healthy voters are not a majority */
+    BACKUP_TURN_NOT_VOTER, /* a learner, or not in the table */
+    BACKUP_TURN_UNHEALTHY, /* the local member is not healthy */
+    BACKUP_TURN_LAGGING,   /* the local member trails the others by more than max_lag */
 };
 const char *backup_turn_verdict_str(enum backup_turn_verdict v);
 

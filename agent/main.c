@@ -95,15 +95,16 @@ static int backup_setup(const struct flags *fl, struct snapshot *snap, struct ca
     for (size_t i = 0; i < fl->backup_recipients.n; i++) {
         const char *k = fl->backup_recipients.items[i];
         if (n == AGE_MAX_RECIPIENTS || age_recipient_parse(k, strlen(k), &rcp[n]) < 0) {
-            log_msg(LOG_ERROR, "--backup-recipient %zu: not an age X25519 recipient (age1...)", i + 1);
+            log_msg(LOG_ERROR, "--backup-recipient %zu: not an age X25519 recipient (age1...)",
+                    i + 1);
             return -1;
         }
         n++;
     }
     if (fl->backup_recipients_file.value[0]) {
         size_t m = 0;
-        if (age_recipients_load(fl->backup_recipients_file.value, rcp + n, AGE_MAX_RECIPIENTS - n, &m,
-                                err, sizeof(err)) < 0) {
+        if (age_recipients_load(fl->backup_recipients_file.value, rcp + n, AGE_MAX_RECIPIENTS - n,
+                                &m, err, sizeof(err)) < 0) {
             log_msg(LOG_ERROR, "--backup-recipients-file %s: %s", fl->backup_recipients_file.value,
                     err);
             return -1;
