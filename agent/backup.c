@@ -604,6 +604,18 @@ static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Healthy for a backup: answered and knows a leader; a NOSPACE alarm is no reason not to
+ * back up (a snapshot is a read), any other error is. */
+static bool healthy_for_backup(const struct cache_member *m)
+{
+    if (!m->answered || !m->status.leader)
+        return false;
+    for (size_t i = 0; i < m->status.n_errors && i < CACHE_MAX_STATUS_ERRORS; i++)
+        if (!strstr(m->status.errors[i], "NOSPACE"))
+            return false;
+    return true;
+}
+
 /* The turn's inputs from the probe cache. False if the local member has not answered yet. */
 static bool turn_inputs(struct backup *b, struct backup_turn_member *mem, size_t *n,
                         struct backup_turn_input *in, uint64_t *cluster_id)
@@ -619,7 +631,7 @@ static bool turn_inputs(struct backup *b, struct backup_turn_member *mem, size_t
             const struct cache_member *m = &s->cluster.members[i];
             mem[(*n)++] = (struct backup_turn_member){.id = m->id,
                                                       .voter = !m->is_learner,
-                                                      .healthy = m->healthy,
+                                                      .healthy = healthy_for_backup(m),
                                                       .raft_index = m->status.raft_index};
         }
     }

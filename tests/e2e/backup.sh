@@ -203,4 +203,58 @@ if [ -x "$FILL" ] && "$FILL" "$(cluster_client-url 0)" "$CLUSTER_DIR/ca.crt" "$C
 else
     fail "s3: multipart" "bench_fill missing or failed"
 fi
+
+# ---- the uploading agent killed mid-backup: another takes the next turn, nothing half listed ----
+if [ -x "$FILL" ]; then
+    for i in 0 1 2; do
+        read -r TP PP <<<"$(_cluster_free_ports 2)"
+        agent "$i" "$TP" "$PP" --backup-url "$URL" --backup-interval "${INTERVAL}s" --backup-recipient "$RCPT"
+    done
+    up0=$(pstat completed)
+    victim=""
+    for _ in $(seq 1 400); do
+        victim=$(grep -l 'taking the turn' "$WORK"/agent-*.log 2>/dev/null | while read -r f; do
+            [ "$(grep -c 'taking the turn' "$f")" -gt "$(grep -c '"msg":"backup [uf][pa][li][ol]' "$f")" ] && echo "$f"; done | head -1)
+        [ -n "$victim" ] && break
+        sleep 0.05
+    done
+    vport=$(basename "$victim" .log | cut -d- -f3)
+    vpid=$(pgrep -f -- "--listen 127.0.0.1:$vport " | head -1)
+    [ -n "$vpid" ] && kill -KILL "$vpid"
+    sleep 1
+    mid=$(($(pstat completed) - up0))
+    n_before=$(grep -h '"trigger":"schedule"' "$WORK"/agent-*.log | grep -c 'backup uploaded')
+    until_true $((INTERVAL * 2 + 10)) bash -c "[ \$(grep -h '\"trigger\":\"schedule\"' $WORK/agent-*.log | grep -c 'backup uploaded') -gt $n_before ]"
+    n_after=$(grep -h '"trigger":"schedule"' "$WORK"/agent-*.log | grep -c 'backup uploaded')
+    aws_ls >"$WORK/ls2.txt"
+    o=$(grep -c '\.age$' "$WORK/ls2.txt")
+    m=$(grep -c '\.age\.manifest\.json$' "$WORK/ls2.txt")
+    if [ -n "$vpid" ] && [ "$mid" = 0 ] && [ "$n_after" -gt "$n_before" ] && [ "$o" = "$m" ]; then
+        ok "s3: uploader killed mid-backup: another agent took the next turn, no half upload listed"
+    else
+        fail "s3: killed uploader" "victim '$victim' pid '$vpid' completed-while-killed $mid uploads $n_before -> $n_after objects $o manifests $m"
+    fi
+    stop_agents
+fi
+
+# ---- NOSPACE on the cluster: backups continue (a snapshot is a read) ----
+cluster_down >/dev/null 2>&1
+if ETCD_TEST_EXTRA_FLAGS="--quota-backend-bytes=$((8 * 1024 * 1024))" cluster_up 1 >/dev/null 2>&1; then
+    "$FILL" "$(cluster_client-url 0)" "$CLUSTER_DIR/ca.crt" "$CLUSTER_DIR/client.crt" \
+        "$CLUSTER_DIR/client.key" 20 1048576 nospace- >/dev/null 2>&1
+    if cluster_etcdctl 0 alarm list 2>/dev/null | grep -q NOSPACE; then
+        read -r TP PP <<<"$(_cluster_free_ports 2)"
+        agent 0 "$TP" "$PP" --backup-url "file://$WORK/store/pfx" --backup-interval 3s
+        if until_true 30 bash -c "grep 'backup uploaded' $WORK/agent-0-$PP.log 2>/dev/null | grep -q '\"trigger\":\"schedule\"'"; then
+            ok "NOSPACE alarm raised: the scheduled backup still runs"
+        else
+            fail "NOSPACE" "no scheduled backup: $(grep -h 'not taking\|backup failed' "$WORK/agent-0-$PP.log" | tail -2)"
+        fi
+        stop_agents
+    else
+        fail "NOSPACE" "no NOSPACE alarm after filling an 8 MiB quota"
+    fi
+else
+    fail "NOSPACE" "one-member cluster with a quota did not start"
+fi
 finish
