@@ -177,6 +177,7 @@
 #define AZURE_MAX_SAS 2048              /* AZURE_STORAGE_SAS_TOKEN */
 #define AZURE_MAX_SIGN_HEADERS 32       /* x-ms-* headers in one signed request */
 #define AZURE_MAX_STRING_TO_SIGN 8192   /* canonical string of one request */
+
 /* age encryption and the backup filter chain (common/age.c, common/bech32.c, common/codec.c) */
 #define BECH32_MAX_LEN 90              /* BIP-173's limit on a whole bech32 string */
 #define BECH32_MAX_HRP 83              /* BIP-173's limit on the human-readable part */
