@@ -254,13 +254,15 @@ static int resolve_newest(struct store *st, const char *url, char *name, size_t 
     if (s.overflow)
         log_msg(LOG_WARN, "restore: more than %d objects under %s: only the first considered",
                 RESTORE_MAX_CANDIDATES, url);
-    qsort(s.c, s.n, sizeof(*s.c), newest_first);
-    qsort(s.manifests, s.nm, sizeof(*s.manifests), cmp_str);
+    if (s.n > 1)
+        qsort(s.c, s.n, sizeof(*s.c), newest_first);
+    if (s.nm > 1)
+        qsort(s.manifests, s.nm, sizeof(*s.manifests), cmp_str);
     rc = -ENOENT;
     for (i = 0; i < s.n && reads < RESTORE_MAX_MANIFEST_READS; i++) {
         char mname[STORE_MAX_NAME + 1], *key = mname;
         int n = snprintf(mname, sizeof(mname), "%s%s", s.c[i].name, MANIFEST_SUFFIX);
-        if (n < 0 || (size_t)n >= sizeof(mname) ||
+        if (n < 0 || (size_t)n >= sizeof(mname) || s.nm == 0 ||
             !bsearch(&key, s.manifests, s.nm, sizeof(*s.manifests), cmp_str)) {
             log_msg(LOG_INFO, "restore: %s has no manifest: not a complete backup", s.c[i].name);
             continue;
