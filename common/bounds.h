@@ -192,6 +192,7 @@
 #define CODEC_ZSTD_DEFAULT_LEVEL 3     /* zstd's own default */
 #define CODEC_ZSTD_MAX_LEVEL 19        /* highest level without --ultra (its windows grow large) */
 #define CODEC_ZSTD_MAX_WINDOW_LOG 27   /* decoder: largest window a frame may ask */
+
 /* backup stores (common/store*.c, s3xml.c, sigv4.c) */
 #define STORE_MAX_NAME 1024               /* object name (S3's key limit) */
 #define STORE_MAX_URL 4096                /* one request URL */

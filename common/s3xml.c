@@ -134,8 +134,8 @@ int s3xml_value(const char *xml, size_t len, size_t *pos, const char *tag, char 
     if (out_len == 0)
         return -ENOSPC;
     for (i = start; i < end;) {
-        if (xml[i] == '<')
-            return -EINVAL;
+        if (xml[i] == '<' || xml[i] == '\0')
+            return -EINVAL; /* markup inside a leaf; a NUL would cut the value short */
         if (xml[i] == '&') {
             unsigned long cp;
             size_t used;

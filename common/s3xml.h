@@ -26,7 +26,7 @@ struct s3xml_upload {
 /* The text of the first <tag>...</tag> (tag without brackets) at or after *pos in xml[0..len),
  * entity-decoded into out; *pos (may be NULL) moves past the closing tag. Returns the decoded
  * length, -ENOENT (no such element), -ENOSPC (out too small), -EINVAL (unterminated, a bad
- * entity, a nested '<' inside a leaf). */
+ * entity, a nested '<' or a NUL byte inside a leaf). */
 int s3xml_value(const char *xml, size_t len, size_t *pos, const char *tag, char *out,
                 size_t out_len);
 

@@ -210,6 +210,7 @@ int sigv4_sign(const struct sigv4_key *k, const struct sigv4_request *r, char *a
                 return -EINVAL;
         sorted[i] = &r->headers[i];
     }
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers is sorted */
     qsort(sorted, r->n_headers, sizeof(sorted[0]), hdr_cmp);
     for (i = 0; i + 1 < r->n_headers; i++)
         if (strcmp(sorted[i]->name, sorted[i + 1]->name) == 0)

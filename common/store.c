@@ -10,7 +10,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static const struct store_ops *const store_kinds[] = {&store_s3_ops, &store_file_ops};
+static const struct store_ops *const store_kinds[] = {&store_s3_ops, &store_file_ops,
+                                                      &store_azure_ops};
 
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -92,8 +92,9 @@ struct store_upload {
 
 extern const struct store_ops store_s3_ops;
 extern const struct store_ops store_file_ops;
+extern const struct store_ops store_azure_ops; /* store_azure.c (azure://) */
 
-/* true when url names a store (s3:// or file://); a plain path or http(s) URL is not one */
+/* true when url names a store (s3://, file://, azure://); a plain path or http(s) URL is not */
 bool store_is_url(const char *url);
 
 /* Opens the store url names. The S3 one reads the AWS_* env (see store_s3.c); neither

@@ -303,7 +303,9 @@ struct walk {
     size_t root_len;
 };
 
-/* Walks dir (below the root; rel is its name relative to the root, "" or ending in '/'). */
+/* Walks dir (below the root; rel is its name relative to the root, "" or ending in '/').
+ * Recursive, bounded by FILE_MAX_DEPTH. */
+// NOLINTNEXTLINE(misc-no-recursion)
 static int walk_dir(struct walk *w, const char *path, const char *rel, int depth)
 {
     DIR *d;

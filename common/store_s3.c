@@ -156,7 +156,7 @@ static void s3_close(struct store *st)
     struct s3_store *s = (struct s3_store *)st;
     if (!s)
         return;
-    if (s->h)
+    if (s->h && s->curl)
         s->curl->easy_cleanup(s->h);
     OPENSSL_cleanse(s->secret, sizeof(s->secret));
     OPENSSL_cleanse(s->token, sizeof(s->token));
@@ -614,9 +614,8 @@ static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_le
     } else {
         snprintf(payload, sizeof(payload), "%s", SIGV4_EMPTY_SHA256);
     }
+    cerr[0] = '\0';
     for (i = 0; i < s->attempts; i++) {
-        bool again;
-
         if (i > 0)
             backoff(s, i - 1);
         rc = attempt(s, c, path, query, c->send_md5 ? md5 : NULL, payload, cerr);
@@ -627,7 +626,7 @@ static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_le
             if (c->sink && !c->first_etag[0])
                 snprintf(c->first_etag, sizeof(c->first_etag), "%s", c->etag);
             if (c->sink && c->have_total && c->delivered < c->total) {
-                again = true; /* short body without a transport error */
+                /* a short body without a transport error: retried from where it stopped */
                 snprintf(cerr, sizeof(cerr), "answer ended after %llu of %llu bytes",
                          (unsigned long long)c->delivered, (unsigned long long)c->total);
             } else {
@@ -637,12 +636,10 @@ static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_le
             if (c->sink && c->delivered > 0 && c->status == 412)
                 return fail(err, err_len, -EBADMSG, "%s %s: the object changed while reading",
                             c->what, where);
-            again = transient_status(c->status, c);
-            if (!again)
+            if (!transient_status(c->status, c))
                 return answer_error(s, c, where, err, err_len);
             snprintf(cerr, sizeof(cerr), "HTTP %ld", c->status);
         } else if (rc == -EAGAIN || rc == -ECONNREFUSED) {
-            again = true;
             if (c->sink && !c->first_etag[0] && c->etag[0] && c->delivered > 0)
                 snprintf(c->first_etag, sizeof(c->first_etag), "%s", c->etag);
         } else {

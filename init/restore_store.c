@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "act.h"
+#include "age.h"
+#include "codec.h"
 #include "log.h"
 #include "store.h"
 
@@ -254,13 +256,15 @@ static int resolve_newest(struct store *st, const char *url, char *name, size_t 
     if (s.overflow)
         log_msg(LOG_WARN, "restore: more than %d objects under %s: only the first considered",
                 RESTORE_MAX_CANDIDATES, url);
-    qsort(s.c, s.n, sizeof(*s.c), newest_first);
-    qsort(s.manifests, s.nm, sizeof(*s.manifests), cmp_str);
+    if (s.n > 1)
+        qsort(s.c, s.n, sizeof(*s.c), newest_first);
+    if (s.nm > 1)
+        qsort(s.manifests, s.nm, sizeof(*s.manifests), cmp_str);
     rc = -ENOENT;
     for (i = 0; i < s.n && reads < RESTORE_MAX_MANIFEST_READS; i++) {
         char mname[STORE_MAX_NAME + 1], *key = mname;
         int n = snprintf(mname, sizeof(mname), "%s%s", s.c[i].name, MANIFEST_SUFFIX);
-        if (n < 0 || (size_t)n >= sizeof(mname) ||
+        if (n < 0 || (size_t)n >= sizeof(mname) || s.nm == 0 ||
             !bsearch(&key, s.manifests, s.nm, sizeof(*s.manifests), cmp_str)) {
             log_msg(LOG_INFO, "restore: %s has no manifest: not a complete backup", s.c[i].name);
             continue;
@@ -303,7 +307,8 @@ out:
 
 struct download {
     int fd;
-    uint64_t bytes, max;
+    struct codec *codec; /* .zst/.age undone on the way (NULL: a plain object) */
+    uint64_t bytes, plain, max;
     EVP_MD_CTX *sha;
     double t0, last_log;
     int write_errno;
@@ -316,20 +321,16 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Object bytes: hashed, then written. The .zst/.age stages (common/codec.h) go between the
- * hash and the write once the codec chain is in this build: see decode_stage(). */
-static int on_object_bytes(void *arg, const void *buf, size_t len)
+/* Plain (decoded) bytes: into the download file. */
+static int on_plain_bytes(void *arg, const uint8_t *buf, size_t len)
 {
     struct download *d = arg;
     size_t off = 0;
-    double t;
 
-    if (d->bytes + len > d->max)
+    if (d->plain + len > d->max)
         return -EFBIG;
-    if (!EVP_DigestUpdate(d->sha, buf, len))
-        return -EIO;
     while (off < len) {
-        ssize_t w = write(d->fd, (const char *)buf + off, len - off);
+        ssize_t w = write(d->fd, buf + off, len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
@@ -338,6 +339,24 @@ static int on_object_bytes(void *arg, const void *buf, size_t len)
         }
         off += (size_t)w;
     }
+    d->plain += len;
+    return 0;
+}
+
+/* Object bytes: hashed, then decoded (codec chain: age, then zstd) or written as they are. */
+static int on_object_bytes(void *arg, const void *buf, size_t len)
+{
+    struct download *d = arg;
+    double t;
+    int rc;
+
+    if (d->bytes + len > d->max)
+        return -EFBIG;
+    if (!EVP_DigestUpdate(d->sha, buf, len))
+        return -EIO;
+    rc = d->codec ? codec_write(d->codec, buf, len) : on_plain_bytes(d, buf, len);
+    if (rc != 0)
+        return rc;
     d->bytes += len;
     t = now_ms();
     if (t - d->last_log >= 5000) {
@@ -348,19 +367,39 @@ static int on_object_bytes(void *arg, const void *buf, size_t len)
     return 0;
 }
 
-/* The hook for the decoding stages. Until common/codec.h (zstd + age, h/age) is merged, a
- * compressed or encrypted object is refused before anything is downloaded. */
-static int decode_stage(const struct restore_object *o, const char *identity_file, char *err,
-                        size_t err_len)
+/* The decoding stages for a .zst / .age object (common/codec.h), before anything is
+ * downloaded: an encrypted object needs the identity file. */
+static int decode_stage(const struct restore_object *o, const char *identity_file,
+                        struct download *d, char *err, size_t err_len)
 {
+    struct age_identity ids[AGE_MAX_IDENTITIES];
+    struct codec_dec_opts opts = {.zstd = o->zstd};
+    size_t n = 0;
+    int rc;
+
     if (!o->zstd && !o->age)
         return 0;
-    (void)identity_file;
-    return act_fail(err, err_len, -ENOTSUP,
-                    "%s is %s%s%s: this build cannot decode it yet (the codec chain is not "
-                    "linked); restore a plain .db object",
-                    o->name, o->zstd ? "zstd-compressed" : "", o->zstd && o->age ? " and " : "",
-                    o->age ? "age-encrypted" : "");
+    if (o->age) {
+        if (!identity_file || !identity_file[0])
+            return act_fail(err, err_len, -EINVAL,
+                            "%s is age-encrypted: --restore-identity (ETCD_RESTORE_IDENTITY_FILE) "
+                            "must name the identity file",
+                            o->name);
+        rc = age_identities_load(identity_file, ids, AGE_MAX_IDENTITIES, &n, err, err_len);
+        if (rc != 0) {
+            size_t l = strlen(err);
+            char why[256];
+            snprintf(why, sizeof(why), "%.*s", (int)l, err);
+            return act_fail(err, err_len, rc, "identity file %s: %s", identity_file, why);
+        }
+        opts.identities = ids;
+        opts.n_identities = n;
+    }
+    rc = codec_dec_new(&d->codec, &opts, on_plain_bytes, d);
+    age_identity_wipe(ids, n);
+    if (rc != 0)
+        return act_fail(err, err_len, rc, "cannot set up the decoder: %s", strerror(-rc));
+    return 0;
 }
 
 int restore_store_fetch(const char *source, const char *identity_file, const char *path,
@@ -419,7 +458,7 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
         if (o->age && l > 8 && strncmp(o->name + l - 8, ".zst", 4) == 0)
             o->zstd = true;
     }
-    rc = decode_stage(o, identity_file, err, err_len);
+    rc = decode_stage(o, identity_file, &d, err, err_len);
     if (rc != 0)
         goto out;
     o->has_manifest = m.present;
@@ -437,6 +476,12 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
     d.t0 = d.last_log = now_ms();
     log_msg(LOG_INFO, "restore: downloading %s to %s", o->url, path);
     rc = store_get(st, o->name, on_object_bytes, &d, err, err_len);
+    if (rc != 0 && d.codec && codec_error(d.codec)[0])
+        rc = act_fail(err, err_len, rc == -EFBIG ? rc : -EBADMSG, "%s: cannot decode: %s", o->url,
+                      codec_error(d.codec));
+    if (rc == 0 && d.codec && (rc = codec_finish(d.codec, NULL)) != 0)
+        rc = act_fail(err, err_len, -EBADMSG, "%s: cannot decode: %s", o->url,
+                      codec_error(d.codec)[0] ? codec_error(d.codec) : strerror(-rc));
     if (rc == -EFBIG)
         rc = act_fail(err, err_len, -EFBIG, "%s is larger than %" PRIu64 " bytes", o->url,
                       max_bytes);
@@ -468,6 +513,7 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
             d.bytes, (now_ms() - d.t0) / 1e3, o->object_sha256,
             m.present ? " (matches its manifest)" : " (no manifest)");
 out:
+    codec_free(d.codec);
     EVP_MD_CTX_free(d.sha);
     if (d.fd >= 0) {
         close(d.fd);

@@ -44,8 +44,9 @@ int restore_store_parse_name(const char *name, char *when, uint64_t *rev, bool *
  * on failure). identity_file: an age identity file for .age objects (NULL: none). Returns 0
  * with *o filled, or a negative errno with err filled: -ENOENT (no complete backup, no such
  * object or bucket), -EACCES, -ECONNREFUSED / -EIO (store unreachable or failing), -EBADMSG
- * (object differs from its manifest: size or sha256), -ENOTSUP (a .zst/.age object, until the
- * codec chain is in this build), -EFBIG (larger than max_bytes). Nothing but path is written. */
+ * (object differs from its manifest: size or sha256; or it cannot be decoded: not zstd, not
+ * age, no matching identity, truncated), -EFBIG (larger than max_bytes). Nothing but path is
+ * written. */
 int restore_store_fetch(const char *source, const char *identity_file, const char *path,
                         uint64_t max_bytes, struct restore_object *o, char *err, size_t err_len);
 

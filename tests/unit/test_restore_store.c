@@ -1,8 +1,8 @@
 /* test_restore_store.c - init/restore_store.c on the file store (no network, no etcd): backup
  * name parsing, which object a prefix URL resolves to (newest complete: manifest present and
  * its size equal; objects without one skipped), a full object URL with and without manifest,
- * refusals (size or sha256 differing from the manifest, nothing complete, .zst/.age until the
- * codec chain is linked), and the marker's object fields. The real restore is
+ * refusals (size or sha256 differing from the manifest, nothing complete, an undecodable .zst,
+ * an .age without identity), and the marker's object fields. The real restore is
  * tests/e2e/restore_store.sh's. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -173,11 +173,17 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err, "no complete backup"));
     snprintf(url, sizeof(url), "file://%s/n/missing.db", dir);
     assert_int_equal(restore_store_fetch(url, NULL, out, 1 << 20, &o, err, sizeof(err)), -ENOENT);
-    /* compressed / encrypted: refused before downloading until the codec chain is linked */
+    /* a .zst object that is not zstd: refused by the decoder, nothing left behind */
     put("z/00000000000000cc/20261204T000000Z-rev40.db.zst", "z", 1);
     snprintf(url, sizeof(url), "file://%s/z/00000000000000cc/20261204T000000Z-rev40.db.zst", dir);
-    assert_int_equal(restore_store_fetch(url, NULL, out, 1 << 20, &o, err, sizeof(err)), -ENOTSUP);
+    assert_int_equal(restore_store_fetch(url, NULL, out, 1 << 20, &o, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "cannot decode"));
     assert_int_equal(access(out, F_OK), -1);
+    /* an .age object without an identity file */
+    put("z/00000000000000cc/20261204T000000Z-rev41.db.age", "a", 1);
+    snprintf(url, sizeof(url), "file://%s/z/00000000000000cc/20261204T000000Z-rev41.db.age", dir);
+    assert_int_equal(restore_store_fetch(url, NULL, out, 1 << 20, &o, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "--restore-identity"));
     assert_true(restore_store_is_url("s3://b/p/") && restore_is_url("file:///x/"));
 }
 

@@ -260,6 +260,7 @@ static void test_s3xml(void **state)
     assert_int_equal(s3xml_value("<A>&#0;</A>", 11, NULL, "A", msg, sizeof(msg)), -EINVAL);
     assert_int_equal(s3xml_value("<A>x<B/></A>", 12, NULL, "A", msg, sizeof(msg)), -EINVAL);
     assert_int_equal(s3xml_value("<A>xyz</A>", 10, NULL, "A", msg, 3), -ENOSPC);
+    assert_int_equal(s3xml_value("<A>x\0y</A>", 11, NULL, "A", msg, sizeof(msg)), -EINVAL);
     assert_int_equal(s3xml_value("<A>xyz", 6, NULL, "A", msg, sizeof(msg)), -EINVAL);
     assert_int_equal(s3xml_time("2026-12-03T21:55:00Z", &t), 0);
     assert_int_equal(t, 1796334900);
