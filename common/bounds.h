@@ -20,6 +20,10 @@
 #define ETCD_MAX_REQUEST (1536u * 1024)            /* etcd's default --max-request-bytes */
 #define PROTO_MAX_DECODE_ALLOC (64u * 1024 * 1024) /* heap one response may take to unpack */
 
+/* httpsget.c: etcd's own HTTP pages (the agent reads /metrics for the backend quota) */
+#define HTTPSGET_MAX_HEADER (16u * 1024)
+#define HTTPSGET_MAX_METRICS (4u * 1024 * 1024)
+
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096
 #define DATADIR_MAX_WAL_RECORD                                                                     \
