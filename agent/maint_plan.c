@@ -49,9 +49,8 @@ static bool leader_target(const struct maint_plan_facts *f, const struct maint_p
     return found;
 }
 
-__attribute__((format(printf, 4, 5))) static void decide(struct maint_plan_decision *d,
-                                                         enum maint_step step, const char *label,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void
+decide(struct maint_plan_decision *d, enum maint_step step, const char *label, const char *fmt, ...)
 {
     va_list ap;
     d->step = step;
@@ -111,8 +110,7 @@ void maint_plan_next(const struct maint_plan_facts *f, const struct maint_plan_p
     }
 
     if (f->nospace && p->nospace_compact && !f->compacted) {
-        decide(out, MAINT_COMPACT, NULL, "NOSPACE: compact to revision %" PRId64,
-               self->revision);
+        decide(out, MAINT_COMPACT, NULL, "NOSPACE: compact to revision %" PRId64, self->revision);
         out->revision = self->revision;
         return;
     }
@@ -132,9 +130,9 @@ void maint_plan_next(const struct maint_plan_facts *f, const struct maint_plan_p
     if (found) {
         const struct maint_plan_member *m = &f->members[out->target];
         size_t t = out->target;
-        decide(out, MAINT_DEFRAG, NULL, "%sdefragment " ID_FMT ": %" PRId64 " of %" PRId64
-               " bytes free", f->nospace ? "NOSPACE: " : "", m->id, m->db_size - m->db_in_use,
-               m->db_size);
+        decide(out, MAINT_DEFRAG, NULL,
+               "%sdefragment " ID_FMT ": %" PRId64 " of %" PRId64 " bytes free",
+               f->nospace ? "NOSPACE: " : "", m->id, m->db_size - m->db_in_use, m->db_size);
         out->target = t;
         return;
     }

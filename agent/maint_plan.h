@@ -21,29 +21,29 @@
 #define MAINT_PLAN_NOSPACE_MIN_FREE (1024 * 1024)
 
 struct maint_plan_params {
-    int64_t min_free;           /* --defrag-min-free, bytes */
-    unsigned threshold_pct;     /* --defrag-threshold */
+    int64_t min_free;            /* --defrag-min-free, bytes */
+    unsigned threshold_pct;      /* --defrag-threshold */
     unsigned nospace_resume_pct; /* --nospace-resume */
-    bool nospace_compact;       /* --nospace-compact */
+    bool nospace_compact;        /* --nospace-compact */
 };
 
 /* One member as the coordinator saw it this round. */
 struct maint_plan_member {
     uint64_t id;
     bool learner;
-    bool answered;    /* Status answered */
-    bool read_ok;     /* a serializable read answered */
-    uint64_t leader;  /* its view of the leader; 0 none */
+    bool answered;   /* Status answered */
+    bool read_ok;    /* a serializable read answered */
+    uint64_t leader; /* its view of the leader; 0 none */
     int64_t db_size, db_in_use;
-    int64_t quota;    /* backend quota; 0 unknown */
+    int64_t quota; /* backend quota; 0 unknown */
     uint64_t raft_index, applied_index;
     int64_t revision; /* header revision of its Status */
 };
 
 struct maint_plan_facts {
-    uint64_t self;   /* the member this agent runs beside */
-    bool nospace;    /* a NOSPACE alarm is raised */
-    bool compacted;  /* under NOSPACE with compaction: compacted already this episode */
+    uint64_t self;  /* the member this agent runs beside */
+    bool nospace;   /* a NOSPACE alarm is raised */
+    bool compacted; /* under NOSPACE with compaction: compacted already this episode */
     const struct maint_plan_member *members;
     size_t n;
 };
@@ -60,9 +60,9 @@ enum maint_step {
 
 struct maint_plan_decision {
     enum maint_step step;
-    size_t target;      /* index into members for DEFRAG and MOVE_LEADER */
-    int64_t revision;   /* for COMPACT */
-    const char *label;  /* static skip label for etcd_agent_defrag_skipped_total{reason} */
+    size_t target;     /* index into members for DEFRAG and MOVE_LEADER */
+    int64_t revision;  /* for COMPACT */
+    const char *label; /* static skip label for etcd_agent_defrag_skipped_total{reason} */
     char reason[MAINT_PLAN_REASON_MAX];
 };
 

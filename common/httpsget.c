@@ -156,8 +156,8 @@ int httpsget(struct tls_ctx *tls, const char *base_url, const char *path, size_t
             (void)snprintf(err, err_len, "GET %s%s: answer over %zu bytes", base_url, path, cap);
             goto out;
         }
-        int r = ssl ? SSL_read(ssl, buf + n, (int)(cap - 1 - n))
-                    : (int)read(fd, buf + n, cap - 1 - n);
+        int r =
+            ssl ? SSL_read(ssl, buf + n, (int)(cap - 1 - n)) : (int)read(fd, buf + n, cap - 1 - n);
         if (r <= 0) {
             if (ssl && SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN)
                 break;

@@ -609,8 +609,8 @@ int proto_decode_header_only(const uint8_t *buf, size_t len, struct etcd_header 
     return rc;
 }
 
-int proto_decode_hashkv(const uint8_t *buf, size_t len, struct etcd_header *header,
-                        uint32_t *hash, int64_t *compact_revision)
+int proto_decode_hashkv(const uint8_t *buf, size_t len, struct etcd_header *header, uint32_t *hash,
+                        int64_t *compact_revision)
 {
     struct decoder d;
     int rc = 0;
