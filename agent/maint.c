@@ -442,6 +442,12 @@ static void hashkv_round(struct maint *m, const struct cache_snapshot *s)
     int64_t rev = maint_plan_hashkv_revision(o.pm, o.n);
     if (rev <= 0)
         return;
+    /* When every member stands at rev, ask for "the current revision" (0): right after a
+     * compaction to rev, HashKV(rev) is refused as compacted, HashKV(0) is not. Answers whose
+     * header shows another revision (a write came in between) are not compared. */
+    bool same = true;
+    for (size_t i = 0; i < o.n; i++)
+        same &= !o.pm[i].answered || o.pm[i].revision == rev;
     struct maint_plan_hash h[MAINT_PLAN_MAX_MEMBERS];
     memset(h, 0, sizeof(h));
     for (size_t i = 0; i < o.n && !stopping(m); i++) {
@@ -449,8 +455,14 @@ static void hashkv_round(struct maint *m, const struct cache_snapshot *s)
         struct grpc_status st;
         if (!o.pm[i].answered || !o.via[i])
             continue;
-        h[i].ok = etcd_hashkv(o.via[i]->ch, rev, MAINT_HASHKV_TIMEOUT_MS, NULL, &h[i].hash,
-                              &h[i].compact_revision, &st) == GRPC_OK;
+        struct etcd_header hdr;
+        h[i].ok = etcd_hashkv(o.via[i]->ch, same ? 0 : rev, MAINT_HASHKV_TIMEOUT_MS, &hdr,
+                              &h[i].hash, &h[i].compact_revision, &st) == GRPC_OK;
+        if (h[i].ok && same && hdr.revision != rev) {
+            h[i].ok = false;
+            (void)snprintf(st.message, sizeof(st.message), "moved on to revision %" PRId64,
+                           hdr.revision);
+        }
         if (!h[i].ok)
             log_msg(LOG_WARN, "maint: hashkv of %" PRIx64 " at %" PRId64 ": %s", h[i].id, rev,
                     st.message);
@@ -539,6 +551,8 @@ static void *maint_main(void *arg)
         if (!nospace)
             m->state.nospace_reason[0] = '\0';
         m->state.coordinator = coordinator;
+        if (!coordinator)
+            m->state.last_step[0] = '\0';
         for (size_t i = 0; i < CACHE_MAX_MEMBERS; i++)
             if (l->have_status && m->quotas[i].id == l->status.member_id)
                 m->state.quota = m->quotas[i].quota;
