@@ -50,8 +50,10 @@ struct maint {
     struct maint_config cfg;
     struct target targets[MAINT_TARGETS];
     struct quota_entry quotas[CACHE_MAX_MEMBERS];
-    struct cache_maint state; /* published copy; thread only */
-    bool nospace_compacted;
+    struct cache_maint state;                 /* published copy; thread only */
+    int64_t compacted_rev;                    /* last revision we compacted to under NOSPACE */
+    uint64_t nospace_done[CACHE_MAX_MEMBERS]; /* defragmented by us in this NOSPACE episode */
+    size_t n_nospace_done;
     int64_t next_defrag_ms, next_hashkv_ms;
     bool local_due; /* the local member was due when it last answered reads */
 
@@ -359,10 +361,15 @@ static int64_t defrag_round(struct maint *m, const struct cache_snapshot *s, boo
     struct observed o;
     observe(m, s, &o);
     uint64_t self = s->local.status.member_id;
+    bool done[MAINT_PLAN_MAX_MEMBERS] = {false};
+    for (size_t i = 0; i < o.n; i++)
+        for (size_t j = 0; j < m->n_nospace_done; j++)
+            done[i] |= m->nospace_done[j] == o.pm[i].id;
     struct maint_plan_facts f = {.self = self,
                                  .nospace = nospace,
-                                 .compacted = m->nospace_compacted,
+                                 .compacted = m->compacted_rev,
                                  .members = o.pm,
+                                 .done = done,
                                  .n = o.n};
     struct maint_plan_decision d;
     maint_plan_next(&f, &m->cfg.plan, &d);
@@ -383,25 +390,32 @@ static int64_t defrag_round(struct maint *m, const struct cache_snapshot *s, boo
         log_step(LOG_WARN, "maint: maintenance skipped", d.reason, 0, NULL);
         return settle;
     case MAINT_HOLD:
-        if (changed)
+        if (strcmp(m->state.nospace_reason, d.reason) != 0) {
             log_step(LOG_WARN, "maint: NOSPACE alarm left in place", d.reason, 0, NULL);
-        count_skip(m, d.label);
+            count_skip(m, d.label);
+        }
         copy_str(m->state.nospace_reason, sizeof(m->state.nospace_reason), d.reason);
-        m->nospace_compacted = false; /* keys may be deleted meanwhile: compact again */
         return settle;
     case MAINT_COMPACT: {
         struct target *t = o.via[leader_index(&o, self)];
         int rc = t ? etcd_compact(t->ch, d.revision, true, (int)m->cfg.defrag_timeout_ms, &st)
                    : GRPC_UNAVAILABLE;
         /* already compacted to that revision: as good as done */
-        bool ok = rc == GRPC_OK || (rc == GRPC_OUT_OF_RANGE && strstr(st.message, "compacted"));
-        m->nospace_compacted = ok;
-        log_step(ok ? LOG_INFO : LOG_WARN, ok ? "maint: compacted" : "maint: compact failed",
-                 d.reason, 0, ok ? NULL : st.message);
+        bool already = rc == GRPC_OUT_OF_RANGE && strstr(st.message, "compacted");
+        bool ok = rc == GRPC_OK || already;
+        if (ok) {
+            m->compacted_rev = d.revision;
+            m->n_nospace_done = 0; /* newly freed pages on every member: defragment them again */
+        }
+        if (!already)
+            log_step(ok ? LOG_INFO : LOG_WARN, ok ? "maint: compacted" : "maint: compact failed",
+                     d.reason, 0, ok ? NULL : st.message);
         return ok ? 0 : settle;
     }
     case MAINT_DEFRAG:
         do_defrag(m, &o, d.target, d.reason);
+        if (nospace && m->n_nospace_done < CACHE_MAX_MEMBERS)
+            m->nospace_done[m->n_nospace_done++] = o.pm[d.target].id;
         return settle;
     case MAINT_MOVE_LEADER: {
         struct target *t = o.via[leader_index(&o, self)];
@@ -426,7 +440,6 @@ static int64_t defrag_round(struct maint *m, const struct cache_snapshot *s, boo
             if (s->local.alarms[i].type == ETCD_ALARM_NOSPACE && t)
                 (void)etcd_alarm_deactivate(t->ch, s->local.alarms[i].member_id, ETCD_ALARM_NOSPACE,
                                             MAINT_CALL_TIMEOUT_MS, &st);
-        m->nospace_compacted = false;
         return settle;
     }
     }
@@ -548,8 +561,10 @@ static void *maint_main(void *arg)
         bool nospace = false;
         for (size_t i = 0; l->alarms_ok && i < l->n_alarms; i++)
             nospace |= l->alarms[i].type == ETCD_ALARM_NOSPACE;
-        if (!nospace)
+        if (!nospace || !coordinator) {
             m->state.nospace_reason[0] = '\0';
+            m->n_nospace_done = 0;
+        }
         m->state.coordinator = coordinator;
         if (!coordinator)
             m->state.last_step[0] = '\0';

@@ -109,7 +109,7 @@ void maint_plan_next(const struct maint_plan_facts *f, const struct maint_plan_p
         return;
     }
 
-    if (f->nospace && p->nospace_compact && !f->compacted) {
+    if (f->nospace && p->nospace_compact && self->revision > f->compacted) {
         decide(out, MAINT_COMPACT, NULL, "NOSPACE: compact to revision %" PRId64, self->revision);
         out->revision = self->revision;
         return;
@@ -119,7 +119,11 @@ void maint_plan_next(const struct maint_plan_facts *f, const struct maint_plan_p
     bool found = false;
     for (size_t i = 0; i < f->n; i++) {
         const struct maint_plan_member *m = &f->members[i];
-        if (m == self || m->learner || !maint_plan_due(m, p, f->nospace))
+        if (m == self || m->learner)
+            continue;
+        bool above = m->quota > 0 &&
+                     (double)m->db_size * 100.0 >= (double)p->nospace_resume_pct * (double)m->quota;
+        if (!maint_plan_due(m, p, f->nospace) && !(f->nospace && above && !(f->done && f->done[i])))
             continue;
         const struct maint_plan_member *b = found ? &f->members[out->target] : NULL;
         if (!b || m->db_size - m->db_in_use > b->db_size - b->db_in_use) {

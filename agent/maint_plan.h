@@ -41,10 +41,15 @@ struct maint_plan_member {
 };
 
 struct maint_plan_facts {
-    uint64_t self;  /* the member this agent runs beside */
-    bool nospace;   /* a NOSPACE alarm is raised */
-    bool compacted; /* under NOSPACE with compaction: compacted already this episode */
+    uint64_t self;     /* the member this agent runs beside */
+    bool nospace;      /* a NOSPACE alarm is raised */
+    int64_t compacted; /* the revision this coordinator last compacted to (0: none) */
     const struct maint_plan_member *members;
+    /* Under NOSPACE: members[i] was defragmented by this coordinator in this episode (may be
+     * NULL). Pages freed by a compaction are counted free only after the member's next write,
+     * which NOSPACE refuses: so a follower still above the resume mark is defragmented once
+     * even when it shows little free space. The leader moves only for space it shows free. */
+    const bool *done;
     size_t n;
 };
 

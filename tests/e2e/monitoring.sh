@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# check.sh - the monitoring manifests: the PrometheusRule's groups pass `promtool check rules`
+# monitoring.sh - the monitoring manifests (manifests/monitoring/): the PrometheusRule's groups pass `promtool check rules`
 # and the unit tests in rules_test.yaml (every alert fires on its series and stays silent
 # otherwise); every metric name the rules and the Grafana dashboard use is one the agent exports
 # (names read from the agent's source; Prometheus' own `up` and functions excepted), and that
 # check itself fails on a name the agent does not export.
-# usage: tests/monitoring/check.sh    Prints ok/FAIL lines and "N passed, N failed".
+# usage: tests/e2e/monitoring.sh    Prints ok/FAIL lines and "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 passed=0 failed=0
