@@ -78,8 +78,8 @@ int proto_decode_range(const uint8_t *buf, size_t len, struct etcd_header *heade
 int proto_decode_put(const uint8_t *buf, size_t len, struct etcd_header *header);
 /* Responses that are only {header 1}: Defragment, MoveLeader, Compaction. */
 int proto_decode_header_only(const uint8_t *buf, size_t len, struct etcd_header *header);
-int proto_decode_hashkv(const uint8_t *buf, size_t len, struct etcd_header *header,
-                        uint32_t *hash, int64_t *compact_revision);
+int proto_decode_hashkv(const uint8_t *buf, size_t len, struct etcd_header *header, uint32_t *hash,
+                        int64_t *compact_revision);
 
 /* Free what the decoders made; the structs are zeroed. etcd.h's etcd_*_free call these. */
 void proto_member_free(struct etcd_member *m);
