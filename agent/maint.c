@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "etcd.h"
 #include "grpc.h"
 #include "httpsget.h"
@@ -93,7 +94,7 @@ struct maint *maint_new(const struct maint_config *cfg)
     pthread_condattr_destroy(&ca);
     m->state.enabled = true;
     m->state.defrag_timeout_ms = cfg->defrag_timeout_ms;
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
     m->next_defrag_ms = now + (int64_t)cfg->defrag_interval_ms;
     m->next_hashkv_ms = now + (int64_t)cfg->hashkv_interval_ms;
     return m;
@@ -109,10 +110,10 @@ static bool stopping(struct maint *m)
 
 static bool wait_ms(struct maint *m, int64_t ms)
 {
-    int64_t deadline = cache_now_ms() + ms;
+    int64_t deadline = clock_mono_ms() + ms;
     struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
     pthread_mutex_lock(&m->mu);
-    while (!m->stop && cache_now_ms() < deadline)
+    while (!m->stop && clock_mono_ms() < deadline)
         if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) == ETIMEDOUT)
             break;
     bool s = m->stop;
@@ -204,7 +205,7 @@ static int64_t quota_of(struct maint *m, uint64_t id, int64_t status_quota, stru
 {
     if (status_quota > 0)
         return status_quota; /* 3.6 says it in Status */
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
     struct quota_entry *q = NULL, *free_slot = NULL;
     for (size_t i = 0; i < CACHE_MAX_MEMBERS; i++) {
         if (m->quotas[i].id == id)
@@ -485,7 +486,7 @@ static void hashkv_round(struct maint *m, const struct cache_snapshot *s)
     struct cache_maint *sm = &m->state;
     copy_str(sm->hashkv_verdict, sizeof(sm->hashkv_verdict), maint_plan_hash_verdict_name(v));
     sm->hashkv_revision = rev;
-    sm->hashkv_at_ms = cache_now_ms();
+    sm->hashkv_at_ms = clock_mono_ms();
     sm->n_members = 0;
     cJSON *f = cJSON_CreateObject();
     cJSON *hashes = cJSON_AddObjectToObject(f, "hashes");
@@ -553,7 +554,7 @@ static void *maint_main(void *arg)
     int64_t next_defrag = m->next_defrag_ms;
     while (!wait_ms(m, MAINT_TICK_MS)) {
         const struct cache_snapshot *s = cache_acquire(m->cfg.cache);
-        int64_t now = cache_now_ms();
+        int64_t now = clock_mono_ms();
         watch_local(m, s, now);
         const struct cache_local *l = &s->local;
         bool coordinator = l->status_ok && !l->status.is_learner && l->status.leader != 0 &&
@@ -584,13 +585,13 @@ static void *maint_main(void *arg)
         }
         if (coordinator && s->cluster.ok &&
             (nospace || (m->cfg.defrag_interval_ms && now >= next_defrag)))
-            next_defrag = cache_now_ms() + defrag_round(m, s, nospace);
+            next_defrag = clock_mono_ms() + defrag_round(m, s, nospace);
         else if (!coordinator)
             next_defrag = now > next_defrag ? now : next_defrag;
         if (coordinator && s->cluster.ok && m->cfg.hashkv_interval_ms && now >= m->next_hashkv_ms &&
             !stopping(m)) {
             hashkv_round(m, s);
-            m->next_hashkv_ms = cache_now_ms() + (int64_t)m->cfg.hashkv_interval_ms;
+            m->next_hashkv_ms = clock_mono_ms() + (int64_t)m->cfg.hashkv_interval_ms;
         }
         targets_sweep(m);
         cache_release(m->cfg.cache, s);

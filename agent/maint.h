@@ -15,18 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
+
 #include "cache.h"
 #include "maint_plan.h"
 #include "metrics.h"
 #include "tls.h"
-
-#define MAINT_TICK_MS 1000             /* the thread's wake-up */
-#define MAINT_CALL_TIMEOUT_MS 2000     /* Status, Range, MoveLeader, Compact, Alarm */
-#define MAINT_HASHKV_TIMEOUT_MS 120000 /* HashKV scans the whole backend */
-#define MAINT_QUOTA_REFRESH_MS 600000  /* etcd's /metrics is read this often per member */
-#define MAINT_METRICS_TIMEOUT_MS 3000
-#define MAINT_MAX_SKIP_REASONS 8
-#define MAINT_STOP_GRACE_MS 2000
 
 struct maint_config {
     struct cache *cache;                  /* borrowed */

@@ -11,14 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAINT_PLAN_MAX_MEMBERS 16
-#define MAINT_PLAN_REASON_MAX 256
-/* A member is "caught up" (may take leadership) when its applied index is at most this far
- * behind the leader's committed index. */
-#define MAINT_PLAN_CAUGHT_UP_LAG 100
-/* Under NOSPACE a member is defragmented when at least this much of its db is free (after a
- * defrag only a few pages are). */
-#define MAINT_PLAN_NOSPACE_MIN_FREE (1024 * 1024)
+#include "bounds.h"
 
 struct maint_plan_params {
     int64_t min_free;            /* --defrag-min-free, bytes */

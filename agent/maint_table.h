@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cache.h"
+#include "bounds.h"
 
-#define MAINT_TABLE_MAX_BYTES (64u * 1024)
+#include "cache.h"
 
 /* Renders into a malloc'd NUL-terminated buffer. leader: the cluster's leader ID (0 none).
  * Returns 0, -ENOMEM or -E2BIG. */

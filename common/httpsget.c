@@ -18,13 +18,7 @@
 #include <openssl/err.h>
 
 #include "bounds.h"
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "clock.h"
 
 /* "https://host:port" -> host, port, tls. [v6] literals keep no brackets. */
 static int split_url(const char *url, char *host, size_t hcap, char *port, size_t pcap, bool *tls)
@@ -105,7 +99,7 @@ int httpsget(struct tls_ctx *tls, const char *base_url, const char *path, size_t
     SSL *ssl = NULL;
     char *buf = NULL;
     size_t n = 0, cap = max_bytes + HTTPSGET_MAX_HEADER + 1;
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
 
     *body = NULL;
     *len = 0;
@@ -146,7 +140,7 @@ int httpsget(struct tls_ctx *tls, const char *base_url, const char *path, size_t
         goto out;
     }
     for (;;) {
-        if (now_ms() > deadline) {
+        if (clock_mono_ms() > deadline) {
             rc = -ETIMEDOUT;
             (void)snprintf(err, err_len, "GET %s%s: timed out", base_url, path);
             goto out;
