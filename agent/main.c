@@ -510,7 +510,9 @@ out:
         pthread_sigmask(SIG_BLOCK, &all, NULL); /* no handler may touch g_server any more */
         g_server = NULL;
     }
-    /* before the probes: it reads the cache they fill; a stuck one keeps the cache alive */
+    /* before the probes: it reads the cache they fill; one stuck in a long call (a Defragment)
+     * keeps what it uses (cache, client TLS context, cluster endpoints) alive until the process
+     * exits */
     bool keep_cache = !maint_free(maint);
     probe_stop(probe);
     server_free(srv);
@@ -519,8 +521,10 @@ out:
     if (!keep_cache)
         cache_free(cache);
     tls_ctx_free(server_tls);
-    tls_ctx_free(client_tls);
+    if (!keep_cache)
+        tls_ctx_free(client_tls);
     config_list_free(&fl.endpoints);
-    config_list_free(&fl.cluster_endpoints);
+    if (!keep_cache) /* the maintenance thread borrows it too */
+        config_list_free(&fl.cluster_endpoints);
     return exit_code;
 }
