@@ -380,7 +380,7 @@ static int64_t defrag_round(struct maint *m, const struct cache_snapshot *s, boo
     copy_str(m->state.last_step, sizeof(m->state.last_step), d.reason);
     if (d.step != MAINT_HOLD)
         m->state.nospace_reason[0] = '\0';
-    struct grpc_status st;
+    struct grpc_status st = {.code = GRPC_UNAVAILABLE, .message = "no channel to the member"};
     switch (d.step) {
     case MAINT_IDLE:
         if (changed && strcmp(d.reason, "nothing due") != 0 && nospace)

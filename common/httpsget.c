@@ -172,8 +172,12 @@ int httpsget(struct tls_ctx *tls, const char *base_url, const char *path, size_t
         n += (size_t)r;
     }
     buf[n] = '\0';
+    /* "HTTP/1.x 200 ..." */
     int code = 0;
-    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1 || code != 200) {
+    if (n >= 12 && strncmp(buf, "HTTP/1.", 7) == 0 && buf[8] == ' ')
+        for (int k = 9; k < 12 && buf[k] >= '0' && buf[k] <= '9'; k++)
+            code = code * 10 + (buf[k] - '0');
+    if (code != 200) {
         (void)snprintf(err, err_len, "GET %s%s: status %d", base_url, path, code);
         goto out;
     }
