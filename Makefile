@@ -87,6 +87,8 @@ DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev li
             libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
             iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus nginx
+DEB_PKGS += python3-azure-storage python3-botocore # Azure signer/Azurite harness and AWS creds checks
+DEB_PKGS += age # the reference age/age-keygen: interop tests of common/age.c (issue 11)
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \
