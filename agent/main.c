@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "maint.h"
 #include "probe.h"
 #include "routes.h"
 #include "server.h"
@@ -52,6 +53,11 @@ struct flags {
     struct config_string snapshot_dir, spool_dir;
     uint64_t snapshot_concurrency, snapshot_interval_ms, snapshot_keep;
     bool allow_insecure_snapshot, io_uring;
+    /* day-2 maintenance (maint.c) */
+    uint64_t defrag_interval_ms, defrag_settle_ms, defrag_timeout_ms, hashkv_interval_ms;
+    uint64_t defrag_threshold, nospace_resume;
+    struct config_string defrag_min_free;
+    bool nospace_compact;
 };
 
 static const char summary[] =
@@ -80,6 +86,13 @@ int main(int argc, char **argv)
     fl.livez_intervals = 30;
     fl.snapshot_concurrency = 1;
     fl.io_uring = true;
+    fl.defrag_interval_ms = 10 * 60 * 1000;
+    fl.defrag_settle_ms = 30 * 1000;
+    fl.defrag_timeout_ms = 10 * 60 * 1000;
+    fl.hashkv_interval_ms = 60 * 60 * 1000;
+    fl.defrag_threshold = 45;
+    fl.nospace_resume = 80;
+    (void)snprintf(fl.defrag_min_free.value, sizeof(fl.defrag_min_free.value), "100MB");
     (void)snprintf(fl.listen.value, sizeof(fl.listen.value), "%s", AGENT_DEFAULT_LISTEN);
 
     const struct config_option opts[] = {
@@ -238,6 +251,71 @@ int main(int argc, char **argv)
          0,
          "file I/O through io_uring (--no-io-uring: pread/pwrite)",
          NULL},
+        /* ---- day-2 maintenance (maint.c, docs/maintenance.md) ---- */
+        {"defrag-interval",
+         {"ETCD_AGENT_DEFRAG_INTERVAL"},
+         CONFIG_DURATION,
+         &fl.defrag_interval_ms,
+         0,
+         AGENT_MAX_MAINT_MS,
+         "the leader's agent looks for members due for a defrag this often (0: never)",
+         "DURATION"},
+        {"defrag-settle",
+         {"ETCD_AGENT_DEFRAG_SETTLE"},
+         CONFIG_DURATION,
+         &fl.defrag_settle_ms,
+         0,
+         AGENT_MAX_MAINT_MS,
+         "pause after each maintenance step (defrag, leader move)",
+         "DURATION"},
+        {"defrag-timeout",
+         {"ETCD_AGENT_DEFRAG_TIMEOUT"},
+         CONFIG_DURATION,
+         &fl.defrag_timeout_ms,
+         1000,
+         AGENT_MAX_MAINT_MS,
+         "deadline of one Defragment; /livez stays 200 this long during one",
+         "DURATION"},
+        {"defrag-min-free",
+         {"ETCD_AGENT_DEFRAG_MIN_FREE"},
+         CONFIG_STRING,
+         &fl.defrag_min_free,
+         0,
+         0,
+         "a member is due when at least this much of its db is free (bytes, 100MB, 1GiB)",
+         "SIZE"},
+        {"defrag-threshold",
+         {"ETCD_AGENT_DEFRAG_THRESHOLD"},
+         CONFIG_UINT,
+         &fl.defrag_threshold,
+         0,
+         100,
+         "... and at least this percentage of its db is free",
+         "PERCENT"},
+        {"hashkv-interval",
+         {"ETCD_AGENT_HASHKV_INTERVAL"},
+         CONFIG_DURATION,
+         &fl.hashkv_interval_ms,
+         0,
+         AGENT_MAX_MAINT_MS,
+         "compare every member's HashKV this often (0: never)",
+         "DURATION"},
+        {"nospace-resume",
+         {"ETCD_AGENT_NOSPACE_RESUME"},
+         CONFIG_UINT,
+         &fl.nospace_resume,
+         1,
+         100,
+         "disarm NOSPACE when every member's db is below this percentage of its quota",
+         "PERCENT"},
+        {"nospace-compact",
+         {"ETCD_AGENT_NOSPACE_COMPACT"},
+         CONFIG_BOOL,
+         &fl.nospace_compact,
+         0,
+         0,
+         "under NOSPACE, compact to the current revision before defragmenting",
+         NULL},
     };
     const size_t n_opts = ARRAY_SIZE(opts);
     const char *prog = "etcd-agent";
@@ -247,6 +325,7 @@ int main(int argc, char **argv)
     struct routes *routes = NULL;
     struct snapshot *snap = NULL;
     struct probe *probe = NULL;
+    struct maint *maint = NULL;
     struct server *srv = NULL;
     char err[512];
 
@@ -270,6 +349,11 @@ int main(int argc, char **argv)
     if (rc == CONFIG_OK && fl.tls_listen.value[0] &&
         (!fl.tls_cert.value[0] || !fl.tls_key.value[0]))
         (void)snprintf(err, sizeof(err), "--tls-listen needs --tls-cert and --tls-key"), rc = -1;
+    int64_t min_free = 0;
+    if (rc == CONFIG_OK && maint_plan_parse_size(fl.defrag_min_free.value, &min_free) < 0)
+        (void)snprintf(err, sizeof(err), "--defrag-min-free: not a size: %.64s",
+                       fl.defrag_min_free.value),
+            rc = -1;
     if (rc == CONFIG_OK && !fl.listen.value[0] && !fl.tls_listen.value[0])
         (void)snprintf(err, sizeof(err), "one of --listen and --tls-listen is required"), rc = -1;
     if (rc != CONFIG_OK) {
@@ -311,6 +395,26 @@ int main(int argc, char **argv)
     };
     routes = cache ? routes_new(&rc_cfg) : NULL;
     if (!routes) {
+        log_msg(LOG_ERROR, "out of memory");
+        goto out;
+    }
+
+    struct maint_config mc = {
+        .cache = cache,
+        .tls = client_tls,
+        .cluster_endpoints = (const char *const *)fl.cluster_endpoints.items,
+        .n_cluster_endpoints = fl.cluster_endpoints.n,
+        .defrag_interval_ms = fl.defrag_interval_ms,
+        .defrag_settle_ms = fl.defrag_settle_ms,
+        .defrag_timeout_ms = fl.defrag_timeout_ms,
+        .hashkv_interval_ms = fl.hashkv_interval_ms,
+        .plan = {.min_free = min_free,
+                 .threshold_pct = (unsigned)fl.defrag_threshold,
+                 .nospace_resume_pct = (unsigned)fl.nospace_resume,
+                 .nospace_compact = fl.nospace_compact},
+    };
+    maint = maint_new(&mc);
+    if (!maint || routes_add_metrics(routes, &(struct metrics_source){maint_metrics, maint}) < 0) {
         log_msg(LOG_ERROR, "out of memory");
         goto out;
     }
@@ -374,6 +478,11 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "%s", err);
         goto out;
     }
+    rc = maint_start(maint);
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "maintenance thread: %s", strerror(-rc));
+        goto out;
+    }
     if (rc < 0) {
         log_msg(LOG_ERROR, "sigaction: %s", strerror(-rc));
         goto out;
@@ -403,14 +512,21 @@ out:
         pthread_sigmask(SIG_BLOCK, &all, NULL); /* no handler may touch g_server any more */
         g_server = NULL;
     }
+    /* before the probes: it reads the cache they fill; one stuck in a long call (a Defragment)
+     * keeps what it uses (cache, client TLS context, cluster endpoints) alive until the process
+     * exits */
+    bool keep_cache = !maint_free(maint);
     probe_stop(probe);
     server_free(srv);
     snapshot_free(snap);
     routes_free(routes);
-    cache_free(cache);
+    if (!keep_cache)
+        cache_free(cache);
     tls_ctx_free(server_tls);
-    tls_ctx_free(client_tls);
+    if (!keep_cache)
+        tls_ctx_free(client_tls);
     config_list_free(&fl.endpoints);
-    config_list_free(&fl.cluster_endpoints);
+    if (!keep_cache) /* the maintenance thread borrows it too */
+        config_list_free(&fl.cluster_endpoints);
     return exit_code;
 }

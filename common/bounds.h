@@ -20,6 +20,10 @@
 #define ETCD_MAX_REQUEST (1536u * 1024)            /* etcd's default --max-request-bytes */
 #define PROTO_MAX_DECODE_ALLOC (64u * 1024 * 1024) /* heap one response may take to unpack */
 
+/* httpsget.c: etcd's own HTTP pages (the agent reads /metrics for the backend quota) */
+#define HTTPSGET_MAX_HEADER (16u * 1024)
+#define HTTPSGET_MAX_METRICS (4u * 1024 * 1024)
+
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096
 #define DATADIR_MAX_WAL_RECORD                                                                     \
@@ -140,6 +144,24 @@
 #define AGENT_MIN_INTERVAL_MS 100
 #define AGENT_MAX_INTERVAL_MS 60000
 #define AGENT_MAX_LIVEZ_INTERVALS 3600
+#define AGENT_MAX_MAINT_MS (UINT64_C(7) * 24 * 3600 * 1000) /* maintenance intervals, timeouts */
+/* day-2 maintenance (agent/maint*.c) */
+#define MAINT_TICK_MS 1000             /* the thread's wake-up */
+#define MAINT_CALL_TIMEOUT_MS 2000     /* Status, Range, MoveLeader, Compact, Alarm */
+#define MAINT_HASHKV_TIMEOUT_MS 120000 /* HashKV scans the whole backend */
+#define MAINT_QUOTA_REFRESH_MS 600000  /* etcd's /metrics is read this often per member */
+#define MAINT_METRICS_TIMEOUT_MS 3000
+#define MAINT_MAX_SKIP_REASONS 8
+#define MAINT_STOP_GRACE_MS 2000
+#define MAINT_PLAN_MAX_MEMBERS 16
+#define MAINT_PLAN_REASON_MAX 256
+/* A member is "caught up" (may take leadership) when its applied index is at most this far
+ * behind the leader's committed index. */
+#define MAINT_PLAN_CAUGHT_UP_LAG 100
+/* Under NOSPACE a member is defragmented when at least this much of its db is free (after a
+ * defrag only a few pages are). */
+#define MAINT_PLAN_NOSPACE_MIN_FREE (1024 * 1024)
+#define MAINT_TABLE_MAX_BYTES (64u * 1024)
 
 /* common: gRPC client internals, TLS, io_uring, logging */
 #define GRPC_FRAMER_MIN_BUF 4096
