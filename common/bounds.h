@@ -135,6 +135,7 @@
 #define AGENT_MIN_INTERVAL_MS 100
 #define AGENT_MAX_INTERVAL_MS 60000
 #define AGENT_MAX_LIVEZ_INTERVALS 3600
+#define AGENT_MAX_SNAPSHOT_INTERVAL_MS (UINT64_C(7) * 24 * 3600 * 1000) /* a week */
 
 /* common: gRPC client internals, TLS, io_uring, logging */
 #define GRPC_FRAMER_MIN_BUF 4096
