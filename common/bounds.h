@@ -153,6 +153,11 @@
 #define LOG_TIME_LEN 32           /* "2026-11-23T22:31:46.123Z" plus room */
 
 /* reset-member (init/) */
+#define RM_MIN_TIMEOUT_MS 100
+#define RM_MAX_TIMEOUT_MS (10 * 60 * 1000)              /* --timeout */
+#define RM_MAX_RESTORE_TIMEOUT_MS (24 * 60 * 60 * 1000) /* --restore-timeout */
+#define RM_MAX_KEEP_BACKUPS 100
+#define RM_MAX_URL 512 /* an endpoint derived from a peer URL */
 #define ACT_MAX_SUFFIX 100
 #define ACT_NFTW_FDS 16
 #define OBSERVE_MIN_CALL_MS 200 /* below this a call is not worth starting */
