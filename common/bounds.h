@@ -1,4 +1,5 @@
-/* bounds.h - every bound in the project, in one place.
+/* bounds.h - every limit in the project (sizes, counts, timeouts, caches), in one place;
+ * facts of a format or protocol (WAL record types, the HTTP/2 preface) stay with their parser.
  *
  * Exceeding any of these is a clean error (HTTP 400/413/431, a gRPC RESOURCE_EXHAUSTED,
  * a "corrupt" verdict), never a crash or an unbounded allocation. */
