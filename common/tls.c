@@ -1,8 +1,8 @@
 /* tls.c - OpenSSL 3 client and server contexts, rebuilt when their files change on disk.
  *
- * Builds SSL_CTXs (versions, security level, CA, certificate, key, ALPN) and client SSL objects
- * with SNI and peer name checks; sets OpenSSL up once per process. Sockets, handshakes and I/O
- * are left to grpc.c (client) and the agent (server). */
+ * Builds SSL_CTXs (versions, security level, TLS 1.2 ciphers, CA, certificate, key, ALPN) and
+ * client SSL objects with SNI and peer name checks; sets OpenSSL up once per process. Sockets,
+ * handshakes and I/O are left to grpc.c (client) and the agent (server). */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -25,6 +25,9 @@
 
 #define TLS_NFILES 3
 #define TLS_MIN_SECURITY_LEVEL 2 /* >= 112-bit keys, no SHA-1 signatures: Debian's default */
+/* TLS 1.2 cipher suites, both sides: AEAD with forward secrecy only (no CBC: LUCKY13; no static
+ * RSA key exchange). TLS 1.3's suites are all AEAD with (EC)DHE and stay OpenSSL's default. */
+#define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 struct tls_file_id {
     bool present;
@@ -241,6 +244,11 @@ static SSL_CTX *build_ctx(bool server, char *const files[TLS_NFILES], char *err,
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     if (SSL_CTX_get_security_level(c) < TLS_MIN_SECURITY_LEVEL)
         SSL_CTX_set_security_level(c, TLS_MIN_SECURITY_LEVEL);
+    if (SSL_CTX_set_cipher_list(c, TLS12_CIPHERS) != 1) {
+        snprintf(err, err_len, "TLS 1.2 ciphers %s: %s", TLS12_CIPHERS,
+                 tls_error_string(NULL, why, sizeof why));
+        goto fail;
+    }
     SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     /* grpc.c keeps its own output buffer and may retry a write with a moved pointer. */
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

@@ -43,9 +43,11 @@ static const char summary[] =
     "(their peer URL's host with port " DEFAULT_CLIENT_PORT ").\n"
     "With --restore-from, the --restore-member restores the snapshot as a one-member cluster and\n"
     "every other member rejoins it with MemberAdd (see README, Runbook).\n"
-    "Test hook: " ACT_CRASH_ENV "=remove|add|move|env|state|prune (restore: fetch|restore|\n"
-    "restore-move|swap|marker|env|state; peers: peer-marker) SIGKILLs the process right after\n"
-    "that step.\n"
+#ifdef RESET_MEMBER_TEST_HOOKS
+    "Test hook (this test build only): " ACT_CRASH_ENV "=remove|add|move|env|state|prune\n"
+    "(restore: fetch|restore|restore-move|swap|marker|env|state; peers: peer-marker) SIGKILLs\n"
+    "the process right after that step.\n"
+#endif
     "reset-member exec [--env-file F] -- /path/to/etcd: the etcd container's start command\n"
     "(see reset-member exec --help).";
 
