@@ -1,4 +1,5 @@
-/* bounds.h - every bound in the project, in one place.
+/* bounds.h - every limit in the project (sizes, counts, timeouts, caches), in one place;
+ * facts of a format or protocol (WAL record types, the HTTP/2 preface) stay with their parser.
  *
  * Exceeding any of these is a clean error (HTTP 400/413/431, a gRPC RESOURCE_EXHAUSTED,
  * a "corrupt" verdict), never a crash or an unbounded allocation. */
@@ -162,6 +163,7 @@
  * defrag only a few pages are). */
 #define MAINT_PLAN_NOSPACE_MIN_FREE (1024 * 1024)
 #define MAINT_TABLE_MAX_BYTES (64u * 1024)
+#define AGENT_MAX_SNAPSHOT_INTERVAL_MS (UINT64_C(7) * 24 * 3600 * 1000) /* a week */
 
 /* common: gRPC client internals, TLS, io_uring, logging */
 #define GRPC_FRAMER_MIN_BUF 4096
@@ -179,6 +181,11 @@
 #define LOG_TIME_LEN 32           /* "2026-11-23T22:31:46.123Z" plus room */
 
 /* reset-member (init/) */
+#define RM_MIN_TIMEOUT_MS 100
+#define RM_MAX_TIMEOUT_MS (10 * 60 * 1000)              /* --timeout */
+#define RM_MAX_RESTORE_TIMEOUT_MS (24 * 60 * 60 * 1000) /* --restore-timeout */
+#define RM_MAX_KEEP_BACKUPS 100
+#define RM_MAX_URL 512 /* an endpoint derived from a peer URL */
 #define ACT_MAX_SUFFIX 100
 #define ACT_NFTW_FDS 16
 #define OBSERVE_MIN_CALL_MS 200 /* below this a call is not worth starting */
