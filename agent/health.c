@@ -72,6 +72,12 @@ void health_ready(const struct cache_snapshot *s, int64_t now_ms, const struct h
         fail(c, "%s on member %" PRIx64 "%s", etcd_alarm_name(l->alarms[0].type),
              l->alarms[0].member_id, l->n_alarms > 1 ? " and more" : "");
 
+    /* A defrag blocks the member's reads: say so rather than only "deadline exceeded". */
+    if (s->maint.defragmenting) {
+        c = add_check(out, "defrag");
+        fail(c, "defragmenting (for %" PRId64 " ms)", now_ms - s->maint.defrag_since_ms);
+    }
+
     out->ok = true;
     for (size_t i = 0; i < out->n_checks; i++)
         out->ok = out->ok && out->checks[i].ok;
@@ -91,6 +97,14 @@ void health_live(const struct cache_snapshot *s, int64_t now_ms, int64_t start_m
      * after the agent. Quorum plays no part: Status and serializable reads are local. */
     int64_t since = l->answered_at_ms != 0 ? l->answered_at_ms : start_ms;
     uint64_t limit = p->interval_ms * p->livez_intervals;
+    /* During a defrag the coordinator started, the member may be silent up to the
+     * --defrag-timeout: the kubelet must not restart etcd in the middle of one. */
+    const struct cache_maint *mt = &s->maint;
+    if (mt->defragmenting && now_ms - mt->defrag_since_ms <= (int64_t)mt->defrag_timeout_ms) {
+        uint64_t until = (uint64_t)(mt->defrag_since_ms - since) + mt->defrag_timeout_ms;
+        if (mt->defrag_since_ms >= since && until > limit)
+            limit = until;
+    }
     int64_t silent = now_ms - since;
     if (silent > 0 && (uint64_t)silent > limit) {
         if (l->answered_at_ms == 0)
