@@ -298,8 +298,30 @@ static void route_readyz(void *arg, const struct http_request *req, struct http_
     struct health_report rep;
     health_ready(s, clock_mono_ms(), &r->cfg.health, &rep);
     cache_release(r->cfg.cache, s);
-    health_answer(r, req, resp, &rep, strcmp(req->path, "/healthz") == 0 ? "healthz" : "readyz",
-                  &r->render[RENDER_READY]);
+    char note[256] = "";
+    if (r->backup && strcmp(req->path, "/readyz") == 0)
+        backup_readyz_note(r->backup, note, sizeof note);
+    if (!note[0] || http_query_param(req, "verbose", NULL, 0)) {
+        health_answer(r, req, resp, &rep, strcmp(req->path, "/healthz") == 0 ? "healthz" : "readyz",
+                      &r->render[RENDER_READY]);
+        if (note[0] && resp->body && !resp->body_ref) {
+            /* verbose text: one more line, not a check (a stale backup is no failure) */
+            size_t len = resp->body_len, add = strlen(note) + 16;
+            char *b = realloc(resp->body, len + add);
+            if (b) {
+                resp->body = b;
+                resp->body_len = len + (size_t)snprintf(b + len, add, "[!]backup %s\n", note);
+            }
+        }
+        return;
+    }
+    /* a stale backup is said, not failed: the usual body plus "backup_warning" (uncached) */
+    cJSON *o = health_json(r, &rep, false);
+    if (!o || !cJSON_AddStringToObject(o, "backup_warning", note) ||
+        routes_json(resp, rep.ok ? 200 : 503, o) < 0)
+        (void)http_response_error(resp, 500, "out of memory");
+    cJSON_Delete(o);
+    no_store(resp);
 }
 
 static void route_livez(void *arg, const struct http_request *req, struct http_response *resp)

@@ -136,6 +136,13 @@ if [ "${n:-0}" != 0 ] && [ "$lines" -ge 1 ] && [ "$lines" -le 2 ] && kill -0 "$P
 else
     fail "s3: wrong credentials" "metric '$n' lines $lines"
 fi
+code=$(http_code "http://127.0.0.1:$PP/readyz")
+if [ "$code" = 200 ] && grep -q '"backup_warning":"no good backup' "$WORK/body" &&
+    [ "$(http_code "http://127.0.0.1:$PP/readyz?verbose")" = 200 ] && grep -q '^\[!\]backup no good backup' "$WORK/body"; then
+    ok "s3: /readyz says no good backup for > 2 intervals, still 200"
+else
+    fail "s3: /readyz backup warning" "code $code $(cat "$WORK/body")"
+fi
 stop_agents
 
 # ---- restore through reset-member --restore-from URL/ (newest complete backup) ----
