@@ -415,7 +415,8 @@ static int list_backups(struct backup *b, const char *cid, struct listing *l, st
     int rc = store_list(b->store, prefix, on_list, l, err, err_len);
     if (rc < 0 || l->err < 0)
         return rc < 0 ? rc : l->err;
-    qsort(l->e, l->n, sizeof *l->e, cmp_entry);
+    if (l->n)
+        qsort(l->e, l->n, sizeof *l->e, cmp_entry);
     struct bk *v = calloc(l->n ? l->n : 1, sizeof *v);
     if (!v)
         return -ENOMEM;
