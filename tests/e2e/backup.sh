@@ -157,6 +157,7 @@ rm_restore() { # dir url [flags]: a scratch one-member restore, nothing running
         --state-file "$d/state" --env-file "$d/env" --timeout 2s --restore-from "$url" "$@" 2>"$d.log")
     RC=$?
 }
+newest=$(aws_ls | grep '\.db\.zst\.age$' | awk '{print $4}' | sort | tail -1) # the agents are stopped now
 rm_restore "$WORK/rm" "s3://$S3_TEST_BUCKET/etcd/" --restore-identity "$WORK/id.txt"
 if [ "$RC" = 0 ] && [ "$(jget action <<<"$OUT")" = restore ] && [ -s "$WORK/rm/data/member/snap/db" ] &&
     grep -q "^object=.*$(basename "$newest")" "$WORK/rm/data.restore-marker"; then
