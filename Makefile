@@ -23,8 +23,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC         ?= gcc
-WARN       := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wmissing-prototypes -Wcast-qual \
-              -Wno-error=cast-qual
+WARN       := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wmissing-prototypes -Wcast-qual
 OPT        ?= -O2 -g
 CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -iquote common -I$(BUILD)/gen $(PKG_CFLAGS) \
               -DETCD_RECOVERY_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
@@ -91,6 +90,7 @@ DEB_PKGS += python3-azure-storage python3-botocore # Azure signer/Azurite harnes
 DEB_PKGS += age # the reference age/age-keygen: interop tests of common/age.c (issue 11)
 DEB_PKGS += awscli # S3 tests: AWS CLI interop (python3-botocore above: tests/s3's SigV4 reference)
 DEB_PKGS += $(if $(shell command -v node),,nodejs npm) # s3rver (tests/s3: npm ci from its lock file)
+DEB_PKGS += bindfs fuse # tests/faults/hung_volume.sh: a FUSE volume whose server is stopped
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \

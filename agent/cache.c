@@ -96,7 +96,7 @@ void cache_release(struct cache *c, const struct cache_snapshot *s)
         free(m);
 }
 
-enum part { PART_LOCAL, PART_CLUSTER, PART_PROMOTE };
+enum part { PART_LOCAL, PART_CLUSTER, PART_PROMOTE, PART_MAINT };
 
 static int publish(struct cache *c, enum part part, const void *data)
 {
@@ -117,6 +117,9 @@ static int publish(struct cache *c, enum part part, const void *data)
         break;
     case PART_PROMOTE:
         memcpy(&n->promote, data, sizeof(n->promote));
+        break;
+    case PART_MAINT:
+        memcpy(&n->maint, data, sizeof(n->maint));
         break;
     }
     n->refs = 1;
@@ -141,6 +144,11 @@ int cache_publish_cluster(struct cache *c, const struct cache_cluster *cluster)
 int cache_publish_promote(struct cache *c, const struct cache_promote *promote)
 {
     return publish(c, PART_PROMOTE, promote);
+}
+
+int cache_publish_maint(struct cache *c, const struct cache_maint *maint)
+{
+    return publish(c, PART_MAINT, maint);
 }
 
 void cache_count_probe(struct cache *c, enum cache_probe p, double seconds)

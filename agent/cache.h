@@ -38,7 +38,8 @@ struct cache_status {
     int64_t revision;
     char version[32];
     int64_t db_size, db_size_in_use;
-    uint64_t leader; /* 0: no leader */
+    int64_t db_size_quota; /* 3.6 only; 0 otherwise */
+    uint64_t leader;       /* 0: no leader */
     uint64_t raft_index, raft_term, raft_applied_index;
     bool is_learner;
     char errors[CACHE_MAX_STATUS_ERRORS][CACHE_MAX_ERROR];
@@ -105,10 +106,37 @@ struct cache_promote {
     char last_error[CACHE_MAX_ERROR];
 };
 
+/* Day-2 maintenance (maint.c): what the probes and the routes must know. */
+struct cache_maint_member {
+    uint64_t id;
+    int64_t quota; /* backend quota bytes; 0 unknown */
+    bool hash_ok;  /* answered the last HashKV check */
+    uint32_t hash;
+    bool divergent; /* named by the last check */
+};
+struct cache_maint {
+    bool enabled;     /* the module runs */
+    bool coordinator; /* the local member is the leader: this agent coordinates */
+    /* The local member is being defragmented (by the coordinator): probes say so and /livez
+     * allows up to defrag_timeout_ms from defrag_since_ms. */
+    bool defragmenting;
+    int64_t defrag_since_ms;
+    uint64_t defrag_timeout_ms;
+    int64_t quota;                        /* the local member's backend quota; 0 unknown */
+    char last_step[CACHE_MAX_ERROR];      /* the coordinator's last decision, for /status */
+    char nospace_reason[CACHE_MAX_ERROR]; /* why a NOSPACE alarm is left in place; "" none */
+    char hashkv_verdict[32]; /* "consistent", "divergent member", ...; "" never checked */
+    int64_t hashkv_revision;
+    int64_t hashkv_at_ms;
+    struct cache_maint_member members[CACHE_MAX_MEMBERS];
+    size_t n_members;
+};
+
 struct cache_snapshot {
     struct cache_local local;
     struct cache_cluster cluster;
     struct cache_promote promote;
+    struct cache_maint maint;
     /* private */
     unsigned refs;
 };
@@ -139,6 +167,7 @@ void cache_release(struct cache *c, const struct cache_snapshot *s);
 int cache_publish_local(struct cache *c, const struct cache_local *local);
 int cache_publish_cluster(struct cache *c, const struct cache_cluster *cluster);
 int cache_publish_promote(struct cache *c, const struct cache_promote *promote);
+int cache_publish_maint(struct cache *c, const struct cache_maint *maint);
 
 /* Counters, thread-safe. */
 void cache_count_probe(struct cache *c, enum cache_probe p, double seconds);

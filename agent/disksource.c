@@ -5,7 +5,7 @@
  * transaction is held, so waiting for a slow client costs nothing but this thread), so the
  * event loop never touches the disk for the body. The lock and bbolt checks are datadir.c's;
  * access control and the job are snapshot.c's. */
-#include "snapshot.h"
+#include "disksource.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +19,8 @@
 
 #include <openssl/evp.h>
 
-#include "datadir.h"
 #include "bounds.h"
+#include "datadir.h"
 #include "log.h"
 #include "spool.h"
 #include "uring.h"
@@ -28,9 +28,27 @@
 #define DISK_META_READ 4096 /* meta 0 sits in the first page whatever the page size */
 #define DISK_PATH_MAX 4096
 
-static atomic_uint streams;
+struct disksource {
+    struct snapctx *ctx;
+    atomic_uint streams; /* downloads running */
+};
+
+struct disksource *disksource_new(struct snapctx *ctx)
+{
+    struct disksource *ds = calloc(1, sizeof *ds);
+    if (ds)
+        ds->ctx = ctx;
+    return ds;
+}
+
+void disksource_free(struct disksource *ds)
+{
+    free(ds); /* running downloads hold ctx, not ds: see filesrc */
+}
 
 struct filesrc {
+    struct snapctx *ctx;
+    atomic_uint *streams;
     struct snapjob *job;
     struct spool *spool;
     int fd;
@@ -45,15 +63,14 @@ static void filesrc_unref(struct filesrc *f)
 {
     if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
-    close(f->fd);
-    free(f);
-    atomic_fetch_sub(&streams, 1);
+    atomic_fetch_sub(f->streams, 1);
+    free(f); /* the reader thread closed the file: never the event loop */
 }
 
 static void filesrc_on_close(void *arg, bool completed)
 {
     struct filesrc *f = arg;
-    snapshot_count_file(completed, completed ? f->len + (f->append_sha ? 32 : 0) : 0);
+    snapctx_count_file(f->ctx, completed, completed ? f->len + (f->append_sha ? 32 : 0) : 0);
     filesrc_unref(f);
 }
 
@@ -131,7 +148,7 @@ static int read_blocks(struct filesrc *f, struct uring *u, EVP_MD_CTX *md)
 static int read_all(struct filesrc *f)
 {
     int rc = 0;
-    struct uring *u = uring_new(SNAPSHOT_DISK_QD, snapshot_cfg()->no_io_uring);
+    struct uring *u = uring_new(SNAPSHOT_DISK_QD, f->ctx->cfg.no_io_uring);
     EVP_MD_CTX *md = f->append_sha ? EVP_MD_CTX_new() : NULL;
     if (!u || (f->append_sha && (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))) {
         rc = -ENOMEM;
@@ -179,37 +196,44 @@ static void *filesrc_worker(void *arg)
             log_msg(LOG_ERROR, "file stream failed: %s", strerror(-rc));
         spool_fail(f->spool, rc);
     }
+    close(f->fd);
+    struct snapjob_pool *pool = f->ctx->pool;
     snapjob_release(f->job);
     filesrc_unref(f);
-    snapshot_thread_done();
+    snapjob_thread_done(pool);
     return NULL;
 }
 
-int disksource_stream_fd(struct http_response *resp, int fd, uint64_t offset, uint64_t len,
-                         bool append_sha, const char *locked_dir)
+int disksource_stream_fd(struct disksource *ds, struct snapjob *job, int status, int fd,
+                         uint64_t offset, uint64_t len, bool append_sha, const char *locked_dir)
 {
-    unsigned cur = atomic_load(&streams);
+    unsigned cur = atomic_load(&ds->streams);
     do {
         if (cur >= SNAPSHOT_MAX_FILE_STREAMS) {
             close(fd);
             return -EBUSY;
         }
-    } while (!atomic_compare_exchange_weak(&streams, &cur, cur + 1));
+    } while (!atomic_compare_exchange_weak(&ds->streams, &cur, cur + 1));
 
     struct filesrc *f = calloc(1, sizeof *f);
-    struct snapjob *job = snapjob_new();
     struct spool *sp = NULL;
-    if (!f || !job)
-        goto oom;
     struct spool_config sc = {
         .mem_bytes = SNAPSHOT_DISK_RING_BLOCKS * SNAPSHOT_SPOOL_BLOCK,
         .spill = false,
         .notify = snapjob_notify,
         .notify_arg = job,
     };
-    if (!(sp = spool_new(&sc)))
-        goto oom;
-    snapjob_set_spool(job, sp);
+    if (!f || !(sp = spool_new(&sc)) || fstat(fd, &f->st0) != 0) {
+        int e = f && sp ? -errno : -ENOMEM;
+        spool_free(sp);
+        free(f);
+        close(fd);
+        atomic_fetch_sub(&ds->streams, 1);
+        return e;
+    }
+    snapjob_set_spool(job, sp); /* the job frees it */
+    f->ctx = ds->ctx;
+    f->streams = &ds->streams;
     f->job = job;
     f->spool = sp;
     f->fd = fd;
@@ -217,31 +241,20 @@ int disksource_stream_fd(struct http_response *resp, int fd, uint64_t offset, ui
     f->len = len;
     f->append_sha = append_sha;
     f->refs = 2;
-    fstat(fd, &f->st0);
     if (locked_dir)
         snprintf(f->locked_dir, sizeof f->locked_dir, "%s", locked_dir);
     snapjob_on_close(job, filesrc_on_close, f);
-    snapjob_hold(job);
-    if (snapshot_thread_start(filesrc_worker, f) != 0) {
-        snapjob_release(job);
+    snapjob_hold(job); /* the reader's */
+    if (snapjob_thread_start(ds->ctx->pool, filesrc_worker, f) != 0) {
+        snapjob_on_close(job, NULL, NULL);
         snapjob_release(job);
         free(f);
         close(fd);
-        atomic_fetch_sub(&streams, 1);
+        atomic_fetch_sub(&ds->streams, 1);
         return -EAGAIN;
     }
-    snapjob_attach(job, resp, false);
-    resp->status = 200;
-    resp->content_type = "application/octet-stream";
-    resp->content_length = (int64_t)(len + (append_sha ? 32 : 0));
+    snapjob_ready(job, status, "application/octet-stream", (int64_t)(len + (append_sha ? 32 : 0)));
     return 0;
-oom:
-    free(f);
-    if (job)
-        snapjob_release(job); /* frees sp */
-    close(fd);
-    atomic_fetch_sub(&streams, 1);
-    return -ENOMEM;
 }
 
 /* Both bbolt meta pages; bbolt itself opens a db when at least one is valid. Returns 0 or
@@ -280,66 +293,80 @@ static int check_metas(int fd, uint64_t size, struct bbolt_meta *use, char *why,
     return 0;
 }
 
-void disksource_handle(const struct http_request *req, struct http_response *resp)
+struct disk_task {
+    struct disksource *ds;
+    bool head;
+};
+
+/* On a pool worker: the lock check, the open and the meta reads; then the reader thread. */
+static void disk_task(struct snapjob *job, void *arg)
 {
-    const char *dd = snapshot_cfg()->data_dir;
+    struct disk_task *t = arg;
+    struct disksource *ds = t->ds;
+    bool head = t->head;
+    free(t);
+    const char *dd = ds->ctx->cfg.data_dir;
     char path[DISK_PATH_MAX], why[DISK_PATH_MAX + 128], v[32];
-    if (!dd) {
-        snapshot_reply_error(resp, 404, "source=disk needs --data-dir");
-        return;
-    }
+    int status = 409, fd = -1;
+    struct stat st;
+    struct bbolt_meta meta = {0};
     int locked = datadir_wal_locked(dd);
     if (locked != 0) {
         snprintf(why, sizeof why,
                  locked > 0 ? "etcd is running on %s (its WAL is locked): use GET /snapshot"
                             : "cannot check the WAL locks of %s",
                  dd);
-        snapshot_reply_error(resp, 409, why);
-        return;
-    }
-    if (snprintf(path, sizeof path, "%s/member/snap/db", dd) >= (int)sizeof path) {
-        snapshot_reply_error(resp, 500, "data dir path too long");
-        return;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
+    } else if (snprintf(path, sizeof path, "%s/member/snap/db", dd) >= (int)sizeof path) {
+        status = 500;
+        snprintf(why, sizeof why, "data dir path too long");
+    } else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
         snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
+    } else if (check_metas(fd, (uint64_t)st.st_size, &meta, why, sizeof why) == 0) {
+        status = 200;
+    }
+    if (!snapjob_fs_end(job) || status != 200) { /* timed out (answered 503), or failed */
         if (fd >= 0)
             close(fd);
-        snapshot_reply_error(resp, 409, why);
-        return;
-    }
-    struct bbolt_meta meta = {0};
-    if (check_metas(fd, (uint64_t)st.st_size, &meta, why, sizeof why) < 0) {
-        close(fd);
-        snapshot_reply_error(resp, 409, why);
+        snapjob_error(job, status, why);
         return;
     }
     snprintf(v, sizeof v, "%" PRIu64, (uint64_t)st.st_size);
-    http_response_add_header(resp, "x-etcd-snapshot-size", v);
+    snapjob_header(job, "x-etcd-snapshot-size", v);
     snprintf(v, sizeof v, "%" PRIu64, meta.txid);
-    http_response_add_header(resp, "x-etcd-db-txid", v);
-    http_response_add_header(resp, "x-etcd-snapshot-source", "disk");
-    if (strcmp(req->method, "HEAD") == 0) {
+    snapjob_header(job, "x-etcd-db-txid", v);
+    snapjob_header(job, "x-etcd-snapshot-source", "disk");
+    if (head) {
         close(fd);
-        struct snapjob *job = snapjob_new();
-        if (!job) {
-            snapshot_reply_error(resp, 500, "out of memory");
-            return;
-        }
-        snapjob_attach(job, resp, false);
-        resp->status = 200;
-        resp->content_type = "application/octet-stream";
-        resp->content_length = (int64_t)st.st_size + 32;
+        snapjob_ready(job, 200, "application/octet-stream", (int64_t)st.st_size + 32);
         return;
     }
-    int r = disksource_stream_fd(resp, fd, 0, (uint64_t)st.st_size, true, dd);
-    if (r == -EBUSY) {
-        resp->n_extra = 0;
-        snapshot_reply_busy(resp, "download");
-    } else if (r < 0) {
-        resp->n_extra = 0;
-        snapshot_reply_error(resp, 500, strerror(-r));
+    int r = disksource_stream_fd(ds, job, 200, fd, 0, (uint64_t)st.st_size, true, dd);
+    if (r == -EBUSY)
+        snapctx_job_busy(ds->ctx, job, "download");
+    else if (r < 0)
+        snapjob_error(job, 500, strerror(-r));
+}
+
+void disksource_handle(struct disksource *ds, const struct http_request *req,
+                       struct http_response *resp)
+{
+    if (!ds->ctx->cfg.data_dir) {
+        snapctx_reply_error(resp, 404, "source=disk needs --data-dir");
+        return;
+    }
+    struct disk_task *t = calloc(1, sizeof *t);
+    if (!t) {
+        snapctx_reply_error(resp, 500, "out of memory");
+        return;
+    }
+    t->ds = ds;
+    t->head = strcmp(req->method, "HEAD") == 0;
+    int r = snapjob_run(ds->ctx->pool, resp, disk_task, t);
+    if (r < 0) {
+        free(t);
+        if (r == -EBUSY)
+            snapctx_reply_pool_full(resp);
+        else
+            snapctx_reply_error(resp, 500, "out of memory");
     }
 }

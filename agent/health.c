@@ -8,19 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *health_alarm_name(int type)
-{
-    switch (type) {
-    case 0:
-        return "NONE";
-    case 1:
-        return "NOSPACE";
-    case 2:
-        return "CORRUPT";
-    default:
-        return "UNKNOWN";
-    }
-}
+#include "etcd.h"
 
 static struct health_check *add_check(struct health_report *r, const char *name)
 {
@@ -81,8 +69,14 @@ void health_ready(const struct cache_snapshot *s, int64_t now_ms, const struct h
     else if (!l->alarms_ok)
         fail(c, "%s", l->alarm_error);
     else if (l->n_alarms > 0)
-        fail(c, "%s on member %" PRIx64 "%s", health_alarm_name(l->alarms[0].type),
+        fail(c, "%s on member %" PRIx64 "%s", etcd_alarm_name(l->alarms[0].type),
              l->alarms[0].member_id, l->n_alarms > 1 ? " and more" : "");
+
+    /* A defrag blocks the member's reads: say so rather than only "deadline exceeded". */
+    if (s->maint.defragmenting) {
+        c = add_check(out, "defrag");
+        fail(c, "defragmenting (for %" PRId64 " ms)", now_ms - s->maint.defrag_since_ms);
+    }
 
     out->ok = true;
     for (size_t i = 0; i < out->n_checks; i++)
@@ -103,6 +97,14 @@ void health_live(const struct cache_snapshot *s, int64_t now_ms, int64_t start_m
      * after the agent. Quorum plays no part: Status and serializable reads are local. */
     int64_t since = l->answered_at_ms != 0 ? l->answered_at_ms : start_ms;
     uint64_t limit = p->interval_ms * p->livez_intervals;
+    /* During a defrag the coordinator started, the member may be silent up to the
+     * --defrag-timeout: the kubelet must not restart etcd in the middle of one. */
+    const struct cache_maint *mt = &s->maint;
+    if (mt->defragmenting && now_ms - mt->defrag_since_ms <= (int64_t)mt->defrag_timeout_ms) {
+        uint64_t until = (uint64_t)(mt->defrag_since_ms - since) + mt->defrag_timeout_ms;
+        if (mt->defrag_since_ms >= since && until > limit)
+            limit = until;
+    }
     int64_t silent = now_ms - since;
     if (silent > 0 && (uint64_t)silent > limit) {
         if (l->answered_at_ms == 0)

@@ -41,7 +41,4 @@ void health_ready(const struct cache_snapshot *s, int64_t now_ms, const struct h
 void health_live(const struct cache_snapshot *s, int64_t now_ms, int64_t start_ms,
                  const struct health_params *p, struct health_report *out);
 
-/* "NONE", "NOSPACE", "CORRUPT", "UNKNOWN" (etcd's AlarmType names). */
-const char *health_alarm_name(int type);
-
 #endif

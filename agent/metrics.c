@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcd.h"
+
 struct buf {
     char *p;
     size_t len, cap;
@@ -150,9 +152,10 @@ static void local_gauges(struct buf *b, const struct cache_snapshot *s, int64_t 
     if (fresh && l->alarms_ok) {
         bool nospace = false, corrupt = false, unknown = false;
         for (size_t i = 0; i < l->n_alarms && i < CACHE_MAX_ALARMS; i++) {
-            nospace |= l->alarms[i].type == 1;
-            corrupt |= l->alarms[i].type == 2;
-            unknown |= l->alarms[i].type < 0 || l->alarms[i].type > 2;
+            int t = l->alarms[i].type;
+            nospace |= t == ETCD_ALARM_NOSPACE;
+            corrupt |= t == ETCD_ALARM_CORRUPT;
+            unknown |= t != ETCD_ALARM_NONE && t != ETCD_ALARM_NOSPACE && t != ETCD_ALARM_CORRUPT;
         }
         put(b, "etcd_agent_alarm{type=\"NOSPACE\"} %d\n", nospace);
         put(b, "etcd_agent_alarm{type=\"CORRUPT\"} %d\n", corrupt);

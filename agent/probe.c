@@ -100,6 +100,7 @@ static void copy_status(struct cache_status *dst, const struct etcd_status *src)
     copy_str(dst->version, sizeof(dst->version), src->version);
     dst->db_size = src->db_size;
     dst->db_size_in_use = src->db_size_in_use;
+    dst->db_size_quota = src->db_size_quota;
     dst->leader = src->leader;
     dst->raft_index = src->raft_index;
     dst->raft_term = src->raft_term;

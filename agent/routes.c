@@ -16,6 +16,7 @@
 #include "bounds.h"
 #include "clock.h"
 #include "etcd.h"
+#include "maint_table.h"
 #include "metrics.h"
 
 #define ROUTES_JSON "application/json"
@@ -355,7 +356,7 @@ static void route_status(void *arg, const struct http_request *req, struct http_
             break;
         }
         if (!add_hex(a, "member_id", l->alarms[i].member_id) ||
-            !cJSON_AddStringToObject(a, "alarm", health_alarm_name(l->alarms[i].type)))
+            !cJSON_AddStringToObject(a, "alarm", etcd_alarm_name(l->alarms[i].type)))
             alarms = NULL;
     }
     ok = alarms != NULL;
@@ -370,6 +371,26 @@ static void route_status(void *arg, const struct http_request *req, struct http_
              (pr->active && pr->next_try_ms
                   ? add_int(po, "next_try_in_ms", pr->next_try_ms > now ? pr->next_try_ms - now : 0)
                   : cJSON_AddNullToObject(po, "next_try_in_ms"));
+    }
+    /* Day-2 maintenance (maint.c): db use against the quota, the coordinator's last step. */
+    const struct cache_maint *mt = &s->maint;
+    if (ok && mt->enabled) {
+        cJSON *db = cJSON_AddObjectToObject(o, "db");
+        ok = db && add_int(db, "size", l->status.db_size) &&
+             add_int(db, "in_use", l->status.db_size_in_use) &&
+             (mt->quota > 0 ? add_int(db, "quota", mt->quota)
+                            : cJSON_AddNullToObject(db, "quota")) &&
+             (mt->quota > 0
+                  ? cJSON_AddNumberToObject(db, "percent_used",
+                                            (double)l->status.db_size * 100.0 / (double)mt->quota)
+                  : cJSON_AddNullToObject(db, "percent_used"));
+        cJSON *mo = ok ? cJSON_AddObjectToObject(o, "maintenance") : NULL;
+        ok = mo && cJSON_AddBoolToObject(mo, "coordinator", mt->coordinator) &&
+             cJSON_AddBoolToObject(mo, "defragmenting", mt->defragmenting) &&
+             add_str_or_null(mo, "last_step", mt->last_step) &&
+             add_str_or_null(mo, "nospace_reason", mt->nospace_reason) &&
+             add_str_or_null(mo, "hashkv", mt->hashkv_verdict) &&
+             add_age(mo, "hashkv_age_ms", mt->hashkv_at_ms, now);
     }
     /* 503 until the member answered once: there is nothing to show yet. */
     if (!ok || routes_json(resp, l->have_status ? 200 : 503, o) < 0)
@@ -402,8 +423,15 @@ static uint64_t cluster_leader(const struct cache_snapshot *s)
     return best;
 }
 
-static cJSON *member_json(const struct cache_member *m, uint64_t leader)
+static cJSON *member_json(const struct cache_member *m, uint64_t leader,
+                          const struct cache_maint *mt)
 {
+    const struct cache_maint_member *h = NULL;
+    for (size_t j = 0; j < mt->n_members && j < CACHE_MAX_MEMBERS; j++)
+        if (mt->members[j].id == m->id)
+            h = &mt->members[j];
+    char hash[9];
+    (void)snprintf(hash, sizeof(hash), "%08" PRIx32, h ? h->hash : 0);
     cJSON *o = cJSON_CreateObject();
     bool ok = o && add_hex(o, "id", m->id) && cJSON_AddStringToObject(o, "name", m->name) &&
               add_strings(o, "peer_urls", m->peer_urls, m->n_peer_urls) &&
@@ -414,7 +442,9 @@ static cJSON *member_json(const struct cache_member *m, uint64_t leader)
               cJSON_AddBoolToObject(o, "leader", leader && m->id == leader) &&
               (m->answered || m->took_ms ? add_uint(o, "took_ms", m->took_ms)
                                          : cJSON_AddNullToObject(o, "took_ms")) &&
-              add_str_or_null(o, "error", m->error);
+              add_str_or_null(o, "error", m->error) &&
+              add_str_or_null(o, "hashkv", h && h->hash_ok ? hash : "") &&
+              cJSON_AddBoolToObject(o, "divergent", h && h->divergent);
     if (ok && m->answered)
         ok = add_int(o, "db_size", m->status.db_size) &&
              add_int(o, "db_size_in_use", m->status.db_size_in_use) &&
@@ -432,14 +462,39 @@ static cJSON *member_json(const struct cache_member *m, uint64_t leader)
     return o;
 }
 
+/* `Accept: text/plain` or `?format=table`: etcdctl's table (maint_table.c). */
+static bool wants_table(const struct http_request *req)
+{
+    char fmt[16] = "";
+    const char *accept = http_request_header(req, "accept");
+    return (http_query_param(req, "format", fmt, sizeof(fmt)) && strcmp(fmt, "table") == 0) ||
+           (accept && strstr(accept, "text/plain"));
+}
+
 static void route_members(void *arg, const struct http_request *req, struct http_response *resp)
 {
-    (void)req;
     struct routes *r = arg;
     const struct cache_snapshot *s = cache_acquire(r->cfg.cache);
     const struct cache_cluster *cl = &s->cluster;
     int64_t now = clock_mono_ms();
     uint64_t leader = cluster_leader(s);
+    if (wants_table(req)) {
+        char *text = NULL;
+        size_t len = 0;
+        if (maint_table_render(s, leader, &text, &len) < 0) {
+            (void)http_response_error(resp, 500, "out of memory");
+        } else {
+            free(resp->body);
+            resp->status = cl->probed_at_ms ? 200 : 503;
+            resp->content_type = ROUTES_TEXT;
+            resp->body = text;
+            resp->body_ref = NULL;
+            resp->body_len = len;
+        }
+        cache_release(r->cfg.cache, s);
+        no_store(resp);
+        return;
+    }
     struct cache_verdict v;
     cache_verdict(cl, &v);
 
@@ -451,7 +506,7 @@ static void route_members(void *arg, const struct http_request *req, struct http
               cJSON_AddBoolToObject(o, "truncated", cl->truncated);
     cJSON *arr = ok ? cJSON_AddArrayToObject(o, "members") : NULL;
     for (size_t i = 0; arr && i < cl->n_members && i < CACHE_MAX_MEMBERS; i++) {
-        cJSON *m = member_json(&cl->members[i], leader);
+        cJSON *m = member_json(&cl->members[i], leader, &s->maint);
         if (!m || !cJSON_AddItemToArray(arr, m)) {
             cJSON_Delete(m);
             arr = NULL;
@@ -461,7 +516,8 @@ static void route_members(void *arg, const struct http_request *req, struct http
     cJSON *failing = vo ? cJSON_AddArrayToObject(vo, "failing") : NULL;
     ok = failing && cJSON_AddBoolToObject(vo, "quorum", v.quorum) &&
          cJSON_AddBoolToObject(vo, "recoverable", v.recoverable) &&
-         add_uint(vo, "voters", v.n_voters) && add_uint(vo, "healthy_voters", v.n_healthy_voters);
+         add_uint(vo, "voters", v.n_voters) && add_uint(vo, "healthy_voters", v.n_healthy_voters) &&
+         add_str_or_null(vo, "hashkv", s->maint.hashkv_verdict);
     for (size_t i = 0; ok && i < v.n_failing; i++) {
         const struct cache_member *m = &cl->members[v.failing[i]];
         char h[17];

@@ -1,8 +1,10 @@
 /* saved.c - snapshots kept in --snapshot-dir: taking one to a .part file (uring writes,
  * fsync, rename, directory fsync), listing, serving with Range, the schedule and retention.
+ * Every file call made for a request runs on a pool worker (snapjob.h) or on the POST's own
+ * thread under the pool's deadline, never on the event loop.
  *
- * Access control, slots and the deferred-response job are snapshot.c's; the reader thread
- * that streams a file to a client is disksource.c's. */
+ * Access control, slots and counters are snapctx.c's; the reader thread that streams a file to
+ * a client is disksource.c's. */
 #include "saved.h"
 
 #include <dirent.h>
@@ -18,14 +20,26 @@
 
 #include <cjson/cJSON.h>
 
+#include "bounds.h"
+#include "clock.h"
 #include "etcd.h"
 #include "grpc.h"
-#include "bounds.h"
+#include "hex.h"
 #include "log.h"
-#include "snapshot.h"
 #include "uring.h"
 
 #define SAVED_PATH_MAX 4096
+
+struct saved {
+    struct snapctx *ctx;
+    struct disksource *disk;
+    const char *dir; /* ctx's --snapshot-dir */
+    /* the schedule */
+    pthread_t thread;
+    bool running, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC: a clock step does not shift the schedule */
+};
 
 /* ---- names --------------------------------------------------------------------------------- */
 
@@ -243,7 +257,7 @@ struct saved_writer {
     int err;
 };
 
-struct saved_writer *saved_writer_open(const char *path, int *err)
+struct saved_writer *saved_writer_open(const char *path, bool no_io_uring, int *err)
 {
     struct saved_writer *w = calloc(1, sizeof *w);
     *err = -ENOMEM;
@@ -257,7 +271,7 @@ struct saved_writer *saved_writer_open(const char *path, int *err)
             goto fail;
         w->blk[i] = p;
     }
-    if (!(w->u = uring_new(SNAPSHOT_SPOOL_QD, snapshot_cfg()->no_io_uring)))
+    if (!(w->u = uring_new(SNAPSHOT_SPOOL_QD, no_io_uring)))
         goto fail;
     w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
@@ -273,11 +287,6 @@ fail:
         uring_free(w->u);
     free(w);
     return NULL;
-}
-
-const char *saved_writer_backend(const struct saved_writer *w)
-{
-    return uring_backend_name(w->u);
 }
 
 static void writer_done(void *arg, uint64_t user_data, ssize_t result)
@@ -364,23 +373,25 @@ int saved_writer_close(struct saved_writer *w, bool keep)
 
 struct take {
     struct saved_writer *w;
+    struct snapctx *ctx;
+    struct snapjob *job; /* NULL for the schedule */
     uint64_t total;
+    bool timed_out;
 };
 
 static int on_take_data(void *arg, uint64_t total, const uint8_t *blob, size_t len)
 {
     struct take *t = arg;
     t->total = total;
-    if (snapshot_stopping())
+    if (snapjob_stopping(t->ctx->pool))
         return 1;
-    return saved_writer_put(t->w, blob, len) < 0 ? 1 : 0;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    snapjob_fs_begin(t->job);
+    int r = saved_writer_put(t->w, blob, len);
+    if (!snapjob_fs_end(t->job)) {
+        t->timed_out = true;
+        return 1;
+    }
+    return r < 0 ? 1 : 0;
 }
 
 static int io_fail(struct saved_result *res, char *err, size_t err_len, const char *dir,
@@ -392,24 +403,26 @@ static int io_fail(struct saved_result *res, char *err, size_t err_len, const ch
     return rc;
 }
 
-int saved_take(const char *dir, struct saved_result *res, char *err, size_t err_len)
+int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir, struct saved_result *res,
+               char *err, size_t err_len)
 {
     memset(res, 0, sizeof *res);
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = (uint64_t)clock_mono_ms();
     struct grpc_status gst = {0};
     struct etcd_status es = {0};
     struct saved_writer *w = NULL;
     char part[SAVED_PATH_MAX], final[SAVED_PATH_MAX];
     uint8_t digest[32];
     int rc;
+    bool ok;
 
-    struct grpc_channel *ch = snapshot_channel_new(err, err_len);
+    struct grpc_channel *ch = snapctx_channel_new(ctx, err, err_len);
     if (!ch) {
         res->http_status = 500;
         return -EINVAL;
     }
     if (etcd_status(ch, SNAPSHOT_STATUS_TIMEOUT_MS, &es, &gst) != GRPC_OK) {
-        res->http_status = snapshot_grpc_http_status(gst.code);
+        res->http_status = snapctx_grpc_http_status(gst.code);
         snprintf(err, err_len, "status: %s", gst.message);
         rc = -EIO;
         goto out;
@@ -421,16 +434,19 @@ int saved_take(const char *dir, struct saved_result *res, char *err, size_t err_
         rc = io_fail(res, err, err_len, dir, "name", -ENAMETOOLONG);
         goto out;
     }
-    w = saved_writer_open(part, &rc);
+    snapjob_fs_begin(job);
+    w = saved_writer_open(part, ctx->cfg.no_io_uring, &rc);
+    ok = snapjob_fs_end(job);
     if (!w) {
         rc = io_fail(res, err, err_len, dir, "create", rc);
         goto out;
     }
-    struct take t = {.w = w};
-    const struct snapshot_config *cfg = snapshot_cfg();
-    int g = etcd_snapshot(
-        ch, 0, cfg->idle_timeout_ms > 0 ? cfg->idle_timeout_ms : SNAPSHOT_IDLE_TIMEOUT_MS,
-        on_take_data, &t, digest, &gst);
+    struct take t = {.w = w, .ctx = ctx, .job = job};
+    if (!ok)
+        goto timed_out;
+    int g = etcd_snapshot(ch, 0, ctx->idle_timeout_ms, on_take_data, &t, digest, &gst);
+    if (t.timed_out)
+        goto timed_out;
     if (g != GRPC_OK) {
         int werr = w->err;
         saved_writer_close(w, false);
@@ -438,12 +454,13 @@ int saved_take(const char *dir, struct saved_result *res, char *err, size_t err_
         if (werr < 0) {
             rc = io_fail(res, err, err_len, dir, "write", werr);
         } else {
-            res->http_status = snapshot_grpc_http_status(g);
+            res->http_status = snapctx_grpc_http_status(g);
             snprintf(err, err_len, "snapshot: %s", gst.message);
             rc = -EIO;
         }
         goto out;
     }
+    snapjob_fs_begin(job);
     rc = saved_writer_put(w, digest, sizeof digest);
     int crc = saved_writer_close(w, rc == 0);
     w = NULL;
@@ -452,31 +469,47 @@ int saved_take(const char *dir, struct saved_result *res, char *err, size_t err_
     if (rc < 0) {
         rc = io_fail(res, err, err_len, dir, "write", rc);
         unlink(part);
+        snapjob_fs_end(job);
         goto out;
     }
+    if (!snapjob_fs_end(job)) {
+        unlink(part); /* the client was told 503: keep no snapshot it does not know of */
+        goto timed_out;
+    }
+    snapjob_fs_begin(job);
     if (rename(part, final) != 0) {
         rc = io_fail(res, err, err_len, dir, "rename", -errno);
         unlink(part);
+        snapjob_fs_end(job);
         goto out;
     }
     if ((rc = fsync_dir(dir)) < 0)
         log_msg(LOG_WARN, "snapshot: fsync %s: %s", dir, strerror(-rc));
+    snapjob_fs_end(job); /* renamed: kept even if the client was told 503 meanwhile */
     rc = 0;
     res->size = t.total + 32;
-    snapshot_hex(digest, 32, res->sha256);
+    hex_encode(digest, 32, res->sha256);
     res->http_status = 200;
+    goto out;
+timed_out:
+    rc = -ETIMEDOUT;
+    res->http_status = 503;
+    snprintf(err, err_len, "%s did not answer in time; snapshot not saved", dir);
 out:
-    res->took_ms = mono_ms() - t0;
-    if (w)
+    res->took_ms = (uint64_t)clock_mono_ms() - t0;
+    if (w) {
+        snapjob_fs_begin(job);
         saved_writer_close(w, false);
+        snapjob_fs_end(job);
+    }
     etcd_status_free(&es);
     grpc_channel_free(ch);
     return rc;
 }
 
 /* Logs, counts and applies retention after one attempt. */
-static void after_take(const char *dir, const char *trigger, int rc, const struct saved_result *res,
-                       const char *err)
+static void after_take(struct saved *sv, const char *trigger, int rc,
+                       const struct saved_result *res, const char *err)
 {
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "trigger", trigger);
@@ -487,7 +520,7 @@ static void after_take(const char *dir, const char *trigger, int rc, const struc
         cJSON_AddNumberToObject(f, "revision", (double)res->revision);
         cJSON_AddStringToObject(f, "sha256", res->sha256);
         log_event(LOG_INFO, "snapshot saved", f);
-        int removed = saved_retain(dir, snapshot_cfg()->keep);
+        int removed = saved_retain(sv->dir, sv->ctx->cfg.keep);
         if (removed > 0)
             log_msg(LOG_INFO, "snapshot retention: removed %d old snapshot(s)", removed);
     } else {
@@ -495,7 +528,7 @@ static void after_take(const char *dir, const char *trigger, int rc, const struc
         cJSON_AddNumberToObject(f, "http_status", res->http_status);
         log_event(LOG_ERROR, "snapshot not saved", f);
     }
-    snapshot_count_saved(rc == 0, rc == 0 ? res->size : 0, res->took_ms);
+    snapctx_count_saved(sv->ctx, rc == 0, rc == 0 ? res->size : 0, res->took_ms);
 }
 
 static char *result_json(const struct saved_result *res)
@@ -511,113 +544,150 @@ static char *result_json(const struct saved_result *res)
     return s;
 }
 
+struct post {
+    struct saved *sv;
+    struct snapjob *job;
+};
+
 static void *post_worker(void *arg)
 {
-    struct snapjob *job = arg;
+    struct post *p = arg;
+    struct saved *sv = p->sv;
+    struct snapjob *job = p->job;
+    free(p);
     struct saved_result res;
     char err[512] = "";
-    const char *dir = snapshot_cfg()->snapshot_dir;
-    int rc = saved_take(dir, &res, err, sizeof err);
-    after_take(dir, "request", rc, &res, err);
-    snapshot_slot_release();
-    char *json = rc == 0 ? result_json(&res) : snapshot_error_json(err);
-    snapjob_json(job, rc == 0 ? 200 : res.http_status, json ? json : "{}");
+    int rc = saved_take(sv->ctx, job, sv->dir, &res, err, sizeof err);
+    snapjob_unwatch(sv->ctx->pool, job);
+    after_take(sv, "request", rc, &res, err);
+    snapctx_slot_release(sv->ctx);
+    char *json = rc == 0 ? result_json(&res) : NULL;
+    if (json)
+        snapjob_json(job, 200, json);
+    else
+        snapjob_error(job, rc == 0 ? 500 : res.http_status, rc == 0 ? "out of memory" : err);
     free(json);
+    struct snapjob_pool *pool = sv->ctx->pool;
     snapjob_release(job);
-    snapshot_thread_done();
+    snapjob_thread_done(pool);
     return NULL;
 }
 
 /* ---- schedule ------------------------------------------------------------------------------ */
 
-static struct {
-    pthread_t thread;
-    bool running;
-    bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} sched = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-
 static void *schedule_loop(void *arg)
 {
-    (void)arg;
-    const struct snapshot_config *cfg = snapshot_cfg();
-    pthread_mutex_lock(&sched.mu);
-    while (!sched.stop) {
+    struct saved *sv = arg;
+    uint64_t interval = sv->ctx->cfg.interval_ms;
+    pthread_mutex_lock(&sv->mu);
+    while (!sv->stop) {
         struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += (time_t)(cfg->interval_ms / 1000);
-        dl.tv_nsec += (long)(cfg->interval_ms % 1000) * 1000000;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += (time_t)(interval / 1000);
+        dl.tv_nsec += (long)(interval % 1000) * 1000000;
         if (dl.tv_nsec >= 1000000000) {
             dl.tv_sec++;
             dl.tv_nsec -= 1000000000;
         }
-        while (!sched.stop && pthread_cond_timedwait(&sched.cv, &sched.mu, &dl) != ETIMEDOUT) {
+        while (!sv->stop && pthread_cond_timedwait(&sv->cv, &sv->mu, &dl) != ETIMEDOUT) {
         }
-        if (sched.stop)
+        if (sv->stop)
             break;
-        pthread_mutex_unlock(&sched.mu);
-        if (snapshot_slot_acquire()) {
+        pthread_mutex_unlock(&sv->mu);
+        /* Not a request: a skipped turn is logged, not counted as a refused request. */
+        if (snapctx_slot_try(sv->ctx)) {
             struct saved_result res;
             char err[512] = "";
-            int rc = saved_take(cfg->snapshot_dir, &res, err, sizeof err);
-            snapshot_slot_release();
-            after_take(cfg->snapshot_dir, "schedule", rc, &res, err);
+            int rc = saved_take(sv->ctx, NULL, sv->dir, &res, err, sizeof err);
+            snapctx_slot_release(sv->ctx);
+            after_take(sv, "schedule", rc, &res, err);
         } else {
             log_msg(LOG_WARN, "scheduled snapshot skipped: another snapshot is running");
         }
-        pthread_mutex_lock(&sched.mu);
+        pthread_mutex_lock(&sv->mu);
     }
-    pthread_mutex_unlock(&sched.mu);
+    pthread_mutex_unlock(&sv->mu);
     return NULL;
 }
 
-int saved_init(char *err, size_t err_len)
+struct saved *saved_new(struct snapctx *ctx, struct disksource *disk, char *err, size_t err_len)
 {
-    const struct snapshot_config *cfg = snapshot_cfg();
-    struct stat st;
-    if (stat(cfg->snapshot_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        int e = errno ? errno : ENOTDIR;
-        snprintf(err, err_len, "--snapshot-dir %s: %s", cfg->snapshot_dir, strerror(e));
-        return -e;
+    const char *dir = ctx->cfg.snapshot_dir;
+    struct saved *sv = calloc(1, sizeof *sv);
+    if (!sv) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
     }
-    int removed = saved_remove_parts(cfg->snapshot_dir);
+    sv->ctx = ctx;
+    sv->disk = disk;
+    sv->dir = dir;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&sv->mu, NULL);
+    pthread_cond_init(&sv->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (!dir)
+        return sv; /* /snapshots answers 404 */
+    /* Start-up, before the server listens: not a request. */
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        int e = errno ? errno : ENOTDIR;
+        snprintf(err, err_len, "--snapshot-dir %s: %s", dir, strerror(e));
+        saved_free(sv);
+        return NULL;
+    }
+    int removed = saved_remove_parts(dir);
     if (removed > 0)
-        log_msg(LOG_WARN, "removed %d partial snapshot(s) (.part) left in %s", removed,
-                cfg->snapshot_dir);
-    if (cfg->interval_ms > 0) {
-        sched.stop = false;
-        int r = pthread_create(&sched.thread, NULL, schedule_loop, NULL);
+        log_msg(LOG_WARN, "removed %d partial snapshot(s) (.part) left in %s", removed, dir);
+    if (ctx->cfg.interval_ms > 0) {
+        int r = pthread_create(&sv->thread, NULL, schedule_loop, sv);
         if (r != 0) {
             snprintf(err, err_len, "snapshot schedule: %s", strerror(r));
-            return -r;
+            saved_free(sv);
+            return NULL;
         }
-        sched.running = true;
+        sv->running = true;
     }
-    return 0;
+    return sv;
 }
 
-void saved_shutdown(void)
+void saved_stop(struct saved *sv)
 {
-    if (!sched.running)
+    if (!sv || !sv->running)
         return;
-    pthread_mutex_lock(&sched.mu);
-    sched.stop = true;
-    pthread_cond_broadcast(&sched.cv);
-    pthread_mutex_unlock(&sched.mu);
-    pthread_join(sched.thread, NULL);
-    sched.running = false;
+    pthread_mutex_lock(&sv->mu);
+    sv->stop = true;
+    pthread_cond_broadcast(&sv->cv);
+    pthread_mutex_unlock(&sv->mu);
+    pthread_join(sv->thread, NULL);
+    sv->running = false;
+}
+
+void saved_free(struct saved *sv)
+{
+    if (!sv)
+        return;
+    saved_stop(sv);
+    pthread_cond_destroy(&sv->cv);
+    pthread_mutex_destroy(&sv->mu);
+    free(sv);
 }
 
 /* ---- HTTP ---------------------------------------------------------------------------------- */
 
-static void list_json(const char *dir, struct http_response *resp)
+/* On a pool worker: the directory listing and a stat per file. */
+static void list_task(struct snapjob *job, void *arg)
 {
+    struct saved *sv = *(struct saved **)arg;
+    free(arg);
+    const char *dir = sv->dir;
     char **names;
     size_t n;
     int rc = saved_list(dir, &names, &n);
     if (rc < 0) {
-        snapshot_reply_error(resp, 500, strerror(-rc));
+        if (snapjob_fs_end(job))
+            snapjob_error(job, 500, strerror(-rc));
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -641,118 +711,177 @@ static void list_json(const char *dir, struct http_response *resp)
         cJSON_AddItemToArray(arr, e);
     }
     saved_names_free(names, n);
+    bool in_time = snapjob_fs_end(job);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (!s) {
-        snapshot_reply_error(resp, 500, "out of memory");
+    if (!in_time) {
+        free(s);
         return;
     }
-    http_response_set_body(resp, 200, "application/json", s, strlen(s));
+    if (!s)
+        snapjob_error(job, 500, "out of memory");
+    else
+        snapjob_json(job, 200, s);
     free(s);
 }
 
-static void serve_file(const struct http_request *req, struct http_response *resp, const char *dir,
-                       const char *name, bool head)
+struct file_task {
+    struct saved *sv;
+    bool head;
+    bool has_range;
+    char range[HTTP_MAX_HEADER_BYTES / 8];
+    char name[SAVED_NAME_MAX];
+};
+
+/* On a pool worker: open, fstat, Range; then the reader thread. */
+static void file_task(struct snapjob *job, void *arg)
 {
+    struct file_task *t = arg;
+    struct saved *sv = t->sv;
     char path[SAVED_PATH_MAX];
-    if (!saved_name_valid(name) ||
-        snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
-        snapshot_reply_error(resp, 404, "no such snapshot");
-        return;
-    }
+    snprintf(path, sizeof path, "%s/%s", sv->dir, t->name);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    bool found = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (!snapjob_fs_end(job) || !found) {
         if (fd >= 0)
             close(fd);
-        snapshot_reply_error(resp, 404, "no such snapshot");
+        snapjob_error(job, 404, "no such snapshot"); /* no-op after the watchdog's 503 */
+        free(t);
         return;
     }
     uint64_t size = (uint64_t)st.st_size, first = 0, last = size ? size - 1 : 0;
     int status = 200;
     char v[96];
-    int r = saved_parse_range(http_request_header(req, "range"), size, &first, &last);
+    int r = saved_parse_range(t->has_range ? t->range : NULL, size, &first, &last);
+    bool head = t->head;
+    free(t);
     if (r == -ERANGE) {
         close(fd);
-        snapshot_reply_error(resp, 416, "range not satisfiable");
         snprintf(v, sizeof v, "bytes */%" PRIu64, size);
-        http_response_add_header(resp, "content-range", v);
+        snapjob_header(job, "content-range", v);
+        snapjob_error(job, 416, "range not satisfiable");
         return;
     }
-    http_response_add_header(resp, "accept-ranges", "bytes");
+    snapjob_header(job, "accept-ranges", "bytes");
     if (r == 0) {
         status = 206;
         snprintf(v, sizeof v, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, size);
-        http_response_add_header(resp, "content-range", v);
+        snapjob_header(job, "content-range", v);
     }
     uint64_t len = size ? last - first + 1 : 0;
     if (head) {
         close(fd);
-        struct snapjob *job = snapjob_new();
-        if (!job) {
-            snapshot_reply_error(resp, 500, "out of memory");
-            return;
-        }
-        snapjob_attach(job, resp, false);
-        resp->status = status;
-        resp->content_type = "application/octet-stream";
-        resp->content_length = (int64_t)len;
+        snapjob_ready(job, status, "application/octet-stream", (int64_t)len);
         return;
     }
-    r = disksource_stream_fd(resp, fd, first, len, false, NULL);
-    if (r == -EBUSY) {
-        resp->n_extra = 0;
-        snapshot_reply_busy(resp, "download");
-    } else if (r < 0) {
-        resp->n_extra = 0;
-        snapshot_reply_error(resp, 500, strerror(-r));
-    } else {
-        resp->status = status;
+    r = disksource_stream_fd(sv->disk, job, status, fd, first, len, false, NULL);
+    if (r == -EBUSY)
+        snapctx_job_busy(sv->ctx, job, "download");
+    else if (r < 0)
+        snapjob_error(job, 500, strerror(-r));
+}
+
+static void run_task(struct saved *sv, struct http_response *resp, snapjob_task_fn fn, void *arg)
+{
+    int r = snapjob_run(sv->ctx->pool, resp, fn, arg);
+    if (r < 0) {
+        free(arg);
+        if (r == -EBUSY)
+            snapctx_reply_pool_full(resp);
+        else
+            snapctx_reply_error(resp, 500, "out of memory");
     }
 }
 
-void saved_handle(const struct http_request *req, struct http_response *resp)
+static bool saved_on(struct saved *sv, const struct http_request *req, struct http_response *resp)
 {
-    const char *dir = snapshot_cfg()->snapshot_dir;
-    if (!dir) {
-        snapshot_reply_error(resp, 404, "saved snapshots are off (no --snapshot-dir)");
+    if (!snapctx_access_ok(sv->ctx, req, resp))
+        return false;
+    if (!sv->dir) {
+        snapctx_reply_error(resp, 404, "saved snapshots are off (no --snapshot-dir)");
+        return false;
+    }
+    return true;
+}
+
+static void post(struct saved *sv, struct http_response *resp)
+{
+    if (!snapctx_slot_acquire(sv->ctx)) {
+        snapctx_reply_busy(sv->ctx, resp, "snapshot");
         return;
     }
-    const char *m = req->method;
-    if (strcmp(req->path, "/snapshots") == 0) {
-        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
-            list_json(dir, resp);
-        } else if (strcmp(m, "POST") == 0) {
-            if (!snapshot_slot_acquire()) {
-                snapshot_reply_busy(resp, "snapshot");
-                return;
-            }
-            struct snapjob *job = snapjob_new();
-            if (!job) {
-                snapshot_slot_release();
-                snapshot_reply_error(resp, 500, "out of memory");
-                return;
-            }
-            snapjob_hold(job);
-            if (snapshot_thread_start(post_worker, job) != 0) {
-                snapjob_release(job);
-                snapjob_release(job);
-                snapshot_slot_release();
-                snapshot_reply_error(resp, 500, "cannot start a worker");
-                return;
-            }
-            snapjob_attach(job, resp, true);
-        } else {
-            snapshot_reply_error(resp, 405, "method not allowed");
-            http_response_add_header(resp, "allow", "GET, HEAD, POST");
-        }
+    struct snapjob *job = snapjob_new();
+    struct post *p = calloc(1, sizeof *p);
+    if (!job || !p) {
+        free(p);
+        if (job)
+            snapjob_release(job);
+        snapctx_slot_release(sv->ctx);
+        snapctx_reply_error(resp, 500, "out of memory");
         return;
     }
-    bool head = strcmp(m, "HEAD") == 0;
-    if (!head && strcmp(m, "GET") != 0) {
-        snapshot_reply_error(resp, 405, "method not allowed");
-        http_response_add_header(resp, "allow", "GET, HEAD");
+    p->sv = sv;
+    p->job = job;
+    snapjob_hold(job); /* the worker's */
+    snapjob_watch(sv->ctx->pool, job);
+    if (snapjob_thread_start(sv->ctx->pool, post_worker, p) != 0) {
+        snapjob_unwatch(sv->ctx->pool, job);
+        snapjob_release(job);
+        snapjob_release(job);
+        free(p);
+        snapctx_slot_release(sv->ctx);
+        snapctx_reply_error(resp, 500, "cannot start a worker");
         return;
     }
-    serve_file(req, resp, dir, req->path + strlen("/snapshots/"), head);
+    snapjob_attach(job, resp);
+}
+
+void saved_route_list(void *arg, const struct http_request *req, struct http_response *resp)
+{
+    struct saved *sv = arg;
+    if (!saved_on(sv, req, resp))
+        return;
+    if (strcmp(req->method, "POST") == 0) {
+        post(sv, resp);
+        return;
+    }
+    struct saved **a = malloc(sizeof *a);
+    if (!a) {
+        snapctx_reply_error(resp, 500, "out of memory");
+        return;
+    }
+    *a = sv;
+    run_task(sv, resp, list_task, a);
+}
+
+void saved_route_file(void *arg, const struct http_request *req, struct http_response *resp)
+{
+    struct saved *sv = arg;
+    if (!saved_on(sv, req, resp))
+        return;
+    const char *name = req->path + strlen("/snapshots/");
+    char path[SAVED_PATH_MAX];
+    if (!saved_name_valid(name) ||
+        snprintf(path, sizeof path, "%s/%s", sv->dir, name) >= (int)sizeof path) {
+        snapctx_reply_error(resp, 404, "no such snapshot");
+        return;
+    }
+    struct file_task *t = calloc(1, sizeof *t);
+    if (!t) {
+        snapctx_reply_error(resp, 500, "out of memory");
+        return;
+    }
+    t->sv = sv;
+    t->head = strcmp(req->method, "HEAD") == 0;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    const char *range = http_request_header(req, "range");
+    if (range && strlen(range) < sizeof t->range) {
+        t->has_range = true;
+        snprintf(t->range, sizeof t->range, "%s", range);
+    } else if (range) {
+        t->has_range = true; /* too long to be one valid range: ignored, like malformed ones */
+        snprintf(t->range, sizeof t->range, "x");
+    }
+    run_task(sv, resp, file_task, t);
 }

@@ -4,7 +4,9 @@
  *
  * Files are <UTC yyyymmddThhmmssZ>-rev<revision>.db in etcdctl's format (db bytes + sha256),
  * written as <name>.part through common/uring, fsync'd, renamed, and the directory fsync'd.
- * The streaming of a file to a client is disksource.c's; etcd calls are etcd.c's. */
+ *
+ * Depends on snapctx.h, snapjob.h, disksource.h (the streaming of a file to a client) and
+ * common/etcd, grpc, uring. Used by snapshot.c, which registers the two routes. */
 #ifndef ER_SAVED_H
 #define ER_SAVED_H
 
@@ -13,15 +15,26 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "disksource.h"
 #include "http.h"
+#include "snapctx.h"
+#include "snapjob.h"
 
 #define SAVED_NAME_MAX 64
 
-/* Removes stale .part files and starts the schedule (interval_ms 0: none). 0 or -errno. */
-int saved_init(char *err, size_t err_len);
-void saved_shutdown(void);
-/* /snapshots and /snapshots/<name> (snapshot_route checked access already). */
-void saved_handle(const struct http_request *req, struct http_response *resp);
+struct saved;
+
+/* With ctx's --snapshot-dir: checks it, removes stale .part files (start-up, before the server
+ * listens) and starts the schedule (interval_ms 0: none). Without one the routes answer 404.
+ * NULL with err filled. */
+struct saved *saved_new(struct snapctx *ctx, struct disksource *disk, char *err, size_t err_len);
+/* Stops the schedule (joins its thread: call before the pool is stopped). */
+void saved_stop(struct saved *sv);
+void saved_free(struct saved *sv);
+/* Routes (http_handler_fn, arg = the struct saved): /snapshots (GET, HEAD, POST) and
+ * /snapshots/<name> (GET, HEAD). */
+void saved_route_list(void *arg, const struct http_request *req, struct http_response *resp);
+void saved_route_file(void *arg, const struct http_request *req, struct http_response *resp);
 
 /* ---- pieces exposed for the unit tests -------------------------------------------------- */
 
@@ -55,18 +68,19 @@ struct saved_result {
     uint64_t took_ms;
     int http_status; /* on failure: 500, 502, 503, 507 */
 };
-/* Take one snapshot into dir (blocking; worker threads only). 0, or -errno with err filled and
- * res->http_status set; no .part file is left behind either way. */
-int saved_take(const char *dir, struct saved_result *res, char *err, size_t err_len);
+/* Take one snapshot into dir (blocking; worker threads only). Its file calls run under job's
+ * deadline (NULL: none); -ETIMEDOUT once the watchdog answered 503. 0, or -errno with err
+ * filled and res->http_status set; no .part file is left behind either way. */
+int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir, struct saved_result *res,
+               char *err, size_t err_len);
 
 /* Write all bytes produced by `more` into a new file at path with uring writes of
  * SNAPSHOT_SPOOL_BLOCK (queue depth SNAPSHOT_SPOOL_QD), then fsync. Exposed so the tests can
  * drive the writer without etcd. */
 struct saved_writer;
-struct saved_writer *saved_writer_open(const char *path, int *err);
+struct saved_writer *saved_writer_open(const char *path, bool no_io_uring, int *err);
 int saved_writer_put(struct saved_writer *w, const void *data, size_t len);
 /* Flush, fsync and close; 0 or -errno. Frees w either way. On failure the file is removed. */
 int saved_writer_close(struct saved_writer *w, bool keep);
-const char *saved_writer_backend(const struct saved_writer *w);
 
 #endif

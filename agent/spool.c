@@ -6,7 +6,9 @@
  * a staging block fills after that; the ring's bytes are older than the file's. The producer
  * goes back to memory when the consumer has read everything committed and no write is in
  * flight, so the file only holds the backlog. Both sides take `mu` briefly; file reads and
- * writes run outside it. I/O backends are common/uring's. */
+ * writes run outside it, and all of them on the producer's thread: the consumer (the event
+ * loop) asks for a block of the file and the producer reads it back into `rbuf` between its
+ * writes, or in spool_drain once it has finished. I/O backends are common/uring's. */
 #include "spool.h"
 
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "clock.h"
 #include "uring.h"
 
 #define SPOOL_NOTIFY_MIN (512u * 1024) /* wake a waiting consumer per this much (or at the end) */
@@ -31,9 +34,16 @@ struct spool_blk {
     bool busy;    /* write in flight */
 };
 
+enum spool_rbuf {
+    RBUF_EMPTY, /* holds nothing the consumer needs */
+    RBUF_WANT,  /* the consumer asked for the block at rbuf_want (the producer reads it) */
+    RBUF_FULL,  /* holds [rbuf_pos, rbuf_pos + rbuf_len): the consumer's until it moves on */
+};
+
 struct spool {
     pthread_mutex_t mu;
     pthread_cond_t space; /* ring space freed or cancelled (no-spill producers wait on it) */
+    pthread_cond_t want;  /* a read-back asked for, everything read, or cancelled (drain) */
     struct spool_config cfg;
     char *dir;
 
@@ -56,9 +66,11 @@ struct spool {
     int write_err;    /* first failed write (set in the reap callback) */
 
     uint64_t read_pos;
-    uint8_t *rbuf;     /* consumer's read-back block from the file (lazily allocated) */
+    uint8_t *rbuf;     /* read-back block from the file (producer fills, consumer copies) */
     uint64_t rbuf_pos; /* logical offset of rbuf[0] */
     size_t rbuf_len;
+    enum spool_rbuf rbuf_state;
+    uint64_t rbuf_want; /* with RBUF_WANT: the logical offset the consumer needs */
     bool finished, cancelled, reader_waiting;
     bool writer_waiting;   /* a producer waits for ring space */
     size_t writer_want;    /* ... for this much free space */
@@ -108,6 +120,7 @@ struct spool *spool_new(const struct spool_config *cfg)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&sp->mu, NULL);
     pthread_cond_init(&sp->space, &ca);
+    pthread_cond_init(&sp->want, &ca);
     pthread_condattr_destroy(&ca);
     sp->stall_left_ns = (int64_t)cfg->stall_budget_ms * 1000000;
     sp->cfg.dir = sp->dir;
@@ -127,6 +140,7 @@ void spool_free(struct spool *sp)
     if (sp->fd >= 0)
         close(sp->fd);
     free(sp->rbuf);
+    pthread_cond_destroy(&sp->want);
     pthread_cond_destroy(&sp->space);
     pthread_mutex_destroy(&sp->mu);
     free(sp->ring);
@@ -320,16 +334,10 @@ static int fail_locked_return(struct spool *sp, int err)
     if (sp->error == 0)
         sp->error = err;
     bool w = take_waiter(sp);
+    pthread_cond_broadcast(&sp->want);
     pthread_mutex_unlock(&sp->mu);
     notify(sp, w);
     return err;
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* With mu held: wait until the consumer has freed `want` bytes of the ring (it signals then),
@@ -355,17 +363,108 @@ static bool stall_wait(struct spool *sp)
 {
     if (sp->stall_left_ns <= 0)
         return false;
-    int64_t t0 = mono_ns();
+    int64_t t0 = clock_mono_ns();
     wait_space(sp, sp->cap / 2, t0 + sp->stall_left_ns);
-    int64_t waited = mono_ns() - t0;
+    int64_t waited = clock_mono_ns() - t0;
     sp->stall_left_ns -= waited;
     sp->st.stall_ns += (uint64_t)waited;
     return true;
 }
 
+/* Producer: read back the block the consumer asked for, if it asked. 0 or a read error (the
+ * spool is failed then). */
+static int serve_read(struct spool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    if (sp->rbuf_state != RBUF_WANT || sp->cancelled || sp->error) {
+        pthread_mutex_unlock(&sp->mu);
+        return 0;
+    }
+    uint64_t pos = sp->rbuf_want;
+    /* [read_pos, committed) of the file is immutable until the consumer advances read_pos,
+     * which it does not while it waits for this block. */
+    size_t want = sp->committed - pos < SNAPSHOT_SPOOL_BLOCK ? (size_t)(sp->committed - pos)
+                                                             : SNAPSHOT_SPOOL_BLOCK;
+    off_t off = (off_t)(pos - sp->file_base);
+    pthread_mutex_unlock(&sp->mu);
+    if (!sp->rd && !(sp->rd = uring_new(2, sp->cfg.no_io_uring)))
+        return fail_locked_return(sp, -ENOMEM);
+    if (!sp->rbuf) {
+        if (posix_memalign((void **)&sp->rbuf, 4096, SNAPSHOT_SPOOL_BLOCK) != 0) {
+            sp->rbuf = NULL;
+            return fail_locked_return(sp, -ENOMEM);
+        }
+        memset(sp->rbuf, 0, SNAPSHOT_SPOOL_BLOCK); /* once: valgrind cannot see io_uring fill it */
+    }
+    ssize_t got = uring_read(sp->rd, sp->fd, sp->rbuf, want, off);
+    if (got == 0)
+        got = -EIO; /* the file is shorter than what was committed */
+    if (got < 0)
+        return fail_locked_return(sp, (int)got);
+    pthread_mutex_lock(&sp->mu);
+    sp->rbuf_pos = pos;
+    sp->rbuf_len = (size_t)got;
+    sp->rbuf_state = RBUF_FULL;
+    bool w = take_waiter(sp);
+    pthread_mutex_unlock(&sp->mu);
+    notify(sp, w);
+    return 0;
+}
+
+int spool_serve(struct spool *sp)
+{
+    int r = sp->spilling ? reap(sp, 0) : 0;
+    if (r < 0)
+        return fail_locked_return(sp, r);
+    return sp->fd >= 0 ? serve_read(sp) : 0;
+}
+
+int spool_drain(struct spool *sp)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sp->mu);
+    for (;;) {
+        if (sp->cancelled || sp->error) {
+            rc = sp->cancelled ? -ECANCELED : sp->error;
+            break;
+        }
+        if (sp->finished && sp->read_pos == sp->st.written && sp->ring_lo == sp->ring_hi)
+            break; /* the consumer has everything */
+        if (sp->rbuf_state == RBUF_WANT) {
+            pthread_mutex_unlock(&sp->mu);
+            spool_serve(sp); /* a failure is seen at the top of the loop */
+            pthread_mutex_lock(&sp->mu);
+            continue;
+        }
+        if (!sp->spilling || sp->fd < 0)
+            break; /* the rest is in memory: no file to serve */
+        pthread_cond_wait(&sp->want, &sp->mu);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    /* The file is the producer's to close: never on the consumer's (event-loop) thread. */
+    if (sp->wr) {
+        uring_free(sp->wr);
+        sp->wr = NULL;
+    }
+    if (sp->rd) {
+        uring_free(sp->rd);
+        sp->rd = NULL;
+    }
+    if (sp->fd >= 0) {
+        close(sp->fd);
+        sp->fd = -1;
+    }
+    return rc;
+}
+
 int spool_write(struct spool *sp, const void *data, size_t len)
 {
     const uint8_t *p = data;
+    if (sp->fd >= 0) {
+        int r = serve_read(sp);
+        if (r < 0)
+            return r;
+    }
     while (len > 0) {
         if (sp->spilling) {
             int r = reap(sp, 0);
@@ -493,12 +592,6 @@ int spool_commit(struct spool *sp, size_t len)
     return 0;
 }
 
-int spool_poll(struct spool *sp)
-{
-    int r = sp->spilling ? reap(sp, 0) : 0;
-    return r < 0 ? fail_locked_return(sp, r) : 0;
-}
-
 int spool_finish(struct spool *sp)
 {
     int r = 0;
@@ -550,44 +643,28 @@ ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
             sp->writer_waiting = false;
             pthread_cond_signal(&sp->space);
         }
+        if (sp->finished && sp->read_pos == sp->st.written)
+            pthread_cond_signal(&sp->want); /* the drain is over */
         pthread_mutex_unlock(&sp->mu);
         return (ssize_t)n;
     }
     if (sp->spilling && sp->read_pos < sp->committed) {
-        /* Serve from the read-back block; refill it with one large read when it does not hold
-         * read_pos (callers ask for 16-64 KiB at a time: one file read each would cost a
-         * syscall on the event loop per piece). Logical offsets never change meaning, so what
-         * the block holds stays valid across spill episodes. */
+        /* Serve from the read-back block; when it does not hold read_pos, ask the producer
+         * for one large read (the event loop never touches the file) and wait for it. */
         uint64_t pos = sp->read_pos;
-        if (!(sp->rbuf && pos >= sp->rbuf_pos && pos < sp->rbuf_pos + sp->rbuf_len)) {
-            size_t want = sp->committed - pos < SNAPSHOT_SPOOL_BLOCK ? (size_t)(sp->committed - pos)
-                                                                     : SNAPSHOT_SPOOL_BLOCK;
-            off_t off = (off_t)(pos - sp->file_base);
-            int fd = sp->fd;
-            pthread_mutex_unlock(&sp->mu);
-            /* [read_pos, committed) of the file is immutable until this side advances
-             * read_pos. */
-            if (!sp->rd && !(sp->rd = uring_new(2, sp->cfg.no_io_uring)))
-                return -ENOMEM;
-            if (!sp->rbuf) {
-                if (posix_memalign((void **)&sp->rbuf, 4096, SNAPSHOT_SPOOL_BLOCK) != 0) {
-                    sp->rbuf = NULL;
-                    return -ENOMEM;
-                }
-                /* once: valgrind cannot see io_uring fill it */
-                memset(sp->rbuf, 0, SNAPSHOT_SPOOL_BLOCK);
+        if (!(sp->rbuf_state == RBUF_FULL && pos >= sp->rbuf_pos &&
+              pos < sp->rbuf_pos + sp->rbuf_len)) {
+            if (sp->rbuf_state != RBUF_WANT) {
+                sp->rbuf_state = RBUF_WANT;
+                sp->rbuf_want = pos;
+                pthread_cond_signal(&sp->want);
             }
-            sp->rbuf_len = 0;
-            ssize_t got = uring_read(sp->rd, fd, sp->rbuf, want, off);
-            if (got == 0)
-                got = -EIO; /* the file is shorter than what was committed */
-            if (got < 0)
-                return got;
-            sp->rbuf_pos = pos;
-            sp->rbuf_len = (size_t)got;
-        } else {
+            sp->reader_waiting = true;
             pthread_mutex_unlock(&sp->mu);
+            return -EAGAIN;
         }
+        pthread_mutex_unlock(&sp->mu);
+        /* RBUF_FULL: the producer leaves rbuf alone until this side asks again. */
         size_t have = (size_t)(sp->rbuf_pos + sp->rbuf_len - pos);
         ssize_t r = (ssize_t)(have < len ? have : len);
         memcpy(buf, sp->rbuf + (pos - sp->rbuf_pos), (size_t)r);
@@ -595,10 +672,13 @@ ssize_t spool_read(struct spool *sp, uint8_t *buf, size_t len)
         sp->read_pos += (uint64_t)r;
         sp->ring_lo = sp->ring_hi = sp->read_pos > sp->ring_hi ? sp->read_pos : sp->ring_hi;
         sp->st.read += (uint64_t)r;
+        if (sp->finished && sp->read_pos == sp->st.written)
+            pthread_cond_signal(&sp->want); /* the drain is over */
         pthread_mutex_unlock(&sp->mu);
         return r;
     }
     if (sp->finished && sp->read_pos == sp->st.written) {
+        pthread_cond_signal(&sp->want); /* the drain is over */
         pthread_mutex_unlock(&sp->mu);
         return 0;
     }
@@ -612,6 +692,7 @@ void spool_cancel(struct spool *sp)
     pthread_mutex_lock(&sp->mu);
     sp->cancelled = true;
     pthread_cond_broadcast(&sp->space);
+    pthread_cond_broadcast(&sp->want);
     pthread_mutex_unlock(&sp->mu);
 }
 

@@ -5,9 +5,11 @@
  * HTTP event loop (a body source's read()). With spilling on, spool_write never waits for the
  * consumer: once the ring is full, further bytes go to an unlinked temp file through
  * common/uring (aligned blocks, several writes in flight), the consumer reads the ring, then
- * the file, in order, and the spool returns to memory once the consumer has caught up. With
- * spilling off, spool_write waits for ring space (file sources: no etcd transaction to free).
- * HTTP glue, etcd and compression are the callers'. */
+ * the file, in order, and the spool returns to memory once the consumer has caught up. Every
+ * file call is the producer's: the consumer asks for read-backs (spool_drain serves them once
+ * the producer is done writing). With spilling off, spool_write waits for ring space (file
+ * sources: no etcd transaction to free). HTTP glue, etcd and compression are the callers'.
+ * Depends on common/uring and bounds.h only; used by snapjob.c, stream.c and disksource.c. */
 #ifndef ER_SPOOL_H
 #define ER_SPOOL_H
 
@@ -52,13 +54,19 @@ int spool_write(struct spool *sp, const void *data, size_t len);
 int spool_reserve(struct spool *sp, size_t len, bool wait, uint8_t **out);
 /* Hand the oldest len reserved bytes to the consumer. 0 or -EINVAL. */
 int spool_commit(struct spool *sp, size_t len);
-/* Publish spill writes that have completed, without waiting (a producer that idles may call
- * it; spool_write does it anyway). 0 or the spool's error. */
-int spool_poll(struct spool *sp);
+/* Publish spill writes that have completed and read back the block of the spill file the
+ * consumer asked for, if any (spool_write does both anyway; a producer that plays both sides,
+ * as the unit tests do, calls it). 0 or the spool's error. */
+int spool_serve(struct spool *sp);
 /* End of data: flushes the spill file; the consumer gets 0 after the last byte. 0 or -errno. */
 int spool_finish(struct spool *sp);
 /* Fail the stream now (err < 0): the consumer's next read returns err, data pending or not. */
 void spool_fail(struct spool *sp, int err);
+/* Last call of a producer that may have spilled (after spool_finish or spool_fail): reads the
+ * spill file back for the consumer until it has every byte, cancelled, or the spool failed, then
+ * closes the file, so that the consumer's thread never makes a file call. 0, -ECANCELED or the
+ * spool's error. */
+int spool_drain(struct spool *sp);
 
 /* ---- consumer ------------------------------------------------------------------------------ */
 /* Copy up to len bytes in order. Returns >0, 0 at the end, -EAGAIN when nothing is ready (the

@@ -1,4 +1,5 @@
-/* bounds.h - every bound in the project, in one place.
+/* bounds.h - every limit in the project (sizes, counts, timeouts, caches), in one place;
+ * facts of a format or protocol (WAL record types, the HTTP/2 preface) stay with their parser.
  *
  * Exceeding any of these is a clean error (HTTP 400/413/431, a gRPC RESOURCE_EXHAUSTED,
  * a "corrupt" verdict), never a crash or an unbounded allocation. */
@@ -19,6 +20,10 @@
 /* etcd calls (etcd.c, proto.c) */
 #define ETCD_MAX_REQUEST (1536u * 1024)            /* etcd's default --max-request-bytes */
 #define PROTO_MAX_DECODE_ALLOC (64u * 1024 * 1024) /* heap one response may take to unpack */
+
+/* httpsget.c: etcd's own HTTP pages (the agent reads /metrics for the backend quota) */
+#define HTTPSGET_MAX_HEADER (16u * 1024)
+#define HTTPSGET_MAX_METRICS (4u * 1024 * 1024)
 
 /* etcd data dir inspection */
 #define DATADIR_MAX_WAL_FILES 4096
@@ -75,7 +80,12 @@
 #define SNAPSHOT_MAX_LISTED 4096       /* saved snapshots listed / scanned */
 #define SNAPSHOT_IDLE_TIMEOUT_MS 30000 /* longest gap between two etcd snapshot frames */
 #define SNAPSHOT_STATUS_TIMEOUT_MS 5000
-#define SNAPSHOT_RETRY_AFTER_S 5 /* Retry-After on 429 */
+#define SNAPSHOT_RETRY_AFTER_S 5       /* Retry-After on 429 */
+#define SNAPSHOT_FS_WORKERS 4          /* threads making the file calls of snapshot requests */
+#define SNAPSHOT_FS_QUEUE 16           /* requests waiting for one; more get 503 at once */
+#define SNAPSHOT_FS_TIMEOUT_MS 10000   /* a file call (or the wait for a worker) longer: 503 */
+#define SNAPJOB_WATCHDOG_TICK_MS 250   /* how often the deadlines above are checked */
+#define SNAPSHOT_SHUTDOWN_WAIT_MS 5000 /* shutdown waits for busy threads, then leaves */
 
 /* HTTP server (agent: server.c, http1.c, http2.c, http_util.c) */
 #define SERVER_MAX_REQUEST_BODY 4096 /* POST bodies above this: 413 */
@@ -135,6 +145,25 @@
 #define AGENT_MIN_INTERVAL_MS 100
 #define AGENT_MAX_INTERVAL_MS 60000
 #define AGENT_MAX_LIVEZ_INTERVALS 3600
+#define AGENT_MAX_MAINT_MS (UINT64_C(7) * 24 * 3600 * 1000) /* maintenance intervals, timeouts */
+/* day-2 maintenance (agent/maint*.c) */
+#define MAINT_TICK_MS 1000             /* the thread's wake-up */
+#define MAINT_CALL_TIMEOUT_MS 2000     /* Status, Range, MoveLeader, Compact, Alarm */
+#define MAINT_HASHKV_TIMEOUT_MS 120000 /* HashKV scans the whole backend */
+#define MAINT_QUOTA_REFRESH_MS 600000  /* etcd's /metrics is read this often per member */
+#define MAINT_METRICS_TIMEOUT_MS 3000
+#define MAINT_MAX_SKIP_REASONS 8
+#define MAINT_STOP_GRACE_MS 2000
+#define MAINT_PLAN_MAX_MEMBERS 16
+#define MAINT_PLAN_REASON_MAX 256
+/* A member is "caught up" (may take leadership) when its applied index is at most this far
+ * behind the leader's committed index. */
+#define MAINT_PLAN_CAUGHT_UP_LAG 100
+/* Under NOSPACE a member is defragmented when at least this much of its db is free (after a
+ * defrag only a few pages are). */
+#define MAINT_PLAN_NOSPACE_MIN_FREE (1024 * 1024)
+#define MAINT_TABLE_MAX_BYTES (64u * 1024)
+#define AGENT_MAX_SNAPSHOT_INTERVAL_MS (UINT64_C(7) * 24 * 3600 * 1000) /* a week */
 
 /* common: gRPC client internals, TLS, io_uring, logging */
 #define GRPC_FRAMER_MIN_BUF 4096
@@ -152,6 +181,11 @@
 #define LOG_TIME_LEN 32           /* "2026-11-23T22:31:46.123Z" plus room */
 
 /* reset-member (init/) */
+#define RM_MIN_TIMEOUT_MS 100
+#define RM_MAX_TIMEOUT_MS (10 * 60 * 1000)              /* --timeout */
+#define RM_MAX_RESTORE_TIMEOUT_MS (24 * 60 * 60 * 1000) /* --restore-timeout */
+#define RM_MAX_KEEP_BACKUPS 100
+#define RM_MAX_URL 512 /* an endpoint derived from a peer URL */
 #define ACT_MAX_SUFFIX 100
 #define ACT_NFTW_FDS 16
 #define OBSERVE_MIN_CALL_MS 200 /* below this a call is not worth starting */

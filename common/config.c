@@ -306,11 +306,6 @@ out:
     return rc;
 }
 
-int config_parse_initial_cluster(const char *s, struct config_list *names, struct config_list *urls)
-{
-    return config_parse_initial_cluster_err(s, names, urls, NULL, 0);
-}
-
 /* ---- the option table ------------------------------------------------------------------- */
 
 static uint64_t opt_max(const struct config_option *o)

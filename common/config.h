@@ -83,10 +83,8 @@ void config_list_free(struct config_list *list);
 
 /* Parse "name1=url1,name2=url2" (etcd's --initial-cluster) into parallel name/url lists.
  * Names and urls are non-empty, names unique (so one URL per member). Same list rules and
- * errors as config_parse_list; lists replaced only on success. The _err variant also writes
- * a one-line reason (without a prefix: the caller adds the flag or env name). */
-int config_parse_initial_cluster(const char *s, struct config_list *names,
-                                 struct config_list *urls);
+ * errors as config_parse_list; lists replaced only on success. Writes a one-line reason to
+ * err if non-NULL (without a prefix: the caller adds the flag or env name). */
 int config_parse_initial_cluster_err(const char *s, struct config_list *names,
                                      struct config_list *urls, char *err, size_t err_len);
 

@@ -21,6 +21,11 @@
 #define PATH_SNAPSHOT "/etcdserverpb.Maintenance/Snapshot"
 #define PATH_RANGE "/etcdserverpb.KV/Range"
 #define PATH_PUT "/etcdserverpb.KV/Put"
+#define PATH_DEFRAGMENT "/etcdserverpb.Maintenance/Defragment"
+#define PATH_MOVE_LEADER "/etcdserverpb.Maintenance/MoveLeader"
+#define PATH_HASHKV "/etcdserverpb.Maintenance/HashKV"
+#define PATH_COMPACT "/etcdserverpb.KV/Compact"
+#define QUOTA_METRIC "etcd_server_quota_backend_bytes"
 
 static int local_status(struct grpc_status *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -328,6 +333,137 @@ out:
         proto_snapshot_free(&snap);
     free(req);
     return st->code;
+}
+
+/* A call whose response is only a header (Defragment, MoveLeader, Compact, Alarm DEACTIVATE:
+ * its alarm list is not needed). */
+static int header_call(struct grpc_channel *ch, const char *path, int enc, uint8_t *req,
+                       size_t req_len, int timeout_ms, struct grpc_status *st)
+{
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    status_reset(st);
+    if (roundtrip(ch, path, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
+        goto out;
+    int rc = proto_decode_header_only(resp, resp_len, NULL);
+    if (rc)
+        decode_failed(st, path, rc, resp_len);
+out:
+    free(resp);
+    return st->code;
+}
+
+int etcd_defragment(struct grpc_channel *ch, int timeout_ms, struct grpc_status *st)
+{
+    struct grpc_status local;
+    uint8_t *req = NULL;
+    size_t req_len = 0;
+    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
+    st = st ? st : &local;
+    int enc = proto_encode_defragment(&req, &req_len);
+    return header_call(ch, PATH_DEFRAGMENT, enc, req, req_len, timeout_ms, st);
+}
+
+int etcd_move_leader(struct grpc_channel *ch, uint64_t target_id, int timeout_ms,
+                     struct grpc_status *st)
+{
+    struct grpc_status local;
+    uint8_t *req = NULL;
+    size_t req_len = 0;
+    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
+    st = st ? st : &local;
+    int enc = proto_encode_move_leader(target_id, &req, &req_len);
+    return header_call(ch, PATH_MOVE_LEADER, enc, req, req_len, timeout_ms, st);
+}
+
+int etcd_compact(struct grpc_channel *ch, int64_t revision, bool physical, int timeout_ms,
+                 struct grpc_status *st)
+{
+    struct grpc_status local;
+    uint8_t *req = NULL;
+    size_t req_len = 0;
+    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
+    st = st ? st : &local;
+    int enc = proto_encode_compact(revision, physical, &req, &req_len);
+    return header_call(ch, PATH_COMPACT, enc, req, req_len, timeout_ms, st);
+}
+
+int etcd_alarm_deactivate(struct grpc_channel *ch, uint64_t member_id, int type, int timeout_ms,
+                          struct grpc_status *st)
+{
+    struct grpc_status local;
+    uint8_t *req = NULL;
+    size_t req_len = 0;
+    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
+    st = st ? st : &local;
+    int enc = proto_encode_alarm(2, member_id, type, &req, &req_len);
+    return header_call(ch, PATH_ALARM, enc, req, req_len, timeout_ms, st);
+}
+
+int etcd_hashkv(struct grpc_channel *ch, int64_t revision, int timeout_ms,
+                struct etcd_header *header, uint32_t *hash, int64_t *compact_revision,
+                struct grpc_status *st)
+{
+    struct grpc_status local;
+    uint8_t *req = NULL, *resp = NULL;
+    size_t req_len = 0, resp_len = 0;
+
+    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
+    st = st ? st : &local;
+    status_reset(st);
+    *hash = 0;
+    *compact_revision = 0;
+    int enc = proto_encode_hashkv(revision, &req, &req_len);
+    if (roundtrip(ch, PATH_HASHKV, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
+        goto out;
+    int rc = proto_decode_hashkv(resp, resp_len, header, hash, compact_revision);
+    if (rc)
+        decode_failed(st, "HashKVResponse", rc, resp_len);
+out:
+    free(resp);
+    return st->code;
+}
+
+int etcd_metrics_quota(const char *text, size_t len, int64_t *quota)
+{
+    static const char name[] = QUOTA_METRIC;
+    const size_t nlen = sizeof(name) - 1;
+    *quota = 0;
+    for (size_t i = 0; i < len;) {
+        const char *line = text + i;
+        const char *nl = memchr(line, '\n', len - i);
+        size_t llen = nl ? (size_t)(nl - line) : len - i;
+        i += llen + 1;
+        /* "NAME VALUE" or "NAME{labels} VALUE"; comments and other metrics skipped */
+        if (llen <= nlen || memcmp(line, name, nlen) != 0 ||
+            (line[nlen] != ' ' && line[nlen] != '{'))
+            continue;
+        size_t p = nlen;
+        if (line[p] == '{') {
+            const char *close = memchr(line + p, '}', llen - p);
+            if (!close)
+                return -EINVAL;
+            p = (size_t)(close - line) + 1;
+        }
+        while (p < llen && line[p] == ' ')
+            p++;
+        char num[32];
+        size_t n = 0;
+        while (p < llen && line[p] != ' ' && n < sizeof(num) - 1)
+            num[n++] = line[p++];
+        num[n] = '\0';
+        if (n == 0 || n == sizeof(num) - 1)
+            return -EINVAL;
+        /* Prometheus prints large gauges as floats ("8.589934592e+09"). */
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(num, &end);
+        if (errno || !end || *end || !(v >= 0) || v > 9.2e18)
+            return -EINVAL;
+        *quota = (int64_t)v;
+        return 0;
+    }
+    return -ENOENT;
 }
 
 void etcd_member_free(struct etcd_member *m)

@@ -64,6 +64,7 @@ struct etcd_status {
     uint64_t raft_term;
     uint64_t raft_applied_index;
     bool is_learner;
+    int64_t db_size_quota; /* 3.6 (field 12); 0 from older servers */
     char **errors;
     size_t n_errors;
 };
@@ -100,6 +101,29 @@ typedef int (*etcd_snapshot_fn)(void *arg, uint64_t total_size, const uint8_t *b
 int etcd_snapshot(struct grpc_channel *ch, int timeout_ms, int idle_timeout_ms,
                   etcd_snapshot_fn on_data, void *arg, uint8_t digest_out[32],
                   struct grpc_status *st);
+
+/* ---- maintenance (agent/maint.c) ---- */
+
+/* Maintenance.Defragment on the member ch reaches (one member per call; it blocks that
+ * member's reads and writes for its duration). */
+int etcd_defragment(struct grpc_channel *ch, int timeout_ms, struct grpc_status *st);
+/* Maintenance.MoveLeader: ch must reach the leader; target must be a voter. */
+int etcd_move_leader(struct grpc_channel *ch, uint64_t target_id, int timeout_ms,
+                     struct grpc_status *st);
+/* Maintenance.HashKV at revision (0: the member's current one). header may be NULL. */
+int etcd_hashkv(struct grpc_channel *ch, int64_t revision, int timeout_ms,
+                struct etcd_header *header, uint32_t *hash, int64_t *compact_revision,
+                struct grpc_status *st);
+/* KV.Compact to revision; physical: wait until the compaction is applied to the backend. */
+int etcd_compact(struct grpc_channel *ch, int64_t revision, bool physical, int timeout_ms,
+                 struct grpc_status *st);
+/* Maintenance.Alarm DEACTIVATE of `type` raised by member_id (0: every member). */
+int etcd_alarm_deactivate(struct grpc_channel *ch, uint64_t member_id, int type, int timeout_ms,
+                          struct grpc_status *st);
+
+/* The value of `etcd_server_quota_backend_bytes` in a Prometheus text page (etcd's /metrics).
+ * Pure. Returns 0 with *quota set, -ENOENT if the metric is absent, -EINVAL if malformed. */
+int etcd_metrics_quota(const char *text, size_t len, int64_t *quota);
 
 void etcd_member_free(struct etcd_member *m);
 void etcd_member_list_free(struct etcd_member_list *l);

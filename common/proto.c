@@ -255,6 +255,49 @@ int proto_encode_snapshot(uint8_t **out, size_t *len)
     return pack(&req.base, out, len);
 }
 
+/* ---- maintenance requests (defrag, leadership, consistency, NOSPACE) ------------------------ */
+
+int proto_encode_alarm(int action, uint64_t member_id, int alarm, uint8_t **out, size_t *len)
+{
+    Etcdserverpb__AlarmRequest req = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    *out = NULL;
+    *len = 0;
+    if (action < 0 || action > 2 || alarm < 0 || alarm > 2)
+        return -EINVAL;
+    req.action = (Etcdserverpb__AlarmRequest__AlarmAction)action;
+    req.memberid = member_id;
+    req.alarm = (Etcdserverpb__AlarmType)alarm;
+    return pack(&req.base, out, len);
+}
+
+int proto_encode_defragment(uint8_t **out, size_t *len)
+{
+    Etcdserverpb__DefragmentRequest req = ETCDSERVERPB__DEFRAGMENT_REQUEST__INIT;
+    return pack(&req.base, out, len);
+}
+
+int proto_encode_move_leader(uint64_t target_id, uint8_t **out, size_t *len)
+{
+    Etcdserverpb__MoveLeaderRequest req = ETCDSERVERPB__MOVE_LEADER_REQUEST__INIT;
+    req.targetid = target_id;
+    return pack(&req.base, out, len);
+}
+
+int proto_encode_hashkv(int64_t revision, uint8_t **out, size_t *len)
+{
+    Etcdserverpb__HashKVRequest req = ETCDSERVERPB__HASH_KVREQUEST__INIT;
+    req.revision = revision;
+    return pack(&req.base, out, len);
+}
+
+int proto_encode_compact(int64_t revision, bool physical, uint8_t **out, size_t *len)
+{
+    Etcdserverpb__CompactionRequest req = ETCDSERVERPB__COMPACTION_REQUEST__INIT;
+    req.revision = revision;
+    req.physical = physical;
+    return pack(&req.base, out, len);
+}
+
 /* ---- responses ------------------------------------------------------------------------------ */
 
 static void copy_header(const Etcdserverpb__ResponseHeader *h, struct etcd_header *out)
@@ -467,6 +510,7 @@ int proto_decode_status(const uint8_t *buf, size_t len, struct etcd_status *out)
     out->raft_term = r->raftterm;
     out->raft_applied_index = r->raftappliedindex;
     out->is_learner = r->islearner;
+    out->db_size_quota = r->dbsizequota;
     rc = copy_strings(r->errors, r->n_errors, &out->errors, &out->n_errors);
     if (rc)
         proto_status_free(out);
@@ -545,6 +589,46 @@ int proto_decode_put(const uint8_t *buf, size_t len, struct etcd_header *header)
         &d, &etcdserverpb__put_response__descriptor, buf, len, &rc);
     if (r && header)
         copy_header(r->header, header);
+    decoder_release(&d, r ? &r->base : NULL);
+    return rc;
+}
+
+int proto_decode_header_only(const uint8_t *buf, size_t len, struct etcd_header *header)
+{
+    /* Defragment, MoveLeader and Compaction responses are {header 1}: decode as one of them. */
+    struct decoder d;
+    int rc = 0;
+
+    if (header)
+        memset(header, 0, sizeof(*header));
+    decoder_init(&d);
+    Etcdserverpb__DefragmentResponse *r = (Etcdserverpb__DefragmentResponse *)decoder_unpack(
+        &d, &etcdserverpb__defragment_response__descriptor, buf, len, &rc);
+    if (r && header)
+        copy_header(r->header, header);
+    decoder_release(&d, r ? &r->base : NULL);
+    return rc;
+}
+
+int proto_decode_hashkv(const uint8_t *buf, size_t len, struct etcd_header *header, uint32_t *hash,
+                        int64_t *compact_revision)
+{
+    struct decoder d;
+    int rc = 0;
+
+    if (header)
+        memset(header, 0, sizeof(*header));
+    *hash = 0;
+    *compact_revision = 0;
+    decoder_init(&d);
+    Etcdserverpb__HashKVResponse *r = (Etcdserverpb__HashKVResponse *)decoder_unpack(
+        &d, &etcdserverpb__hash_kvresponse__descriptor, buf, len, &rc);
+    if (r) {
+        if (header)
+            copy_header(r->header, header);
+        *hash = r->hash;
+        *compact_revision = r->compact_revision;
+    }
     decoder_release(&d, r ? &r->base : NULL);
     return rc;
 }

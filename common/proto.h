@@ -45,6 +45,12 @@ int proto_encode_range_serializable(const char *key, uint8_t **out, size_t *len)
 int proto_encode_put(const char *key, const uint8_t *value, size_t value_len, uint8_t **out,
                      size_t *len);
 int proto_encode_snapshot(uint8_t **out, size_t *len);
+/* Maintenance requests. action: 0 GET, 1 ACTIVATE, 2 DEACTIVATE; alarm: 0..2 (else -EINVAL). */
+int proto_encode_alarm(int action, uint64_t member_id, int alarm, uint8_t **out, size_t *len);
+int proto_encode_defragment(uint8_t **out, size_t *len);
+int proto_encode_move_leader(uint64_t target_id, uint8_t **out, size_t *len);
+int proto_encode_hashkv(int64_t revision, uint8_t **out, size_t *len);
+int proto_encode_compact(int64_t revision, bool physical, uint8_t **out, size_t *len);
 
 /* ---- responses ---------------------------------------------------------------------------
  * Each decoder zeroes its outputs first and returns 0, -EBADMSG (not a valid message of that
@@ -70,6 +76,10 @@ int proto_decode_alarms(const uint8_t *buf, size_t len, struct etcd_header *head
 /* header and count may be NULL. */
 int proto_decode_range(const uint8_t *buf, size_t len, struct etcd_header *header, int64_t *count);
 int proto_decode_put(const uint8_t *buf, size_t len, struct etcd_header *header);
+/* Responses that are only {header 1}: Defragment, MoveLeader, Compaction. */
+int proto_decode_header_only(const uint8_t *buf, size_t len, struct etcd_header *header);
+int proto_decode_hashkv(const uint8_t *buf, size_t len, struct etcd_header *header, uint32_t *hash,
+                        int64_t *compact_revision);
 
 /* Free what the decoders made; the structs are zeroed. etcd.h's etcd_*_free call these. */
 void proto_member_free(struct etcd_member *m);

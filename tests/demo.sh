@@ -272,4 +272,7 @@ done
 note "(the 100 keys of the snapshot; demo/after-snapshot, written after it, is gone as expected)"
 members_table 0
 
+# day-2 maintenance: NOSPACE recovery and the text table, on a cluster of its own
+bash tests/demo_maint.sh --build "$BUILD" || exit 1
+
 say "Done in $((SECONDS - t_start)) s. Logs (etcd, reset-member, agent per member): $LOGDIR"

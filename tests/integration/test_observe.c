@@ -47,7 +47,7 @@ static int setup(void **state)
         return -1;
     }
     if (config_parse_list(eps, &E.eps) != 0 ||
-        config_parse_initial_cluster(ic, &E.names, &E.peers) != 0)
+        config_parse_initial_cluster_err(ic, &E.names, &E.peers, NULL, 0) != 0)
         return -1;
     E.tls = tls_client_new(
         &(struct tls_files){.ca_file = E.cacert, .cert_file = E.cert, .key_file = E.key}, err,

@@ -302,8 +302,8 @@ static void test_initial_cluster(void **state)
 
     (void)state;
     assert_int_equal(
-        config_parse_initial_cluster("etcd-0=https://10.0.0.1:2380, etcd-1 = https://10.0.0.2:2380",
-                                     &names, &urls),
+        config_parse_initial_cluster_err(
+            "etcd-0=https://10.0.0.1:2380, etcd-1 = https://10.0.0.2:2380", &names, &urls, NULL, 0),
         0);
     assert_int_equal(names.n, 2);
     assert_int_equal(urls.n, 2);
@@ -312,7 +312,8 @@ static void test_initial_cluster(void **state)
     assert_string_equal(names.items[1], "etcd-1");
     assert_string_equal(urls.items[1], "https://10.0.0.2:2380");
     /* the url may itself contain '=' (only the first one splits) */
-    assert_int_equal(config_parse_initial_cluster("a=http://h/?x=y", &names, &urls), 0);
+    assert_int_equal(config_parse_initial_cluster_err("a=http://h/?x=y", &names, &urls, NULL, 0),
+                     0);
     assert_int_equal(names.n, 1);
     assert_string_equal(urls.items[0], "http://h/?x=y");
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -328,8 +329,8 @@ static void test_initial_cluster(void **state)
     assert_int_equal(config_parse_initial_cluster_err(buf, &names, &urls, err, sizeof err),
                      -ERANGE);
     assert_string_equal(err, "too many items in list (max 16)");
-    assert_int_equal(config_parse_initial_cluster(NULL, &names, &urls), -EINVAL);
-    assert_int_equal(config_parse_initial_cluster("a=b", NULL, &urls), -EINVAL);
+    assert_int_equal(config_parse_initial_cluster_err(NULL, &names, &urls, NULL, 0), -EINVAL);
+    assert_int_equal(config_parse_initial_cluster_err("a=b", NULL, &urls, NULL, 0), -EINVAL);
     config_list_free(&names);
     config_list_free(&urls);
 }

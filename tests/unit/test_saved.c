@@ -164,7 +164,7 @@ static void test_writer(void **state)
     char path[256];
     snprintf(path, sizeof path, "%s/w.part", dir);
     int err;
-    struct saved_writer *w = saved_writer_open(path, &err);
+    struct saved_writer *w = saved_writer_open(path, false, &err);
     assert_non_null(w);
     const size_t total = 3 * SNAPSHOT_SPOOL_BLOCK * SNAPSHOT_SPOOL_QD + 12345;
     uint8_t *buf = malloc(total);
@@ -186,12 +186,12 @@ static void test_writer(void **state)
     free(back);
 
     /* an existing file is never overwritten */
-    assert_null(saved_writer_open(path, &err));
+    assert_null(saved_writer_open(path, false, &err));
     assert_int_equal(err, -EEXIST);
     unlink(path);
 
     /* not kept: removed */
-    w = saved_writer_open(path, &err);
+    w = saved_writer_open(path, false, &err);
     assert_int_equal(saved_writer_put(w, buf, 1000), 0);
     assert_int_equal(saved_writer_close(w, false), 0);
     assert_int_equal(access(path, F_OK), -1);
@@ -212,7 +212,7 @@ static void test_writer_error(void **state)
     signal(SIGXFSZ, SIG_IGN);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
     int err;
-    struct saved_writer *w = saved_writer_open(path, &err);
+    struct saved_writer *w = saved_writer_open(path, false, &err);
     assert_non_null(w);
     uint8_t *buf = calloc(1, SNAPSHOT_SPOOL_BLOCK);
     int rc = 0;

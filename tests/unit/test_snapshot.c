@@ -1,26 +1,36 @@
-/* test_snapshot.c - agent/snapshot.c without etcd: which paths it takes, access control (TLS
- * with a verified client certificate, or --allow-insecure-snapshot), 405 with Allow, 400 for an
- * unknown source, 404 without --snapshot-dir or --data-dir, the concurrency slots (429 with
- * Retry-After), and the .part cleanup at init. Streaming itself is tests/e2e/snapshot.sh's. */
+/* test_snapshot.c - the snapshot module without etcd, through the real route table: access
+ * control (TLS with a verified client certificate, or --allow-insecure-snapshot), the router's
+ * 405 with Allow, 400 for an unknown source, 404 without --snapshot-dir or --data-dir (also
+ * from a pool worker, for a missing file), the concurrency slots (429 with Retry-After, counted
+ * in rejected_total), a skipped scheduled snapshot not counted as a refusal, and the .part
+ * cleanup at start-up. Streaming itself is tests/e2e/snapshot.sh's. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "http.h"
 #include "bounds.h"
+#include "cache.h"
+#include "clock.h"
+#include "http.h"
+#include "routes.h"
 #include "snapshot.h"
 
 static const char *const eps[] = {"https://127.0.0.1:1"};
 static char dir[64];
+static struct cache *cache;
+static struct routes *routes;
+static struct snapshot *snap;
 
-static void init(bool insecure, const char *snapshot_dir, unsigned concurrency)
+static void init_interval(bool insecure, const char *snapshot_dir, unsigned concurrency,
+                          uint64_t interval_ms)
 {
     char err[256];
     struct snapshot_config cfg = {
@@ -29,11 +39,55 @@ static void init(bool insecure, const char *snapshot_dir, unsigned concurrency)
         .snapshot_dir = snapshot_dir,
         .allow_insecure = insecure,
         .concurrency = concurrency,
+        .interval_ms = interval_ms,
     };
-    assert_int_equal(snapshot_init(&cfg, err, sizeof err), 0);
+    cache = cache_new(clock_mono_ms());
+    struct routes_config rc = {.cache = cache, .version = "test", .name = ""};
+    routes = routes_new(&rc);
+    assert_non_null(routes);
+    snap = snapshot_new(&cfg, err, sizeof err);
+    assert_non_null(snap);
+    assert_int_equal(snapshot_add_routes(snap, routes), 0);
 }
 
-/* Route one request; returns the status (0 when not routed) and frees the response. */
+static void init(bool insecure, const char *snapshot_dir, unsigned concurrency)
+{
+    init_interval(insecure, snapshot_dir, concurrency, 0);
+}
+
+static void done(void)
+{
+    snapshot_free(snap);
+    routes_free(routes);
+    cache_free(cache);
+    snap = NULL;
+}
+
+/* A deferred response (a pool worker's): wait for its headers, take the body, close it. */
+static void drive(struct http_response *resp)
+{
+    struct http_body_source *src = resp->source;
+    src->attach(src->ctx, NULL);
+    int rc = HTTP_BODY_AGAIN;
+    for (int i = 0; i < 2000 && rc == HTTP_BODY_AGAIN; i++) {
+        rc = src->headers(src->ctx, resp);
+        if (rc == HTTP_BODY_AGAIN)
+            usleep(5000);
+    }
+    assert_int_equal(rc, 0);
+    static char body[4096];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = src->read(src->ctx, (uint8_t *)body + n, sizeof body - 1 - n)) > 0)
+        n += (size_t)r;
+    body[n] = '\0';
+    src->close(src->ctx, true);
+    resp->body = strdup(body);
+    resp->source = NULL;
+}
+
+/* Route one request; returns the status and frees the response. allow gets the Allow or
+ * Retry-After header. */
 static int route(const char *method, const char *path, const char *query, bool tls, bool verified,
                  char *allow, size_t allow_len)
 {
@@ -47,9 +101,9 @@ static int route(const char *method, const char *path, const char *query, bool t
     struct http_response resp;
     memset(&resp, 0, sizeof resp);
     resp.content_length = -1;
-    if (!snapshot_route(&req, &resp))
-        return 0;
-    assert_null(resp.source); /* none of these cases may start a snapshot */
+    routes_handle(routes, &req, &resp);
+    if (resp.source)
+        drive(&resp); /* a file call on a worker; none of these cases may start a snapshot */
     if (allow) {
         allow[0] = '\0';
         for (size_t i = 0; i < resp.n_extra; i++)
@@ -68,8 +122,6 @@ static void test_paths_and_access(void **state)
     (void)state;
     init(false, NULL, 1);
     char allow[64];
-    assert_int_equal(route("GET", "/readyz", "", false, false, NULL, 0), 0);
-    assert_int_equal(route("GET", "/snapshotx", "", true, true, NULL, 0), 0);
     /* plain listener, TLS without a verified client: 403 before anything else */
     assert_int_equal(route("GET", "/snapshot", "", false, false, NULL, 0), 403);
     assert_int_equal(route("POST", "/snapshots", "", false, false, NULL, 0), 403);
@@ -81,38 +133,55 @@ static void test_paths_and_access(void **state)
     assert_int_equal(route("GET", "/snapshot", "source=disk", true, true, NULL, 0), 404);
     assert_int_equal(route("GET", "/snapshots", "", true, true, NULL, 0), 404);
     assert_int_equal(route("POST", "/snapshots", "", true, true, NULL, 0), 404);
-    snapshot_shutdown();
+    done();
 }
 
 static void test_insecure_flag(void **state)
 {
     (void)state;
     init(true, NULL, 1);
-    /* allowed on the plain listener now: reaches the method check */
-    assert_int_equal(route("DELETE", "/snapshot", "", false, false, NULL, 0), 405);
+    /* allowed on the plain listener now: reaches the feature (no --snapshot-dir: 404) */
+    assert_int_equal(route("GET", "/snapshots", "", false, false, NULL, 0), 404);
     /* TLS without a verified certificate stays refused */
-    assert_int_equal(route("DELETE", "/snapshot", "", true, false, NULL, 0), 403);
-    snapshot_shutdown();
+    assert_int_equal(route("GET", "/snapshots", "", true, false, NULL, 0), 403);
+    done();
 }
 
 static void test_slots(void **state)
 {
     (void)state;
     init(true, NULL, 2);
-    assert_true(snapshot_slot_acquire());
-    assert_true(snapshot_slot_acquire());
-    assert_false(snapshot_slot_acquire());
+    struct snapctx *ctx = snapshot_ctx(snap);
+    assert_true(snapctx_slot_acquire(ctx));
+    assert_true(snapctx_slot_acquire(ctx));
+    assert_false(snapctx_slot_acquire(ctx));
+    assert_int_equal(atomic_load(&ctx->m.rejected), 1);
     char ra[16];
     /* a streamed snapshot is refused while the slots are taken (nothing is started) */
     assert_int_equal(route("GET", "/snapshot", "", false, false, ra, sizeof ra), 429);
+    assert_int_equal(atomic_load(&ctx->m.rejected), 2);
     char want[16];
     snprintf(want, sizeof want, "%d", SNAPSHOT_RETRY_AFTER_S);
     assert_string_equal(ra, want); /* the Retry-After header */
-    snapshot_slot_release();
-    assert_true(snapshot_slot_acquire());
-    snapshot_slot_release();
-    snapshot_slot_release();
-    snapshot_shutdown();
+    snapctx_slot_release(ctx);
+    assert_true(snapctx_slot_acquire(ctx));
+    snapctx_slot_release(ctx);
+    snapctx_slot_release(ctx);
+    done();
+}
+
+/* The schedule finds the only slot taken: it skips its turn, and that is no refused request. */
+static void test_schedule_skip_not_rejected(void **state)
+{
+    (void)state;
+    init_interval(true, dir, 1, 20);
+    struct snapctx *ctx = snapshot_ctx(snap);
+    assert_true(snapctx_slot_acquire(ctx));
+    usleep(200 * 1000); /* ~10 turns, all skipped */
+    assert_int_equal(atomic_load(&ctx->m.rejected), 0);
+    assert_int_equal(atomic_load(&ctx->m.saved_failed), 0); /* skipped, not attempted */
+    snapctx_slot_release(ctx);
+    done();
 }
 
 static void test_saved_dir(void **state)
@@ -124,21 +193,21 @@ static void test_saved_dir(void **state)
     assert_true(fd >= 0);
     close(fd);
     init(true, dir, 1);
-    assert_int_equal(access(path, F_OK), -1); /* removed at init */
+    assert_int_equal(access(path, F_OK), -1); /* removed at start-up */
     char allow[64];
     assert_int_equal(route("DELETE", "/snapshots", "", false, false, allow, sizeof allow), 405);
     assert_string_equal(allow, "GET, HEAD, POST");
     assert_int_equal(route("GET", "/snapshots/../etc/passwd", "", false, false, NULL, 0), 404);
+    /* a valid name that is not there: answered by a pool worker */
     assert_int_equal(route("GET", "/snapshots/20261123T223400Z-rev5.db", "", false, false, NULL, 0),
                      404);
-    snapshot_shutdown();
+    done();
 
     char err[256];
     struct snapshot_config bad = {
         .endpoints = eps, .n_endpoints = 1, .snapshot_dir = "/nonexistent"};
-    assert_true(snapshot_init(&bad, err, sizeof err) < 0);
+    assert_null(snapshot_new(&bad, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent"));
-    snapshot_shutdown();
 }
 
 static int setup(void **state)
@@ -162,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_paths_and_access),
         cmocka_unit_test(test_insecure_flag),
         cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_schedule_skip_not_rejected),
         cmocka_unit_test(test_saved_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

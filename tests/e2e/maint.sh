@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# maint.sh - day-2 maintenance end to end against real 3-member TLS clusters (tests/cluster.sh):
+# a fragmented cluster is defragmented one member at a time with the leader last (windows read
+# from etcd's own log lines), /readyz says "defragmenting" and /livez stays 200 meanwhile, the
+# text table matches `etcdctl endpoint health --cluster -w table`, a consistent cluster is
+# never named and a member with a flipped value in member/snap/db is; a small quota filled to
+# NOSPACE is made writable again without a human, and left alone (with the reason) when space
+# cannot be freed. ETCD_BIN_DIR (optional) holds the etcd/etcdctl to test.
+# Prints "ok NAME" / "FAIL NAME" per check; ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+BUILD=${BUILD:-build}
+AGENT=$BUILD/etcd-agent
+FILL=$BUILD/tests/bench/bench_fill
+[ -n "${ETCD_BIN_DIR:-}" ] && PATH=$ETCD_BIN_DIR:$PATH
+# shellcheck source=../cluster.sh
+source tests/cluster.sh
+
+passed=0 failed=0
+work=$(mktemp -d "${TMPDIR:-/tmp}/etcd-maint-e2e.XXXXXX")
+agent_pids=()
+
+stop_agents() {
+    local p
+    for p in "${agent_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${agent_pids[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+    done
+    agent_pids=()
+}
+cleanup() {
+    stop_agents
+    cluster_down
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { echo "ok $1"; passed=$((passed + 1)); }
+fail() {
+    echo "FAIL $1${2:+: $2}"
+    failed=$((failed + 1))
+}
+check() {
+    local name=$1
+    shift
+    if "$@"; then ok "$name"; else fail "$name" "$*"; fi
+}
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit $?
+}
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+until_true() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ $SECONDS -ge "$deadline" ] && return 1
+        sleep 0.5
+    done
+}
+
+# start_agents FLAGS...: one agent beside each member; ports in A[0..2].
+A=()
+start_agents() {
+    local i port
+    for i in 0 1 2; do
+        port=$(free_port)
+        A[$i]=http://127.0.0.1:$port
+        "$AGENT" --endpoints "$(cluster_client-url "$i")" --cacert "$ETCD_TEST_CACERT" \
+            --cert "$ETCD_TEST_CERT" --key "$ETCD_TEST_KEY" --listen "127.0.0.1:$port" \
+            --name "etcd-$i" "$@" >>"$work/agent-$i.log" 2>&1 &
+        agent_pids+=($!)
+    done
+    for i in 0 1 2; do
+        until_true 60 curl -sf -o /dev/null "${A[$i]}/readyz" || return 1
+    done
+}
+
+# status_json: etcdctl endpoint status of every member, as JSON.
+status_json() { cluster_etcdctl all endpoint status -w json 2>/dev/null; }
+# db_sizes: "dbSize" of each member, space-separated.
+db_sizes() {
+    status_json | python3 -c 'import json,sys; print(" ".join(str(s["Status"]["dbSize"]) for s in json.load(sys.stdin)))'
+}
+leader_hex() {
+    status_json | python3 -c 'import json,sys; print("%x" % json.load(sys.stdin)[0]["Status"]["leader"])'
+}
+# all_below BYTES: every member's db below BYTES.
+all_below() {
+    local s
+    for s in $(db_sizes); do [ "$s" -lt "$1" ] || return 1; done
+}
+# fragment: live data plus as much garbage, deleted and compacted; a few writes afterwards so
+# bbolt hands the freed pages back (dbSizeInUse drops only after later commits).
+fragment() {
+    local live=$1 garbage=$2 ep
+    ep=$(cluster_client-url 0)
+    "$FILL" "$ep" "$ETCD_TEST_CACERT" "$ETCD_TEST_CERT" "$ETCD_TEST_KEY" "$live" 1000000 /live/ \
+        >/dev/null || return 1
+    "$FILL" "$ep" "$ETCD_TEST_CACERT" "$ETCD_TEST_CERT" "$ETCD_TEST_KEY" "$garbage" 1000000 /frag/ \
+        >/dev/null || return 1
+    local rev
+    rev=$(cluster_etcdctl 0 del /frag/ --prefix -w json |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])') || return 1
+    cluster_etcdctl 0 compact --physical "$rev" >/dev/null || return 1
+    for k in 1 2 3; do cluster_etcdctl 0 put /after "$k" >/dev/null; sleep 0.3; done
+}
+coordinator() {
+    local i
+    for i in 0 1 2; do
+        curl -s "${A[$i]}/status" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["maintenance"]["coordinator"] else 1)' 2>/dev/null && {
+            echo "$i"
+            return 0
+        }
+    done
+    return 1
+}
+metric() { curl -s "$1/metrics" | grep -E "^$2" | awk '{print $2}' | head -1; }
+
+for b in "$AGENT" "$FILL"; do [ -x "$b" ] || { fail build "$b missing"; finish; }; done
+
+# ==== 1. defragmentation, probes during it, HashKV, the table ====================================
+eval "$(tests/cluster.sh up 3)" || { fail "cluster up"; finish; }
+check "fragment the cluster (live 120 MB, garbage 120 MB)" fragment 120 120
+before=$(db_sizes)
+leader0=$(leader_hex)
+leader_idx=""
+for i in 0 1 2; do [ "$(cluster_member-id "$i")" = "$leader0" ] && leader_idx=$i; done
+echo "# db sizes before: $before; leader $leader0 (member $leader_idx)"
+
+# Watch every agent's probes from now until the defrags are done (10 Hz).
+start_agents --probe-interval 200ms --defrag-interval 1s --defrag-settle 1s --defrag-min-free 10MB \
+    --hashkv-interval 2s || fail "agents ready"
+python3 - "$work/probes" "${A[@]}" <<'PY' &
+import sys, time, urllib.request
+out = open(sys.argv[1], "w")
+end = time.time() + 240
+while time.time() < end:
+    for i, a in enumerate(sys.argv[2:]):
+        for path in ("/readyz", "/livez"):
+            try:
+                r = urllib.request.urlopen(a + path, timeout=2)
+                code, body = r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                code, body = e.code, e.read().decode()
+            except Exception as e:
+                code, body = 0, str(e)
+            out.write("%d %s %d %s\n" % (i, path, code, body.strip()))
+    out.flush()
+    time.sleep(0.1)
+PY
+watcher_pid=$!
+check "every member defragmented: db shrinks from ~290 MB to below 200 MB" until_true 300 all_below 200000000
+after=$(db_sizes)
+echo "# db sizes after: $after"
+kill "$watcher_pid" 2>/dev/null
+wait "$watcher_pid" 2>/dev/null
+
+# Defrag windows from etcd's own log lines; the leader's must come after it handed over.
+python3 - "$CLUSTER_DIR" "$work" "$leader0" >"$work/windows" <<'PY'
+import json, sys, glob, os, datetime
+d, work, leader = sys.argv[1], sys.argv[2], sys.argv[3]
+def ts(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+wins = {}
+for log in sorted(glob.glob(d + "/members/*/etcd.log")):
+    m = log.split("/")[-2]
+    start = None
+    for line in open(log, errors="replace"):
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        msg = j.get("msg", "")
+        # zap logger: "starting defragment"; capnslog: "starting to defragment the storage
+        # backend..." (and "finished defragment" / "finished defragmenting the storage backend")
+        if msg.startswith("starting defragment") or msg.startswith("starting to defragment the storage backend"):
+            start = ts(j["ts"])
+        elif (msg.startswith("finished defragment")) and start:
+            wins.setdefault(m, []).append((start, ts(j["ts"])))
+            start = None
+moved = None
+for log in glob.glob(work + "/agent-*.log"):
+    for line in open(log, errors="replace"):
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        if j.get("msg") == "maint: leadership moved" and moved is None:
+            moved = ts(j["time"])
+print(json.dumps({"windows": wins, "moved": moved}))
+PY
+cat "$work/windows" | sed 's/^/# /'
+no_overlap() {
+    python3 - "$work/windows" <<'PY'
+import json, sys
+w = json.load(open(sys.argv[1]))["windows"]
+all_ = sorted((s, e, m) for m, l in w.items() for s, e in l)
+if len(w) != 3:
+    sys.exit(1)
+sys.exit(0 if all(all_[i][1] <= all_[i + 1][0] for i in range(len(all_) - 1)) else 1)
+PY
+}
+check "three defrag windows in etcd's logs, no two overlap" no_overlap
+leader_last() {
+    python3 - "$work/windows" "$leader_idx" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+w, moved = j["windows"], j["moved"]
+leader_dir = sys.argv[2]
+if moved is None or leader_dir is None or leader_dir not in w:
+    sys.exit(1)
+first_leader_defrag = min(s for s, e in w[leader_dir])
+others = [s for m, l in w.items() if m != leader_dir for s, e in l]
+sys.exit(0 if moved < first_leader_defrag and all(s < first_leader_defrag for s in others) else 1)
+PY
+}
+check "the leader handed over leadership first and was defragmented last" leader_last
+defragmenting_seen() { grep -q '^[0-9] /readyz 503 .*defragmenting' "$work/probes"; }
+check "/readyz said defragmenting during a defrag" defragmenting_seen
+livez_all_200() { ! grep -q '^[0-9] /livez [^2]' "$work/probes" && grep -q '/livez 200' "$work/probes"; }
+check "/livez stayed 200 throughout" livez_all_200
+freed=$(for i in 0 1 2; do metric "${A[$i]}" etcd_agent_defrag_freed_bytes_total; done | awk '{s+=$1} END {printf "%d", s}')
+check "etcd_agent_defrag_freed_bytes_total counts the freed space" [ "${freed:-0}" -gt 200000000 ]
+check "etcd_agent_defrag_last_timestamp_seconds set" [ "$(for i in 0 1 2; do metric "${A[$i]}" etcd_agent_defrag_last_timestamp_seconds; done | sort -g | tail -1)" != 0 ]
+
+# HashKV on a consistent cluster: a verdict, nobody named.
+consistent() {
+    local c
+    c=$(coordinator) || return 1
+    curl -s "${A[$c]}/status" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["maintenance"]["hashkv"] == "consistent" else 1)' &&
+        ! curl -s "${A[$c]}/metrics" | grep -q '^etcd_agent_hashkv_mismatch{.*} 1'
+}
+check "hashkv: a consistent cluster is consistent, nobody named" until_true 60 consistent
+
+# The text table against etcdctl's.
+cluster_etcdctl 0 endpoint health --cluster -w table >"$work/etcdctl-table" 2>&1
+curl -s -H 'Accept: text/plain' "${A[0]}/members" >"$work/agent-table"
+curl -s "${A[1]}/members?format=table" >"$work/agent-table2"
+sed 's/^/# /' "$work/agent-table"
+same_table() {
+    python3 - "$work/etcdctl-table" "$work/agent-table" <<'PY'
+import sys
+def rows(p):
+    out = {}
+    for line in open(p):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("https://"):
+            out[cells[0]] = cells[1]
+    return out
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+sys.exit(0 if a and a == b else 1)
+PY
+}
+check "text table: same endpoints and health as etcdctl endpoint health --cluster -w table" same_table
+check "?format=table gives the same table" grep -q "VERDICT" "$work/agent-table2"
+check "table has the extra columns" grep -q "LEARNER.*DB SIZE.*LEADER.*HASHKV.*VERDICT" "$work/agent-table"
+
+# A divergent member: flip one unique value inside member 2's bbolt file while it is stopped.
+marker=DIVERGE$RANDOM$RANDOM
+cluster_etcdctl 0 put /diverge "$marker-AAAA" >/dev/null
+sleep 2
+cluster_stop 2
+python3 - "$(cluster_data-dir 2)/member/snap/db" "$marker-AAAA" "$marker-BBBB" <<'PY'
+import sys
+p, old, new = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+b = bytearray(open(p, "rb").read())
+i = b.find(old)
+assert i >= 0 and b.find(old, i + 1) < 0, "value not found exactly once"
+b[i:i + len(new)] = new
+open(p, "r+b").write(b)
+PY
+check "flipped one value in member 2's db" [ $? = 0 ]
+cluster_start 2 existing
+cluster_wait-healthy 2
+m2=$(cluster_member-id 2)
+divergent_named() {
+    local c
+    c=$(coordinator) || return 1
+    curl -s "${A[$c]}/metrics" | grep -q "^etcd_agent_hashkv_mismatch{member=\"$m2\"} 1" &&
+        [ "$(curl -s "${A[$c]}/metrics" | grep -c '^etcd_agent_hashkv_mismatch{.*} 1')" = 1 ] &&
+        curl -s "${A[$c]}/members?format=table" | grep "$(cluster_client-url 2)" | grep -q divergent
+}
+check "hashkv: the divergent member is named (metric and table), nobody else" until_true 60 divergent_named
+grep -h '"maint: hashkv mismatch"' "$work"/agent-*.log | tail -1 | cut -c1-300 | sed 's/^/# /'
+stop_agents
+cluster_down
+
+# ==== 2. NOSPACE ===================================================================================
+eval "$(ETCD_TEST_EXTRA_FLAGS="--quota-backend-bytes=$((24 * 1024 * 1024))" tests/cluster.sh up 3)" ||
+    { fail "small-quota cluster up"; finish; }
+start_agents --defrag-interval 0 --defrag-settle 1s --nospace-compact --nospace-resume 60 || fail "agents ready"
+fill_until_nospace() {
+    "$FILL" "$(cluster_client-url 0)" "$ETCD_TEST_CACERT" "$ETCD_TEST_CERT" "$ETCD_TEST_KEY" 60 \
+        1000000 "/$1/" >/dev/null 2>&1
+    cluster_etcdctl 0 alarm list | grep -q NOSPACE
+}
+check "filled to NOSPACE" fill_until_nospace a
+put_refused() { ! cluster_etcdctl 0 put /k v >/dev/null 2>&1; }
+check "under NOSPACE a put is refused" put_refused
+cluster_etcdctl 0 del /a/ --prefix >/dev/null
+writable() { cluster_etcdctl 0 put /k v >/dev/null 2>&1 && ! cluster_etcdctl 0 alarm list | grep -q NOSPACE; }
+check "keys deleted: the agents make the cluster writable again, no human" until_true 90 writable
+grep -h '"maint: NOSPACE alarm disarmed"\|"maint: compacted"' "$work"/agent-*.log | cut -c1-200 | sed 's/^/# /'
+
+check "filled to NOSPACE again (nothing to delete)" fill_until_nospace b
+held() {
+    local c
+    c=$(coordinator) || return 1
+    curl -s "${A[$c]}/status" | python3 -c 'import json,sys; r = json.load(sys.stdin)["maintenance"]["nospace_reason"]; sys.exit(0 if r and "NOSPACE kept" in r else 1)' &&
+        [ "$(metric "${A[$c]}" etcd_agent_nospace_held)" = 1 ]
+}
+check "space cannot be freed: the alarm is left, /status and a metric say why" until_true 90 held
+sleep 3
+alarm_left() { cluster_etcdctl 0 alarm list | grep -q NOSPACE; }
+check "... and the alarm is still there" alarm_left
+c=$(coordinator) && curl -s "${A[$c]}/status" | python3 -c 'import json,sys; print("# reason:", json.load(sys.stdin)["maintenance"]["nospace_reason"])'
+finish
