@@ -159,9 +159,10 @@ static const struct config_option g_table[] = {
      .env = {"ETCD_RESTORE_FROM"},
      .type = CONFIG_STRING,
      .target = &g_opts.restore_from,
-     .help = "quorum-loss restore: snapshot file, http(s) URL, or backup store: "
-             "s3://BUCKET/PREFIX/ or file:///DIR/ (the newest complete backup) or the URL of one "
-             "object (same value on every member)",
+     .help =
+         "quorum-loss restore: snapshot file, http(s) URL, or backup store: s3://BUCKET/PREFIX/ "
+         "or file:///DIR/ (the newest complete backup) or the URL of one object (same value "
+         "on every member)",
      .arg_name = "PATH|URL"},
     {.name = "restore-identity",
      .env = {"ETCD_RESTORE_IDENTITY_FILE"},
