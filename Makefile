@@ -88,6 +88,8 @@ DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev li
             iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus nginx
 DEB_PKGS += python3-azure-storage python3-botocore # Azure signer/Azurite harness and AWS creds checks
 DEB_PKGS += age # the reference age/age-keygen: interop tests of common/age.c (issue 11)
+DEB_PKGS += awscli # S3 tests: AWS CLI interop (python3-botocore above: tests/s3's SigV4 reference)
+DEB_PKGS += $(if $(shell command -v node),,nodejs npm) # s3rver (tests/s3: npm ci from its lock file)
 DEB_PKGS += bindfs fuse # tests/faults/hung_volume.sh: a FUSE volume whose server is stopped
 deps:
 	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \

@@ -222,4 +222,24 @@
 #define CODEC_ZSTD_MAX_LEVEL 19        /* highest level without --ultra (its windows grow large) */
 #define CODEC_ZSTD_MAX_WINDOW_LOG 27   /* decoder: largest window a frame may ask */
 
+/* backup stores (common/store*.c, s3xml.c, sigv4.c) */
+#define STORE_MAX_NAME 1024               /* object name (S3's key limit) */
+#define STORE_MAX_URL 4096                /* one request URL */
+#define STORE_MAX_ERROR_BODY (64u * 1024) /* an error answer kept for its <Code> */
+#define STORE_MAX_XML (4u * 1024 * 1024)  /* one listing/answer body */
+#define STORE_MAX_LISTED 100000           /* objects one list call reports */
+#define STORE_MAX_ETAG 128
+#define STORE_MAX_UPLOAD_ID 1024
+#define STORE_PART_MIN (16ull << 20) /* multipart part size bounds (S3 allows 5 MiB..5 GiB) */
+#define STORE_PART_MAX (64ull << 20)
+#define STORE_PART_DEFAULT (16ull << 20)
+#define STORE_MAX_PARTS 10000   /* S3's limit: 8 GiB fits at >= 1 MiB parts */
+#define STORE_RETRY_ATTEMPTS 5  /* tries of one request on a transient error */
+#define STORE_RETRY_BASE_MS 250 /* backoff: a random wait in [d/2, d], d = base * 2^retry ... */
+#define STORE_RETRY_MAX_MS 8000 /* ... capped here */
+#define STORE_CONNECT_TIMEOUT_MS 10000
+#define STORE_LOW_SPEED_SECONDS 30       /* a request that moved no byte for this long failed */
+#define STORE_IO_CHUNK (1u << 20)        /* file reads for hashing and copying */
+#define STORE_STALE_UPLOAD_S (24 * 3600) /* multipart uploads older than this are abandoned */
+
 #endif

@@ -53,7 +53,7 @@ static const char summary[] =
 
 struct opts {
     struct config_string name, data_dir, peer_url, initial_cluster, cacert, cert, key, state_file,
-        env_file, restore_from, restore_member, token;
+        env_file, restore_from, restore_member, token, restore_identity;
     struct config_list endpoints;
     bool learner, dry_run;
     uint64_t keep_backups, timeout_ms, restore_timeout_ms;
@@ -159,8 +159,17 @@ static const struct config_option g_table[] = {
      .env = {"ETCD_RESTORE_FROM"},
      .type = CONFIG_STRING,
      .target = &g_opts.restore_from,
-     .help = "quorum-loss restore: snapshot file or http(s) URL (same value on every member)",
+     .help =
+         "quorum-loss restore: snapshot file, http(s) URL, or backup store: s3://BUCKET/PREFIX/ "
+         "or file:///DIR/ (the newest complete backup) or the URL of one object (same value "
+         "on every member)",
      .arg_name = "PATH|URL"},
+    {.name = "restore-identity",
+     .env = {"ETCD_RESTORE_IDENTITY_FILE"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.restore_identity,
+     .help = "age identity file to decrypt a .age backup object (mounted from a Secret)",
+     .arg_name = "FILE"},
     {.name = "restore-member",
      .env = {"ETCD_RESTORE_MEMBER"},
      .type = CONFIG_STRING,
@@ -344,6 +353,8 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
                                 .state_file = o->state_file.value,
                                 .env_file = o->env_file.value[0] ? o->env_file.value : NULL,
                                 .source = o->restore_from.value,
+                                .identity_file =
+                                    o->restore_identity.value[0] ? o->restore_identity.value : NULL,
                                 .token = o->token.value,
                                 .cacert = o->cacert.value,
                                 .cert = o->cert.value,
@@ -372,6 +383,10 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
                 cJSON_AddStringToObject(j, "cluster_id", etcd_id_hex(r.cluster_id, hex));
             if (r.tool[0])
                 cJSON_AddStringToObject(j, "tool", r.tool);
+            if (r.object[0]) {
+                cJSON_AddStringToObject(j, "object", r.object);
+                cJSON_AddStringToObject(j, "object_sha256", r.object_sha256);
+            }
             if (r.moved_to[0])
                 cJSON_AddStringToObject(j, "moved_to", r.moved_to);
             cJSON_AddNumberToObject(j, "fetch_ms", r.fetch_ms);
