@@ -10,6 +10,11 @@
 SHELL      := /bin/bash
 ifeq ($(MAKELEVEL),0)
 MAKEFLAGS  += --jobs=$(shell nproc 2>/dev/null || echo 2)
+# Several goals (`make deps static`, `make demo test`): one after another, never two builds into
+# one tree at once; each goal's own build (its sub-make) still runs in parallel.
+ifneq ($(words $(MAKECMDGOALS)),1)
+.NOTPARALLEL:
+endif
 endif
 BUILD      ?= build
 V          ?= 0
