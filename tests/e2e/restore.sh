@@ -252,8 +252,17 @@ s_restore() {
     3.4.*) [ "$want_tool" = etcdctl ] || die "etcd 3.4 with an etcdutl in PATH" || return 1 ;;
     *) [ "$want_tool" = etcdutl ] || die "etcd 3.5+ without etcdutl in PATH" || return 1 ;;
     esac
-    [ "$(jget tool <<<"$OUT")" = "$want_tool" ] ||
-        die "etcd-0 restored with '$(jget tool <<<"$OUT")', want $want_tool" || return 1
+    local got_tool # from reset-member's log line (stderr): the last "restore" object's "tool"
+    got_tool=$(python3 -c '
+import json, sys
+t = ""
+for line in open(sys.argv[1]):
+    try:
+        t = json.loads(line).get("restore", {}).get("tool", t)
+    except (ValueError, AttributeError):
+        pass
+print(t)' "$LOGDIR/reset-member.log")
+    [ "$got_tool" = "$want_tool" ] || die "etcd-0 restored with '$got_tool', want $want_tool" || return 1
     RESTORE_TOOL=$want_tool
     [ "$(cat "$(mdir 0)/state")" = new ] || die "etcd-0 state not new" || return 1
     grep -q '^role=restorer' "$(cluster_data-dir 0).restore-marker" || die "no marker" || return 1
