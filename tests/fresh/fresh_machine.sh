@@ -12,6 +12,7 @@
 # usage: tests/fresh/fresh_machine.sh    (root; debootstrap; ~1 GB of packages on the first run)
 # Prints ok/FAIL lines and ends with "N passed, N failed".
 set -uo pipefail
+{ # the whole script is read before it runs: editing it during a run cannot change that run
 cd "$(dirname "$0")/../.." || exit 1
 REPO=$PWD
 FRESH_CACHE=${FRESH_CACHE:-/var/cache/etcd-recovery}
@@ -132,3 +133,4 @@ phase "make demo (first command: deps, build, demo)" in_root 'make demo'
 phase "make deps (again: all present)" in_root 'make deps | tee /dev/stderr | grep -q "all present"'
 phase "make tests" in_root 'make tests'
 finish
+}
