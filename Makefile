@@ -67,6 +67,14 @@ BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/bench/%)
 TESTLIB_SRC:= $(sort $(wildcard tests/lib/*.c))
 TESTLIB_OBJ:= $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
+# The e2e scripts' reset-member: act.c and main.c recompiled with the test hooks
+# (RESET_MEMBER_CRASH_AT, see init/act.h), the rest shared with the release build. Only
+# `make tests` builds it; `make`/`make all`/`make static` never define RESET_MEMBER_TEST_HOOKS.
+HOOK_DIR   := $(BUILD)/e2e
+HOOK_SRC   := init/act.c init/main.c
+HOOK_OBJ   := $(HOOK_SRC:%.c=$(HOOK_DIR)/%.o)
+HOOK_RM    := $(if $(wildcard init/main.c),$(HOOK_DIR)/reset-member)
+
 PROGS      := $(BUILD)/reset-member $(BUILD)/etcd-agent
 PROG_DEPS  := $(if $(wildcard init/main.c),$(BUILD)/reset-member) \
               $(if $(wildcard agent/main.c),$(BUILD)/etcd-agent)
@@ -77,7 +85,7 @@ PROG_DEPS  := $(if $(wildcard init/main.c),$(BUILD)/reset-member) \
 .SECONDARY:
 
 all: $(BUILD)/libcommon.a $(PROG_DEPS)
-tests: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
+tests: all $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(HOOK_RM)
 
 # ---- dependencies (Debian 12, as root; idempotent) -------------------------------------------
 DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev liburing-dev \
@@ -124,6 +132,14 @@ $(BUILD)/libagent.a: $(AGENT_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/reset-member: $(BUILD)/init/main.o $(BUILD)/libinit.a $(BUILD)/libcommon.a
+	@$(if $(Q),echo "  LD $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(RM_LIBS) -o $@
+$(HOOK_OBJ): $(HOOK_DIR)/%.o: %.c $(PROTO_H)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC $< (test hooks)")
+	$(Q)$(CC) $(CFLAGS_ALL) -DRESET_MEMBER_TEST_HOOKS -iquote init -MMD -MP -c $< -o $@
+$(HOOK_DIR)/reset-member: $(HOOK_OBJ) $(filter-out $(HOOK_SRC:%.c=$(BUILD)/%.o),$(INIT_OBJ)) \
+                          $(BUILD)/libcommon.a
 	@$(if $(Q),echo "  LD $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(RM_LIBS) -o $@
 $(BUILD)/etcd-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libcommon.a

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 const double cache_probe_bucket_bounds[CACHE_PROBE_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 };
@@ -39,13 +41,6 @@ const char *cache_call_name(enum cache_call c)
 const char *cache_probe_name(enum cache_probe p)
 {
     return p == CACHE_PROBE_LOCAL ? "local" : "cluster";
-}
-
-int64_t cache_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct cache *cache_new(int64_t start_ms)

@@ -13,15 +13,6 @@
 
 #include "bounds.h"
 
-#define CACHE_MAX_ERROR 256       /* one error message kept per call */
-#define CACHE_MAX_STATUS_ERRORS 4 /* StatusResponse.errors entries kept */
-#define CACHE_MAX_ALARMS 16
-#define CACHE_MAX_MEMBERS 16
-#define CACHE_MAX_URLS 4 /* peer or client URLs kept per member */
-#define CACHE_MAX_URL 256
-#define CACHE_MAX_NAME 128
-#define CACHE_MAX_HTTP_SERIES 128 /* distinct (path, code) pairs counted; more are dropped */
-
 /* Probe duration histogram upper bounds in seconds (le labels), +Inf implied. */
 #define CACHE_PROBE_BUCKETS 12
 extern const double cache_probe_bucket_bounds[CACHE_PROBE_BUCKETS];
@@ -177,8 +168,5 @@ struct cache_counters {
 };
 /* A consistent copy of all counters. */
 void cache_counters(struct cache *c, struct cache_counters *out);
-
-/* Monotonic clock in milliseconds. */
-int64_t cache_now_ms(void);
 
 #endif

@@ -9,9 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "cache.h"
-
-#define HEALTH_MAX_CHECKS 8
 
 struct health_check {
     const char *name; /* static: "status", "serializable_read", ... */

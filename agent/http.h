@@ -71,8 +71,6 @@ struct http_body_source {
 /* Thread-safe: ask the server to call read() again soon. Valid until close() was called. */
 void http_body_wakeup(struct http_body_wakeup *w);
 
-#define HTTP_MAX_EXTRA_HEADERS 8
-
 struct http_response {
     int status;
     const char *content_type; /* required unless status 204/304 */
@@ -86,10 +84,10 @@ struct http_response {
     struct http_header extra[HTTP_MAX_EXTRA_HEADERS]; /* e.g. Allow, Retry-After; strings
                                                        * must be static or outlive the call */
     size_t n_extra;
-    char extra_storage[512]; /* scratch for building extra header values */
-    bool close;              /* close the connection after this response */
-    bool defer_headers;      /* with source: status line and headers are sent only
-                              * once source->headers() returned 0 */
+    char extra_storage[HTTP_EXTRA_HEADER_STORAGE]; /* scratch for building extra header values */
+    bool close;                                    /* close the connection after this response */
+    bool defer_headers; /* with source: status line and headers are sent only
+                         * once source->headers() returned 0 */
 };
 
 /* Handler: fills resp. Must not block. For HEAD, the server sends headers only. */
@@ -102,5 +100,18 @@ int http_response_set_body(struct http_response *resp, int status, const char *c
                            const char *body, size_t len);
 /* Add a header; value is copied into extra_storage. Returns 0 or -ENOSPC. */
 int http_response_add_header(struct http_response *resp, const char *name, const char *value);
+
+/* The one error body of the agent, for every route and for the server's own refusals:
+ *     {"error":"<msg>","status":<status>}\n     (Content-Type: application/json)
+ * msg is escaped for JSON (quote, backslash, control characters as \u00XX); a byte outside
+ * ASCII becomes '?', so the body is valid JSON whatever msg holds; a message too long for
+ * HTTP_ERROR_BODY_MAX is cut at a character, the object always closed. */
+#define HTTP_ERROR_CONTENT_TYPE "application/json"
+/* Render into buf (len >= HTTP_ERROR_BODY_MAX for a whole message): returns the body's length,
+ * without the NUL it writes; 0 (empty string) when len cannot hold even an empty message. */
+size_t http_error_body(char *buf, size_t len, int status, const char *msg);
+/* Set resp to that body with that status. Returns 0; on -ENOMEM resp is still a complete
+ * answer: status 500 with a static "out of memory" body. */
+int http_response_error(struct http_response *resp, int status, const char *msg);
 
 #endif

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "server_internal.h"
+#include "bounds.h"
+#include "hex.h"
 
 /* ---- parser layer --------------------------------------------------------------------- */
 
@@ -61,7 +63,7 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
     struct http1_parser *p = hp->data;
-    if (p->last != 1) {
+    if (p->last != HTTP1_LAST_FIELD) {
         store_nul(p); /* ends the URL or the previous value */
         if (p->n_headers >= HTTP_MAX_HEADERS)
             return fail(p, 431, "too many header fields");
@@ -69,7 +71,7 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
         p->headers[p->n_headers].value = "";
         p->n_headers++;
         p->header_bytes += 4; /* ": " and CRLF */
-        p->last = 1;
+        p->last = HTTP1_LAST_FIELD;
     }
     if (len > HTTP_MAX_HEADER_BYTES || p->header_bytes + len > HTTP_MAX_HEADER_BYTES)
         return fail(p, 431, "request header fields too large");
@@ -81,10 +83,10 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
 static int on_header_value(http_parser *hp, const char *at, size_t len)
 {
     struct http1_parser *p = hp->data;
-    if (p->last != 2) {
+    if (p->last != HTTP1_LAST_VALUE) {
         store_nul(p);
         p->headers[p->n_headers - 1].value = p->store + p->store_len;
-        p->last = 2;
+        p->last = HTTP1_LAST_VALUE;
     }
     if (len > HTTP_MAX_HEADER_BYTES || p->header_bytes + len > HTTP_MAX_HEADER_BYTES)
         return fail(p, 431, "request header fields too large");
@@ -169,7 +171,7 @@ void http1_parser_next(struct http1_parser *p)
     p->error_msg = NULL;
     p->started = p->head_done = p->complete = p->keep_alive = false;
     p->expect_continue = false;
-    p->last = 0;
+    p->last = HTTP1_LAST_NONE;
     p->url_len = p->header_bytes = p->body_len = p->store_len = 0;
 }
 
@@ -305,11 +307,6 @@ int http1_format_head(struct http_buf *b, const struct http_response *resp, int6
 
 /* ---- connection glue ------------------------------------------------------------------ */
 
-/* Body sources are pulled in large pieces, up to SERVER_MAX_OUTPUT queued: fewer source calls
- * and fewer, larger writes for big bodies (snapshots); small ones are one pull anyway. */
-#define H1_PULL_CHUNK (64u * 1024)
-#define H1_DONE_PATH 256
-
 /* A response that cannot be written at once: a body source, maybe with deferred headers. */
 struct h1_stream {
     struct http_response resp;
@@ -321,7 +318,7 @@ struct h1_stream {
     bool is_head;
     bool keep_alive;
     const char *method;
-    char path[H1_DONE_PATH];
+    char path[HTTP_DONE_PATH_MAX];
 };
 
 struct http1_conn {
@@ -330,19 +327,27 @@ struct http1_conn {
     bool want_close;        /* close once the current response is out */
 };
 
-int http1_conn_init(struct conn *c)
+/* The server keeps idle parsers (they are big) as scratch blocks. */
+static struct http1_parser *h1_parser_get(struct server *srv)
+{
+    struct http1_parser *p = server_scratch_get(srv, sizeof *p);
+    if (p)
+        http1_parser_init(p);
+    return p;
+}
+
+static int h1_init(struct conn *c)
 {
     struct http1_conn *h = calloc(1, sizeof *h);
     if (!h)
         return -ENOMEM;
     c->proto_state = h;
-    c->proto = CONN_H1;
     return 0;
 }
 
 static void h1_finish(struct conn *c, bool completed);
 
-void http1_conn_free(struct conn *c)
+static void h1_free(struct conn *c)
 {
     struct http1_conn *h = c->proto_state;
     if (!h)
@@ -350,7 +355,7 @@ void http1_conn_free(struct conn *c)
     if (h->cur)
         h1_finish(c, false);
     if (h->p)
-        server_parser_put(c->srv, h->p);
+        server_scratch_put(c->srv, h->p, sizeof *h->p);
     free(h);
     c->proto_state = NULL;
 }
@@ -365,9 +370,9 @@ static bool h1_blocked(const struct conn *c)
 static void h1_error(struct conn *c, int status, const char *msg)
 {
     struct http1_conn *h = c->proto_state;
-    char body[128];
-    size_t n = http_error_json(body, sizeof body, msg);
-    struct http_response r = {.status = status, .content_type = "application/json"};
+    char body[HTTP_ERROR_BODY_MAX];
+    size_t n = http_error_body(body, sizeof body, status, msg);
+    struct http_response r = {.status = status, .content_type = HTTP_ERROR_CONTENT_TYPE};
     if (http1_format_head(&c->out, &r, (int64_t)n, false) == 0)
         http_buf_append(&c->out, body, n);
     h->want_close = true;
@@ -462,10 +467,8 @@ static void h1_pump(struct conn *c)
             return;
         }
         if (st->chunked) {
-            static const char hex[] = "0123456789abcdef";
             char *d = (char *)c->out.data + c->out.len;
-            for (int i = 0; i < 8; i++)
-                d[i] = hex[((size_t)n >> (28 - 4 * i)) & 0xf];
+            hex_put_u64(d, (uint64_t)n, 8);
             d[8] = '\r';
             d[9] = '\n';
             d[10 + n] = '\r';
@@ -571,7 +574,7 @@ static size_t h1_feed(struct conn *c, const uint8_t *data, size_t len)
     size_t used = 0;
     while (used < len && !h1_blocked(c)) {
         if (!h->p) {
-            h->p = server_parser_get(c->srv);
+            h->p = h1_parser_get(c->srv);
             if (!h->p) {
                 h1_error(c, 503, "out of memory");
                 break;
@@ -598,7 +601,7 @@ static size_t h1_feed(struct conn *c, const uint8_t *data, size_t len)
             server_conn_timer(c, CONN_TIMER_NONE, false);
     }
     if (h->p && !h->p->started && !h->p->error_status) {
-        server_parser_put(c->srv, h->p);
+        server_scratch_put(c->srv, h->p, sizeof *h->p);
         h->p = NULL;
     }
     return used;
@@ -613,12 +616,14 @@ static void h1_after(struct conn *c)
     h1_timer(c);
 }
 
-int http1_on_data(struct conn *c, const uint8_t *data, size_t len)
+static int h1_progress(struct conn *c);
+
+static int h1_on_data(struct conn *c, const uint8_t *data, size_t len)
 {
     if (c->stash_len > 0 || h1_blocked(c)) {
         if (server_conn_stash(c, data, len))
             return -ENOMEM;
-        return http1_progress(c);
+        return h1_progress(c);
     }
     size_t used = h1_feed(c, data, len);
     if (used < len && !c->close_after_flush && server_conn_stash(c, data + used, len - used))
@@ -627,7 +632,7 @@ int http1_on_data(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
-int http1_progress(struct conn *c)
+static int h1_progress(struct conn *c)
 {
     struct http1_conn *h = c->proto_state;
     if (h->cur)
@@ -640,14 +645,15 @@ int http1_progress(struct conn *c)
     return 0;
 }
 
-void http1_wakeup(struct conn *c)
+static void h1_wakeup(struct conn *c, int32_t stream_id)
 {
+    (void)stream_id;
     struct http1_conn *h = c->proto_state;
     if (h && h->cur)
-        http1_progress(c);
+        h1_progress(c);
 }
 
-void http1_stop(struct conn *c)
+static void h1_stop(struct conn *c)
 {
     struct http1_conn *h = c->proto_state;
     h->want_close = true;
@@ -658,21 +664,48 @@ void http1_stop(struct conn *c)
         h1_after(c);
 }
 
-void http1_header_timeout(struct conn *c)
+static int h1_header_timeout(struct conn *c)
 {
     struct http1_conn *h = c->proto_state;
-    if (h->p && h->p->started) {
-        h1_error(c, 408, "request header timeout");
-        c->rd_blocked = true;
-        server_conn_timer(c, CONN_TIMER_IDLE, true); /* bounded time to take the 408 */
-    } else {
-        server_conn_close(c);
-    }
+    if (!h->p || !h->p->started)
+        return -ETIMEDOUT; /* nothing started: nothing to answer */
+    h1_error(c, 408, "request header timeout");
+    c->rd_blocked = true;
+    server_conn_timer(c, CONN_TIMER_IDLE, true); /* bounded time to take the 408 */
+    return 0;
 }
 
-bool http1_idle(const struct conn *c)
+static bool h1_idle(const struct conn *c)
 {
     const struct http1_conn *h = c->proto_state;
     return !h->cur && !(h->p && h->p->started) && http_buf_pending(&c->out) == 0 &&
            c->stash_len == 0;
 }
+
+static bool h1_done(const struct conn *c)
+{
+    (void)c;
+    return false; /* HTTP/1.1 ends through close_after_flush */
+}
+
+static enum conn_sniff h1_sniff(const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    return CONN_SNIFF_YES; /* the fallback: anything else is parsed (and refused) as HTTP/1.1 */
+}
+
+const struct conn_ops http1_conn_ops = {
+    .name = "http/1.1",
+    .alpn = "http/1.1",
+    .sniff = h1_sniff,
+    .init = h1_init,
+    .free = h1_free,
+    .on_data = h1_on_data,
+    .progress = h1_progress,
+    .wakeup = h1_wakeup,
+    .stop = h1_stop,
+    .header_timeout = h1_header_timeout,
+    .idle = h1_idle,
+    .done = h1_done,
+};

@@ -10,11 +10,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include "server_internal.h"
-
-#define H2_STORE_MAX (HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_HEADERS + 64)
-#define H2_DONE_PATH 256
-#define H2_MAX_TRAILERS 8
-#define H2_NAME_MAX 64
+#include "array.h"
+#include "bounds.h"
 
 struct h2_stream {
     int32_t id;
@@ -43,7 +40,7 @@ struct h2_stream {
     size_t body_off;
     int64_t sent;
     char method_s[16];
-    char done_path[H2_DONE_PATH];
+    char done_path[HTTP_DONE_PATH_MAX];
 };
 
 struct http2_conn {
@@ -61,14 +58,14 @@ static struct h2_stream *stream_get(struct http2_conn *h, int32_t id)
 
 static int64_t store_add(struct h2_stream *st, const uint8_t *p, size_t n)
 {
-    if (n + 1 > H2_STORE_MAX - st->store_len)
+    if (n + 1 > HTTP_REQUEST_STORE_MAX - st->store_len)
         return -1;
     if (st->store_cap - st->store_len < n + 1) {
         size_t cap = st->store_cap ? st->store_cap : 512;
         while (cap - st->store_len < n + 1)
             cap *= 2;
-        if (cap > H2_STORE_MAX)
-            cap = H2_STORE_MAX;
+        if (cap > HTTP_REQUEST_STORE_MAX)
+            cap = HTTP_REQUEST_STORE_MAX;
         char *d = realloc(st->store, cap);
         if (!d)
             return -1;
@@ -241,12 +238,12 @@ static int submit_response(struct conn *c, struct h2_stream *st)
 
 static void respond_error(struct conn *c, struct h2_stream *st, int status, const char *msg)
 {
-    char body[128];
-    size_t n = http_error_json(body, sizeof body, msg);
+    char body[HTTP_ERROR_BODY_MAX];
+    size_t n = http_error_body(body, sizeof body, status, msg);
     st->dispatched = true;
     snprintf(st->method_s, sizeof st->method_s, "%s",
              st->method >= 0 ? st->store + st->method : "");
-    if (http_response_set_body(&st->resp, status, "application/json", body, n) == 0)
+    if (http_response_set_body(&st->resp, status, HTTP_ERROR_CONTENT_TYPE, body, n) == 0)
         submit_response(c, st);
     else
         nghttp2_submit_rst_stream(((struct http2_conn *)c->proto_state)->s, NGHTTP2_FLAG_NONE,
@@ -490,7 +487,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- connection glue ------------------------------------------------------------------ */
 
-int http2_conn_init(struct conn *c)
+static int h2_init(struct conn *c)
 {
     struct http2_conn *h = calloc(1, sizeof *h);
     nghttp2_session_callbacks *cb = NULL;
@@ -511,12 +508,11 @@ int http2_conn_init(struct conn *c)
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, SERVER_H2_MAX_STREAMS},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, HTTP_MAX_HEADER_BYTES + HTTP_MAX_REQUEST_LINE},
     };
-    if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) {
+    if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, ARRAY_SIZE(iv)) != 0) {
         nghttp2_session_del(h->s);
         goto out;
     }
     c->proto_state = h;
-    c->proto = CONN_H2;
     h = NULL;
     rc = 0;
 out:
@@ -526,7 +522,7 @@ out:
     return rc;
 }
 
-void http2_conn_free(struct conn *c)
+static void h2_free(struct conn *c)
 {
     struct http2_conn *h = c->proto_state;
     if (!h)
@@ -544,7 +540,7 @@ void http2_conn_free(struct conn *c)
     c->proto_state = NULL;
 }
 
-int http2_progress(struct conn *c)
+static int h2_progress(struct conn *c)
 {
     struct http2_conn *h = c->proto_state;
     if (nghttp2_session_send(h->s) != 0)
@@ -559,7 +555,7 @@ int http2_progress(struct conn *c)
     return 0;
 }
 
-int http2_on_data(struct conn *c, const uint8_t *data, size_t len)
+static int h2_on_data(struct conn *c, const uint8_t *data, size_t len)
 {
     struct http2_conn *h = c->proto_state;
     ssize_t rv = nghttp2_session_mem_recv(h->s, data, len);
@@ -567,10 +563,10 @@ int http2_on_data(struct conn *c, const uint8_t *data, size_t len)
         SERVER_COUNT(c->srv, protocol_errors);
         return -EPROTO;
     }
-    return http2_progress(c);
+    return h2_progress(c);
 }
 
-void http2_wakeup(struct conn *c, int32_t stream_id)
+static void h2_wakeup(struct conn *c, int32_t stream_id)
 {
     struct http2_conn *h = c->proto_state;
     if (!h)
@@ -586,7 +582,7 @@ void http2_wakeup(struct conn *c, int32_t stream_id)
     }
 }
 
-void http2_stop(struct conn *c)
+static void h2_stop(struct conn *c)
 {
     struct http2_conn *h = c->proto_state;
     if (h->goaway)
@@ -596,14 +592,46 @@ void http2_stop(struct conn *c)
                           NGHTTP2_NO_ERROR, NULL, 0);
 }
 
-bool http2_done(const struct conn *c)
+static bool h2_done(const struct conn *c)
 {
     const struct http2_conn *h = c->proto_state;
     return !nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s);
 }
 
-bool http2_idle(const struct conn *c)
+static bool h2_idle(const struct conn *c)
 {
     const struct http2_conn *h = c->proto_state;
     return h->n_streams == 0 && http_buf_pending(&c->out) == 0;
 }
+
+static int h2_header_timeout(struct conn *c)
+{
+    (void)c;
+    return -ETIMEDOUT; /* only armed before the preface completed: nothing to answer */
+}
+
+/* Cleartext HTTP/2 starts with the client preface (RFC 9113 section 3.4). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static enum conn_sniff h2_sniff(const uint8_t *data, size_t len)
+{
+    size_t n = len < sizeof h2_preface - 1 ? len : sizeof h2_preface - 1;
+    if (memcmp(data, h2_preface, n) != 0)
+        return CONN_SNIFF_NO;
+    return n < sizeof h2_preface - 1 ? CONN_SNIFF_MORE : CONN_SNIFF_YES;
+}
+
+const struct conn_ops http2_conn_ops = {
+    .name = "h2",
+    .alpn = "h2",
+    .sniff = h2_sniff,
+    .init = h2_init,
+    .free = h2_free,
+    .on_data = h2_on_data,
+    .progress = h2_progress,
+    .wakeup = h2_wakeup,
+    .stop = h2_stop,
+    .header_timeout = h2_header_timeout,
+    .idle = h2_idle,
+    .done = h2_done,
+};

@@ -1,6 +1,7 @@
 /* http_util.c - helpers shared by handlers and both protocol modules: request header and query
- * lookups, response body/header setters, the output buffer, request-target splitting and
- * reason phrases. Sockets and protocol state live in server.c, http1.c and http2.c. */
+ * lookups, response body/header setters, the one JSON error body, the output buffer,
+ * request-target splitting and reason phrases. Sockets and protocol state live in server.c, http1.c
+ * and http2.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <strings.h>
 
 #include "server_internal.h"
+#include "hex.h"
 
 const char *http_request_header(const struct http_request *req, const char *name)
 {
@@ -91,7 +93,7 @@ int http_buf_reserve(struct http_buf *b, size_t n)
         if (b->cap - b->len >= n)
             return 0;
     }
-    size_t cap = b->cap ? b->cap : 4096;
+    size_t cap = b->cap ? b->cap : SERVER_BUF_SIZE;
     while (cap - b->len < n) {
         if (cap > SIZE_MAX / 2)
             return -ENOMEM;
@@ -119,17 +121,6 @@ void http_buf_free(struct http_buf *b)
 {
     free(b->data);
     memset(b, 0, sizeof *b);
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int http_split_target(char *target, const char **path, const char **query)
@@ -181,7 +172,7 @@ int http_split_target(char *target, const char **path, const char **query)
     char *w = p;
     for (char *r = p; *r; r++) {
         if (*r == '%') {
-            int hi = hexval(r[1]), lo = hi >= 0 ? hexval(r[2]) : -1;
+            int hi = hex_value(r[1]), lo = hi >= 0 ? hex_value(r[2]) : -1;
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             int v = hi * 16 + lo;
@@ -264,23 +255,57 @@ const char *http_reason(int status)
     }
 }
 
-size_t http_error_json(char *buf, size_t len, const char *msg)
+size_t http_error_body(char *buf, size_t len, int status, const char *msg)
 {
-    /* messages are ours (constants); escape quotes and backslashes anyway */
-    size_t n = 0;
-    const char *pre = "{\"error\":\"";
-    for (const char *s = pre; *s && n + 1 < len; s++)
-        buf[n++] = *s;
-    for (const char *s = msg; *s && n + 4 < len; s++) {
-        if (*s == '"' || *s == '\\')
-            buf[n++] = '\\';
-        buf[n++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+    static const char head[] = "{\"error\":\"";
+    char tail[40];
+    int tn = snprintf(tail, sizeof tail, "\",\"status\":%d}\n", status);
+    size_t hn = sizeof head - 1;
+    if (tn < 0 || len < hn + (size_t)tn + 1) {
+        if (len > 0)
+            buf[0] = '\0';
+        return 0;
     }
-    if (n + 3 <= len) {
-        buf[n++] = '"';
-        buf[n++] = '}';
+    size_t room = len - 1 - (size_t)tn; /* the message stops here so the tail always fits */
+    size_t n = hn;
+    memcpy(buf, head, hn);
+    for (const unsigned char *s = (const unsigned char *)(msg ? msg : ""); *s; s++) {
+        char esc[6];
+        size_t e = 0;
+        if (*s == '"' || *s == '\\') {
+            esc[e++] = '\\';
+            esc[e++] = (char)*s;
+        } else if (*s < 0x20) {
+            memcpy(esc, "\\u00", 4);
+            e = 4;
+            esc[e++] = hex_digits[*s >> 4];
+            esc[e++] = hex_digits[*s & 15];
+        } else {
+            esc[e++] = *s < 0x7f ? (char)*s : '?'; /* ASCII only: never invalid UTF-8 */
+        }
+        if (n + e > room)
+            break; /* truncated at a character boundary, never inside an escape */
+        memcpy(buf + n, esc, e);
+        n += e;
     }
-    if (n < len)
-        buf[n] = '\0';
-    return n;
+    memcpy(buf + n, tail, (size_t)tn + 1);
+    return n + (size_t)tn;
+}
+
+int http_response_error(struct http_response *resp, int status, const char *msg)
+{
+    char body[HTTP_ERROR_BODY_MAX];
+    size_t n = http_error_body(body, sizeof body, status, msg);
+    int rc = http_response_set_body(resp, status, HTTP_ERROR_CONTENT_TYPE, body, n);
+    if (rc < 0) {
+        /* Out of memory while answering: a static body still tells the client. */
+        static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}\n";
+        free(resp->body);
+        resp->body = NULL;
+        resp->body_ref = oom;
+        resp->body_len = sizeof oom - 1;
+        resp->status = 500;
+        resp->content_type = HTTP_ERROR_CONTENT_TYPE;
+    }
+    return rc;
 }

@@ -14,6 +14,9 @@
 #include <cjson/cJSON.h>
 
 #include "cache.h"
+#include "array.h"
+#include "bounds.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "probe.h"
@@ -26,12 +29,8 @@
 #define ETCD_RECOVERY_VERSION "0.0.0"
 #endif
 
-#define AGENT_STOP_GRACE_MS 5000
 #define AGENT_DEFAULT_ENDPOINT "https://127.0.0.1:2379"
 #define AGENT_DEFAULT_LISTEN "127.0.0.1:9980"
-#define AGENT_MIN_INTERVAL_MS 100
-#define AGENT_MAX_INTERVAL_MS 60000
-#define AGENT_MAX_LIVEZ_INTERVALS 3600
 
 static struct server *g_server; /* for the signal handler */
 
@@ -240,7 +239,7 @@ int main(int argc, char **argv)
          "file I/O through io_uring (--no-io-uring: pread/pwrite)",
          NULL},
     };
-    const size_t n_opts = sizeof(opts) / sizeof(opts[0]);
+    const size_t n_opts = ARRAY_SIZE(opts);
     const char *prog = "etcd-agent";
     int exit_code = 1;
     struct tls_ctx *client_tls = NULL, *server_tls = NULL;
@@ -298,7 +297,7 @@ int main(int argc, char **argv)
         }
     }
 
-    cache = cache_new(cache_now_ms());
+    cache = cache_new(clock_mono_ms());
     int timeout = probe_call_timeout_ms(fl.probe_interval_ms);
     struct routes_config rc_cfg = {
         .cache = cache,

@@ -3,6 +3,7 @@
  * A small bounded text buffer, label-value escaping, and one function per family group.
  * What the values mean is decided by health.c (readiness) and probe.c (what gets cached). */
 #include "metrics.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,7 +33,7 @@ static void buf_reserve(struct buf *b, size_t more)
         b->err = -E2BIG;
         return;
     }
-    size_t cap = b->cap ? b->cap : 4096;
+    size_t cap = b->cap ? b->cap : METRICS_BUF_INITIAL;
     while (cap < b->len + more + 1)
         cap *= 2;
     if (cap > METRICS_MAX_BYTES)
@@ -240,7 +241,7 @@ int metrics_render(struct cache *c, const struct health_params *p, const char *v
         return -ENOMEM;
     cache_counters(c, k);
     const struct cache_snapshot *s = cache_acquire(c);
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
 
     local_gauges(&b, s, now, p);
     cluster_gauges(&b, s);

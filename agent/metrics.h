@@ -8,13 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "cache.h"
 #include "health.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-#define METRICS_MAX_BYTES (256u * 1024) /* rendered text; more is an error (-E2BIG) */
-
-#define METRICS_MAX_SOURCES 8
 
 /* Other features (snapshots, init) add their own families through a source: a callback that
  * writes with metrics_family() and metrics_sample() while /metrics is rendered (on the event

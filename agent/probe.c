@@ -15,13 +15,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "array.h"
+#include "bounds.h"
+#include "clock.h"
 #include "etcd.h"
 #include "grpc.h"
 #include "log.h"
 #include "promote.h"
-
-#define PROBE_TICK_MS 1000 /* cluster thread wake-up: promotion tries need this granularity */
-#define PROBE_KEY_MAX (CACHE_MAX_URLS * CACHE_MAX_URL) /* a channel's joined endpoint list */
 
 /* A channel kept across rounds, keyed by its joined endpoint list. */
 struct probe_chan {
@@ -62,7 +62,7 @@ static bool wait_until(struct probe *p, int64_t deadline_ms)
 {
     struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
     pthread_mutex_lock(&p->mu);
-    while (!p->stop && cache_now_ms() < deadline_ms)
+    while (!p->stop && clock_mono_ms() < deadline_ms)
         if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT)
             break;
     bool stop = p->stop;
@@ -138,7 +138,7 @@ static bool unreachable(const struct grpc_status *st)
 
 static void local_round(struct probe *p, struct cache_local *l)
 {
-    int64_t t0 = cache_now_ms();
+    int64_t t0 = clock_mono_ms();
     struct grpc_status st;
     struct etcd_status es;
     bool answered = false;
@@ -147,7 +147,7 @@ static void local_round(struct probe *p, struct cache_local *l)
     if (l->status_ok) {
         copy_status(&l->status, &es);
         l->have_status = true;
-        l->status_at_ms = cache_now_ms();
+        l->status_at_ms = clock_mono_ms();
         l->status_error[0] = '\0';
         answered = true;
         etcd_status_free(&es);
@@ -202,7 +202,7 @@ static void local_round(struct probe *p, struct cache_local *l)
         cache_count_error(p->cache, CACHE_CALL_ALARM);
     }
 
-    int64_t t1 = cache_now_ms();
+    int64_t t1 = clock_mono_ms();
     l->took_ms = (uint32_t)(t1 - t0);
     l->probed_at_ms = t1;
     if (answered)
@@ -219,7 +219,7 @@ static void *local_main(void *arg)
         return NULL;
     }
     bool was_ok = true;
-    int64_t next = cache_now_ms();
+    int64_t next = clock_mono_ms();
     while (!wait_until(p, next)) {
         local_round(p, l);
         if (cache_publish_local(p->cache, l) < 0)
@@ -240,7 +240,7 @@ static void *local_main(void *arg)
         /* Fixed rate, not fixed delay: a slow round does not stretch the period, and a round
          * longer than the period starts the next one at once instead of bunching up. */
         next += (int64_t)p->cfg.interval_ms;
-        int64_t now = cache_now_ms();
+        int64_t now = clock_mono_ms();
         if (next < now)
             next = now;
     }
@@ -268,7 +268,7 @@ static struct grpc_channel *chan_get(struct probe *p, const char *const *eps, si
     char key[PROBE_KEY_MAX];
     join_key(key, sizeof(key), eps, n);
     struct probe_chan *free_slot = NULL;
-    size_t cap = sizeof(p->chans) / sizeof(p->chans[0]);
+    size_t cap = ARRAY_SIZE(p->chans);
     for (size_t i = 0; i < cap; i++) {
         if (p->chans[i].ch && strcmp(p->chans[i].key, key) == 0) {
             p->chans[i].used = true;
@@ -289,7 +289,7 @@ static struct grpc_channel *chan_get(struct probe *p, const char *const *eps, si
 
 static void chans_sweep(struct probe *p)
 {
-    for (size_t i = 0; i < sizeof(p->chans) / sizeof(p->chans[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(p->chans); i++) {
         if (p->chans[i].ch && !p->chans[i].used) {
             grpc_channel_free(p->chans[i].ch);
             p->chans[i].ch = NULL;
@@ -376,9 +376,9 @@ static void member_status(struct probe *p, struct grpc_channel *ch, struct cache
                           struct grpc_status *st)
 {
     struct etcd_status es;
-    int64_t t0 = cache_now_ms();
+    int64_t t0 = clock_mono_ms();
     m->answered = ch && etcd_status(ch, PROBE_MEMBER_TIMEOUT_MS, &es, st) == GRPC_OK;
-    m->took_ms = (uint32_t)(cache_now_ms() - t0);
+    m->took_ms = (uint32_t)(clock_mono_ms() - t0);
     if (m->answered) {
         copy_status(&m->status, &es);
         etcd_status_free(&es);
@@ -428,7 +428,7 @@ static void status_via_cluster_endpoints(struct probe *p, struct cache_cluster *
 
 static void cluster_round(struct probe *p, struct cache_cluster *cl)
 {
-    int64_t t0 = cache_now_ms();
+    int64_t t0 = clock_mono_ms();
     const struct cache_snapshot *s = cache_acquire(p->cache);
     struct etcd_member_list ml;
     char err[CACHE_MAX_ERROR] = "";
@@ -501,7 +501,7 @@ static void cluster_round(struct probe *p, struct cache_cluster *cl)
             copy_str(m->error, sizeof(m->error), m->status.errors[0]);
     }
 
-    int64_t t1 = cache_now_ms();
+    int64_t t1 = clock_mono_ms();
     cl->took_ms = (uint32_t)(t1 - t0);
     cl->probed_at_ms = t1;
     cache_count_probe(p->cache, CACHE_PROBE_CLUSTER, (double)(t1 - t0) / 1000.0);
@@ -517,11 +517,11 @@ static void *cluster_main(void *arg)
     }
     /* Let the local probe go first so the table can reuse its answer. */
     int64_t next_cluster =
-        cache_now_ms() + (int64_t)(p->cfg.interval_ms < 1000 ? p->cfg.interval_ms : 1000);
+        clock_mono_ms() + (int64_t)(p->cfg.interval_ms < 1000 ? p->cfg.interval_ms : 1000);
     int64_t tick = next_cluster;
     bool was_ok = true;
     while (!wait_until(p, tick)) {
-        int64_t now = cache_now_ms();
+        int64_t now = clock_mono_ms();
         if (now >= next_cluster) {
             cluster_round(p, cl);
             if (cache_publish_cluster(p->cache, cl) < 0)
@@ -535,12 +535,12 @@ static void *cluster_main(void *arg)
                 was_ok = cl->ok;
             }
             next_cluster += (int64_t)p->cfg.cluster_interval_ms;
-            if (next_cluster < cache_now_ms())
-                next_cluster = cache_now_ms();
+            if (next_cluster < clock_mono_ms())
+                next_cluster = clock_mono_ms();
         }
         if (!stopping(p))
             promote_step(p->promote, p->cache);
-        tick = cache_now_ms() + PROBE_TICK_MS;
+        tick = clock_mono_ms() + PROBE_TICK_MS;
         if (tick > next_cluster)
             tick = next_cluster;
     }
@@ -555,7 +555,7 @@ static void probe_free(struct probe *p)
     grpc_channel_free(p->local);
     grpc_channel_free(p->cluster_local);
     grpc_channel_free(p->listing);
-    for (size_t i = 0; i < sizeof(p->chans) / sizeof(p->chans[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(p->chans); i++)
         grpc_channel_free(p->chans[i].ch);
     promote_free(p->promote);
     pthread_cond_destroy(&p->cv);

@@ -11,13 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "cache.h"
 #include "tls.h"
 
-#define PROBE_CLUSTER_INTERVAL_MS 5000
-#define PROBE_MEMBER_TIMEOUT_MS 1000 /* per member Status in the cluster table */
-#define PROBE_MIN_TIMEOUT_MS 500     /* local calls time out after clamp(interval, min, max) */
-#define PROBE_MAX_TIMEOUT_MS 5000
 #define PROBE_READ_KEY "health" /* the serializable read, as HyperShift's checks do */
 
 struct probe_config {

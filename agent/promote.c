@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bounds.h"
+#include "clock.h"
 #include "etcd.h"
 #include "grpc.h"
 #include "log.h"
-
-#define PROMOTE_KEY_MAX (GRPC_MAX_ENDPOINTS * CACHE_MAX_URL)
 
 struct promote {
     struct tls_ctx *tls;
@@ -149,7 +149,7 @@ void promote_step(struct promote *p, struct cache *cache)
 {
     const struct cache_snapshot *s = cache_acquire(cache);
     const struct cache_local *l = &s->local;
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
     /* Only act on a current answer: a learner flag from a stale Status could promote a member
      * that is already a voter, or one that has since been removed. */
     bool learner = l->status_ok && l->status.is_learner && l->status_at_ms > p->promoted_at_ms;
@@ -195,13 +195,12 @@ void promote_step(struct promote *p, struct cache *cache)
 
     cJSON *f = cJSON_CreateObject();
     char id[17];
-    (void)snprintf(id, sizeof(id), "%" PRIx64, self);
-    cJSON_AddStringToObject(f, "member", id);
+    cJSON_AddStringToObject(f, "member", etcd_id_hex(self, id));
     cJSON_AddNumberToObject(f, "attempt", (double)p->state.attempts);
     if (ok) {
         p->state.promoted = true;
         p->state.active = false;
-        p->promoted_at_ms = cache_now_ms();
+        p->promoted_at_ms = clock_mono_ms();
         p->state.last_error[0] = '\0';
         p->backoff_ms = 0;
         log_event(LOG_INFO, "promote: learner promoted to voter", f);

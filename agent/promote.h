@@ -10,12 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "cache.h"
 #include "tls.h"
-
-#define PROMOTE_BACKOFF_MIN_MS 1000
-#define PROMOTE_BACKOFF_MAX_MS 30000
-#define PROMOTE_TIMEOUT_MS 5000
 
 struct promote;
 

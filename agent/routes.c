@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
+#include "bounds.h"
+#include "clock.h"
+#include "etcd.h"
 #include "metrics.h"
 
 #define ROUTES_JSON "application/json"
 #define ROUTES_TEXT "text/plain; charset=utf-8"
 #define ROUTES_GET "GET, HEAD"
 #define ROUTES_OTHER_LABEL "other" /* metrics path label for unknown paths */
-#define ROUTES_VERBOSE_MAX 4096    /* ?verbose body: a few lines per check */
-#define ROUTES_JSON_STACK 8192     /* JSON rendered on the stack first */
-#define ROUTES_HEALTH_BODY 2048    /* a cached probe body; longer ones are rendered each time */
 
 /* The last JSON body of a probe route and the report it was rendered from. The body is a
  * function of the report, and only age_ms changes from one millisecond to the next: the body is
@@ -79,32 +80,10 @@ int routes_json(struct http_response *resp, int status, const struct cJSON *body
     return 0;
 }
 
-int routes_error(struct http_response *resp, int status, const char *msg)
-{
-    cJSON *o = cJSON_CreateObject();
-    int rc = -ENOMEM;
-    if (!o || !cJSON_AddStringToObject(o, "error", msg))
-        goto out;
-    rc = routes_json(resp, status, o);
-out:
-    cJSON_Delete(o);
-    if (rc < 0) {
-        /* Out of memory while rendering an error: a static body still tells the client. */
-        static const char fallback[] = "{\"error\":\"out of memory\"}\n";
-        rc = http_response_set_body(resp, 500, ROUTES_JSON, fallback, sizeof(fallback) - 1);
-    }
-    return rc;
-}
-
 static void no_store(struct http_response *resp)
 {
     /* Probe answers describe this instant; a cache in between must not replay them. */
     (void)http_response_add_header(resp, "cache-control", "no-store");
-}
-
-static void hex_id(char out[17], uint64_t id)
-{
-    (void)snprintf(out, 17, "%" PRIx64, id);
 }
 
 /* Integers as raw JSON numbers: exact beyond 2^53 and cheaper to print than cJSON's doubles
@@ -126,7 +105,7 @@ static cJSON *add_uint(cJSON *o, const char *key, uint64_t v)
 static cJSON *add_hex(cJSON *o, const char *key, uint64_t id)
 {
     char h[17];
-    hex_id(h, id);
+    (void)etcd_id_hex(id, h);
     return cJSON_AddStringToObject(o, key, h);
 }
 
@@ -276,7 +255,7 @@ static void health_answer(struct routes *r, const struct http_request *req,
             len += (size_t)n;
         }
         if (http_response_set_body(resp, code, ROUTES_TEXT, text, len) < 0)
-            (void)routes_error(resp, 500, "out of memory");
+            (void)http_response_error(resp, 500, "out of memory");
         no_store(resp);
         return;
     }
@@ -298,7 +277,7 @@ static void health_answer(struct routes *r, const struct http_request *req,
         /* too long for the cache (or no memory): render into the response */
         cJSON *o = health_json(r, rep, false);
         if (!o || routes_json(resp, code, o) < 0)
-            (void)routes_error(resp, 500, "out of memory");
+            (void)http_response_error(resp, 500, "out of memory");
         cJSON_Delete(o);
     }
     no_store(resp);
@@ -309,7 +288,7 @@ static void route_readyz(void *arg, const struct http_request *req, struct http_
     struct routes *r = arg;
     const struct cache_snapshot *s = cache_acquire(r->cfg.cache);
     struct health_report rep;
-    health_ready(s, cache_now_ms(), &r->cfg.health, &rep);
+    health_ready(s, clock_mono_ms(), &r->cfg.health, &rep);
     cache_release(r->cfg.cache, s);
     health_answer(r, req, resp, &rep, strcmp(req->path, "/healthz") == 0 ? "healthz" : "readyz",
                   &r->render[RENDER_READY]);
@@ -320,7 +299,7 @@ static void route_livez(void *arg, const struct http_request *req, struct http_r
     struct routes *r = arg;
     const struct cache_snapshot *s = cache_acquire(r->cfg.cache);
     struct health_report rep;
-    health_live(s, cache_now_ms(), cache_start_ms(r->cfg.cache), &r->cfg.health, &rep);
+    health_live(s, clock_mono_ms(), cache_start_ms(r->cfg.cache), &r->cfg.health, &rep);
     cache_release(r->cfg.cache, s);
     health_answer(r, req, resp, &rep, "livez", &r->render[RENDER_LIVE]);
 }
@@ -355,7 +334,7 @@ static void route_status(void *arg, const struct http_request *req, struct http_
     struct routes *r = arg;
     const struct cache_snapshot *s = cache_acquire(r->cfg.cache);
     const struct cache_local *l = &s->local;
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddBoolToObject(o, "ok", l->probed_at_ms && l->status_ok) &&
               add_str_or_null(o, "error", l->status_ok ? "" : l->status_error) &&
@@ -394,7 +373,7 @@ static void route_status(void *arg, const struct http_request *req, struct http_
     }
     /* 503 until the member answered once: there is nothing to show yet. */
     if (!ok || routes_json(resp, l->have_status ? 200 : 503, o) < 0)
-        (void)routes_error(resp, 500, "out of memory");
+        (void)http_response_error(resp, 500, "out of memory");
     cJSON_Delete(o);
     cache_release(r->cfg.cache, s);
     no_store(resp);
@@ -459,7 +438,7 @@ static void route_members(void *arg, const struct http_request *req, struct http
     struct routes *r = arg;
     const struct cache_snapshot *s = cache_acquire(r->cfg.cache);
     const struct cache_cluster *cl = &s->cluster;
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
     uint64_t leader = cluster_leader(s);
     struct cache_verdict v;
     cache_verdict(cl, &v);
@@ -486,7 +465,7 @@ static void route_members(void *arg, const struct http_request *req, struct http
     for (size_t i = 0; ok && i < v.n_failing; i++) {
         const struct cache_member *m = &cl->members[v.failing[i]];
         char h[17];
-        hex_id(h, m->id);
+        (void)etcd_id_hex(m->id, h);
         /* A member that never started has no name yet: name it by its ID. */
         cJSON *n = cJSON_CreateString(m->name[0] ? m->name : h);
         if (!n || !cJSON_AddItemToArray(failing, n)) {
@@ -496,7 +475,7 @@ static void route_members(void *arg, const struct http_request *req, struct http
     }
     /* 503 until the first cluster probe finished: no table to show. */
     if (!ok || routes_json(resp, cl->probed_at_ms ? 200 : 503, o) < 0)
-        (void)routes_error(resp, 500, "out of memory");
+        (void)http_response_error(resp, 500, "out of memory");
     cJSON_Delete(o);
     cache_release(r->cfg.cache, s);
     no_store(resp);
@@ -513,7 +492,7 @@ static void route_metrics(void *arg, const struct http_request *req, struct http
     int rc = metrics_render(r->cfg.cache, &r->cfg.health, r->cfg.version, r->metrics, r->n_metrics,
                             &text, &len);
     if (rc < 0) {
-        (void)routes_error(resp, 500, rc == -E2BIG ? "metrics too large" : "out of memory");
+        (void)http_response_error(resp, 500, rc == -E2BIG ? "metrics too large" : "out of memory");
         return;
     }
     free(resp->body);
@@ -539,7 +518,7 @@ struct routes *routes_new(const struct routes_config *cfg)
         {"/livez", route_livez},     {"/readyz", route_readyz}, {"/healthz", route_readyz},
         {"/members", route_members}, {"/status", route_status}, {"/metrics", route_metrics},
     };
-    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(builtin); i++) {
         struct route rt = {
             .path = builtin[i].path, .methods = ROUTES_GET, .fn = builtin[i].fn, .arg = r};
         (void)routes_add(r, &rt); /* cannot fail: the table is empty and larger */
@@ -612,14 +591,14 @@ void routes_handle(void *arg, const struct http_request *req, struct http_respon
     struct routes *r = arg;
     const struct route *rt = find(r, req->path);
     if (!rt) {
-        (void)routes_error(resp, 404, "not found");
+        (void)http_response_error(resp, 404, "not found");
     } else if (!method_allowed(rt->methods, req->method)) {
-        (void)routes_error(resp, 405, "method not allowed");
+        (void)http_response_error(resp, 405, "method not allowed");
         (void)http_response_add_header(resp, "allow", rt->methods);
     } else {
         rt->fn(rt->arg, req, resp);
         if (resp->status == 0) /* a handler that set nothing is a bug; say so */
-            (void)routes_error(resp, 500, "handler set no response");
+            (void)http_response_error(resp, 500, "handler set no response");
     }
 }
 

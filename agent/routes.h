@@ -11,12 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bounds.h"
 #include "cache.h"
 #include "health.h"
 #include "http.h"
 #include "metrics.h"
-
-#define ROUTES_MAX 32
 
 struct route {
     const char *path;    /* "/readyz"; with prefix, a prefix such as "/snapshots/" */
@@ -56,10 +55,9 @@ void routes_handle(void *arg, const struct http_request *req, struct http_respon
  * response sent, the server's own 400/408/431 too (req may be NULL: path "other"). */
 void routes_on_done(void *arg, const struct http_request *req, int status, bool completed);
 
-/* Helpers for route handlers (also used by the built-ins). Set a JSON body from a cJSON tree
- * (rendered unformatted, newline-terminated) or a {"error": msg} object. */
+/* Helper for route handlers (also used by the built-ins): set a JSON body from a cJSON tree
+ * (rendered unformatted, newline-terminated). Errors: http_response_error() (http.h). */
 struct cJSON;
 int routes_json(struct http_response *resp, int status, const struct cJSON *body);
-int routes_error(struct http_response *resp, int status, const char *msg);
 
 #endif

@@ -1,7 +1,8 @@
 /* server.c - the agent's HTTP server core: listeners, accept, one level-triggered epoll loop,
  * TLS on non-blocking sockets, per-connection output buffers, timers (two FIFO lists, since
  * each kind has one constant timeout), body-source wakeups through an eventfd, graceful stop.
- * HTTP/1.1 framing is http1.c's, HTTP/2 is http2.c's; handlers see agent/http.h only. */
+ * The protocols are reached only through their struct conn_ops (server_internal.h; the list is
+ * protocols.c's), so this file names none of them; handlers see agent/http.h only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -21,20 +22,10 @@
 
 #include <openssl/err.h>
 
+#include "clock.h"
+#include "bounds.h"
 #include "log.h"
 #include "server_internal.h"
-
-#define SERVER_BACKLOG 1024
-#define SERVER_MAX_EVENTS 256
-#define SERVER_ACCEPT_BATCH 64
-#define SERVER_READ_BUDGET 4       /* reads per connection per event, for fairness */
-#define SERVER_PARSER_CACHE 64     /* idle HTTP/1 parsers kept for reuse */
-#define SERVER_ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
-#define SERVER_BUF_CACHE 64        /* idle output buffers kept for reuse */
-#define SERVER_BUF_SIZE 4096       /* their size: an idle connection holds none */
-
-static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-#define H2_PREFACE_LEN 24
 
 enum { EV_LISTENER = 1, EV_CONN = 2, EV_WAKE = 3 };
 
@@ -72,20 +63,13 @@ struct server {
     int64_t stop_deadline;
     int64_t accept_resume;
     int64_t now;
-    struct server_stats stats; /* atomic per field */
-    struct http1_parser *pcache[SERVER_PARSER_CACHE];
-    size_t n_pcache;
+    struct server_stats stats;          /* atomic per field */
+    void *scache[SERVER_SCRATCH_CACHE]; /* idle scratch blocks of scache_size bytes */
+    size_t n_scache, scache_size;
     uint8_t *bcache[SERVER_BUF_CACHE];
     size_t n_bcache;
     uint8_t rbuf[SERVER_READ_CHUNK];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- small accessors for http1.c / http2.c -------------------------------------------- */
 
@@ -110,19 +94,21 @@ void server_done(struct server *srv, const struct http_request *req, int status,
         srv->cfg.on_done(srv->cfg.done_arg, req, status, completed);
 }
 
-struct http1_parser *server_parser_get(struct server *srv)
+void *server_scratch_get(struct server *srv, size_t size)
 {
-    struct http1_parser *p =
-        srv->n_pcache ? srv->pcache[--srv->n_pcache] : malloc(sizeof(struct http1_parser));
-    if (p)
-        http1_parser_init(p);
-    return p;
+    if (srv->n_scache > 0 && size == srv->scache_size)
+        return srv->scache[--srv->n_scache];
+    return malloc(size);
 }
 
-void server_parser_put(struct server *srv, struct http1_parser *p)
+void server_scratch_put(struct server *srv, void *p, size_t size)
 {
-    if (srv->n_pcache < SERVER_PARSER_CACHE)
-        srv->pcache[srv->n_pcache++] = p;
+    if (!p)
+        return;
+    if (srv->n_scache == 0)
+        srv->scache_size = size;
+    if (srv->n_scache < SERVER_SCRATCH_CACHE && size == srv->scache_size)
+        srv->scache[srv->n_scache++] = p;
     else
         free(p);
 }
@@ -183,11 +169,11 @@ static void timer_unlink(struct conn *c)
 void server_conn_timer(struct conn *c, enum conn_timer t, bool restart)
 {
     struct server *srv = c->srv;
-    if ((int)t == c->timer && (!restart || t == CONN_TIMER_NONE))
+    if (t == c->timer && (!restart || t == CONN_TIMER_NONE))
         return;
     int64_t deadline =
         srv->now + (t == CONN_TIMER_HEADER ? srv->cfg.header_timeout_ms : srv->cfg.idle_timeout_ms);
-    if ((int)t == c->timer && c->deadline_ms == deadline && !c->tnext)
+    if (t == c->timer && c->deadline_ms == deadline && !c->tnext)
         return; /* already last with the same deadline */
     timer_unlink(c);
     if (t == CONN_TIMER_NONE)
@@ -301,10 +287,8 @@ void server_conn_close(struct conn *c)
     if (c->dead)
         return;
     c->dead = true;
-    if (c->proto == CONN_H1)
-        http1_conn_free(c);
-    else if (c->proto == CONN_H2)
-        http2_conn_free(c);
+    if (c->proto)
+        c->proto->free(c);
     timer_unlink(c);
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     if (c->ssl) {
@@ -499,59 +483,65 @@ static void conn_buf_release(struct conn *c)
 
 static bool conn_idle(const struct conn *c)
 {
-    switch (c->proto) {
-    case CONN_H1:
-        return http1_idle(c);
-    case CONN_H2:
-        return http2_idle(c);
-    default:
-        return c->stash_len == 0;
-    }
+    return c->proto ? c->proto->idle(c) : c->stash_len == 0;
 }
 
-/* First bytes on the plain listener: the HTTP/2 preface selects h2c, anything else HTTP/1. */
+/* Hand c to a protocol (its state set up); 0 or negative. */
+static int conn_adopt(struct conn *c, const struct conn_ops *ops)
+{
+    int rc = ops->init(c);
+    if (rc == 0)
+        c->proto = ops;
+    return rc;
+}
+
+/* First bytes on the plain listener: the first protocol whose sniff() says yes takes the
+ * connection (the list ends with a fallback that takes anything). */
 static int conn_detect(struct conn *c, const uint8_t *data, size_t len)
 {
     if (server_conn_stash(c, data, len))
         return -ENOMEM;
-    size_t n = c->stash_len < H2_PREFACE_LEN ? c->stash_len : H2_PREFACE_LEN;
-    bool match = memcmp(c->stash, h2_preface, n) == 0;
-    if (match && n < H2_PREFACE_LEN)
-        return 0; /* maybe the preface; wait for more */
-    int rc = match ? http2_conn_init(c) : http1_conn_init(c);
+    const struct conn_ops *ops = NULL;
+    for (size_t i = 0; i < server_n_protocols && !ops; i++) {
+        enum conn_sniff s = server_protocols[i]->sniff(c->stash, c->stash_len);
+        if (s == CONN_SNIFF_MORE)
+            return 0; /* maybe this one; wait for more */
+        if (s == CONN_SNIFF_YES)
+            ops = server_protocols[i];
+    }
+    if (!ops)
+        return -EPROTO;
+    int rc = conn_adopt(c, ops);
     if (rc)
         return rc;
     uint8_t *buf = c->stash;
     size_t blen = c->stash_len;
     c->stash = NULL;
     c->stash_len = 0;
-    rc = match ? http2_on_data(c, buf, blen) : http1_on_data(c, buf, blen);
+    rc = ops->on_data(c, buf, blen);
     free(buf);
     return rc;
 }
 
 static int conn_on_data(struct conn *c, const uint8_t *data, size_t len)
 {
-    switch (c->proto) {
-    case CONN_H1:
-        return http1_on_data(c, data, len);
-    case CONN_H2:
-        return http2_on_data(c, data, len);
-    default:
-        return conn_detect(c, data, len);
-    }
+    return c->proto ? c->proto->on_data(c, data, len) : conn_detect(c, data, len);
 }
 
 static int conn_progress(struct conn *c)
 {
-    switch (c->proto) {
-    case CONN_H1:
-        return http1_progress(c);
-    case CONN_H2:
-        return http2_progress(c);
-    default:
-        return 0;
+    return c->proto ? c->proto->progress(c) : 0;
+}
+
+/* After a TLS handshake: the protocol negotiated by ALPN, else the fallback (the last). */
+static const struct conn_ops *conn_alpn_protocol(const unsigned char *alpn, unsigned len)
+{
+    for (size_t i = 0; i < server_n_protocols; i++) {
+        const char *id = server_protocols[i]->alpn;
+        if (id && strlen(id) == len && memcmp(alpn, id, len) == 0)
+            return server_protocols[i];
     }
+    return server_protocols[server_n_protocols - 1];
 }
 
 /* 1 done, 0 in progress (*want set), -1 failed (connection closed). */
@@ -567,8 +557,7 @@ static int conn_handshake(struct conn *c, uint32_t *want)
         c->client_verified = tls_ctx_verifies_clients(c->srv->cfg.tls) &&
                              SSL_get0_peer_certificate(c->ssl) != NULL &&
                              SSL_get_verify_result(c->ssl) == X509_V_OK;
-        bool h2 = alpn_len == 2 && memcmp(alpn, "h2", 2) == 0;
-        if ((h2 ? http2_conn_init(c) : http1_conn_init(c)) != 0) {
+        if (conn_adopt(c, conn_alpn_protocol(alpn, alpn_len)) != 0) {
             server_conn_close(c);
             return -1;
         }
@@ -601,11 +590,9 @@ static int conn_handshake(struct conn *c, uint32_t *want)
  * too, for at most the header timeout. */
 static void conn_linger(struct conn *c)
 {
-    if (c->proto == CONN_H1)
-        http1_conn_free(c);
-    else if (c->proto == CONN_H2)
-        http2_conn_free(c);
-    c->proto = CONN_DETECT;
+    if (c->proto)
+        c->proto->free(c);
+    c->proto = NULL;
     if (c->ssl)
         conn_tls_close_notify(c); /* the rest of the input is not decrypted */
     if (shutdown(c->fd, SHUT_WR) != 0) {
@@ -712,10 +699,10 @@ static void conn_process(struct conn *c)
             return;
         }
         if (c->close_after_flush || (c->peer_eof && conn_idle(c)) ||
-            (srv->stopping && conn_idle(c)) || (c->proto == CONN_H2 && http2_done(c)))
+            (srv->stopping && conn_idle(c)) || (c->proto && c->proto->done(c)))
             goto close;
     }
-    if (c->proto == CONN_DETECT && !c->peer_eof)
+    if (!c->proto && !c->peer_eof)
         server_conn_timer(c, c->stash_len ? CONN_TIMER_HEADER : CONN_TIMER_IDLE, false);
     if (conn_idle(c)) {
         conn_buf_release(c);
@@ -758,7 +745,7 @@ static void conn_new(struct server *srv, int fd, bool tls, const struct sockaddr
     c->fd = fd;
     c->srv = srv;
     c->tls = tls;
-    c->proto = CONN_DETECT;
+    c->proto = NULL;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     set_peer(c, ss);
@@ -863,10 +850,8 @@ static void on_wake(struct server *srv)
         struct conn *c = w->c;
         if (c->dead)
             continue;
-        if (c->proto == CONN_H1)
-            http1_wakeup(c);
-        else if (c->proto == CONN_H2)
-            http2_wakeup(c, w->stream_id);
+        if (c->proto)
+            c->proto->wakeup(c, w->stream_id);
         server_conn_kick(c);
     }
 }
@@ -886,14 +871,11 @@ static void begin_stop(struct server *srv)
     struct conn *next;
     for (struct conn *c = srv->conns; c; c = next) {
         next = c->next;
-        if (c->handshaking || c->lingering || c->proto == CONN_DETECT) {
+        if (c->handshaking || c->lingering || !c->proto) {
             server_conn_close(c);
             continue;
         }
-        if (c->proto == CONN_H1)
-            http1_stop(c);
-        else
-            http2_stop(c);
+        c->proto->stop(c);
         server_conn_kick(c);
     }
 }
@@ -909,12 +891,10 @@ static void expire_timers(struct server *srv)
             continue;
         }
         SERVER_COUNT(srv, header_timeouts);
-        if (c->proto == CONN_H1) {
-            http1_header_timeout(c); /* 408 if a request had started, then close */
-            conn_process(c);
-        } else {
+        if (c->proto && c->proto->header_timeout(c) == 0)
+            conn_process(c); /* e.g. HTTP/1.1's 408 goes out, then the connection closes */
+        else
             server_conn_close(c);
-        }
     }
     struct tlist *il = &srv->timers[CONN_TIMER_IDLE];
     while (il->head && il->head->deadline_ms <= srv->now) {
@@ -928,7 +908,7 @@ static void expire_timers(struct server *srv)
 static int next_timeout(struct server *srv)
 {
     int64_t next = INT64_MAX;
-    for (int t = CONN_TIMER_HEADER; t <= CONN_TIMER_IDLE; t++)
+    for (enum conn_timer t = CONN_TIMER_HEADER; t <= CONN_TIMER_IDLE; t++)
         if (srv->timers[t].head && srv->timers[t].head->deadline_ms < next)
             next = srv->timers[t].head->deadline_ms;
     if (srv->stopping && srv->stop_deadline < next)
@@ -939,7 +919,7 @@ static int next_timeout(struct server *srv)
         return 0;
     if (next == INT64_MAX)
         return -1;
-    int64_t d = next - mono_ms();
+    int64_t d = next - clock_mono_ms();
     return d <= 0 ? 0 : d > 60000 ? 60000 : (int)d;
 }
 
@@ -961,9 +941,9 @@ int server_run(struct server *srv)
 {
     struct epoll_event evs[SERVER_MAX_EVENTS];
     int rc = 0;
-    srv->now = mono_ms();
+    srv->now = clock_mono_ms();
     for (;;) {
-        srv->now = mono_ms();
+        srv->now = clock_mono_ms();
         if (!srv->stopping && __atomic_load_n(&srv->stop_req, __ATOMIC_ACQUIRE))
             begin_stop(srv);
         if (srv->stopping && (srv->n_conns == 0 || srv->now >= srv->stop_deadline))
@@ -975,7 +955,7 @@ int server_run(struct server *srv)
             rc = -errno;
             break;
         }
-        srv->now = mono_ms();
+        srv->now = clock_mono_ms();
         for (int i = 0; i < n; i++) {
             int kind = *(int *)evs[i].data.ptr;
             if (kind == EV_LISTENER) {
@@ -1196,8 +1176,8 @@ void server_free(struct server *srv)
         close(srv->wake.fd);
     if (srv->epfd >= 0)
         close(srv->epfd);
-    while (srv->n_pcache)
-        free(srv->pcache[--srv->n_pcache]);
+    while (srv->n_scache)
+        free(srv->scache[--srv->n_scache]);
     while (srv->n_bcache)
         free(srv->bcache[--srv->n_bcache]);
     pthread_mutex_destroy(&srv->wlock);

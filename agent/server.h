@@ -26,14 +26,6 @@
 #include "bounds.h"
 #include "tls.h"
 
-/* Server-local bounds (the protocol-wide ones are in common/bounds.h). */
-#define SERVER_MAX_REQUEST_BODY 4096 /* POST bodies above this: 413 */
-#define SERVER_MAX_OUTPUT                                                                          \
-    (256u * 1024)                 /* per-connection output kept before we stop                     \
-                                   * reading requests from that client */
-#define SERVER_H2_MAX_STREAMS 100 /* SETTINGS_MAX_CONCURRENT_STREAMS */
-#define SERVER_MAX_ADDR 128       /* "ip:port" strings */
-
 struct server;
 
 /* Called once per finished response (also for the server's own 400/408/413/431/503 answers,

@@ -1,6 +1,7 @@
 /* server_internal.h - what server.c (sockets, TLS, event loop, timers), http1.c and http2.c
- * share: the connection object, the output buffer, body-source wakeups and the HTTP/1.1 request
- * parser layer (tested and fuzzed on its own). Not for handlers: they see agent/http.h only. */
+ * share: the connection object, the protocol operations table (struct conn_ops), the output
+ * buffer, body-source wakeups and the HTTP/1.1 request parser layer (tested and fuzzed on its
+ * own). Not for handlers: they see agent/http.h only. */
 #ifndef ER_SERVER_INTERNAL_H
 #define ER_SERVER_INTERNAL_H
 
@@ -12,18 +13,14 @@
 #include <http_parser.h>
 #include <openssl/ssl.h>
 
+#include "bounds.h"
 #include "http.h"
 #include "server.h"
 
-#define SERVER_LOW_WATER (64u * 1024)  /* keep pulling a body source while less is queued */
-#define SERVER_READ_CHUNK (64u * 1024) /* one read()/SSL_read() into the loop's buffer */
 /* Large bodies over TLS: records (16 KiB each) are gathered in a buffer and written with one
  * write() instead of one per record (syscalls are costly here). Its size: SERVER_MAX_OUTPUT of
  * plaintext plus the records' overhead (at most 29 bytes per 16 KiB record with AES-GCM), so
  * that one flush of the whole output is one write, not 256 KiB and then a few hundred bytes. */
-#define SERVER_TLS_COALESCE (SERVER_MAX_OUTPUT + SERVER_MAX_OUTPUT / 256)
-#define SERVER_PEER_MAX 64
-#define HTTP1_STORE_MAX (HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_HEADERS + 64)
 
 /* ---- growable output buffer (http_util.c) ---------------------------------------------- */
 struct http_buf {
@@ -48,8 +45,6 @@ void http_buf_free(struct http_buf *b);
 int http_split_target(char *target, const char **path, const char **query);
 /* Status reason phrase ("OK", "Not Found", ...). */
 const char *http_reason(int status);
-/* {"error":"msg"} into buf; returns its length. */
-size_t http_error_json(char *buf, size_t len, const char *msg);
 
 /* ---- body-source wakeups (server.c) -------------------------------------------------- */
 struct conn;
@@ -64,7 +59,8 @@ void server_wakeup_init(struct http_body_wakeup *w, struct conn *c, int32_t stre
 void server_wakeup_cancel(struct http_body_wakeup *w);
 
 /* ---- connections (server.c) ---------------------------------------------------------- */
-enum conn_proto { CONN_DETECT, CONN_H1, CONN_H2 };
+struct conn_ops;
+enum conn_timer { CONN_TIMER_NONE = 0, CONN_TIMER_HEADER = 1, CONN_TIMER_IDLE = 2 };
 
 struct conn {
     int kind; /* epoll tag; first member */
@@ -72,7 +68,7 @@ struct conn {
     struct server *srv;
     SSL *ssl;
     BIO *tls_wbuf; /* while a large body goes out: TLS records coalesced before write() */
-    enum conn_proto proto;
+    const struct conn_ops *proto; /* the protocol spoken; NULL while not known yet */
     bool tls;
     bool handshaking;
     bool client_verified;
@@ -83,10 +79,10 @@ struct conn {
     bool lingering; /* FIN sent; discarding input until the peer closes */
     bool ssl_read_wants_write;
     bool ssl_write_wants_read;
-    bool on_ready;   /* on the server's ready list */
-    bool progressed; /* bytes moved during this event (timer refresh) */
-    uint32_t events; /* registered with epoll */
-    int timer;       /* which timer list: 0 none, 1 header, 2 idle */
+    bool on_ready;         /* on the server's ready list */
+    bool progressed;       /* bytes moved during this event (timer refresh) */
+    uint32_t events;       /* registered with epoll */
+    enum conn_timer timer; /* which timer list the connection is on */
     int64_t deadline_ms;
     struct conn *tprev, *tnext; /* timer list */
     struct conn *prev, *next;   /* all connections */
@@ -99,7 +95,40 @@ struct conn {
     char peer[SERVER_PEER_MAX];
 };
 
-enum conn_timer { CONN_TIMER_NONE = 0, CONN_TIMER_HEADER = 1, CONN_TIMER_IDLE = 2 };
+/* ---- protocols (http1.c, http2.c, protocols.c) ---------------------------------------- */
+/* One HTTP protocol on a connection, as a table of operations filled once by its module (the
+ * model is Redis's ConnectionType). The server core calls only these: it never asks which
+ * protocol a connection speaks. Each returns 0 or a negative errno where it returns int; a
+ * negative return means "close the connection now". */
+enum conn_sniff { CONN_SNIFF_NO, CONN_SNIFF_YES, CONN_SNIFF_MORE };
+struct conn_ops {
+    const char *name; /* for logs */
+    const char *alpn; /* the TLS ALPN id that selects it (over TLS no sniffing is done) */
+    /* Cleartext: do the connection's first bytes select this protocol? MORE: maybe, wait. */
+    enum conn_sniff (*sniff)(const uint8_t *data, size_t len);
+    int (*init)(struct conn *c);  /* sets c->proto_state; -ENOMEM */
+    void (*free)(struct conn *c); /* aborts what is in flight; idempotent */
+    /* Input from the peer; what the protocol cannot take now it stashes (server_conn_stash). */
+    int (*on_data)(struct conn *c, const uint8_t *data, size_t len);
+    /* Output drained, a wakeup or stashed input: make progress. */
+    int (*progress)(struct conn *c);
+    /* A body source of stream stream_id (0 on HTTP/1.1) has more for us. */
+    void (*wakeup)(struct conn *c, int32_t stream_id);
+    /* Graceful stop: finish what is in flight, accept nothing new (may close c). */
+    void (*stop)(struct conn *c);
+    /* The header timer fired: 0 keeps the connection (an answer such as 408 goes out first;
+     * the protocol may also have closed it), negative closes it. */
+    int (*header_timeout)(struct conn *c);
+    bool (*idle)(const struct conn *c); /* nothing in flight, nothing queued */
+    bool (*done)(const struct conn *c); /* the protocol ended the connection itself */
+};
+extern const struct conn_ops http1_conn_ops; /* http1.c */
+extern const struct conn_ops http2_conn_ops; /* http2.c */
+/* The protocols the server offers (protocols.c), in the order it asks them: the first whose
+ * sniff() says yes (or whose alpn was negotiated) takes the connection; the last one is the
+ * fallback and must accept anything. */
+extern const struct conn_ops *const server_protocols[];
+extern const size_t server_n_protocols;
 
 const struct server_config *server_config(const struct server *srv);
 bool server_stopping(const struct server *srv);
@@ -115,14 +144,17 @@ void server_conn_timer(struct conn *c, enum conn_timer t, bool restart);
 /* Keep bytes the protocol could not consume (appended). Returns 0 or -ENOMEM. */
 int server_conn_stash(struct conn *c, const uint8_t *p, size_t n);
 void server_conn_unstash(struct conn *c, size_t consumed);
-struct http1_parser;
-/* HTTP/1 parsers are big (caps); idle ones are cached by the server. */
-struct http1_parser *server_parser_get(struct server *srv);
-void server_parser_put(struct server *srv, struct http1_parser *p);
+/* Per-request scratch a protocol needs (an HTTP/1.1 parser with its capped store is ~12 KiB):
+ * idle blocks of one size are kept by the server for reuse (malloc'd, or NULL; contents
+ * undefined). put accepts NULL; a block of another size is freed. */
+void *server_scratch_get(struct server *srv, size_t size);
+void server_scratch_put(struct server *srv, void *p, size_t size);
 void server_done(struct server *srv, const struct http_request *req, int status, bool completed);
 
 /* ---- HTTP/1.1 request parser layer (http1.c) ----------------------------------------- */
 enum http1_result { HTTP1_NEED_MORE = 0, HTTP1_REQUEST = 1, HTTP1_ERROR = 2 };
+
+enum http1_last { HTTP1_LAST_NONE, HTTP1_LAST_FIELD, HTTP1_LAST_VALUE };
 
 struct http1_parser {
     http_parser hp;
@@ -136,12 +168,12 @@ struct http1_parser {
     bool complete;
     bool keep_alive; /* valid with HTTP1_REQUEST */
     bool expect_continue;
-    int last; /* 0 none, 1 field, 2 value */
+    enum http1_last last; /* what the previous header callback was */
     size_t url_len;
     size_t header_bytes;
     size_t body_len;
     size_t store_len;
-    char store[HTTP1_STORE_MAX];
+    char store[HTTP_REQUEST_STORE_MAX];
 };
 void http1_parser_init(struct http1_parser *p);
 /* Feed bytes. Returns HTTP1_NEED_MORE (all consumed), HTTP1_REQUEST (one complete request;
@@ -155,28 +187,5 @@ void http1_parser_next(struct http1_parser *p);
 /* Response head for HTTP/1.1 into b. content_length < 0 -> chunked. */
 int http1_format_head(struct http_buf *b, const struct http_response *resp, int64_t content_length,
                       bool keep_alive);
-
-/* connection glue */
-int http1_conn_init(struct conn *c);
-void http1_conn_free(struct conn *c);
-/* New input. Returns 0 or negative to close now. */
-int http1_on_data(struct conn *c, const uint8_t *data, size_t len);
-/* Output drained / wakeup / stash: make progress. Returns 0 or negative to close now. */
-int http1_progress(struct conn *c);
-void http1_wakeup(struct conn *c);
-void http1_stop(struct conn *c); /* graceful stop */
-void http1_header_timeout(struct conn *c);
-bool http1_idle(const struct conn *c); /* nothing in flight */
-
-/* ---- HTTP/2 (http2.c) ---------------------------------------------------------------- */
-int http2_conn_init(struct conn *c);
-void http2_conn_free(struct conn *c);
-int http2_on_data(struct conn *c, const uint8_t *data, size_t len);
-int http2_progress(struct conn *c);
-void http2_wakeup(struct conn *c, int32_t stream_id);
-void http2_stop(struct conn *c);
-/* True when nghttp2 wants neither to read nor to write. */
-bool http2_done(const struct conn *c);
-bool http2_idle(const struct conn *c);
 
 #endif

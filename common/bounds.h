@@ -49,6 +49,14 @@
 #define HTTP_MAX_CONNECTIONS 16384
 #define HTTP_HEADER_TIMEOUT_MS 10000
 #define HTTP_IDLE_TIMEOUT_MS 60000
+#define HTTP_ERROR_BODY_MAX 512 /* {"error":...,"status":N}: a longer message is cut */
+/* One request's method, target, header names and values with their NULs, in one store (the
+ * same for HTTP/1.1 and HTTP/2): line + header bytes + two NULs per header + slack. */
+#define HTTP_REQUEST_STORE_MAX                                                                     \
+    (HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 2 * HTTP_MAX_HEADERS + 64)
+#define HTTP_DONE_PATH_MAX 256        /* request path kept for the on-done (metrics) callback */
+#define HTTP_MAX_EXTRA_HEADERS 8      /* extra response headers a handler may add */
+#define HTTP_EXTRA_HEADER_STORAGE 512 /* their values, copied */
 
 /* snapshots (agent: snapshot.c, spool.c, saved.c, disksource.c) */
 #define SNAPSHOT_SPOOL_MEM                                                                         \
@@ -68,5 +76,85 @@
 #define SNAPSHOT_IDLE_TIMEOUT_MS 30000 /* longest gap between two etcd snapshot frames */
 #define SNAPSHOT_STATUS_TIMEOUT_MS 5000
 #define SNAPSHOT_RETRY_AFTER_S 5 /* Retry-After on 429 */
+
+/* HTTP server (agent: server.c, http1.c, http2.c, http_util.c) */
+#define SERVER_MAX_REQUEST_BODY 4096 /* POST bodies above this: 413 */
+#define SERVER_MAX_OUTPUT                                                                          \
+    (256u * 1024)                      /* per-connection output kept before we stop                \
+                                        * reading requests from that client */
+#define SERVER_H2_MAX_STREAMS 100      /* SETTINGS_MAX_CONCURRENT_STREAMS */
+#define SERVER_MAX_ADDR 128            /* "ip:port" strings */
+#define SERVER_LOW_WATER (64u * 1024)  /* keep pulling a body source while less is queued */
+#define SERVER_READ_CHUNK (64u * 1024) /* one read()/SSL_read() into the loop's buffer */
+#define SERVER_TLS_COALESCE (SERVER_MAX_OUTPUT + SERVER_MAX_OUTPUT / 256)
+#define SERVER_PEER_MAX 64
+#define SERVER_BACKLOG 1024
+#define SERVER_MAX_EVENTS 256
+#define SERVER_ACCEPT_BATCH 64
+#define SERVER_READ_BUDGET 4       /* reads per connection per event, for fairness */
+#define SERVER_SCRATCH_CACHE 64    /* idle per-request scratch blocks (HTTP/1 parsers) kept */
+#define SERVER_ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
+#define SERVER_BUF_CACHE 64        /* idle output buffers kept for reuse */
+#define SERVER_BUF_SIZE                                                                            \
+    4096 /* an output buffer's first size (http_util.c) and that of                                \
+          * the cached ones (server.c): an idle connection holds none */
+/* Body sources are pulled in large pieces, up to SERVER_MAX_OUTPUT queued: fewer source calls
+ * and fewer, larger writes for big bodies (snapshots); small ones are one pull anyway. */
+#define H1_PULL_CHUNK (64u * 1024)
+#define H2_MAX_TRAILERS 8 /* trailers taken from a body source */
+#define H2_NAME_MAX 64    /* a response header name, lower-cased on the stack */
+
+/* agent: routes, metrics, probe cache, probes, promotion */
+#define ROUTES_MAX 32
+#define ROUTES_VERBOSE_MAX 4096 /* ?verbose body: a few lines per check */
+#define ROUTES_JSON_STACK 8192  /* JSON rendered on the stack first */
+#define ROUTES_HEALTH_BODY 2048 /* a cached probe body; longer ones are rendered each time */
+#define METRICS_MAX_BYTES (256u * 1024) /* rendered text; more is an error (-E2BIG) */
+#define METRICS_MAX_SOURCES 8
+#define METRICS_BUF_INITIAL 4096  /* first size of the rendering buffer; doubles up to the max */
+#define CACHE_MAX_ERROR 256       /* one error message kept per call */
+#define CACHE_MAX_STATUS_ERRORS 4 /* StatusResponse.errors entries kept */
+#define CACHE_MAX_ALARMS 16
+#define CACHE_MAX_MEMBERS 16
+#define CACHE_MAX_URLS 4 /* peer or client URLs kept per member */
+#define CACHE_MAX_URL 256
+#define CACHE_MAX_NAME 128
+#define CACHE_MAX_HTTP_SERIES 128 /* distinct (path, code) pairs counted; more are dropped */
+#define HEALTH_MAX_CHECKS 8
+#define PROBE_CLUSTER_INTERVAL_MS 5000
+#define PROBE_MEMBER_TIMEOUT_MS 1000 /* per member Status in the cluster table */
+#define PROBE_MIN_TIMEOUT_MS 500     /* local calls time out after clamp(interval, min, max) */
+#define PROBE_MAX_TIMEOUT_MS 5000
+#define PROBE_TICK_MS 1000 /* cluster thread wake-up: promotion tries need this granularity */
+#define PROBE_KEY_MAX (CACHE_MAX_URLS * CACHE_MAX_URL) /* a channel's joined endpoint list */
+#define PROMOTE_BACKOFF_MIN_MS 1000
+#define PROMOTE_BACKOFF_MAX_MS 30000
+#define PROMOTE_TIMEOUT_MS 5000
+#define PROMOTE_KEY_MAX (GRPC_MAX_ENDPOINTS * CACHE_MAX_URL)
+#define AGENT_STOP_GRACE_MS 5000
+#define AGENT_MIN_INTERVAL_MS 100
+#define AGENT_MAX_INTERVAL_MS 60000
+#define AGENT_MAX_LIVEZ_INTERVALS 3600
+
+/* common: gRPC client internals, TLS, io_uring, logging */
+#define GRPC_FRAMER_MIN_BUF 4096
+#define GRPC_MAX_CALL_ATTEMPTS 2 /* a refused (never processed) stream is retried once */
+#define GRPC_MAX_HOST 256
+#define GRPC_MAX_AUTHORITY (GRPC_MAX_HOST + 8)
+#define GRPC_MAX_CONTENT_TYPE 64
+#define GRPC_MAX_STATUS_VALUE 16
+#define GRPC_READ_BATCH 16 /* TLS reads per loop turn before re-checking deadlines */
+#define TLS_RELOAD_CHECK_MS 1000
+#define TLS_MAX_HOST 256      /* a DNS name is at most 253 bytes */
+#define TLS_MAX_PEM_BLOCKS 16 /* blocks looked at for the key (a chain, EC PARAMETERS) */
+#define URING_REASON_LEN 160
+#define URING_SUBMIT_RETRIES 1000 /* EAGAIN/EBUSY from io_uring_submit before giving up */
+#define LOG_TIME_LEN 32           /* "2026-11-23T22:31:46.123Z" plus room */
+
+/* reset-member (init/) */
+#define ACT_MAX_SUFFIX 100
+#define ACT_NFTW_FDS 16
+#define OBSERVE_MIN_CALL_MS 200 /* below this a call is not worth starting */
+#define RESTORE_NFTW_FDS 16
 
 #endif

@@ -2,6 +2,7 @@
  * helpers (numbers, durations, booleans, lists, --initial-cluster) and usage text. What the
  * options mean, and printing errors and exiting, are left to each program's main.c. */
 #include "config.h"
+#include "array.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -113,7 +114,7 @@ int config_parse_duration_ms(const char *s, uint64_t *out_ms)
         n = 0;
         v = UINT64_MAX; /* overflowed: the unit still decides whether it is well-formed */
     }
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
         if (strcmp(s + n, units[i].unit) != 0)
             continue;
         if (v == UINT64_MAX || v > UINT64_MAX / units[i].ms)
@@ -131,7 +132,7 @@ int config_parse_bool(const char *s, bool *out)
 
     if (s == NULL || out == NULL)
         return -EINVAL;
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
         if (strcasecmp(s, yes[i]) == 0) {
             *out = true;
             return 0;
@@ -513,7 +514,7 @@ int config_parse(const struct config_option *opts, size_t n_opts, int argc, char
     for (size_t k = 0; k < n_opts; k++) {
         if (seen[k])
             continue;
-        for (size_t e = 0; e < sizeof opts[k].env / sizeof opts[k].env[0]; e++) {
+        for (size_t e = 0; e < ARRAY_SIZE(opts[k].env); e++) {
             const char *name = opts[k].env[e], *v;
 
             if (name == NULL)
@@ -600,7 +601,7 @@ void config_usage(FILE *out, const char *prog, const char *summary,
             snprintf(left, sizeof left, "--%s %s", o->name,
                      o->arg_name != NULL ? o->arg_name : "VALUE");
         print_line(out, left, o->help != NULL ? o->help : "");
-        for (size_t e = 0; e < sizeof o->env / sizeof o->env[0] && o->env[e] != NULL; e++)
+        for (size_t e = 0; e < ARRAY_SIZE(o->env) && o->env[e] != NULL; e++)
             fprintf(out, "%s%s", e == 0 ? " (env " : ", ", o->env[e]);
         if (o->env[0] != NULL)
             fprintf(out, ")");

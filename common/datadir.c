@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "clock.h"
 
 /* Format facts of etcd 3.4 (wal/decoder.go, wal/wal.go) and bbolt 1.3.6, not tunables. */
 #define WAL_FRAME_BYTES 8
@@ -407,13 +408,6 @@ int datadir_snap_check(const uint8_t *buf, size_t len, uint64_t *index, uint64_t
 struct wal_name {
     uint64_t seq, index;
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void corrupt(struct datadir_report *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -864,7 +858,7 @@ int datadir_inspect(const char *data_dir, struct datadir_report *out)
     struct snap_list snaps = {0};
     struct wal_scan scan;
     size_t nwal = 0;
-    uint64_t t0 = now_us();
+    uint64_t t0 = (uint64_t)clock_mono_us();
 
     memset(out, 0, sizeof *out);
     memset(&scan, 0, sizeof scan);
@@ -957,7 +951,7 @@ out:
         close(member_fd);
     if (dir_fd >= 0)
         close(dir_fd);
-    out->took_us = now_us() - t0;
+    out->took_us = (uint64_t)clock_mono_us() - t0;
     return rc;
 }
 

@@ -22,14 +22,12 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 
+#include "array.h"
+#include "bounds.h"
+#include "clock.h"
+#include "hex.h"
+
 #define GRPC_PREFIX 5
-#define GRPC_FRAMER_MIN_BUF 4096
-#define GRPC_MAX_CALL_ATTEMPTS 2 /* a refused (never processed) stream is retried once */
-#define GRPC_MAX_HOST 256
-#define GRPC_MAX_AUTHORITY (GRPC_MAX_HOST + 8)
-#define GRPC_MAX_CONTENT_TYPE 64
-#define GRPC_MAX_STATUS_VALUE 16
-#define GRPC_READ_BATCH 16 /* TLS reads per loop turn before re-checking deadlines */
 #define GRPC_USER_AGENT "etcd-recovery-grpc/1"
 
 struct grpc_endpoint {
@@ -99,14 +97,6 @@ static void set_msg(char *buf, size_t len, const char *fmt, ...)
     if (vsnprintf(buf, len, fmt, ap) < 0 && len)
         buf[0] = '\0';
     va_end(ap);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- framing and status helpers ------------------------------------------------------- */
@@ -253,7 +243,7 @@ const char *grpc_code_name(int code)
     };
     static _Thread_local char other[24];
 
-    if (code >= 0 && (size_t)code < sizeof names / sizeof names[0])
+    if (code >= 0 && (size_t)code < ARRAY_SIZE(names))
         return names[code];
     set_msg(other, sizeof other, "CODE_%d", code);
     return other;
@@ -272,24 +262,13 @@ void grpc_timeout_header(char out[16], int timeout_ms)
         set_msg(out, 16, "%lldS", (ms + 999) / 1000); /* round up: never shorter than asked */
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 void grpc_percent_decode(char *s)
 {
     char *w = s;
 
     for (const char *r = s; *r;) {
         int hi, lo;
-        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+        if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 && (lo = hex_value(r[2])) >= 0) {
             *w++ = (char)(hi << 4 | lo);
             r += 3;
         } else {
@@ -558,9 +537,9 @@ static void conn_recv(struct grpc_conn *c)
         errno = 0;
         n = SSL_read(c->ssl, c->in, (int)sizeof c->in);
         if (n > 0) {
-            c->last_rx_ms = now_ms();
+            c->last_rx_ms = clock_mono_ms();
             rv = nghttp2_session_mem_recv(c->sess, c->in, (size_t)n);
-            c->last_rx_ms = now_ms(); /* the callbacks' time is not the server's silence */
+            c->last_rx_ms = clock_mono_ms(); /* the callbacks' time is not the server's silence */
             if (rv < 0)
                 conn_break(c, "http2: %s", nghttp2_strerror((int)rv));
             if (c->call && c->call->closed)
@@ -769,8 +748,7 @@ static int conn_session_new(struct grpc_channel *ch, struct grpc_conn *c, char *
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
     if ((rv = nghttp2_session_client_new(&c->sess, cbs, c)) != 0)
         goto out;
-    if ((rv = nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0])) !=
-        0)
+    if ((rv = nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, ARRAY_SIZE(iv))) != 0)
         goto out;
     /* the connection window starts at 64 KiB whatever SETTINGS say: raise it as well */
     rv = nghttp2_session_set_local_window_size(c->sess, NGHTTP2_FLAG_NONE, 0, (int32_t)ch->window);
@@ -789,7 +767,7 @@ static int wait_fd(int fd, short events, long long deadline_ms)
     int rv;
 
     for (;;) {
-        left = deadline_ms ? deadline_ms - now_ms() : -1;
+        left = deadline_ms ? deadline_ms - clock_mono_ms() : -1;
         if (deadline_ms && left <= 0)
             return 0;
         rv = poll(&p, 1, left < 0 ? -1 : (int)left);
@@ -927,7 +905,7 @@ static struct grpc_conn *conn_open(struct grpc_channel *ch, size_t idx, long lon
     }
     if (conn_session_new(ch, c, err, err_len) < 0)
         goto fail;
-    c->last_rx_ms = now_ms();
+    c->last_rx_ms = clock_mono_ms();
     return c;
 fail:
     conn_free(c, false);
@@ -984,7 +962,7 @@ static int channel_connect(struct grpc_channel *ch, long long deadline, int call
     grpc_channel_close(ch);
     for (size_t k = 0; k < ch->n_eps; k++) {
         size_t idx = (ch->next + k) % ch->n_eps;
-        long long now = now_ms(), ep_deadline = now + ch->connect_timeout_ms;
+        long long now = clock_mono_ms(), ep_deadline = now + ch->connect_timeout_ms;
         int budget = ch->connect_timeout_ms;
         bool timed_out = false, by_call = false;
 
@@ -1102,7 +1080,7 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
         if (call->closed || c->broken)
             break;
         if (!SSL_has_pending(c->ssl)) {
-            now = now_ms();
+            now = clock_mono_ms();
             wait = -1;
             if (deadline) {
                 if (now >= deadline) {
@@ -1132,7 +1110,7 @@ static void call_run(struct grpc_channel *ch, struct grpc_call *call, long long 
             if (rv < 0)
                 continue;
             if (rv == 0) {
-                if (idle_ms && now_ms() >= c->last_rx_ms + idle_ms) {
+                if (idle_ms && clock_mono_ms() >= c->last_rx_ms + idle_ms) {
                     status_set(st, GRPC_DEADLINE_EXCEEDED, "no data from %s for %d ms",
                                ep->authority, idle_ms);
                     goto expired;
@@ -1160,7 +1138,7 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
                    int timeout_ms, int idle_ms, bool unary, grpc_message_fn fn, void *arg,
                    uint8_t **resp, size_t *resp_len, struct grpc_status *st)
 {
-    long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    long long deadline = timeout_ms > 0 ? clock_mono_ms() + timeout_ms : 0;
     char tmo[16];
     struct grpc_call call;
     int attempt;
@@ -1185,7 +1163,7 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
 
         if (channel_connect(ch, deadline, timeout_ms, st) != GRPC_OK)
             return st->code;
-        if (deadline && (left = deadline - now_ms()) <= 0) {
+        if (deadline && (left = deadline - clock_mono_ms()) <= 0) {
             status_set(st, GRPC_DEADLINE_EXCEEDED, "deadline of %d ms exceeded before sending",
                        timeout_ms);
             return st->code;
@@ -1220,7 +1198,7 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
             };
 #undef HDR
             nghttp2_data_provider body = {.source.ptr = &call, .read_callback = on_read_body};
-            size_t nh = sizeof hdrs / sizeof hdrs[0] - (timeout_ms > 0 ? 0 : 1);
+            size_t nh = ARRAY_SIZE(hdrs) - (timeout_ms > 0 ? 0 : 1);
 
             sid = nghttp2_submit_request(ch->conn->sess, NULL, hdrs, nh, &body, &call);
         }
@@ -1235,7 +1213,7 @@ static int call_do(struct grpc_channel *ch, const char *path, const uint8_t *req
         }
         call.stream_id = sid;
         ch->conn->call = &call;
-        ch->conn->last_rx_ms = now_ms();
+        ch->conn->last_rx_ms = clock_mono_ms();
         call_run(ch, &call, deadline, timeout_ms, idle_ms, st);
         ch->conn->call = NULL;
         grpc_framer_free(&call.framer);

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "hex.h"
 
 #define LOG_DEFAULT_PROGRAM "etcd-recovery"
-#define LOG_TIME_LEN 32 /* "2026-11-23T22:31:46.123Z" plus room */
 
 static _Atomic(const char *) log_program = LOG_DEFAULT_PROGRAM;
 static atomic_int log_level = LOG_INFO;
@@ -179,8 +179,6 @@ static void utf8_trim(char *buf)
 /* Append s to buf as the inside of a JSON string, escaping what JSON requires. */
 static size_t json_escape(char *buf, size_t pos, size_t cap, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-
     for (; s != NULL && *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
         char esc[7];
@@ -194,8 +192,8 @@ static size_t json_escape(char *buf, size_t pos, size_t cap, const char *s)
             esc[n++] = 'u';
             esc[n++] = '0';
             esc[n++] = '0';
-            esc[n++] = hex[c >> 4];
-            esc[n++] = hex[c & 0xf];
+            esc[n++] = hex_digits[c >> 4];
+            esc[n++] = hex_digits[c & 0xf];
         } else {
             esc[n++] = (char)c;
         }

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "etcd.pb-c.h"
+#include "hex.h"
 #include "pbwire.h"
 
 /* ---- allocation ------------------------------------------------------------------------ */
@@ -552,12 +553,6 @@ int proto_decode_put(const uint8_t *buf, size_t len, struct etcd_header *header)
 
 #define SHA256_LEN 32
 
-static void hex8(const uint8_t *b, char out[17])
-{
-    for (int i = 0; i < 8; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
 static int snap_fail(struct proto_snapshot *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -767,8 +762,8 @@ int proto_snapshot_finish(struct proto_snapshot *s, uint8_t digest_out[32])
     if (EVP_DigestFinal_ex(s->md, mine, &mine_len) != 1 || mine_len != SHA256_LEN)
         return snap_fail(s, GRPC_INTERNAL, "snapshot: sha256 final failed");
     if (CRYPTO_memcmp(mine, s->digest, SHA256_LEN) != 0) {
-        hex8(s->digest, a);
-        hex8(mine, b);
+        hex_encode(s->digest, 8, a);
+        hex_encode(mine, 8, b);
         return snap_fail(s, GRPC_DATA_LOSS,
                          "snapshot: sha256 mismatch over %" PRIu64
                          " bytes: server %s..., computed %s...",

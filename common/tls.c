@@ -1,8 +1,8 @@
 /* tls.c - OpenSSL 3 client and server contexts, rebuilt when their files change on disk.
  *
- * Builds SSL_CTXs (versions, security level, CA, certificate, key, ALPN) and client SSL objects
- * with SNI and peer name checks; sets OpenSSL up once per process. Sockets, handshakes and I/O
- * are left to grpc.c (client) and the agent (server). */
+ * Builds SSL_CTXs (versions, security level, TLS 1.2 ciphers, CA, certificate, key, ALPN) and
+ * client SSL objects with SNI and peer name checks; sets OpenSSL up once per process. Sockets,
+ * handshakes and I/O are left to grpc.c (client) and the agent (server). */
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -19,13 +19,15 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "bounds.h"
 #include "log.h"
+#include "clock.h"
 
-#define TLS_RELOAD_CHECK_MS 1000
 #define TLS_NFILES 3
-#define TLS_MAX_HOST 256         /* a DNS name is at most 253 bytes */
 #define TLS_MIN_SECURITY_LEVEL 2 /* >= 112-bit keys, no SHA-1 signatures: Debian's default */
-#define TLS_MAX_PEM_BLOCKS 16    /* blocks looked at for the key (a chain, EC PARAMETERS) */
+/* TLS 1.2 cipher suites, both sides: AEAD with forward secrecy only (no CBC: LUCKY13; no static
+ * RSA key exchange). TLS 1.3's suites are all AEAD with (EC)DHE and stay OpenSSL's default. */
+#define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 struct tls_file_id {
     bool present;
@@ -68,14 +70,6 @@ void tls_init(bool exit_cleanup)
     if (!exit_cleanup)
         tls_exit_cleanup = false;
     pthread_once(&tls_once, tls_init_once);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 const char *tls_error_string(SSL *ssl, char *buf, size_t len)
@@ -250,6 +244,11 @@ static SSL_CTX *build_ctx(bool server, char *const files[TLS_NFILES], char *err,
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     if (SSL_CTX_get_security_level(c) < TLS_MIN_SECURITY_LEVEL)
         SSL_CTX_set_security_level(c, TLS_MIN_SECURITY_LEVEL);
+    if (SSL_CTX_set_cipher_list(c, TLS12_CIPHERS) != 1) {
+        snprintf(err, err_len, "TLS 1.2 ciphers %s: %s", TLS12_CIPHERS,
+                 tls_error_string(NULL, why, sizeof why));
+        goto fail;
+    }
     SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     /* grpc.c keeps its own output buffer and may retry a write with a moved pointer. */
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -391,7 +390,7 @@ static struct tls_ctx *tls_new(bool server, const struct tls_files *files, char 
     t->ssl_ctx = build_ctx(server, t->files, err, err_len);
     if (!t->ssl_ctx)
         goto fail;
-    t->last_check_ms = now_ms();
+    t->last_check_ms = clock_mono_ms();
     return t;
 fail:
     tls_ctx_destroy(t);
@@ -414,7 +413,7 @@ static void maybe_reload(struct tls_ctx *t)
     struct tls_file_id ids[TLS_NFILES];
     char err[512];
     SSL_CTX *fresh;
-    long long now = now_ms();
+    long long now = clock_mono_ms();
 
     if (now - t->last_check_ms < TLS_RELOAD_CHECK_MS)
         return;

@@ -14,9 +14,6 @@
 
 #include "bounds.h"
 
-#define URING_REASON_LEN 160
-#define URING_SUBMIT_RETRIES 1000 /* EAGAIN/EBUSY from io_uring_submit before giving up */
-
 enum req_state { REQ_FREE = 0, REQ_INFLIGHT, REQ_DONE };
 enum req_op { OP_WRITE, OP_READ, OP_FSYNC };
 

@@ -25,8 +25,10 @@
 #define ACT_MAX_INITIAL_CLUSTER 8192 /* rendered ETCD_INITIAL_CLUSTER */
 #define ACT_MAX_FILE 16384           /* state/env file contents */
 
-/* Test-only hook: env RESET_MEMBER_CRASH_AT=<step> makes the process SIGKILL itself right
- * after that step succeeded. Steps, in order: remove, add, move, env, state, prune. */
+/* Test-only hook, compiled in only with -DRESET_MEMBER_TEST_HOOKS (the Makefile's
+ * $(BUILD)/e2e/reset-member, never `make all` or `make static`): env RESET_MEMBER_CRASH_AT=<step>
+ * makes the process SIGKILL itself right after that step succeeded. Steps, in order: remove,
+ * add, move, env, state, prune. Without the define act_crash_point does nothing. */
 #define ACT_CRASH_ENV "RESET_MEMBER_CRASH_AT"
 
 struct act_config {

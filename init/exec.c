@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "array.h"
 #include "config.h"
 #include "log.h"
 
@@ -192,7 +193,7 @@ int exec_main(int argc, char **argv)
          "without --env-file: the one-word state file reset-member --state-file wrote",
          "FILE"},
     };
-    const size_t n_table = sizeof(table) / sizeof(table[0]);
+    const size_t n_table = ARRAY_SIZE(table);
     struct exec_env e;
     char err[1024];
     int dash = -1, rc;

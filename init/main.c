@@ -13,6 +13,8 @@
 #include <cjson/cJSON.h>
 
 #include "act.h"
+#include "array.h"
+#include "clock.h"
 #include "config.h"
 #include "decide.h"
 #include "exec.h"
@@ -45,9 +47,11 @@ static const char summary[] =
     "(their peer URL's host with port " DEFAULT_CLIENT_PORT ").\n"
     "With --restore-from, the --restore-member restores the snapshot as a one-member cluster and\n"
     "every other member rejoins it with MemberAdd (see README, Runbook).\n"
-    "Test hook: " ACT_CRASH_ENV "=remove|add|move|env|state|prune (restore: fetch|restore|\n"
-    "restore-move|swap|marker|env|state; peers: peer-marker) SIGKILLs the process right after\n"
-    "that step.\n"
+#ifdef RESET_MEMBER_TEST_HOOKS
+    "Test hook (this test build only): " ACT_CRASH_ENV "=remove|add|move|env|state|prune\n"
+    "(restore: fetch|restore|restore-move|swap|marker|env|state; peers: peer-marker) SIGKILLs\n"
+    "the process right after that step.\n"
+#endif
     "reset-member exec [--env-file F] -- /path/to/etcd: the etcd container's start command\n"
     "(see reset-member exec --help).";
 
@@ -122,7 +126,7 @@ static int check_required(const struct opts *o, char *err, size_t err_len)
                {&o->cacert, "--cacert"},
                {&o->state_file, "--state-file"}};
 
-    for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(req); i++) {
         if (req[i].v->value[0] == '\0') {
             snprintf(err, err_len, "%s is required", req[i].flag);
             return -EINVAL;
@@ -211,7 +215,7 @@ static int restore_role(const struct opts *o, bool *restorer, char *err, size_t 
 /* The restorer's DECIDE_RESTORE (restore.c); returns the exit code. A source that is not a
  * snapshot is a refusal (exit 3, nothing touched). */
 static int do_restore(const struct opts *o, const struct decide_decision *d, cJSON *fields,
-                      struct timespec t0)
+                      int64_t t0_ns)
 {
     struct restore_config rc = {.name = o->name.value,
                                 .peer_url = o->peer_url.value,
@@ -228,7 +232,6 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
     struct restore_result r;
     struct decide_decision out = *d;
     char err[1024], reason[DECIDE_REASON_MAX + 1100], hex[17];
-    struct timespec t1;
     int e;
 
     e = o->dry_run ? restore_check(&rc, &r, err, sizeof(err))
@@ -254,10 +257,7 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
             cJSON_AddNumberToObject(j, "validate_ms", r.validate_ms);
             cJSON_AddNumberToObject(j, "restore_ms", r.restore_ms);
         }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        cJSON_AddNumberToObject(fields, "took_ms",
-                                (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+        cJSON_AddNumberToObject(fields, "took_ms", (double)(clock_mono_ns() - t0_ns) / 1e6);
     }
     if (e != 0 && r.not_snapshot) {
         out.action = DECIDE_REFUSE;
@@ -399,7 +399,7 @@ int main(int argc, char **argv)
          "bound of the snapshot download, and of the restore tool",
          "DURATION"},
     };
-    const size_t n_table = sizeof(table) / sizeof(table[0]);
+    const size_t n_table = ARRAY_SIZE(table);
     char err[512];
     struct tls_ctx *tls = NULL;
     struct observe obs;
@@ -408,13 +408,13 @@ int main(int argc, char **argv)
     struct act_result res;
     cJSON *fields = NULL;
     int rc, code = EXIT_FAILED;
-    struct timespec t0, t1;
+    int64_t t0_ns;
     bool restorer = false;
 
     /* the etcd container's start command on shell-less images (exec.c) */
     if (argc > 1 && strcmp(argv[1], "exec") == 0)
         return exec_main(argc - 1, argv + 1);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0_ns = clock_mono_ns();
     memset(&obs, 0, sizeof(obs));
     log_set_program("reset-member");
     snprintf(o.state_file.value, sizeof(o.state_file.value), "%s", DEFAULT_STATE_FILE);
@@ -504,7 +504,7 @@ int main(int argc, char **argv)
     }
 
     if (d.action == DECIDE_RESTORE) {
-        code = do_restore(&o, &d, fields, t0);
+        code = do_restore(&o, &d, fields, t0_ns);
         fields = NULL;
         goto out;
     }
@@ -535,10 +535,7 @@ int main(int argc, char **argv)
         if (res.moved_to[0])
             cJSON_AddStringToObject(fields, "moved_to", res.moved_to);
         cJSON_AddNumberToObject(fields, "pruned", (double)res.pruned);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        cJSON_AddNumberToObject(fields, "took_ms",
-                                (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+        cJSON_AddNumberToObject(fields, "took_ms", (double)(clock_mono_ns() - t0_ns) / 1e6);
     }
     if (rc != 0) {
         char reason[DECIDE_REASON_MAX + 600];

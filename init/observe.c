@@ -13,7 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#define OBSERVE_MIN_CALL_MS 200 /* below this a call is not worth starting */
+#include "bounds.h"
+#include "clock.h"
 
 static void note(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -27,17 +28,10 @@ static void note(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* What is left of the budget for one call, capped at OBSERVE_CALL_TIMEOUT_MS. */
 static int call_budget(const struct observe *o)
 {
-    long long left = o->deadline_ms - now_ms();
+    long long left = o->deadline_ms - clock_mono_ms();
 
     if (left > OBSERVE_CALL_TIMEOUT_MS)
         left = OBSERVE_CALL_TIMEOUT_MS;
@@ -71,11 +65,12 @@ int observe_cluster(const struct observe_config *c, struct observe *o)
 {
     char err[256];
 
-    o->deadline_ms = now_ms() + c->timeout_ms;
+    o->deadline_ms = clock_mono_ms() + c->timeout_ms;
     for (int round = 0; round < OBSERVE_LIST_ROUNDS && !o->reachable; round++) {
         if (round > 0) {
             /* only a server that answered with an error is worth asking again */
-            if (!o->server_answered_error || now_ms() + OBSERVE_ROUND_PAUSE_MS >= o->deadline_ms)
+            if (!o->server_answered_error ||
+                clock_mono_ms() + OBSERVE_ROUND_PAUSE_MS >= o->deadline_ms)
                 break;
             struct timespec ts = {0, OBSERVE_ROUND_PAUSE_MS * 1000000L};
             nanosleep(&ts, NULL);
@@ -99,7 +94,7 @@ int observe_cluster(const struct observe_config *c, struct observe *o)
             note(o->list_error, sizeof(o->list_error), "%s: %s %s", c->endpoints[i],
                  grpc_code_name(st.code), st.message);
             grpc_channel_free(ch);
-            if (now_ms() >= o->deadline_ms)
+            if (clock_mono_ms() >= o->deadline_ms)
                 break;
         }
     }

@@ -26,35 +26,25 @@
 #include <unistd.h>
 
 #include "act.h"
+#include "array.h"
 #include "datadir.h"
+#include "hex.h"
 #include "bounds.h"
+#include "clock.h"
 #include "log.h"
 
-#define RESTORE_NFTW_FDS 16
 #define RESTORE_SNIFF_LEN 64
 #define RESTORE_TOKEN_HEX 8 /* digest hex digits in the new token */
 
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    return (double)clock_mono_ns() / 1e6;
 }
 
 static int path_with(const char *data_dir, const char *suffix, char *out, size_t len)
 {
     int n = snprintf(out, len, "%s%s", data_dir, suffix);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
@@ -249,13 +239,13 @@ int restore_validate(const char *path, struct restore_snapshot *s, char *err, si
         goto out;
     if (memcmp(digest, want, RESTORE_DIGEST_LEN) != 0) {
         char a[2 * RESTORE_DIGEST_LEN + 1], b[2 * RESTORE_DIGEST_LEN + 1];
-        hex_of(want, RESTORE_DIGEST_LEN, a);
-        hex_of(digest, RESTORE_DIGEST_LEN, b);
+        hex_encode(want, RESTORE_DIGEST_LEN, a);
+        hex_encode(digest, RESTORE_DIGEST_LEN, b);
         rc = act_fail(err, err_len, -EINVAL,
                       "%s: sha256 mismatch: the file says %s, its data hashes to %s", path, a, b);
         goto out;
     }
-    hex_of(digest, RESTORE_DIGEST_LEN, s->sha256);
+    hex_encode(digest, RESTORE_DIGEST_LEN, s->sha256);
 out:
     free(page);
     close(fd);
@@ -278,7 +268,7 @@ static int trailing_digest(const char *path, char hex[2 * RESTORE_DIGEST_LEN + 1
     rc = pread_all(fd, d, RESTORE_DIGEST_LEN, (uint64_t)st.st_size - RESTORE_DIGEST_LEN);
     close(fd);
     if (rc == 0)
-        hex_of(d, RESTORE_DIGEST_LEN, hex);
+        hex_encode(d, RESTORE_DIGEST_LEN, hex);
     return rc;
 }
 
@@ -537,7 +527,7 @@ static int curl_load(struct curl_api *api, char *err, size_t err_len)
     static const char *const names[] = {
         "curl_global_init",  "curl_easy_init",     "curl_easy_setopt", "curl_easy_perform",
         "curl_easy_getinfo", "curl_easy_strerror", "curl_easy_cleanup"};
-    void *syms[sizeof(names) / sizeof(names[0])];
+    void *syms[ARRAY_SIZE(names)];
     void *lib = dlopen(RESTORE_LIBCURL, RTLD_NOW | RTLD_LOCAL);
     const char *why;
 
@@ -548,7 +538,7 @@ static int curl_load(struct curl_api *api, char *err, size_t err_len)
                  why ? why : "unknown error");
         return -ENOENT;
     }
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
         syms[i] = dlsym(lib, names[i]);
         if (!syms[i]) {
             why = dlerror();

@@ -37,6 +37,8 @@ cleanup() {
 }
 LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/etcd-recovery-demo.XXXXXX")
 trap cleanup EXIT
+trap 'exit 130' INT # the same INT/TERM handling as tests/lib/lib.bash: the EXIT trap cleans up
+trap 'exit 143' TERM
 
 # The pod's init container and main container for member i (extra reset-member flags after i).
 pod_start() {

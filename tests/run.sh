@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# run.sh - runs every test suite and prints one closing line "N passed, N failed".
+# run.sh - runs every test suite and prints one closing line "N passed, N failed, N skipped".
 #
 # Suites: unit (cmocka binaries), integration (cmocka binaries, each against a fresh 3-member
 # TLS cluster from tests/cluster.sh), e2e (tests/e2e/*.sh, each brings its own cluster), and,
 # with --asan-build, unit+integration again under ASan+UBSan; valgrind runs the unit binaries
 # under memcheck (tests/faults/*.sh run with e2e); fuzz runs a short libFuzzer pass (tests/fuzz/run.sh) when present.
-# Counts are test cases: cmocka's PASSED/FAILED lines, and each script's own closing line.
+# Counts are test cases: cmocka's PASSED/FAILED/SKIPPED lines, and each script's own closing line
+# (tests/lib/lib.bash's "N passed, N failed, N skipped"; exit 77: all skipped). See tally().
 #
 # The integration, e2e and fault suites run once per etcd build in --etcd (a list of directories
 # holding etcd and etcdctl; the word PATH is PATH's etcd; default: $ETCD_BIN_DIR, else PATH), each
@@ -28,31 +29,54 @@ while [ $# -gt 0 ]; do
 done
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/etcd-recovery-tests.XXXXXX")
-passed=0 failed=0 failed_names=()
+passed=0 failed=0 skipped=0 failed_names=() skipped_names=()
 
 # Record one program's result: parse cmocka's or a script's closing counts from its log.
+# A skip is counted as a skip, never a pass: a script's "N skipped", cmocka's SKIPPED lines, or a
+# program that exits 77 (liburing's convention) without counts. With CI=true (CI has root,
+# chroot, FUSE and io_uring) every skip is a failure. A program that exits 0 without reporting a
+# test is a failure ("ran no test"), one that fails without a failed case counts one failure.
 tally() {
-    local name=$1 rc=$2 log=$3 p f line
+    local name=$1 rc=$2 log=$3 p f s line why=""
     p=$(grep -aE '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
     f=$(grep -aE '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
+    s=$(grep -aE '^\[  SKIPPED \] [0-9]+ test' "$log" | awk '{s+=$4} END {print s+0}')
     line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
     if [ -n "$line" ]; then
         p=$((p + $(echo "$line" | awk '{print $1}')))
         f=$((f + $(echo "$line" | awk '{print $3}')))
+        s=$((s + $(echo "$line" | awk '$6 == "skipped" {print $5; exit} {print 0}')))
     fi
-    # A program that failed without reporting a failed case still counts as one failure, and
-    # one that reported nothing but succeeded counts as one pass.
-    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
-    if [ "$rc" = 0 ] && [ "$p" = 0 ] && [ "$f" = 0 ]; then p=1; fi
+    if [ "$rc" = 77 ] && [ "$f" = 0 ]; then
+        [ "$s" = 0 ] && s=1
+    elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        f=1
+    elif [ "$rc" = 0 ] && [ "$p" = 0 ] && [ "$f" = 0 ]; then
+        f=1 why="ran no test"
+    fi
+    if [ "${CI:-}" = true ] && [ "$s" != 0 ]; then
+        f=$((f + s)) why="${why:+$why; }$s skipped, and with CI=true a skip is a failure" s=0
+    fi
     passed=$((passed + p))
     failed=$((failed + f))
+    skipped=$((skipped + s))
     if [ "$f" != 0 ]; then
         failed_names+=("$name")
-        printf 'FAIL %-40s (%d passed, %d failed; rc %s) log: %s\n' "$name" "$p" "$f" "$rc" "$log"
+        printf 'FAIL %-40s (%d passed, %d failed, %d skipped; rc %s%s) log: %s\n' "$name" "$p" "$f" \
+            "$s" "$rc" "${why:+; $why}" "$log"
         tail -n 30 "$log" | sed 's/^/    | /'
+    elif [ "$s" != 0 ]; then
+        skipped_names+=("$name")
+        printf 'SKIP %-40s (%d passed, %d skipped) log: %s\n' "$name" "$p" "$s" "$log"
+        grep -aE '^SKIP |^\[  SKIPPED \] [a-z]' "$log" | sed 's/^/    | /'
     else
         printf 'ok   %-40s (%d passed)\n' "$name" "$p"
     fi
+}
+
+# one_check CMD...: a tool that reports no counts (lint, analyze) is one check.
+one_check() {
+    if "$@"; then echo "1 passed, 0 failed, 0 skipped"; else echo "0 passed, 1 failed, 0 skipped"; fi
 }
 
 # Jobs run in a pool of $TEST_JOBS (default 3): most suites wait on etcd (elections, timeouts),
@@ -187,8 +211,8 @@ suite_valgrind() {
 }
 
 suite_static() { # banned functions, clang-format, clang-tidy and cppcheck must be clean
-    run_logged "lint (banned functions, clang-format)" make --no-print-directory lint
-    run_logged "analyze (clang-tidy, cppcheck)" make --no-print-directory BUILD="$build" analyze
+    run_logged "lint (banned functions, clang-format)" one_check make --no-print-directory lint
+    run_logged "analyze (clang-tidy, cppcheck)" one_check make --no-print-directory BUILD="$build" analyze
 }
 
 suite_fuzz() { # alone: every target takes a whole core
@@ -227,8 +251,11 @@ finish_jobs
 
 echo
 echo "logs: $logdir  ($((SECONDS - t0)) s)"
+if [ ${#skipped_names[@]} -gt 0 ]; then
+    echo "skipped in: ${skipped_names[*]}"
+fi
 if [ ${#failed_names[@]} -gt 0 ]; then
     echo "failed: ${failed_names[*]}"
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "etcd.h"
 
 #define BENCH_DEFAULT_CALLS 100
@@ -17,9 +18,7 @@
 
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    return (double)clock_mono_ns() / 1e6;
 }
 
 static double cpu_ms(void)

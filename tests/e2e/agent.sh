@@ -3,87 +3,10 @@
 # every endpoint's status and body, readiness following the local member, liveness through a
 # quorum loss, the cluster table's verdict, learner promotion, probe load under wrk, h2c,
 # promtool on /metrics, flags and graceful stop. Prints "ok NAME" / "FAIL NAME" per check and
-# ends with "N passed, N failed"; exits non-zero on any failure.
-set -u
-cd "$(dirname "$0")/../.." || exit 1
-BUILD=${BUILD:-build}
-AGENT=$BUILD/etcd-agent
-# shellcheck source=../cluster.sh
-source tests/cluster.sh
-
-passed=0 failed=0
-work=$(mktemp -d "${TMPDIR:-/tmp}/etcd-agent-e2e.XXXXXX")
-agent_pids=()
-
-cleanup() {
-    local p
-    for p in "${agent_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${agent_pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-    done
-    cluster_down
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() {
-    echo "FAIL $1${2:+: $2}"
-    failed=$((failed + 1))
-}
-# check NAME CMD...: ok if CMD succeeds.
-check() {
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; else fail "$name" "$*"; fi
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit $?
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# get URL [curl args...]: body into $work/body, headers into $work/headers; prints the code.
-get() {
-    local url=$1
-    shift
-    curl -s --max-time 10 -o "$work/body" -D "$work/headers" -w '%{http_code}' "$@" "$url"
-}
-# json EXPR: evaluate a Python expression over the last body as `d`.
-json() {
-    python3 -c 'import json,sys
-d = json.load(open(sys.argv[1]))
-sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$work/body" "$1"
-}
-header() { grep -i "^$1:" "$work/headers" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
-# until_true SECONDS CMD...: poll CMD every 0.5 s.
-until_true() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ $SECONDS -ge "$deadline" ] && return 1
-        sleep 0.5
-    done
-}
-code_is() { [ "$(get "$1")" = "$2" ]; }
-
-# start_agent VAR MEMBER PORT [flags...]: start an agent beside member MEMBER.
-start_agent() {
-    local var=$1 i=$2 port=$3
-    shift 3
-    "$AGENT" --endpoints "$(cluster_client-url "$i")" --cacert "$ETCD_TEST_CACERT" \
-        --cert "$ETCD_TEST_CERT" --key "$ETCD_TEST_KEY" --listen "127.0.0.1:$port" \
-        --probe-interval 1s --name "etcd-$i" "$@" >>"$work/agent-$i.log" 2>&1 &
-    local pid=$!
-    agent_pids+=("$pid")
-    printf -v "$var" '%s' "$pid"
-}
+# ends with "N passed, N failed, N skipped"; exits non-zero on any failure.
+source "$(dirname "$0")/../lib/lib.bash"
+work=$WORK
+get() { http_code "$@"; } # get URL [curl args...]: body and headers into $WORK; prints the code
 
 [ -x "$AGENT" ] || { fail build "$AGENT missing"; finish; }
 
@@ -151,7 +74,7 @@ check "metrics content-type" [ "$(header content-type)" = "text/plain; version=0
 if command -v promtool >/dev/null; then
     check "promtool check metrics" promtool check metrics <"$work/body"
 else
-    echo "skip promtool (not installed)"
+    skip "promtool check metrics" "promtool not installed"
 fi
 check "metrics etcd_agent_up 1" grep -qx 'etcd_agent_up 1' "$work/body"
 check "metrics member healthy" grep -qx 'etcd_agent_member_healthy 1' "$work/body"
@@ -190,7 +113,7 @@ if command -v wrk >/dev/null; then
     in_range() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
     check "probe load ~1/s during wrk (Status +$delta)" in_range "$delta" 2 15
 else
-    echo "skip wrk (not installed)"
+    skip "probe load under wrk" "wrk not installed"
 fi
 
 # ---- readiness follows the local member --------------------------------------------------------
@@ -264,7 +187,7 @@ sys.exit(0 if ms and not ms[0].get("isLearner", False) else 1)'
     check "agent promotes its learner" until_true 120 is_voter
     get "http://127.0.0.1:$port3/metrics" >/dev/null
     check "promote attempts counted" grep -qE '^etcd_agent_promote_attempts_total [1-9]' "$work/body"
-    check "promotion logged" grep -q 'promoted' "$work/agent-3.log"
+    check "promotion logged" grep -q 'promoted' "$work"/agent-3-*.log
     get "http://127.0.0.1:$port3/status" >/dev/null
     check "/status shows the promotion" json 'd["promote"]["promoted"] and d["promote"]["attempts"] >= 1'
     check "promoted member is a voter in /status" until_true 30 eval \
@@ -287,6 +210,20 @@ check "TLS listener: h2 + client cert -> 200" until_true 30 tls_ready
 check "TLS listener: HTTP/1.1 + client cert -> 200" [ "$(tls_get --http1.1 --cert "$ETCD_TEST_CERT" --key "$ETCD_TEST_KEY" "$T/livez")" = "1.1 200" ]
 v=$(tls_get "$T/readyz")
 check "TLS listener: no client cert -> refused ($v)" [ "${v#* }" != 200 ]
+# TLS 1.2: AEAD suites with forward secrecy only (testssl.sh's LUCKY13 finding: no CBC suites).
+tls12_cipher() { # SUITE: the suite a TLS 1.2 client offering only SUITE ends up with ("0000": none)
+    openssl s_client -connect "127.0.0.1:$tport" -tls1_2 -cipher "$1" -CAfile "$ETCD_TEST_CACERT" \
+        -cert "$ETCD_TEST_CERT" -key "$ETCD_TEST_KEY" </dev/null 2>/dev/null |
+        sed -n 's/^ *Cipher *: *//p' | head -1
+}
+for c in ECDHE-ECDSA-AES128-SHA256 ECDHE-ECDSA-AES128-SHA; do
+    got=$(tls12_cipher "$c")
+    check "TLS listener: TLS 1.2 client offering only CBC $c -> refused (${got:-no handshake})" [ "$got" != "$c" ]
+done
+for c in ECDHE-ECDSA-AES128-GCM-SHA256 ECDHE-ECDSA-CHACHA20-POLY1305; do
+    got=$(tls12_cipher "$c")
+    check "TLS listener: TLS 1.2 client offering $c -> accepted (${got:-no handshake})" [ "$got" = "$c" ]
+done
 
 # ---- graceful stop -------------------------------------------------------------------------------
 kill -TERM "$agent0"

@@ -9,44 +9,18 @@
 # and the agent's syscalls are checked against manifests/seccomp/etcd-agent.json.
 #
 # usage: BUILD=build tests/e2e/manifests.sh        (needs kubectl, python3 yaml, node + npm)
-# Prints ok/FAIL lines and ends with "N passed, N failed".
-set -u
-cd "$(dirname "$0")/../.." || exit 1
-ROOT=$PWD
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+# Prints ok/FAIL lines and ends with "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 KM_VERSION=4.5.1 # kubernetes-models
 TS_VERSION=5     # typescript: its excess-property check rejects unknown fields
+TMP=$WORK
 
-passed=0 failed=0 TMP=""
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit
-}
 # run a checker that prints ok/FAIL lines and a count line; add its counts to ours
 sub() {
-    local out line
+    local out
     out=$("$@" 2>&1)
-    echo "$out" | grep -E '^(ok|FAIL|SKIP) '
-    line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
-    if [ -n "$line" ]; then
-        passed=$((passed + $(awk '{print $1}' <<<"$line")))
-        failed=$((failed + $(awk '{print $3}' <<<"$line")))
-    else
-        fail "$(basename "$2") $3" "no result line: $(tail -n 5 <<<"$out" | tr '\n' ' ')"
-    fi
+    sub_result "$(basename "$2") $3" "$out"
 }
-
-cleanup() {
-    [ -n "${CLUSTER_DIR:-}" ] && cluster_down >/dev/null 2>&1
-    [ -n "$TMP" ] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/manifests-e2e.XXXXXX")
 
 # ---- render and parse -----------------------------------------------------------------------
 if ! command -v kubectl >/dev/null; then
@@ -149,8 +123,6 @@ sub python3 tests/packaging/manifests_check.py static "$TMP/base.yaml" "$TMP/res
     manifests/seccomp/etcd-agent.json
 
 # ---- the binaries with the manifests' flags, against a real cluster --------------------------
-# shellcheck source=../cluster.sh
-source "$ROOT/tests/cluster.sh"
 if ! cluster_up 3 >/dev/null; then
     fail "cluster" "tests/cluster.sh up 3 failed"
     finish

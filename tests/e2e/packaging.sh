@@ -10,52 +10,26 @@
 # runs tests/packaging/containerfile-check.sh (Containerfile vs Makefile drift) and adds its counts.
 #
 # usage: BUILD=build tests/e2e/packaging.sh    (root; chroot(2) must be allowed)
-# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed". Without root or
-# chroot it prints "SKIP ..." and "0 passed, 0 failed".
-set -u
-cd "$(dirname "$0")/../.." || exit 1
-ROOT=$PWD
-BUILD=${BUILD:-build}
+# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed, N skipped". Without
+# root or chroot it skips: "SKIP ...", "0 passed, 0 failed, 1 skipped", exit 77 (CI=true: a failure).
+# Also: the bundle's reset-member ignores RESET_MEMBER_CRASH_AT (only `make tests` builds the hook).
+source "$(dirname "$0")/../lib/lib.bash"
 BUNDLE_DIR=/usr/lib/etcd-recovery
 TIMEOUT=${E2E_WAIT_SECONDS:-90}
-
-passed=0 failed=0
-JAIL="" AGENT_PID="" ETCD_PID="" LOG=""
-
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit
-}
-
-cleanup() {
-    if [ -n "$ETCD_PID" ]; then
-        kill "$ETCD_PID" 2>/dev/null
-        wait "$ETCD_PID" 2>/dev/null
-    fi
-    if [ -n "$AGENT_PID" ]; then
-        kill "$AGENT_PID" 2>/dev/null
-        wait "$AGENT_PID" 2>/dev/null
-    fi
-    [ -n "${CLUSTER_DIR:-}" ] && cluster_down >/dev/null 2>&1
-    [ -n "$JAIL" ] && rm -rf "$JAIL"
-    [ -n "$LOG" ] && rm -f "$LOG"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+JAIL="" AGENT_PID="" ETCD_PID=""
+LOG=$WORK/packaging.out
+at_exit '[ -n "$ETCD_PID" ] && kill "$ETCD_PID" && wait "$ETCD_PID"'
+at_exit '[ -n "$AGENT_PID" ] && kill "$AGENT_PID" && wait "$AGENT_PID"'
+at_exit '[ -n "$JAIL" ] && rm -rf "$JAIL"'
 
 # ---- can we chroot at all? ------------------------------------------------------------------
 if [ "$(id -u)" != 0 ] || ! command -v chroot >/dev/null || ! chroot / true 2>/dev/null; then
-    echo "SKIP packaging: chroot(2) is not possible here (need root and CAP_SYS_CHROOT)"
-    echo "0 passed, 0 failed"
-    exit 0
+    skip_all "chroot(2) is not possible here (need root and CAP_SYS_CHROOT)"
 fi
 
 # ---- build ----------------------------------------------------------------------------------
-LOG=$(mktemp "${TMPDIR:-/tmp}/packaging-e2e.XXXXXX")
-if ! make --no-print-directory -s BUILD="$BUILD" static >"$LOG" 2>&1; then
+BUILD_REL=${BUILD#"$ROOT"/} # as the Makefile and the Containerfile name it
+if ! make --no-print-directory -s BUILD="$BUILD_REL" static >"$LOG" 2>&1; then
     fail "make static" "$(tail -n 5 "$LOG" | tr '\n' ' ')"
     finish
 fi
@@ -63,8 +37,6 @@ STATIC_ROOT=$BUILD/static/rootfs
 ok "make static ($(du -sk "$STATIC_ROOT" | cut -f1) KiB bundle)"
 
 # ---- the empty chroot: the bundle and the certificates, nothing else -------------------------
-# shellcheck source=../cluster.sh
-source "$ROOT/tests/cluster.sh"
 if ! cluster_up 3 >/dev/null; then
     fail "cluster" "tests/cluster.sh up 3 failed"
     finish
@@ -267,6 +239,38 @@ if [ -x "$JAIL/usr/bin/reset-member" ]; then
     fi
 fi
 
+# ---- the bundle has no test hook -------------------------------------------------------------------
+# RESET_MEMBER_CRASH_AT makes the test build ($RM, `make tests`) SIGKILL itself right after a
+# step; the shipped reset-member must ignore it. A fresh bootstrap (no data, cluster unreachable)
+# passes the env and state steps; the test build dies there (the control).
+if [ -x "$JAIL/usr/bin/reset-member" ]; then
+    read -r closed_client <<<"$(_cluster_free_ports 1)"
+    mkdir -p "$JAIL/state/hook" && chown 65532:65532 "$JAIL/state/hook"
+    out=$(RESET_MEMBER_CRASH_AT=state chroot $USERSPEC "$JAIL" /usr/bin/reset-member --name etcd-h \
+        --data-dir /state/hook/data --peer-url https://127.0.0.1:1 \
+        --initial-cluster etcd-h=https://127.0.0.1:1 --endpoints "https://127.0.0.1:$closed_client" \
+        --cacert /certs/ca.crt --state-file /state/hook/state --env-file /state/hook/env \
+        --timeout 1s 2>>"$LOG")
+    rc=$?
+    if [ "$rc" = 0 ] && [ "$(cat "$JAIL/state/hook/state" 2>/dev/null)" = new ]; then
+        ok "bundle's reset-member ignores RESET_MEMBER_CRASH_AT=state (bootstrap done, rc 0)"
+    else
+        fail "bundle's reset-member with RESET_MEMBER_CRASH_AT=state" "rc $rc, out '$out'"
+    fi
+    rm -rf "$JAIL/state/hook"
+    mkdir -p "$WORK/hook"
+    out=$(RESET_MEMBER_CRASH_AT=state "$RM" --name etcd-h --data-dir "$WORK/hook/data" \
+        --peer-url https://127.0.0.1:1 --initial-cluster etcd-h=https://127.0.0.1:1 \
+        --endpoints "https://127.0.0.1:$closed_client" --cacert "$CLUSTER_DIR/ca.crt" \
+        --state-file "$WORK/hook/state" --env-file "$WORK/hook/env" --timeout 1s 2>>"$LOG")
+    rc=$?
+    check "control: the test build ($RM) dies there (rc $rc)" [ "$rc" = 137 ]
+    help=$(chroot $USERSPEC "$JAIL" /usr/bin/reset-member --help 2>&1)
+    check "bundle's reset-member --help does not mention the test hook" \
+        eval '[[ $help == *"--restore-from"* ]] && [[ $help != *RESET_MEMBER_CRASH_AT* ]]'
+    check "control: the test build's --help does" eval '"$RM" --help 2>&1 | grep -q RESET_MEMBER_CRASH_AT'
+fi
+
 # ---- etcd-agent: started in the chroot, asked from outside ------------------------------------
 if [ -x "$JAIL/usr/bin/etcd-agent" ]; then
     read -r http_port https_port <<<"$(_cluster_free_ports 2)"
@@ -312,13 +316,5 @@ if [ -x "$JAIL/usr/bin/etcd-agent" ]; then
 fi
 
 # ---- Containerfile vs Makefile -----------------------------------------------------------------
-out=$(BUILD="$BUILD" bash tests/packaging/containerfile-check.sh 2>&1)
-echo "$out" | grep -E '^(ok|FAIL|SKIP) '
-line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
-if [ -n "$line" ]; then
-    passed=$((passed + $(awk '{print $1}' <<<"$line")))
-    failed=$((failed + $(awk '{print $3}' <<<"$line")))
-else
-    fail "containerfile-check" "no result line: $(tail -n 3 <<<"$out")"
-fi
+sub_result containerfile-check "$(BUILD="$BUILD_REL" bash tests/packaging/containerfile-check.sh 2>&1)"
 finish

@@ -7,73 +7,13 @@
 #
 # usage: BUILD=build tests/e2e/reset_member.sh [scenario...]   (default: all, in order)
 # E2E_KEEP_LOGS=1 keeps reset-member's output and log lines (path printed at the end).
-# Prints "ok <name>" / "FAIL <name>: why" per scenario and ends with "N passed, N failed".
-set -u
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-RM=$BUILD/reset-member
+# Prints "ok <name>" / "FAIL <name>: why" per scenario and ends with "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 TIMEOUT=${E2E_WAIT_SECONDS:-90}
-
-# shellcheck source=../cluster.sh
-source "$ROOT/tests/cluster.sh"
-
-passed=0 failed=0 WHY="" OUT="" RC=0 FOREIGN_DIR=""
-LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/reset-member-e2e.XXXXXX")
-
-cleanup() {
-    if [ -n "$FOREIGN_DIR" ]; then
-        (CLUSTER_DIR=$FOREIGN_DIR cluster_down) >/dev/null 2>&1
-    fi
-    cluster_down >/dev/null 2>&1
-    if [ -n "${E2E_KEEP_LOGS:-}" ]; then echo "logs kept in $LOGDIR"; else rm -rf "$LOGDIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-[ -x "$RM" ] || { echo "FAIL setup: $RM not built"; echo "0 passed, 1 failed"; exit 1; }
-
-die() { WHY="$*"; return 1; }
-mdir() { echo "$CLUSTER_DIR/members/$1"; }
-
-# run_rm i [extra flags...]: reset-member with member i's flags; sets OUT (stdout) and RC.
-run_rm() {
-    local i=$1 m
-    shift
-    m=$(mdir "$i")
-    OUT=$(env -u ETCDCTL_ENDPOINTS "$RM" --name "etcd-$i" --data-dir "$(cluster_data-dir "$i")" \
-        --peer-url "$(cluster_peer-url "$i")" \
-        --initial-cluster "$(cat "$CLUSTER_DIR/initial_cluster")" \
-        --endpoints "$(cat "$CLUSTER_DIR/endpoints")" \
-        --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" \
-        --key "$CLUSTER_DIR/client.key" --state-file "$m/state" --env-file "$m/env" \
-        --timeout 5s "$@" 2>>"$LOGDIR/reset-member.log")
-    RC=$?
-    echo "reset-member etcd-$i $*: rc=$RC $OUT" >>"$LOGDIR/reset-member.log"
-}
-
-jget() { # field <<<json
-    python3 -c 'import json,sys; print(json.loads(sys.stdin.read() or "{}").get(sys.argv[1], ""))' "$1"
-}
-
-# expect_action i action [rc]: the last run's action and exit code.
-expect_action() {
-    local want=$2 rc=${3:-0} got
-    got=$(jget action <<<"$OUT")
-    [ "$got" = "$want" ] || die "etcd-$1: action '$got' (want $want), rc $RC: $OUT" || return 1
-    [ "$RC" = "$rc" ] || die "etcd-$1: rc $RC (want $rc): $OUT" || return 1
-}
-
-# start_from_state i: start etcd-i with the state and initial cluster reset-member wrote.
-start_from_state() {
-    local i=$1 m state ic
-    m=$(mdir "$i")
-    state=$(cat "$m/state") || return 1
-    ic=$(sed -n 's/^ETCD_INITIAL_CLUSTER=//p' "$m/env")
-    [ -n "$ic" ] || ic=$(cat "$CLUSTER_DIR/initial_cluster")
-    cluster_start "$i" "$state" "$ic" || die "etcd-$i did not start ($state)" || return 1
-}
+FOREIGN_DIR=""
+LOGDIR=$WORK
+at_exit '[ -n "$FOREIGN_DIR" ] && (CLUSTER_DIR=$FOREIGN_DIR cluster_down)'
+need_bins "$RM"
 
 # etcdctl through member 0 (or 2), retried: etcd refuses membership changes for 5 s after a
 # member (re)connects ("unhealthy cluster").
@@ -470,11 +410,9 @@ run_scenario() {
     local name=$1 start=$SECONDS
     WHY=""
     if "s_$name"; then
-        echo "ok $name ($((SECONDS - start))s)"
-        passed=$((passed + 1))
+        ok "$name ($((SECONDS - start))s)"
     else
-        echo "FAIL $name: ${WHY:-failed} ($((SECONDS - start))s)"
-        failed=$((failed + 1))
+        fail "$name" "${WHY:-failed} ($((SECONDS - start))s)"
         echo "    last reset-member runs:"
         tail -n 4 "$LOGDIR/reset-member.log" | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
         heal
@@ -482,9 +420,8 @@ run_scenario() {
 }
 
 if ! cluster_up 3 >"$LOGDIR/up.log" 2>&1; then
-    echo "FAIL setup: cluster up: $(tail -3 "$LOGDIR/up.log")"
-    echo "0 passed, 1 failed"
-    exit 1
+    fail setup "cluster up: $(tail -3 "$LOGDIR/up.log")"
+    finish
 fi
 for k in 1 2 3; do
     cluster_etcdctl all put "e2e-key-$k" "value-$k" >/dev/null
@@ -493,5 +430,4 @@ done
 for s in ${*:-$ALL}; do
     run_scenario "$s"
 done
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

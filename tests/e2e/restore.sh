@@ -11,74 +11,16 @@
 # The snapshot is taken with `etcdctl snapshot save` (same file format as the agent's /snapshot:
 # db + 32-byte sha256), or through build/etcd-agent's /snapshot over mTLS when the agent has it.
 # usage: BUILD=build tests/e2e/restore.sh [scenario...]     (default: all, in order)
-# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed".
-set -u
-cd "$(dirname "$0")/../.." || exit 1
-ROOT=$PWD
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-RM=$BUILD/reset-member
-AGENT=$BUILD/etcd-agent
+# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 TIMEOUT=${E2E_WAIT_SECONDS:-90}
 NKEYS=300
-
-# shellcheck source=../cluster.sh
-source "$ROOT/tests/cluster.sh"
-
-passed=0 failed=0 WHY="" OUT="" RC=0 PIDS=()
-LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/restore-e2e.XXXXXX")
+PIDS=()
+LOGDIR=$WORK
 SNAP=$LOGDIR/snap.db
-
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    cluster_down >/dev/null 2>&1
-    if [ -n "${E2E_KEEP_LOGS:-}" ]; then echo "logs kept in $LOGDIR"; else rm -rf "$LOGDIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-[ -x "$RM" ] || { echo "FAIL setup: $RM not built"; echo "0 passed, 1 failed"; exit 1; }
-
-die() { WHY="$*"; return 1; }
-mdir() { echo "$CLUSTER_DIR/members/$1"; }
-
-# run_rm i [extra flags...]: reset-member with member i's flags; sets OUT and RC.
-run_rm() {
-    local i=$1 m
-    shift
-    m=$(mdir "$i")
-    OUT=$(env -u ETCDCTL_ENDPOINTS "$RM" --name "etcd-$i" --data-dir "$(cluster_data-dir "$i")" \
-        --peer-url "$(cluster_peer-url "$i")" \
-        --initial-cluster "$(cat "$CLUSTER_DIR/initial_cluster")" \
-        --initial-cluster-token "$(cat "$CLUSTER_DIR/token")" \
-        --endpoints "$(cat "$CLUSTER_DIR/endpoints")" \
-        --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" \
-        --key "$CLUSTER_DIR/client.key" --state-file "$m/state" --env-file "$m/env" \
-        --timeout 5s "$@" 2>>"$LOGDIR/reset-member.log")
-    RC=$?
-    echo "reset-member etcd-$i $*: rc=$RC $OUT" >>"$LOGDIR/reset-member.log"
-}
-
-jget() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read() or "{}").get(sys.argv[1], ""))' "$1"; }
-
-expect_action() { # i action [rc]
-    local want=$2 rc=${3:-0} got
-    got=$(jget action <<<"$OUT")
-    [ "$got" = "$want" ] || die "etcd-$1: action '$got' (want $want), rc $RC: $OUT" || return 1
-    [ "$RC" = "$rc" ] || die "etcd-$1: rc $RC (want $rc): $OUT" || return 1
-}
-
-start_from_state() {
-    local i=$1 m state ic
-    m=$(mdir "$i")
-    state=$(cat "$m/state") || return 1
-    ic=$(sed -n 's/^ETCD_INITIAL_CLUSTER=//p' "$m/env")
-    [ -n "$ic" ] || ic=$(cat "$CLUSTER_DIR/initial_cluster")
-    cluster_start "$i" "$state" "$ic" || die "etcd-$i did not start ($state)" || return 1
-}
-
-tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
+RUN_RM_TOKEN=1 # run_rm passes the cluster's --initial-cluster-token
+at_exit 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done'
+need_bins "$RM"
 
 corrupt_db() { # both bbolt meta pages
     local db
@@ -252,7 +194,7 @@ s_restore() {
     3.4.*) [ "$want_tool" = etcdctl ] || die "etcd 3.4 with an etcdutl in PATH" || return 1 ;;
     *) [ "$want_tool" = etcdutl ] || die "etcd 3.5+ without etcdutl in PATH" || return 1 ;;
     esac
-    local got_tool # from reset-member's log line (stderr): the last "restore" object's "tool"
+    local got_tool # from this run's log line (stderr): the "restore" object's "tool"
     got_tool=$(python3 -c '
 import json, sys
 t = ""
@@ -261,7 +203,7 @@ for line in open(sys.argv[1]):
         t = json.loads(line).get("restore", {}).get("tool", t)
     except (ValueError, AttributeError):
         pass
-print(t)' "$LOGDIR/reset-member.log")
+print(t)' "$LOGDIR/rm-0.log")
     [ "$got_tool" = "$want_tool" ] || die "etcd-0 restored with '$got_tool', want $want_tool" || return 1
     RESTORE_TOOL=$want_tool
     [ "$(cat "$(mdir 0)/state")" = new ] || die "etcd-0 state not new" || return 1
@@ -476,22 +418,19 @@ run_scenario() {
     local name=$1 start=$SECONDS
     WHY=""
     if "s_$name"; then
-        echo "ok $name ($((SECONDS - start))s)"
-        passed=$((passed + 1))
+        ok "$name ($((SECONDS - start))s)"
     else
-        echo "FAIL $name: ${WHY:-failed} ($((SECONDS - start))s)"
-        failed=$((failed + 1))
+        fail "$name" "${WHY:-failed} ($((SECONDS - start))s)"
         tail -n 3 "$LOGDIR/reset-member.log" | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
     fi
 }
 
 if ! cluster_up 3 >"$LOGDIR/up.log" 2>&1; then
-    echo "FAIL setup: cluster up: $(tail -3 "$LOGDIR/up.log")"
-    echo "0 passed, 1 failed"
-    exit 1
+    fail setup "cluster up: $(tail -3 "$LOGDIR/up.log")"
+    finish
 fi
-write_keys || { echo "FAIL setup: writing keys"; echo "0 passed, 1 failed"; exit 1; }
-take_snapshot || { echo "FAIL setup: snapshot"; echo "0 passed, 1 failed"; exit 1; }
+write_keys || { fail setup "writing keys"; finish; }
+take_snapshot || { fail setup "snapshot"; finish; }
 cluster_etcdctl 0 put after-snapshot yes >/dev/null
 echo "setup: $NKEYS keys, snapshot of $(stat -c %s "$SNAP") bytes taken $SNAP_HOW"
 
@@ -499,5 +438,4 @@ for s in ${*:-$ALL}; do
     run_scenario "$s"
 done
 [ -n "${RESTORE_SECONDS:-}" ] && echo "restore (reset-member on etcd-0 with ${RESTORE_TOOL:-?}, $(stat -c %s "$SNAP") bytes): ${RESTORE_SECONDS}s"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

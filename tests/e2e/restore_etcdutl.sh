@@ -15,36 +15,14 @@
 # `keep` and runs no restore tool.
 #
 # usage: BUILD=build tests/e2e/restore_etcdutl.sh
-# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed".
-set -u
-cd "$(dirname "$0")/../.." || exit 1
-ROOT=$PWD
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-RM=$BUILD/reset-member
+# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 TIMEOUT=${E2E_WAIT_SECONDS:-90}
 NKEYS=100
-
-# shellcheck source=../cluster.sh
-source "$ROOT/tests/cluster.sh"
-
-passed=0 failed=0 OUT="" RC=0
-LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/restore-etcdutl-e2e.XXXXXX")
+LOGDIR=$WORK
 SNAP=$LOGDIR/snap.db
 ARGV_LOG=$LOGDIR/etcdutl.argv
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit
-}
-cleanup() {
-    cluster_down >/dev/null 2>&1
-    if [ -n "${E2E_KEEP_LOGS:-}" ]; then echo "logs kept in $LOGDIR"; else rm -rf "$LOGDIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+RUN_RM_TOKEN=1 # run_rm passes the cluster's --initial-cluster-token
 
 [ -x "$RM" ] || { fail setup "$RM not built"; finish; }
 ETCDCTL=$(command -v etcdctl) || { fail setup "etcdctl not installed"; finish; }
@@ -70,26 +48,6 @@ exec "$ETCDCTL" "\$@"
 EOF
 chmod +x "$LOGDIR/bin/etcdutl"
 
-mdir() { echo "$CLUSTER_DIR/members/$1"; }
-jget() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read() or "{}").get(sys.argv[1], ""))' "$1"; }
-
-# run_rm i [flags...]: reset-member with member i's flags and PATH=$RM_PATH; sets OUT, RC
-run_rm() {
-    local i=$1 m
-    shift
-    m=$(mdir "$i")
-    OUT=$(env -u ETCDCTL_ENDPOINTS PATH="$RM_PATH" "$RM" --name "etcd-$i" \
-        --data-dir "$(cluster_data-dir "$i")" --peer-url "$(cluster_peer-url "$i")" \
-        --initial-cluster "$(cat "$CLUSTER_DIR/initial_cluster")" \
-        --initial-cluster-token "$(cat "$CLUSTER_DIR/token")" \
-        --endpoints "$(cat "$CLUSTER_DIR/endpoints")" \
-        --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" \
-        --key "$CLUSTER_DIR/client.key" --state-file "$m/state" --env-file "$m/env" \
-        --timeout 5s "$@" 2>"$LOGDIR/rm-$i.log")
-    RC=$?
-    cat "$LOGDIR/rm-$i.log" >>"$LOGDIR/reset-member.log"
-}
-
 # the "restore" object of reset-member's last JSON log line, as key=value lines
 restore_log() {
     python3 -c '
@@ -102,15 +60,6 @@ for line in open(sys.argv[1]):
         pass
 for k in ("tool", "token", "sha256"):
     print("%s=%s" % (k, r.get(k, "")))' "$LOGDIR/rm-$1.log"
-}
-
-start_from_state() {
-    local i=$1 m state ic
-    m=$(mdir "$i")
-    state=$(cat "$m/state") || return 1
-    ic=$(sed -n 's/^ETCD_INITIAL_CLUSTER=//p' "$m/env")
-    [ -n "$ic" ] || ic=$(cat "$CLUSTER_DIR/initial_cluster")
-    cluster_start "$i" "$state" "$ic"
 }
 
 wait_healthy() { CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy "$@" >/dev/null 2>&1; }
@@ -139,6 +88,7 @@ rm -rf "$(cluster_data-dir 1)" "$(cluster_data-dir 2)"
 
 # ---- the restorer, with etcdutl first on PATH --------------------------------------------------
 RM_PATH=$LOGDIR/bin:/usr/local/bin:/usr/bin:/bin
+RUN_RM_ENV=(PATH="$RM_PATH") # run_rm: etcdutl first on PATH
 run_rm 0 --restore-from "$SNAP"
 tool="" token=""
 eval "$(restore_log 0)"

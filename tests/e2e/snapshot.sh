@@ -5,11 +5,8 @@
 # slow client (spill, bounded RSS, etcd's stream ends early), client disconnect (no fd leak),
 # etcd killed mid-stream, saved snapshots (POST/list/Range/traversal/retention/.part/ENOSPC/
 # schedule), --no-io-uring, and the disk source (409 while etcd runs, restorable when stopped).
-# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed".
-set -u
-cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-AGENT=$BUILD/etcd-agent
+# Prints "ok <name>" / "FAIL <name>: why" and ends with "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 FILL=$BUILD/tests/bench/bench_fill
 H2GET=$BUILD/tests/bench/bench_h2get
 KEYS=640
@@ -18,41 +15,22 @@ RSS_LIMIT_KB=$((16 * 1024))
 # Under ASan (BUILD=build/asan) memory is the sanitizer's: the RSS bound is not checked.
 grep -q __asan_init "$BUILD/etcd-agent" 2>/dev/null && RSS_LIMIT_KB=$((4 * 1024 * 1024))
 
-passed=0 failed=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit $?
-}
+bad() { fail "$@"; }
 
 if [ ! -x "$AGENT" ] || [ ! -x "$FILL" ] || [ ! -x "$H2GET" ]; then
     bad setup "$AGENT, $FILL or $H2GET not built (make tests)"
     finish
 fi
 
-# shellcheck source=../cluster.sh
-source tests/cluster.sh
-T=$(mktemp -d "${TMPDIR:-/tmp}/e2e-snapshot.XXXXXX")
-AGENT_PIDS=()
+T=$WORK
 BG_PIDS=()
 MOUNTED=""
-cleanup() {
-    local p
-    for p in "${BG_PIDS[@]}" "${AGENT_PIDS[@]}"; do
-        kill -KILL "$p" 2>/dev/null
-    done
-    [ -n "${RESTORED_PID:-}" ] && kill -KILL "$RESTORED_PID" 2>/dev/null
-    [ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null
-    cluster_down
-    rm -rf "$T"
-}
-trap cleanup EXIT
+at_exit 'for p in "${BG_PIDS[@]}" "${AGENT_PIDS[@]}"; do kill -KILL "$p"; done'
+at_exit '[ -n "${RESTORED_PID:-}" ] && kill -KILL "$RESTORED_PID"'
+at_exit '[ -n "$MOUNTED" ] && umount "$MOUNTED"'
 
-
-# start_agent NAME EXTRA_FLAGS...: plain + TLS listeners; sets ${NAME}_PID/_PLAIN/_TLS/_LOG.
-start_agent() {
+# start_snap_agent NAME EXTRA_FLAGS...: plain + TLS listeners; sets ${NAME}_PID/_PLAIN/_TLS/_LOG.
+start_snap_agent() {
     local name=$1 pp tp
     shift
     read -r pp tp <<<"$(_cluster_free_ports 2)"
@@ -76,20 +54,6 @@ start_agent() {
     done
     tail -5 "$T/$name.log" >&2
     return 1
-}
-
-tls_curl() {
-    curl -sS --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" \
-        --key "$CLUSTER_DIR/client.key" "$@"
-}
-
-# digest_ok FILE: the last 32 bytes are the sha256 of the rest (etcdctl's format).
-digest_ok() {
-    python3 - "$1" <<'EOF'
-import hashlib, sys
-d = open(sys.argv[1], "rb").read()
-sys.exit(0 if len(d) > 32 and hashlib.sha256(d[:-32]).digest() == d[-32:] else 1)
-EOF
 }
 
 # The offline snapshot tool: etcdutl (3.5+; 3.6 has no `etcdctl snapshot restore/status`), else
@@ -129,7 +93,6 @@ metric() { # agent_url name_with_labels
     curl -s "$1/metrics" | awk -v m="$2" '$1 == m {print $2}'
 }
 
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 # fds a snapshot leaves behind if it leaks: spool files (unlinked) and io_uring rings
@@ -147,7 +110,7 @@ if ! "$FILL" "$(cluster_client-url 0)" "$CLUSTER_DIR/ca.crt" "$CLUSTER_DIR/clien
 fi
 mkdir -p "$T/snaps"
 touch "$T/snaps/20200101T000000Z-rev1.db.part" # left by a "crash"
-if ! start_agent A --snapshot-dir "$T/snaps" --snapshot-keep 2; then
+if ! start_snap_agent A --snapshot-dir "$T/snaps" --snapshot-keep 2; then
     bad setup "agent did not start"
     finish
 fi
@@ -370,7 +333,7 @@ if mount -t tmpfs -o size=5m tmpfs "$T/small" 2>/dev/null; then
     MOUNTED=$T/small
     head -c 100000 /dev/urandom >"$T/small/20200101T000000Z-rev1.db"
     cp "$T/small/20200101T000000Z-rev1.db" "$T/old.db"
-    if start_agent B --snapshot-dir "$T/small" --spool-dir "$T" --allow-insecure-snapshot; then
+    if start_snap_agent B --snapshot-dir "$T/small" --spool-dir "$T" --allow-insecure-snapshot; then
         # shellcheck disable=SC2154
         code=$(curl -s -X POST -o "$T/enospc.json" -w '%{http_code}' "$B_PLAIN/snapshots")
         left=$(ls -A "$T/small")
@@ -391,12 +354,13 @@ if mount -t tmpfs -o size=5m tmpfs "$T/small" 2>/dev/null; then
     fi
     umount "$T/small" && MOUNTED=""
 else
-    echo "skip ENOSPC: cannot mount a tmpfs here (not root?)"
+    skip "ENOSPC -> 507" "cannot mount a tmpfs here (not root?)"
+    skip "--allow-insecure-snapshot serves on the plain listener" "it runs on the tmpfs of the ENOSPC check"
 fi
 
 # ---- --no-io-uring fallback and the schedule ---------------------------------------------------
 mkdir -p "$T/sched"
-if start_agent C --no-io-uring --snapshot-dir "$T/sched" --snapshot-interval 2s --snapshot-keep 1 \
+if start_snap_agent C --no-io-uring --snapshot-dir "$T/sched" --snapshot-interval 2s --snapshot-keep 1 \
     --allow-insecure-snapshot; then
     # shellcheck disable=SC2154
     be=$(metric "$C_PLAIN" 'etcd_agent_io_backend{backend="syscalls"}')

@@ -4,8 +4,8 @@
 # HTTP/2 alternating; a 429 while the previous snapshot is still being torn down is retried).
 # Afterwards the agent's fds and RSS are back to baseline (no spool file or io_uring ring left),
 # etcd's Snapshot streams all ended (grpc_server_started_total == handled_total for Snapshot),
-# and the next snapshot is complete. Prints ok/FAIL per check, ends "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# and the next snapshot is complete. Prints ok/FAIL per check, ends "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 FILL=$BUILD/tests/bench/bench_fill
 need_bins "$AGENT" "$FILL"
 N=${DISCONNECTS:-100}

@@ -6,8 +6,8 @@
 # (pread) and a .snap (mapped): reset-member must exit with a clear error naming the file
 # (refuse, exit 3: a read error is not corruption, so it must not reset) instead of crashing
 # or calling the data corrupt, touch nothing (byte-identical), and with the disk healthy again
-# the member keeps its data and serves every key. Prints ok/FAIL, ends "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# the member keeps its data and serves every key. Prints ok/FAIL, ends "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 need_bins "$RM"
 SHIM=$WORK/eio_shim.so
 cc -shared -fPIC -O1 -o "$SHIM" "$ROOT/tests/faults/eio_shim.c" -ldl 2>"$WORK/cc.log" ||

@@ -6,8 +6,8 @@
 # files byte-identical, put no partial data dir in place; the same when the download fits but
 # etcdctl snapshot restore runs out (etcd preallocates a 64 MB WAL); once the volume has room
 # the rerun restores, and the restore marker carries the snapshot's digest. The snapshot dir's ENOSPC is
-# tests/e2e/snapshot.sh's. Prints ok/FAIL per check, ends "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# tests/e2e/snapshot.sh's. Prints ok/FAIL per check, ends "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 FILL=$BUILD/tests/bench/bench_fill
 need_bins "$RM" "$FILL"
 [ "$(id -u)" = 0 ] || skip_all "needs root to mount a tmpfs"

@@ -6,8 +6,8 @@
 # this shared 2-core machine, none may exceed 1 s); the agent's RSS stays under 64 MiB;
 # slowloris connections are cut at the header timeout; every malformed request gets a 4xx, a
 # 505 or a close, none hangs; afterwards the agent's fd count returns to its baseline and it still
-# serves. Prints ok/FAIL per check, the numbers, and ends with "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# serves. Prints ok/FAIL per check, the numbers, and ends with "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 need_bins "$AGENT"
 IDLE=${FLOOD_IDLE:-10000} BAD=${FLOOD_MALFORMED:-1000} HOLD=${FLOOD_SECONDS:-15}
 RSS_LIMIT_KB=$((64 * 1024))

@@ -7,8 +7,8 @@
 # connection refused; or the others hung: timeouts) or after the partition heals; etcd-2 then
 # catches up and serves every key written before and during the partition. Nothing is lost:
 # data dir byte-identical through every reset-member run, membership unchanged.
-# Prints ok/FAIL per check and ends with "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# Prints ok/FAIL per check and ends with "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 need_bins "$AGENT" "$RM"
 
 cluster_up 3 >"$WORK/up.log" 2>&1 || { fail "cluster up" "$(tail -3 "$WORK/up.log")"; finish; }

@@ -6,8 +6,8 @@
 # the grace period (+3 s slack); the client ends with either a complete snapshot (exit 0, the
 # etcdctl-format sha256 trailer checks out) or an error exit and a file whose trailer does not
 # check out - never a complete-looking truncated file; the snapshot dir holds no invalid *.db;
-# after a restart the next snapshot is complete. Prints ok/FAIL, ends "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# after a restart the next snapshot is complete. Prints ok/FAIL, ends "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 FILL=$BUILD/tests/bench/bench_fill
 need_bins "$AGENT" "$FILL"
 GRACE_S=5
@@ -31,14 +31,6 @@ agent_up() {
     AGENT_PIDS+=("$APID")
     T=https://127.0.0.1:$tp
     until_true 30 code_is "http://127.0.0.1:$pp/readyz" 200
-}
-tls_curl() { curl -sS --cacert "$C/ca.crt" --cert "$C/client.crt" --key "$C/client.key" "$@"; }
-digest_ok() {
-    python3 - "$1" <<'PY'
-import hashlib, sys
-d = open(sys.argv[1], "rb").read()
-sys.exit(0 if len(d) > 32 and hashlib.sha256(d[:-32]).digest() == d[-32:] else 1)
-PY
 }
 # term_and_wait NAME: SIGTERM the agent, check exit 0 within the grace period.
 term_and_wait() {

@@ -6,8 +6,8 @@
 # half-written certificate keeps the last good one. Then the client certificate the agent uses
 # toward etcd: replaced by one from an unrelated CA, etcd refuses the agent's next connection
 # (readyz 503: the new file is used), replaced again by a fresh one from the right CA, the agent
-# recovers without a restart. Prints ok/FAIL per check and ends with "N passed, N failed".
-source "$(dirname "$0")/lib.bash"
+# recovers without a restart. Prints ok/FAIL per check and ends with "N passed, N failed, N skipped".
+source "$(dirname "$0")/../lib/lib.bash"
 need_bins "$AGENT"
 
 cluster_up 1 >"$WORK/up.log" 2>&1 || { fail "cluster up" "$(tail -3 "$WORK/up.log")"; finish; }

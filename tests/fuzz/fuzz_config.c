@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "config.h"
 
 #define FUZZ_MAX_ARGS 64
@@ -103,12 +104,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     argv[argc] = NULL;
 
     /* the first piece feeds one env variable, chosen by its length */
-    setenv(envs[strlen(env_value) % (sizeof envs / sizeof envs[0])], env_value, 1);
+    setenv(envs[strlen(env_value) % ARRAY_SIZE(envs)], env_value, 1);
     check_helpers(env_value);
     for (int i = 1; i < argc; i++)
         check_helpers(argv[i]);
 
-    rc = config_parse(opts, sizeof opts / sizeof opts[0], argc, argv, err, sizeof err);
+    rc = config_parse(opts, ARRAY_SIZE(opts), argc, argv, err, sizeof err);
     if (rc != CONFIG_OK && rc != CONFIG_HELP && rc != CONFIG_VERSION && rc != CONFIG_ERROR)
         abort();
     if (rc == CONFIG_ERROR && (err[0] == '\0' || strchr(err, '\n') != NULL))
@@ -117,9 +118,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             strlen(str.value) >= CONFIG_MAX_VALUE))
         abort();
     if (devnull != NULL)
-        config_usage(devnull, "fuzz", "fuzzing", opts, sizeof opts / sizeof opts[0]);
+        config_usage(devnull, "fuzz", "fuzzing", opts, ARRAY_SIZE(opts));
 
-    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++)
+    for (size_t i = 0; i < ARRAY_SIZE(envs); i++)
         unsetenv(envs[i]);
     config_list_free(&list);
     free(copy);

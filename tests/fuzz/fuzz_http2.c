@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "server_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -83,7 +84,7 @@ static void handler(void *arg, const struct http_request *req, struct http_respo
     (void)arg;
     size_t plen = strlen(req->path);
     int kind = plen > 1 ? req->path[1] % 6 : 0;
-    if (kind >= 2 && n_srcs < sizeof srcs / sizeof srcs[0]) {
+    if (kind >= 2 && n_srcs < ARRAY_SIZE(srcs)) {
         struct fsrc *s = &srcs[n_srcs++];
         memset(s, 0, sizeof *s);
         s->mode = kind - 2;
@@ -122,29 +123,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->srv = srv;
     c->fd = -1;
     n_srcs = 0;
-    if (http2_conn_init(c) != 0) {
+    if (http2_conn_ops.init(c) != 0) {
         free(c);
         return 0;
     }
-    int rc = http2_on_data(c, (const uint8_t *)preface, 24);
+    c->proto = &http2_conn_ops;
+    int rc = http2_conn_ops.on_data(c, (const uint8_t *)preface, 24);
     size_t pos = 0;
     while (rc == 0 && pos < size) {
         size_t piece = 1 + (data[pos] % 128);
         pos++;
         if (piece > size - pos)
             piece = size - pos;
-        rc = http2_on_data(c, data + pos, piece);
+        rc = http2_conn_ops.on_data(c, data + pos, piece);
         pos += piece;
         /* the client "reads" everything; sources that waited get woken */
         c->out.off = c->out.len = 0;
         for (size_t i = 0; i < n_srcs && rc == 0; i++)
             if (srcs[i].w && srcs[i].mode >= 0)
-                http2_wakeup(c, srcs[i].w->stream_id);
+                http2_conn_ops.wakeup(c, srcs[i].w->stream_id);
         if (rc == 0)
-            rc = http2_progress(c);
+            rc = http2_conn_ops.progress(c);
         c->out.off = c->out.len = 0;
     }
-    http2_conn_free(c);
+    http2_conn_ops.free(c);
     server_conn_timer(c, CONN_TIMER_NONE, false);
     http_buf_free(&c->out);
     free(c->stash);

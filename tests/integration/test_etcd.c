@@ -23,6 +23,8 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "array.h"
+#include "clock.h"
 #include "etcd.h"
 
 #define TIMEOUT_MS 10000
@@ -45,13 +47,6 @@ struct env {
 static struct env E;
 
 /* ---- helpers ----------------------------------------------------------------------------- */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -162,7 +157,7 @@ static char *quote_ids(const char *json)
     assert_non_null(out);
     for (size_t i = 0; i < len;) {
         size_t klen = 0;
-        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+        for (size_t k = 0; k < ARRAY_SIZE(keys); k++)
             if (strncmp(json + i, keys[k], strlen(keys[k])) == 0)
                 klen = strlen(keys[k]);
         if (klen) {
@@ -400,11 +395,11 @@ static void test_put_and_serializable_range(void **state)
     assert_true(h.member_id != 0);
     for (size_t i = 0; i < 3; i++) {
         struct grpc_channel *ch = member_channel(i);
-        long long deadline = now_ms() + TIMEOUT_MS;
+        long long deadline = clock_mono_ms() + TIMEOUT_MS;
         do {
             expect_ok(etcd_range_serializable(ch, key, TIMEOUT_MS, NULL, &count, &st), &st,
                       "range");
-        } while (count != 1 && now_ms() < deadline && (sleep_ms(50), 1));
+        } while (count != 1 && clock_mono_ms() < deadline && (sleep_ms(50), 1));
         assert_int_equal(count, 1);
         grpc_channel_free(ch);
     }
@@ -451,11 +446,11 @@ static void test_learner_add_promote_remove(void **state)
     const char *urls[] = {peer};
     /* etcd's strict reconfig check refuses changes ("unhealthy cluster") until every voter
      * has been connected for 5 s; it answers before proposing anything, so retrying is safe */
-    long long deadline = now_ms() + PROMOTE_BUDGET_MS;
+    long long deadline = clock_mono_ms() + PROMOTE_BUDGET_MS;
     int code;
     while ((code = etcd_member_add(E.ch, urls, 1, true, TIMEOUT_MS, &added, &l, &st)) ==
                GRPC_UNAVAILABLE &&
-           strstr(st.message, "unhealthy cluster") && now_ms() < deadline)
+           strstr(st.message, "unhealthy cluster") && clock_mono_ms() < deadline)
         sleep_ms(500);
     expect_ok(code, &st, "member add");
     L.id = added.id;
@@ -483,14 +478,14 @@ static void test_learner_add_promote_remove(void **state)
     L.started = true;
 
     /* promote once it has caught up: etcd says "not in sync" until then */
-    deadline = now_ms() + PROMOTE_BUDGET_MS;
+    deadline = clock_mono_ms() + PROMOTE_BUDGET_MS;
     int backoff = 100, tries = 0;
     for (;;) {
         tries++;
         code = etcd_member_promote(E.ch, added.id, TIMEOUT_MS, &l, &st);
         if (code == GRPC_OK)
             break;
-        if (!strstr(st.message, "in sync") || now_ms() > deadline)
+        if (!strstr(st.message, "in sync") || clock_mono_ms() > deadline)
             fail_msg("promote after %d tries: %s %s", tries, grpc_code_name(code), st.message);
         sleep_ms(backoff);
         backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
@@ -629,16 +624,17 @@ static void test_deadline_paused_member(void **state)
     expect_ok(etcd_member_list(ch, TIMEOUT_MS, &l, &st), &st, "member list before pause");
     etcd_member_list_free(&l);
     assert_int_equal(run(CLUSTER_SH " pause 2"), 0);
-    long long t0 = now_ms();
+    long long t0 = clock_mono_ms();
     int code = etcd_member_list(ch, 1000, &l, &st);
-    long long took = now_ms() - t0;
+    long long took = clock_mono_ms() - t0;
     run(CLUSTER_SH " resume 2");
     assert_int_equal(code, GRPC_DEADLINE_EXCEEDED);
     assert_int_equal(l.n_members, 0);
     assert_true(took < 20000); /* generous: only proves the call did not hang */
     /* after the member resumes the channel recovers (a new connection if needed) */
-    long long deadline = now_ms() + TIMEOUT_MS;
-    while ((code = etcd_member_list(ch, TIMEOUT_MS, &l, &st)) != GRPC_OK && now_ms() < deadline)
+    long long deadline = clock_mono_ms() + TIMEOUT_MS;
+    while ((code = etcd_member_list(ch, TIMEOUT_MS, &l, &st)) != GRPC_OK &&
+           clock_mono_ms() < deadline)
         sleep_ms(200);
     expect_ok(code, &st, "member list after resume");
     etcd_member_list_free(&l);

@@ -21,6 +21,7 @@
 
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "etcd.pb-c.h"
 #include "grpc.h"
 #include "tls.h"
@@ -40,14 +41,6 @@ static char *endpoints[GRPC_MAX_ENDPOINTS];
 static size_t n_endpoints;
 static struct tls_ctx *tls;
 static bool member_paused, member_stopped;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int cluster(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int cluster(const char *fmt, ...)
@@ -192,13 +185,14 @@ static void test_connection_reuse(void **state)
     ep = grpc_channel_endpoint(ch);
     assert_non_null(ep);
     nb = socket_inodes(before, MAX_SOCKETS);
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     for (int i = 0; i < REUSE_CALLS; i++) {
         assert_int_equal(member_list(ch, CALL_TIMEOUT_MS, &n, &st), GRPC_OK);
         assert_int_equal(n, N_MEMBERS);
         assert_ptr_equal(grpc_channel_endpoint(ch), ep);
     }
-    print_message("%d MemberList calls on one channel: %lld ms\n", REUSE_CALLS, now_ms() - t0);
+    print_message("%d MemberList calls on one channel: %lld ms\n", REUSE_CALLS,
+                  clock_mono_ms() - t0);
     na = socket_inodes(after, MAX_SOCKETS);
     /* same sockets: no reconnect happened */
     assert_int_equal(na, nb);
@@ -300,17 +294,17 @@ static void test_deadline(void **state)
     member_paused = true;
 
     /* on an open connection: RST_STREAM after the local deadline */
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(member_list(ch, 500, &n, &st), GRPC_DEADLINE_EXCEEDED);
-    took = now_ms() - t0;
+    took = clock_mono_ms() - t0;
     print_message("deadline on an open connection: %lld ms (%s)\n", took, st.message);
     assert_true(took >= 450 && took < SHORT_DEADLINE_MAX_MS);
     assert_true(st.transport);
 
     /* a new connection: the handshake hangs, the call deadline bounds it */
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(member_list(ch, 500, &n, &st), GRPC_DEADLINE_EXCEEDED);
-    took = now_ms() - t0;
+    took = clock_mono_ms() - t0;
     assert_true(took >= 450 && took < SHORT_DEADLINE_MAX_MS);
     print_message("paused member, new connection: %s\n", st.message);
     assert_non_null(strstr(st.message, "tls handshake"));
@@ -322,9 +316,9 @@ static void test_deadline(void **state)
 
     /* failover from the stopped member by its connect timeout */
     fo = channel_of(eps, 2, tls, FAILOVER_CONNECT_TIMEOUT_MS);
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(member_list(fo, CALL_TIMEOUT_MS, &n, &st), GRPC_OK);
-    took = now_ms() - t0;
+    took = clock_mono_ms() - t0;
     assert_string_equal(grpc_channel_endpoint(fo), endpoints[0]);
     assert_true(took >= FAILOVER_CONNECT_TIMEOUT_MS - 50);
     grpc_channel_free(fo);
@@ -351,11 +345,11 @@ static void test_idle_timeout(void **state)
     assert_int_equal(member_list(ch, CALL_TIMEOUT_MS, &n, &st), GRPC_OK);
     assert_int_equal(cluster("tests/cluster.sh pause 1"), 0);
     member_paused = true;
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(grpc_call_stream(ch, "/etcdserverpb.Maintenance/Snapshot", NULL, 0, 0, 500,
                                       block_stream, &msgs, &st),
                      GRPC_DEADLINE_EXCEEDED);
-    took = now_ms() - t0;
+    took = clock_mono_ms() - t0;
     assert_true(took >= 450 && took < SHORT_DEADLINE_MAX_MS);
     assert_non_null(strstr(st.message, "no data from"));
     assert_int_equal(msgs, 0);
@@ -438,13 +432,13 @@ static void test_snapshot_stream(void **state)
     (void)state;
     put_values(ch, SNAP_VALUES, SNAP_VALUE_SIZE);
     assert_non_null(s.sha);
-    t0 = now_ms();
+    t0 = clock_mono_ms();
     assert_int_equal(EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL), 1);
     assert_int_equal(grpc_call_stream(ch, "/etcdserverpb.Maintenance/Snapshot", NULL, 0,
                                       CALL_TIMEOUT_MS * 3, CALL_TIMEOUT_MS, on_snapshot, &s, &st),
                      GRPC_OK);
     print_message("snapshot: %zu messages, db %zu bytes, %lld ms\n", s.messages, s.db_size,
-                  now_ms() - t0);
+                  clock_mono_ms() - t0);
     assert_true(s.db_size >= (size_t)SNAP_VALUES * SNAP_VALUE_SIZE);
     assert_true(s.db_size > 0);
     assert_int_equal(s.last_len, 32);
@@ -468,12 +462,12 @@ static void test_snapshot_stream(void **state)
         memset(&s, 0, sizeof s);
         s.sha = EVP_MD_CTX_new();
         EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL);
-        t0 = now_ms();
+        t0 = clock_mono_ms();
         assert_int_equal(grpc_call_stream(small, "/etcdserverpb.Maintenance/Snapshot", NULL, 0,
                                           CALL_TIMEOUT_MS * 3, CALL_TIMEOUT_MS, on_snapshot, &s,
                                           &st),
                          GRPC_OK);
-        print_message("snapshot with 64 KiB windows: %lld ms\n", now_ms() - t0);
+        print_message("snapshot with 64 KiB windows: %lld ms\n", clock_mono_ms() - t0);
         assert_int_equal(EVP_DigestFinal_ex(s.sha, digest, &dlen), 1);
         assert_memory_equal(digest, s.last, 32);
         assert_true(s.db_size >= db_size);

@@ -10,14 +10,16 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "array.h"
 #include "cache.h"
+#include "clock.h"
 #include "probe.h"
 #include "promote.h"
 
 static void test_snapshot_copy_on_write(void **state)
 {
     (void)state;
-    struct cache *c = cache_new(cache_now_ms());
+    struct cache *c = cache_new(clock_mono_ms());
     assert_non_null(c);
     const struct cache_snapshot *empty = cache_acquire(c);
     assert_int_equal(empty->local.probed_at_ms, 0);
@@ -176,7 +178,7 @@ static void test_promote_backoff(void **state)
     (void)state;
     static const uint64_t want[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000};
     uint64_t b = 0;
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         b = promote_next_backoff(b);
         assert_int_equal(b, want[i]);
     }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "config.h"
 
 /* ---- a table exercising every type ------------------------------------------------------ */
@@ -103,14 +104,14 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    for (size_t i = 0; i < sizeof test_envs / sizeof test_envs[0]; i++)
+    for (size_t i = 0; i < ARRAY_SIZE(test_envs); i++)
         unsetenv(test_envs[i]);
     config_list_free(&f->endpoints);
     free(f);
     return 0;
 }
 
-#define NOPTS(f) (sizeof(f)->opts / sizeof(f)->opts[0])
+#define NOPTS(f) ARRAY_SIZE((f)->opts)
 
 /* Runs config_parse over a NULL-terminated list of arguments (argv[0] added). */
 static int parse(struct fixture *f, char *err, size_t err_len, ...)
@@ -161,7 +162,7 @@ static void test_u64(void **state)
     assert_int_equal(config_parse_u64("0", 1, 10, &v), -ERANGE);
     assert_int_equal(config_parse_u64("11", 1, 10, &v), -ERANGE);
     assert_int_equal(v, 42); /* untouched on error */
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         assert_int_equal(config_parse_u64(bad[i], 0, UINT64_MAX, &v), -EINVAL);
     assert_int_equal(config_parse_u64(NULL, 0, 1, &v), -EINVAL);
     assert_int_equal(config_parse_u64("1", 0, 1, NULL), -EINVAL);
@@ -179,12 +180,12 @@ static void test_duration(void **state)
     uint64_t v;
 
     (void)state;
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
         v = 1;
         assert_int_equal(config_parse_duration_ms(good[i].s, &v), 0);
         assert_true(v == good[i].ms);
     }
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         assert_int_equal(config_parse_duration_ms(bad[i], &v), -EINVAL);
     /* overflow: of the number itself, and of the unit multiplication */
     assert_int_equal(config_parse_duration_ms("99999999999999999999ms", &v), -ERANGE);
@@ -204,17 +205,17 @@ static void test_bool(void **state)
     bool b;
 
     (void)state;
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
         b = false;
         assert_int_equal(config_parse_bool(yes[i], &b), 0);
         assert_true(b);
     }
-    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(no); i++) {
         b = true;
         assert_int_equal(config_parse_bool(no[i], &b), 0);
         assert_false(b);
     }
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         assert_int_equal(config_parse_bool(bad[i], &b), -EINVAL);
     assert_int_equal(config_parse_bool(NULL, &b), -EINVAL);
 }
@@ -246,7 +247,7 @@ static void test_list(void **state)
     assert_string_equal(l.items[2], "c");
     assert_false(l.set);
     /* errors leave the earlier result alone */
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         assert_int_equal(config_parse_list(bad[i], &l), -EINVAL);
         assert_int_equal(l.n, 3);
         assert_string_equal(l.items[2], "c");
@@ -314,7 +315,7 @@ static void test_initial_cluster(void **state)
     assert_int_equal(config_parse_initial_cluster("a=http://h/?x=y", &names, &urls), 0);
     assert_int_equal(names.n, 1);
     assert_string_equal(urls.items[0], "http://h/?x=y");
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         assert_int_equal(config_parse_initial_cluster_err(bad[i].s, &names, &urls, err, sizeof err),
                          bad[i].rc);
         assert_string_equal(err, bad[i].err);
@@ -637,7 +638,7 @@ static void test_usage(void **state)
     assert_non_null(out);
     config_usage(out, "reset-member", "decides and prepares", f->opts, NOPTS(f));
     fclose(out);
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         if (strstr(buf, want[i]) == NULL)
             fail_msg("usage lacks \"%s\":\n%s", want[i], buf);
     }

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "array.h"
 #include "decide.h"
 
 #define ROW_MAX_MEMBERS 6
@@ -331,7 +332,7 @@ static void run_row(void **state)
 static void test_pure(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
         struct decide_facts f;
         struct decide_decision a, b;
         facts_of(&rows[i], &f);
@@ -376,7 +377,7 @@ static void test_names(void **state)
 
 int main(void)
 {
-    enum { N = sizeof(rows) / sizeof(rows[0]) };
+    enum { N = ARRAY_SIZE(rows) };
     struct CMUnitTest tests[N + 3];
 
     for (size_t i = 0; i < N; i++) {

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "array.h"
 #include "exec.h"
 #include "testutil.h"
 
@@ -201,7 +202,7 @@ static void test_state(void **state)
         {"ETCD_INITIAL_CLUSTER_STATE=new\n", 31, NULL},
     };
     (void)state;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         memset(&env, 0x5a, sizeof(env));
         int rc = exec_parse_state(cases[i].s, cases[i].len, &env, err, sizeof(err));
         if (cases[i].want) {
@@ -440,7 +441,7 @@ static void test_main_usage(void **state)
         {"exec", "/usr/bin/env", NULL},
         {"exec", "--env-file", "--", "/usr/bin/env", NULL},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         int rc = run_exec(t, cases[i], NULL, out, sizeof(out));
         if (rc != 2)
             fail_msg("usage case %zu: exit %d, want 2", i, rc);

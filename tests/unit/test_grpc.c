@@ -26,6 +26,8 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 
+#include "array.h"
+#include "clock.h"
 #include "testutil.h"
 #include "grpc.h"
 
@@ -383,13 +385,13 @@ static void test_channel_config(void **state)
     /* a channel needs a TLS context, but never touches it before connecting */
     cfg.tls = (struct tls_ctx *)(uintptr_t)1;
     cfg.endpoints = good;
-    cfg.n_endpoints = sizeof good / sizeof good[0];
+    cfg.n_endpoints = ARRAY_SIZE(good);
     ch = grpc_channel_new(&cfg, err, sizeof err);
     assert_non_null(ch);
     assert_null(grpc_channel_endpoint(ch));
     grpc_channel_close(ch);
     grpc_channel_free(ch);
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         cfg.endpoints = &bad[i];
         cfg.n_endpoints = 1;
         err[0] = '\0';
@@ -878,14 +880,6 @@ static int wire_unary(struct grpc_channel *ch, const char *path, int timeout_ms,
     return code;
 }
 
-static long long ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void test_wire_unary(void **state)
 {
     struct grpc_channel *ch = wire_channel();
@@ -975,7 +969,7 @@ static void test_wire_malformed(void **state)
     struct grpc_status st;
 
     (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         assert_int_equal(wire_unary(ch, cases[i].path, WIRE_CALL_TIMEOUT_MS, NULL, 0, &st),
                          cases[i].code);
         if (!strstr(st.message, cases[i].msg))
@@ -1052,21 +1046,21 @@ static void test_wire_deadline(void **state)
     /* connect first: the deadline below must hit the stream, not a slow handshake */
     assert_int_equal(wire_unary(ch, "/t/ok", WIRE_CALL_TIMEOUT_MS, NULL, 0, &st), GRPC_OK);
     atomic_store(&wire_last_rst, 0);
-    t0 = ms_now();
+    t0 = clock_mono_ms();
     assert_int_equal(wire_unary(ch, "/t/hang", 300, NULL, 0, &st), GRPC_DEADLINE_EXCEEDED);
-    assert_true(ms_now() - t0 >= 290);
+    assert_true(clock_mono_ms() - t0 >= 290);
     assert_true(st.transport);
     /* the server was told */
-    for (long long until = ms_now() + WIRE_WAIT_MS;
-         atomic_load(&wire_last_rst) == 0 && ms_now() < until;)
+    for (long long until = clock_mono_ms() + WIRE_WAIT_MS;
+         atomic_load(&wire_last_rst) == 0 && clock_mono_ms() < until;)
         usleep(1000);
     assert_int_equal(atomic_load(&wire_last_rst), NGHTTP2_CANCEL);
 
     /* a stream with only an idle limit */
-    t0 = ms_now();
+    t0 = clock_mono_ms();
     assert_int_equal(grpc_call_stream(ch, "/t/hang", NULL, 0, 0, 300, wire_count, NULL, &st),
                      GRPC_DEADLINE_EXCEEDED);
-    assert_true(ms_now() - t0 >= 290);
+    assert_true(clock_mono_ms() - t0 >= 290);
     assert_non_null(strstr(st.message, "no data from"));
     grpc_channel_free(ch);
 }

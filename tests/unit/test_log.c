@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "bounds.h"
 #include "log.h"
 
@@ -116,11 +117,11 @@ static void test_render_order_and_types(void **state)
     assert_non_null(obj);
     cJSON_ArrayForEach(it, obj)
     {
-        assert_true(i < sizeof want / sizeof want[0]);
+        assert_true(i < ARRAY_SIZE(want));
         assert_string_equal(it->string, want[i]);
         i++;
     }
-    assert_int_equal(i, sizeof want / sizeof want[0]);
+    assert_int_equal(i, ARRAY_SIZE(want));
     assert_rfc3339_ms(cJSON_GetObjectItem(obj, "time")->valuestring);
     assert_str_field(obj, "level", "warn");
     assert_str_field(obj, "prog", "test_log");
@@ -144,7 +145,7 @@ static void test_render_levels(void **state)
                  {(enum log_level)42, "error"}};
 
     (void)state;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         char *s = log_render(cases[i].level, "m", NULL);
         cJSON *obj = cJSON_Parse(s);
 

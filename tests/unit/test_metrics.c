@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "cache.h"
+#include "clock.h"
 #include "health.h"
 #include "metrics.h"
 
@@ -442,7 +444,7 @@ static void test_parser_rejects_bad_text(void **state)
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n", /* no _sum */
         "# HELP x h\n# TYPE x gauge\n\nx 1\n",                                  /* empty line */
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         if (prom_parse(bad[i], &p) == 0)
             fail_msg("parser accepted bad input %zu: %s", i, bad[i]);
     }
@@ -476,7 +478,7 @@ static void test_empty_cache_renders_valid_text(void **state)
 {
     (void)state;
     static struct parsed p;
-    struct cache *c = cache_new(cache_now_ms());
+    struct cache *c = cache_new(clock_mono_ms());
     char *text = render(c, &p);
     static const char *const families[] = {
         "etcd_agent_up",
@@ -494,7 +496,7 @@ static void test_empty_cache_renders_valid_text(void **state)
         "etcd_agent_promote_attempts_total",
         "etcd_agent_info",
     };
-    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
         bool found = false;
         for (size_t f = 0; f < p.n_fam; f++)
             found |= !strcmp(p.fam[f].name, families[i]);
@@ -519,7 +521,7 @@ static void test_full_cache_values(void **state)
     static struct parsed p;
     static struct cache_local l;
     static struct cache_cluster cl;
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
     struct cache *c = cache_new(now - 5000);
 
     memset(&l, 0, sizeof(l));
@@ -625,7 +627,7 @@ static void test_http_series_bounded(void **state)
 {
     (void)state;
     static struct parsed p;
-    struct cache *c = cache_new(cache_now_ms());
+    struct cache *c = cache_new(clock_mono_ms());
     for (int code = 100; code < 100 + 3 * CACHE_MAX_HTTP_SERIES; code++)
         cache_count_http(c, "other", code);
     struct cache_counters k;
@@ -654,7 +656,7 @@ static void test_sources(void **state)
 {
     (void)state;
     static struct parsed p;
-    struct cache *c = cache_new(cache_now_ms());
+    struct cache *c = cache_new(clock_mono_ms());
     int calls = 0;
     struct metrics_source src = {snapshot_source, &calls};
     char *text = render_with(c, &p, &src, 1);

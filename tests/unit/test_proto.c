@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "array.h"
 #include "etcd.pb-c.h"
 #include "proto.h"
 
@@ -605,7 +606,7 @@ static void test_snapshot_good(void **state)
     /* not a multiple of the blob size, an exact multiple (its last data message has
      * remaining_bytes 0 like the digest), and a single small blob */
     const size_t sizes[] = {3 * BLOB + 1696, 4 * BLOB, 4096};
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
         run_stream(sizes[i], GOOD, 0, &r);
         assert_int_equal(r.feed_rc, 0);
         assert_int_equal(r.finish_rc, GRPC_OK);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "restore.h"
 
 #define PAGE 4096u
@@ -269,7 +270,7 @@ static void test_marker_parse_bad(void **state)
     };
 
     (void)state;
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         assert_int_equal(restore_marker_parse(bad[i], strlen(bad[i]), &m), -EINVAL);
     /* unknown keys and blank lines are fine */
     assert_int_equal(restore_marker_parse("role=peer\n\nfuture=x\ncluster_id=1f\n", 34, &m), 0);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "cache.h"
+#include "clock.h"
 #include "routes.h"
 
 struct fixture {
@@ -27,7 +29,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    f->now = cache_now_ms();
+    f->now = clock_mono_ms();
     f->cache = cache_new(f->now - 1000);
     struct routes_config cfg = {
         .cache = f->cache,
@@ -166,7 +168,7 @@ static void test_wrong_method_405(void **state)
     struct fixture *f = *state;
     static const char *const paths[] = {"/livez",   "/readyz", "/healthz",
                                         "/members", "/status", "/metrics"};
-    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
         struct answer a;
         call(f, "POST", paths[i], NULL, &a);
         assert_int_equal(a.resp.status, 405);
@@ -185,7 +187,7 @@ static void test_head_like_get(void **state)
 {
     struct fixture *f = *state;
     struct cache_local l;
-    healthy_local(&l, cache_now_ms());
+    healthy_local(&l, clock_mono_ms());
     publish_local(f, &l);
     struct answer g, h;
     call(f, "GET", "/readyz", NULL, &g);
@@ -291,7 +293,7 @@ static void test_readyz_healthy(void **state)
 {
     struct fixture *f = *state;
     struct cache_local l;
-    healthy_local(&l, cache_now_ms() - 250);
+    healthy_local(&l, clock_mono_ms() - 250);
     publish_local(f, &l);
     static const char *const paths[] = {"/readyz", "/healthz"};
     for (size_t i = 0; i < 2; i++) {
@@ -320,9 +322,9 @@ static void test_readyz_cached_age(void **state)
 {
     struct fixture *f = *state;
     static const int64_t ages[] = {5, 1234, 7, 98, 4321, 0, 100}; /* stale after 10 s */
-    for (size_t i = 0; i < sizeof(ages) / sizeof(ages[0]); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(ages); i++) {
         struct cache_local l;
-        healthy_local(&l, cache_now_ms() - ages[i]);
+        healthy_local(&l, clock_mono_ms() - ages[i]);
         publish_local(f, &l);
         for (int rep = 0; rep < 2; rep++) { /* the second answer comes from the cache */
             struct answer a;
@@ -406,8 +408,8 @@ static void test_readyz_failing_checks(void **state)
         {"status", spoil_status, "status", "failed: status: UNAVAILABLE: refused"},
         {"stale", spoil_stale, "status", NULL},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int64_t now = cache_now_ms();
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int64_t now = clock_mono_ms();
         struct cache_local l;
         healthy_local(&l, now);
         cases[i].spoil(&l, now);
@@ -426,7 +428,7 @@ static void test_readyz_failing_checks(void **state)
     }
     /* A failed Status also fails leader and learner: they cannot be known. */
     struct cache_local l;
-    healthy_local(&l, cache_now_ms());
+    healthy_local(&l, clock_mono_ms());
     spoil_status(&l, 0);
     publish_local(f, &l);
     struct answer a;
@@ -440,7 +442,7 @@ static void test_readyz_verbose(void **state)
 {
     struct fixture *f = *state;
     struct cache_local l;
-    healthy_local(&l, cache_now_ms());
+    healthy_local(&l, clock_mono_ms());
     publish_local(f, &l);
     struct answer a;
     call(f, "GET", "/readyz", "verbose", &a);
@@ -484,7 +486,7 @@ static void test_livez(void **state)
     answer_free(&a);
 
     /* Quorum lost: no leader, reads failing, but the member answers Status: still live. */
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
     struct cache_local l;
     healthy_local(&l, now);
     l.status.leader = 0;
@@ -517,7 +519,7 @@ static void test_livez(void **state)
 static void test_livez_never_answered(void **state)
 {
     (void)state;
-    int64_t now = cache_now_ms();
+    int64_t now = clock_mono_ms();
     struct cache *c = cache_new(now - 40000);
     struct routes_config cfg = {
         .cache = c, .health = {.interval_ms = 1000, .livez_intervals = 30, .stale_ms = 10000}};
@@ -588,7 +590,7 @@ static void test_members_one_failing(void **state)
     struct fixture *f = *state;
     static struct cache_cluster cl;
     memset(&cl, 0, sizeof(cl));
-    cl.probed_at_ms = cache_now_ms();
+    cl.probed_at_ms = clock_mono_ms();
     cl.ok = true;
     cl.took_ms = 7;
     member(&cl, 0, 0xa1, "etcd-0", true, 0xb2);
@@ -677,7 +679,7 @@ static void test_members_large_table(void **state)
     struct fixture *f = *state;
     static struct cache_cluster cl;
     memset(&cl, 0, sizeof(cl));
-    cl.probed_at_ms = cache_now_ms();
+    cl.probed_at_ms = clock_mono_ms();
     cl.ok = true;
     cl.truncated = true;
     for (size_t i = 0; i < CACHE_MAX_MEMBERS; i++) {
@@ -713,7 +715,7 @@ static void test_status(void **state)
     answer_free(&a);
 
     struct cache_local l;
-    healthy_local(&l, cache_now_ms());
+    healthy_local(&l, clock_mono_ms());
     l.alarms[0].type = 2;
     l.alarms[0].member_id = 0xff;
     l.n_alarms = 1;
@@ -738,7 +740,7 @@ static void test_status(void **state)
 
     struct cache_promote pr = {.active = true,
                                .attempts = 2,
-                               .next_try_ms = cache_now_ms() + 4000,
+                               .next_try_ms = clock_mono_ms() + 4000,
                                .last_error = "FAILED_PRECONDITION: can only promote a learner "
                                              "member which is in sync with leader"};
     assert_int_equal(cache_publish_promote(f->cache, &pr), 0);

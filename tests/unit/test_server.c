@@ -29,6 +29,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
+#include "clock.h"
 #include "server.h"
 #include "tls.h"
 
@@ -38,13 +39,6 @@ static char g_dir[256];
 static char g_curl_tls[1024]; /* curl options for the TLS listener with the client cert */
 
 /* ---- time / waiting ------------------------------------------------------------------ */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -224,7 +218,7 @@ static void start_source(const struct http_request *req, struct http_response *r
 /* Wait until the current source was closed; returns it (caller frees with free_src). */
 static struct tsrc *take_src(void)
 {
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = clock_mono_ms() + WAIT_MS;
     for (;;) {
         pthread_mutex_lock(&g_src_mu);
         struct tsrc *s = g_src;
@@ -242,7 +236,7 @@ static struct tsrc *take_src(void)
             return s;
         }
         pthread_mutex_unlock(&g_src_mu);
-        assert_true(now_ms() < end);
+        assert_true(clock_mono_ms() < end);
         sleep_ms(5);
     }
 }
@@ -663,7 +657,7 @@ static struct h2c_stream *h2c_get(struct h2c *c, const char *path)
 static void h2c_run(struct h2c *c)
 {
     uint8_t buf[65536];
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = clock_mono_ms() + WAIT_MS;
     for (;;) {
         assert_int_equal(nghttp2_session_send(c->s), 0);
         bool all = true;
@@ -671,7 +665,7 @@ static void h2c_run(struct h2c *c)
             all = all && c->st[i].closed;
         if (all)
             return;
-        assert_true(now_ms() < end);
+        assert_true(clock_mono_ms() < end);
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n <= 0)
             return;
@@ -1098,11 +1092,11 @@ static void test_tls(void **state)
               "https://127.0.0.1:%d/whoami",
               g_dir, g_dir, g_dir, g_srv.tls_port);
     assert_int_not_equal(rc, 0);
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = clock_mono_ms() + WAIT_MS;
     do {
         server_stats(g_srv.srv, &after);
-    } while (after.tls_handshake_errors < before.tls_handshake_errors + 2 && now_ms() < end &&
-             (sleep_ms(10), 1));
+    } while (after.tls_handshake_errors < before.tls_handshake_errors + 2 &&
+             clock_mono_ms() < end && (sleep_ms(10), 1));
     assert_true(after.tls_handshake_errors >= before.tls_handshake_errors + 2);
     /* plain HTTP on the TLS port is not served */
     struct rconn c;
@@ -1125,8 +1119,8 @@ static void test_slowloris(void **state)
     setsockopt(slow.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     bool dropped = false;
     int served = 0;
-    int64_t end = now_ms() + WAIT_MS + 2000;
-    while (!dropped && now_ms() < end) {
+    int64_t end = clock_mono_ms() + WAIT_MS + 2000;
+    while (!dropped && clock_mono_ms() < end) {
         /* trickle a header line; the connection stays "in its head" */
         if (send(slow.fd, "X-A: b\r\n", 8, MSG_NOSIGNAL) < 0) {
             dropped = true;
@@ -1175,9 +1169,9 @@ static void test_header_deadline_per_request(void **state)
     const char *req = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     size_t half = strlen(req) / 2;
     send_all(rc.fd, req, half);
-    int64_t end = now_ms() + 3000; /* longer than the 2 s header timeout */
+    int64_t end = clock_mono_ms() + 3000; /* longer than the 2 s header timeout */
     int n = 0;
-    while (now_ms() < end) {
+    while (clock_mono_ms() < end) {
         sleep_ms(250);
         char two[128]; /* completes one request and starts the next, in one segment */
         int len = snprintf(two, sizeof two, "%s%.*s", req + half, (int)half, req);
@@ -1211,10 +1205,10 @@ static void test_idle_connections(void **state)
         fds[i] = tcp_connect(g_srv.port);
         assert_true(fds[i] >= 0);
     }
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = clock_mono_ms() + WAIT_MS;
     do {
         server_stats(g_srv.srv, &st);
-    } while (st.connections_total < base + N && now_ms() < end && (sleep_ms(10), 1));
+    } while (st.connections_total < base + N && clock_mono_ms() < end && (sleep_ms(10), 1));
     if (st.connections_total < base + N || st.connections_open < N)
         fail_msg("open %llu, accepted %llu (base %llu), rejected %llu, idle timeouts %llu",
                  (unsigned long long)st.connections_open, (unsigned long long)st.connections_total,
@@ -1246,10 +1240,10 @@ static void test_idle_connections(void **state)
     for (int i = 0; i < N; i++)
         close(fds[i]);
     free(fds);
-    end = now_ms() + WAIT_MS;
+    end = clock_mono_ms() + WAIT_MS;
     do {
         server_stats(g_srv.srv, &st);
-    } while (st.connections_open >= N && now_ms() < end && (sleep_ms(10), 1));
+    } while (st.connections_open >= N && clock_mono_ms() < end && (sleep_ms(10), 1));
     assert_true(st.connections_open < N); /* the server noticed the closes */
 }
 
@@ -1420,8 +1414,8 @@ static void test_stream_client_gone_and_slow(void **state)
     int small = 64 * 1024;
     setsockopt(rc.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     send_str(rc.fd, "GET /stream?total=100000000000&cl=0 HTTP/1.1\r\n\r\n");
-    int64_t end = now_ms() + WAIT_MS;
-    while (src_consumed() == 0 && now_ms() < end)
+    int64_t end = clock_mono_ms() + WAIT_MS;
+    while (src_consumed() == 0 && clock_mono_ms() < end)
         sleep_ms(10);
     uint64_t prev = 0, cur;
     for (int i = 0; i < 50; i++) { /* wait until pulling stalls */
@@ -1465,10 +1459,10 @@ static void test_max_connections(void **state)
     for (int i = 0; i < 3; i++)
         fds[i] = tcp_connect(ts.port);
     struct server_stats st;
-    int64_t end = now_ms() + WAIT_MS;
+    int64_t end = clock_mono_ms() + WAIT_MS;
     do {
         server_stats(ts.srv, &st);
-    } while (st.connections_open < 3 && now_ms() < end && (sleep_ms(5), 1));
+    } while (st.connections_open < 3 && clock_mono_ms() < end && (sleep_ms(5), 1));
     assert_int_equal(st.connections_open, 3);
     struct rconn rc;
     struct resp r;
@@ -1481,10 +1475,10 @@ static void test_max_connections(void **state)
     assert_int_equal(st.connections_rejected, 1);
     /* one leaves, a new one is served */
     close(fds[0]);
-    end = now_ms() + WAIT_MS;
+    end = clock_mono_ms() + WAIT_MS;
     do {
         server_stats(ts.srv, &st);
-    } while (st.connections_open > 2 && now_ms() < end && (sleep_ms(5), 1));
+    } while (st.connections_open > 2 && clock_mono_ms() < end && (sleep_ms(5), 1));
     rc_open(&rc, ts.port);
     send_str(rc.fd, "GET /hello HTTP/1.1\r\n\r\n");
     assert_int_equal(rc_response(&rc, &r, false), 0);
@@ -1497,8 +1491,8 @@ static void test_max_connections(void **state)
 
 static void *stop_when_streaming(void *arg)
 {
-    int64_t end = now_ms() + WAIT_MS;
-    while (src_consumed() == 0 && now_ms() < end)
+    int64_t end = clock_mono_ms() + WAIT_MS;
+    while (src_consumed() == 0 && clock_mono_ms() < end)
         sleep_ms(5);
     server_stop_graceful(arg, 60000);
     return NULL;
@@ -1518,17 +1512,17 @@ static void test_graceful_stop(void **state)
     assert_int_equal(rc_response(&idle, &r, false), 0);
     rc_open(&rc, ts.port);
     send_str(rc.fd, "GET /stream?total=2000000&delay=5 HTTP/1.1\r\n\r\n");
-    int64_t end = now_ms() + WAIT_MS;
-    while (src_consumed() == 0 && now_ms() < end)
+    int64_t end = clock_mono_ms() + WAIT_MS;
+    while (src_consumed() == 0 && clock_mono_ms() < end)
         sleep_ms(5);
     server_stop_graceful(ts.srv, 60000);
     server_stop_graceful(ts.srv, 1); /* repeated: harmless, the first grace counts */
     /* the idle one is closed, new ones are refused */
     assert_true(rc_wait_eof(&idle));
     rc_close(&idle);
-    end = now_ms() + WAIT_MS;
+    end = clock_mono_ms() + WAIT_MS;
     int fd;
-    while ((fd = tcp_connect(ts.port)) >= 0 && now_ms() < end) {
+    while ((fd = tcp_connect(ts.port)) >= 0 && clock_mono_ms() < end) {
         close(fd);
         sleep_ms(10);
     }
@@ -1576,12 +1570,12 @@ static void test_graceful_stop(void **state)
     start(&ts, &cfg);
     rc_open(&rc, ts.port);
     send_str(rc.fd, "GET /stream?total=100000000000&delay=1000 HTTP/1.1\r\n\r\n");
-    end = now_ms() + WAIT_MS;
-    while (src_consumed() == 0 && now_ms() < end)
+    end = clock_mono_ms() + WAIT_MS;
+    while (src_consumed() == 0 && clock_mono_ms() < end)
         sleep_ms(5);
-    int64_t t0 = now_ms();
+    int64_t t0 = clock_mono_ms();
     stop(&ts, 300);
-    assert_true(now_ms() - t0 < WAIT_MS);
+    assert_true(clock_mono_ms() - t0 < WAIT_MS);
     s = take_src();
     assert_int_equal(s->close_calls, 1);
     assert_false(s->completed);

@@ -1,7 +1,8 @@
 /* test_tls.c - unit tests for tls.c: context errors, reload on file change, handshakes.
  *
  * Certificates are made with the openssl CLI in a temp dir that the group teardown removes.
- * Handshakes run client and server in one thread over a non-blocking socketpair. */
+ * Handshakes run client and server in one thread over a non-blocking socketpair; TLS 1.2 cipher
+ * policy against plain OpenSSL peers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "array.h"
 #include "log.h"
 #include "tls.h"
 
@@ -412,6 +414,96 @@ static void test_handshakes(void **state)
     tls_ctx_free(open_server);
 }
 
+/* A plain OpenSSL peer (not tls.c's policy) that speaks only TLS 1.2 with the given suites. */
+static SSL_CTX *tls12_peer(bool server, const char *ciphers)
+{
+    SSL_CTX *c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+    assert_non_null(c);
+    assert_int_equal(SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION), 1);
+    assert_int_equal(SSL_CTX_set_cipher_list(c, ciphers), 1);
+    if (server) {
+        assert_int_equal(SSL_CTX_use_certificate_chain_file(c, crt), 1);
+        assert_int_equal(SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM), 1);
+    }
+    return c;
+}
+
+/* One handshake of `client` against `server` over a socketpair; 1 if both succeeded. With
+ * `cipher`, the suite both agreed on must be that one. */
+static int handshake_raw(SSL *client, SSL *server, const char *cipher)
+{
+    struct pair p = {client, server, {-1, -1}};
+    int ok;
+
+    assert_non_null(client);
+    assert_non_null(server);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p.fds), 0);
+    SSL_set_fd(client, p.fds[0]);
+    SSL_set_fd(server, p.fds[1]);
+    ok = handshake(&p);
+    if (ok && cipher)
+        assert_string_equal(SSL_get_cipher_name(client), cipher);
+    pair_free(&p);
+    return ok;
+}
+
+/* TLS 1.2 policy, both sides: AEAD suites with forward secrecy only. A peer that offers only CBC
+ * suites (LUCKY13) is refused by the agent's listener, and tls.c's client refuses a server that
+ * has only CBC suites; AES-GCM and ChaCha20-Poly1305 with ECDHE are accepted; tls.c's two sides
+ * still agree on TLS 1.3. (The test certificates are ECDSA: ECDHE-ECDSA suites are the ones a
+ * peer could pick.) */
+static void test_tls12_ciphers(void **state)
+{
+    static const char *const refused[] = {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA256",
+                                          "ECDHE-ECDSA-AES256-SHA384"};
+    static const char *const accepted[] = {"ECDHE-ECDSA-AES128-GCM-SHA256",
+                                           "ECDHE-ECDSA-AES256-GCM-SHA384",
+                                           "ECDHE-ECDSA-CHACHA20-POLY1305"};
+    struct tls_files cf = {ca, NULL, NULL}, sf = {NULL, crt, key};
+    char err[512];
+    struct tls_ctx *client = tls_client_new(&cf, err, sizeof err);
+    struct tls_ctx *server = tls_server_new(&sf, err, sizeof err);
+    SSL_CTX *peer;
+
+    (void)state;
+    assert_non_null(client);
+    assert_non_null(server);
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        peer = tls12_peer(false, refused[i]); /* a client that offers only this suite */
+        if (handshake_raw(SSL_new(peer), SSL_new(tls_ctx_current(server)), NULL))
+            fail_msg("the server accepted a TLS 1.2 client offering only %s", refused[i]);
+        SSL_CTX_free(peer);
+        peer = tls12_peer(true, refused[i]); /* a server that has only this suite */
+        if (handshake_raw(tls_client_ssl(client, "127.0.0.1"), SSL_new(peer), NULL))
+            fail_msg("the client accepted a TLS 1.2 server with only %s", refused[i]);
+        SSL_CTX_free(peer);
+    }
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        peer = tls12_peer(false, accepted[i]);
+        if (!handshake_raw(SSL_new(peer), SSL_new(tls_ctx_current(server)), accepted[i]))
+            fail_msg("the server refused a TLS 1.2 client offering %s", accepted[i]);
+        SSL_CTX_free(peer);
+        peer = tls12_peer(true, accepted[i]);
+        if (!handshake_raw(tls_client_ssl(client, "127.0.0.1"), SSL_new(peer), accepted[i]))
+            fail_msg("the client refused a TLS 1.2 server with %s", accepted[i]);
+        SSL_CTX_free(peer);
+    }
+    {
+        SSL *c = tls_client_ssl(client, "127.0.0.1"), *s = SSL_new(tls_ctx_current(server));
+        struct pair p = {c, s, {-1, -1}};
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p.fds), 0);
+        SSL_set_fd(c, p.fds[0]);
+        SSL_set_fd(s, p.fds[1]);
+        assert_int_equal(handshake(&p), 1);
+        assert_int_equal(SSL_version(c), TLS1_3_VERSION);
+        pair_free(&p);
+    }
+    tls_ctx_free(client);
+    tls_ctx_free(server);
+}
+
 /* Every PEM key layout a Secret may hold loads (tls.c decodes the common ones through a
  * narrowed decoder, the rest through OpenSSL's generic path), and a key that does not match
  * its certificate is refused whichever path decoded it. */
@@ -451,7 +543,7 @@ static void test_key_formats(void **state)
            "grep -q 'BEGIN RSA PRIVATE' kf-rsa1.key && grep -q 'BEGIN EC PARAMETERS' kf-ecp.key",
            dir),
         0);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         path(cert, cases[i].cert);
         f.cert_file = cert;
         f.key_file = NULL;
@@ -504,7 +596,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),      cmocka_unit_test(test_error_string),
         cmocka_unit_test(test_key_formats), cmocka_unit_test(test_handshakes),
-        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_reload),      cmocka_unit_test(test_tls12_ciphers),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "array.h"
+#include "clock.h"
 #include "uring.h"
 
 #define MiB (1024u * 1024u)
@@ -131,10 +133,7 @@ static void fill_pattern(unsigned char *buf, size_t len, uint32_t seed)
 
 static double now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    return (double)clock_mono_ns() / 1e6;
 }
 
 /* ---- reap bookkeeping ------------------------------------------------------------------- */
@@ -569,7 +568,7 @@ static int deny_io_uring(int err)
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
-    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    struct sock_fprog prog = {ARRAY_SIZE(filter), filter};
 
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return -1;
@@ -611,7 +610,7 @@ static void test_fallback_under_seccomp(void **state)
                  {ENOSYS, "io_uring_queue_init: Function not implemented"}};
     struct fixture *f = *state;
 
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         pid_t pid = fork();
         int status;
 
