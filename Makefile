@@ -93,6 +93,8 @@ DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev li
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
             iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus nginx
 DEB_PKGS += debootstrap debian-archive-keyring # tests/fresh (a fresh Debian 12 root), tests/etcd35.sh
+DEB_PKGS += python3-azure-storage python3-botocore # Azure signer/Azurite harness and AWS creds checks
+DEB_PKGS += age # the reference age/age-keygen: interop tests of common/age.c (issue 11)
 # Targets that build on a fresh machine: `deps` first as a prerequisite, then the build in a
 # sub-make, which parses this file again and so evaluates pkg-config only once the libraries
 # exist. Never `target: deps all` (under --jobs both prerequisites run at once).

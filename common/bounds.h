@@ -157,4 +157,35 @@
 #define OBSERVE_MIN_CALL_MS 200 /* below this a call is not worth starting */
 #define RESTORE_NFTW_FDS 16
 
+/* backups: retention (common/retention.c), AWS credential files (common/aws_creds.c), Azure
+ * Blob (common/azure_sign.c) */
+#define RETENTION_MAX_COUNT 100000      /* periods or backups one --backup-keep rule keeps */
+#define RETENTION_MAX_BACKUPS 1000000   /* backups one retention_decide call judges */
+#define RETENTION_FUTURE_SLACK_S 3600   /* a backup dated later than now + this is "future" */
+#define AWS_CREDS_MAX_FILE (64u * 1024) /* a credentials or config file */
+#define AWS_CREDS_MAX_LINE 4096         /* one line of it */
+#define AWS_CREDS_MAX_KEY 128           /* a profile name, key or section name */
+#define AWS_CREDS_MAX_VALUE 4096        /* a value (session tokens run to ~2 KiB) */
+#define AWS_CREDS_EXPIRY_SKEW_S 60      /* credentials this close to expiry count as expired */
+#define AZURE_MAX_ACCOUNT 64            /* storage account names are 3-24 chars */
+#define AZURE_MAX_KEY_B64 128           /* AZURE_STORAGE_KEY: base64 of 64 bytes */
+#define AZURE_MAX_SAS 2048              /* AZURE_STORAGE_SAS_TOKEN */
+#define AZURE_MAX_SIGN_HEADERS 32       /* x-ms-* headers in one signed request */
+#define AZURE_MAX_STRING_TO_SIGN 8192   /* canonical string of one request */
+
+/* age encryption and the backup filter chain (common/age.c, common/bech32.c, common/codec.c) */
+#define BECH32_MAX_LEN 90              /* BIP-173's limit on a whole bech32 string */
+#define BECH32_MAX_HRP 83              /* BIP-173's limit on the human-readable part */
+#define AGE_CHUNK (64u * 1024)         /* STREAM plaintext chunk (fixed by the age v1 format) */
+#define AGE_MAX_HEADER (64u * 1024)    /* header bytes the decryptor buffers before refusing */
+#define AGE_MAX_STANZAS 256            /* recipient stanzas in one header */
+#define AGE_MAX_STANZA_ARGS 16         /* arguments on one stanza line */
+#define AGE_MAX_RECIPIENTS 64          /* recipients one file is encrypted to / a file lists */
+#define AGE_MAX_IDENTITIES 64          /* identities one identity file holds */
+#define AGE_MAX_KEY_FILE (256u * 1024) /* a recipients or identity file */
+#define AGE_MAX_KEY_LINE 1024          /* one line of such a file */
+#define CODEC_ZSTD_DEFAULT_LEVEL 3     /* zstd's own default */
+#define CODEC_ZSTD_MAX_LEVEL 19        /* highest level without --ultra (its windows grow large) */
+#define CODEC_ZSTD_MAX_WINDOW_LOG 27   /* decoder: largest window a frame may ask */
+
 #endif

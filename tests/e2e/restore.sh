@@ -361,8 +361,8 @@ PY
     scratch_rm "$d" --restore-from "https://127.0.0.1:$port/snap.db"
     expect_action x restore || return 1
     [ -s "$d/data/member/snap/db" ] || die "no db restored" || return 1
-    # straight from an agent's /snapshot (mTLS), when the agent has it
-    "$AGENT" --help 2>&1 | grep -q allow-insecure-snapshot || return 0
+    # straight from an agent's /snapshot (mTLS)
+    "$AGENT" --help 2>&1 | grep -q allow-insecure-snapshot || die "$AGENT has no /snapshot" || return 1
     local plain
     read -r SCRATCH_PEER SCRATCH_CLIENT port plain <<<"$(_cluster_free_ports 4)"
     "$AGENT" --endpoints "$(cluster_client-url 1)" --cacert "$CLUSTER_DIR/ca.crt" \
