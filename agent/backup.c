@@ -426,7 +426,7 @@ static int list_backups(struct backup *b, const char *cid, struct listing *l, st
         int64_t rev;
         if (backup_name_parse(l->e[i].name, &t, &rev) < 0)
             continue;
-        struct store_entry key;
+        struct store_entry key = {0};
         int kn = snprintf(key.name, sizeof key.name, "%s%s", l->e[i].name, MANIFEST_SUFFIX);
         bool complete = kn > 0 && (size_t)kn < sizeof key.name &&
                         bsearch(&key, l->e, l->n, sizeof *l->e, cmp_entry) != NULL;
@@ -916,7 +916,7 @@ static void list_answer(struct backup *b, struct snapjob *job)
     free(buf);
     int64_t age = backup_last_good_age_ms(b);
     if (age >= 0)
-        cJSON_AddNumberToObject(o, "last_good_age_s", (double)(age / 1000));
+        cJSON_AddNumberToObject(o, "last_good_age_s", (double)age / 1000.0);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (s)
