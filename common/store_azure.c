@@ -14,7 +14,6 @@
  * Env: AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_ACCOUNT (optional; must
  * match the URL), AZURE_STORAGE_BLOB_ENDPOINT (default https://ACCOUNT.blob.core.windows.net),
  * AZURE_CA_BUNDLE. */
-#if __has_include("store.h") && __has_include("curl_dl.h")
 
 #include <errno.h>
 #include <stdarg.h>
@@ -894,5 +893,3 @@ const struct store_ops store_azure_ops = {
     .remove = az_remove,
     .abort_stale = az_abort_stale,
 };
-
-#endif /* store.h present */

@@ -21,7 +21,6 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#if __has_include("store.h") && __has_include("curl_dl.h")
 #include "store.h"
 
 extern const struct store_ops store_azure_ops;
@@ -517,17 +516,3 @@ int main(void)
     };
     return cmocka_run_group_tests_name("store_azure", tests, setup, teardown);
 }
-
-#else /* store.h not merged yet */
-static void test_needs_store_h(void **state)
-{
-    (void)state;
-    skip();
-}
-
-int main(void)
-{
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_needs_store_h)};
-    return cmocka_run_group_tests_name("store_azure", tests, NULL, NULL);
-}
-#endif
