@@ -23,6 +23,7 @@
 #include "probe.h"
 #include "routes.h"
 #include "server.h"
+#include "backup.h"
 #include "snapshot.h"
 #include "tls.h"
 
@@ -62,6 +63,10 @@ struct flags {
     uint64_t defrag_threshold, nospace_resume;
     struct config_string defrag_min_free;
     bool nospace_compact;
+    /* off-node backups (backup.c) */
+    struct config_string backup_url, backup_keep, backup_compress, backup_recipients_file;
+    struct config_list backup_recipients;
+    uint64_t backup_interval_ms, backup_verify_interval_ms, backup_zstd_level;
 };
 
 /* The flags with their defaults; the option table points into it. */
@@ -78,6 +83,8 @@ static struct flags g_flags = {
     .defrag_threshold = MAINT_DEFAULT_DEFRAG_THRESHOLD,
     .defrag_min_free = {.value = MAINT_DEFAULT_DEFRAG_MIN_FREE},
     .nospace_resume = MAINT_DEFAULT_NOSPACE_RESUME,
+    .backup_compress = {.value = "zstd"},
+    .backup_verify_interval_ms = BACKUP_VERIFY_DEFAULT_MS,
 };
 
 static const struct config_option g_opts[] = {
@@ -270,6 +277,59 @@ static const struct config_option g_opts[] = {
      .type = CONFIG_BOOL,
      .target = &g_flags.nospace_compact,
      .help = "under NOSPACE, compact to the current revision before defragmenting"},
+    /* ---- off-node backups (backup.c): secrets come from the AWS_* env only ---- */
+    {.name = "backup-url",
+     .env = {"ETCD_AGENT_BACKUP_URL"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.backup_url,
+     .help = "back up to s3://BUCKET/PREFIX or file:///PATH (credentials: AWS_* env)",
+     .arg_name = "URL"},
+    {.name = "backup-interval",
+     .env = {"ETCD_AGENT_BACKUP_INTERVAL"},
+     .type = CONFIG_DURATION,
+     .target = &g_flags.backup_interval_ms,
+     .max = UINT64_C(7) * 24 * 3600 * 1000,
+     .help = "one backup per interval for the whole cluster (0: only POST /backups)",
+     .arg_name = "DURATION"},
+    {.name = "backup-keep",
+     .env = {"ETCD_AGENT_BACKUP_KEEP"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.backup_keep,
+     .help = "keep N backups, or last=N,hourly=N,daily=N,weekly=N,monthly=N (unset: all)",
+     .arg_name = "POLICY"},
+    {.name = "backup-compress",
+     .env = {"ETCD_AGENT_BACKUP_COMPRESS"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.backup_compress,
+     .help = "zstd or none",
+     .arg_name = "ALGO"},
+    {.name = "backup-compress-level",
+     .env = {"ETCD_AGENT_BACKUP_COMPRESS_LEVEL"},
+     .type = CONFIG_UINT,
+     .target = &g_flags.backup_zstd_level,
+     .max = CODEC_ZSTD_MAX_LEVEL,
+     .help = "zstd level (0: default 3)",
+     .arg_name = "N"},
+    {.name = "backup-recipient",
+     .env = {"ETCD_AGENT_BACKUP_RECIPIENTS"},
+     .type = CONFIG_LIST,
+     .target = &g_flags.backup_recipients,
+     .help = "encrypt backups to these age public keys (age1...; comma-separated)",
+     .arg_name = "KEYS"},
+    {.name = "backup-recipients-file",
+     .env = {"ETCD_AGENT_BACKUP_RECIPIENTS_FILE"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.backup_recipients_file,
+     .help = "age recipients file (one age1... per line)",
+     .arg_name = "FILE"},
+    {.name = "backup-verify-interval",
+     .env = {"ETCD_AGENT_BACKUP_VERIFY_INTERVAL"},
+     .type = CONFIG_DURATION,
+     .target = &g_flags.backup_verify_interval_ms,
+     .min = 1000,
+     .max = UINT64_C(30) * 24 * 3600 * 1000,
+     .help = "download and check the newest backup this often (and after the first)",
+     .arg_name = "DURATION"},
 };
 
 static const char summary[] =
@@ -288,6 +348,7 @@ struct agent {
     struct probe *probe;
     struct snapshot *snap;
     struct maint *maint;
+    struct backup *backup;
     bool keep_shared; /* a stuck maintenance thread still uses the cache, TLS and endpoints */
 };
 
@@ -423,6 +484,62 @@ static int setup_snapshots(struct agent *a, char *err, size_t err_len)
     return snapshot_add_routes(a->snap, a->routes);
 }
 
+/* --backup-*: keys, policy, the module and its routes (after the snapshot module). */
+static int setup_backup(struct agent *a, char *err, size_t err_len)
+{
+    const struct flags *fl = a->fl;
+    static struct age_recipient rcp[AGE_MAX_RECIPIENTS];
+    size_t n = 0;
+    if (!fl->backup_url.value[0])
+        return 0;
+    const char *comp = fl->backup_compress.value;
+    if (strcmp(comp, "zstd") != 0 && strcmp(comp, "none") != 0) {
+        (void)snprintf(err, err_len, "--backup-compress: zstd or none, not \"%.32s\"", comp);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < fl->backup_recipients.n; i++) {
+        const char *k = fl->backup_recipients.items[i];
+        if (n == AGE_MAX_RECIPIENTS || age_recipient_parse(k, strlen(k), &rcp[n]) < 0) {
+            (void)snprintf(err, err_len, "--backup-recipient %zu: not an age X25519 recipient",
+                           i + 1);
+            return -EINVAL;
+        }
+        n++;
+    }
+    if (fl->backup_recipients_file.value[0]) {
+        size_t m = 0;
+        char why[256];
+        if (age_recipients_load(fl->backup_recipients_file.value, rcp + n, AGE_MAX_RECIPIENTS - n,
+                                &m, why, sizeof(why)) < 0) {
+            (void)snprintf(err, err_len, "--backup-recipients-file %.200s: %s",
+                           fl->backup_recipients_file.value, why);
+            return -EINVAL;
+        }
+        n += m;
+    }
+    struct backup_config bc = {
+        .url = fl->backup_url.value,
+        .interval_ms = fl->backup_interval_ms,
+        .verify_interval_ms = fl->backup_verify_interval_ms,
+        .keep = fl->backup_keep.value,
+        .compress = strcmp(comp, "zstd") == 0,
+        .zstd_level = (int)fl->backup_zstd_level,
+        .recipients = rcp,
+        .n_recipients = n,
+        .spool_dir = fl->spool_dir.value,
+        .snap = snapshot_ctx(a->snap),
+        .cache = a->cache,
+    };
+    a->backup = backup_new(&bc, err, err_len);
+    if (!a->backup)
+        return -EINVAL;
+    routes_set_backup(a->routes, a->backup);
+    int rc = backup_add_routes(a->backup, a->routes);
+    if (rc < 0)
+        (void)snprintf(err, err_len, "cannot add routes: %s", strerror(-rc));
+    return rc;
+}
+
 static int setup_maint(struct agent *a)
 {
     const struct flags *fl = a->fl;
@@ -526,6 +643,10 @@ static int agent_setup(struct agent *a)
         log_msg(LOG_ERROR, "snapshots: %s", err);
         return -EINVAL;
     }
+    if (setup_backup(a, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "backups: %s", err);
+        return -EINVAL;
+    }
     if (setup_maint(a) < 0) {
         log_msg(LOG_ERROR, "out of memory");
         return -ENOMEM;
@@ -569,6 +690,7 @@ static void agent_teardown(struct agent *a)
     a->keep_shared = a->maint && !maint_free(a->maint);
     probe_stop(a->probe);
     server_free(a->srv);
+    backup_free(a->backup); /* its schedule thread uses the snapshot module */
     snapshot_free(a->snap);
     routes_free(a->routes);
     tls_ctx_free(a->server_tls);
@@ -587,6 +709,7 @@ int main(int argc, char **argv)
         code = agent_setup(&a) == 0 ? agent_run(&a) : AGENT_EXIT_FAILED;
     agent_teardown(&a);
     config_list_free(&g_flags.endpoints);
+    config_list_free(&g_flags.backup_recipients);
     if (!a.keep_shared) /* the maintenance thread borrows it too */
         config_list_free(&g_flags.cluster_endpoints);
     return code;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "array.h"
+#include "backup.h"
 #include "bounds.h"
 #include "clock.h"
 #include "etcd.h"
@@ -46,7 +47,13 @@ struct routes {
     struct metrics_source metrics[METRICS_MAX_SOURCES];
     size_t n_metrics;
     struct health_render render[RENDER_COUNT];
+    struct backup *backup; /* NULL: no --backup-url */
 };
+
+void routes_set_backup(struct routes *r, struct backup *b)
+{
+    r->backup = b;
+}
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -291,8 +298,30 @@ static void route_readyz(void *arg, const struct http_request *req, struct http_
     struct health_report rep;
     health_ready(s, clock_mono_ms(), &r->cfg.health, &rep);
     cache_release(r->cfg.cache, s);
-    health_answer(r, req, resp, &rep, strcmp(req->path, "/healthz") == 0 ? "healthz" : "readyz",
-                  &r->render[RENDER_READY]);
+    char note[256] = "";
+    if (r->backup && strcmp(req->path, "/readyz") == 0)
+        backup_readyz_note(r->backup, note, sizeof note);
+    if (!note[0] || http_query_param(req, "verbose", NULL, 0)) {
+        health_answer(r, req, resp, &rep, strcmp(req->path, "/healthz") == 0 ? "healthz" : "readyz",
+                      &r->render[RENDER_READY]);
+        if (note[0] && resp->body && !resp->body_ref) {
+            /* verbose text: one more line, not a check (a stale backup is no failure) */
+            size_t len = resp->body_len, add = strlen(note) + 16;
+            char *b = realloc(resp->body, len + add);
+            if (b) {
+                resp->body = b;
+                resp->body_len = len + (size_t)snprintf(b + len, add, "[!]backup %s\n", note);
+            }
+        }
+        return;
+    }
+    /* a stale backup is said, not failed: the usual body plus "backup_warning" (uncached) */
+    cJSON *o = health_json(r, &rep, false);
+    if (!o || !cJSON_AddStringToObject(o, "backup_warning", note) ||
+        routes_json(resp, rep.ok ? 200 : 503, o) < 0)
+        (void)http_response_error(resp, 500, "out of memory");
+    cJSON_Delete(o);
+    no_store(resp);
 }
 
 static void route_livez(void *arg, const struct http_request *req, struct http_response *resp)
@@ -371,6 +400,15 @@ static void route_status(void *arg, const struct http_request *req, struct http_
              (pr->active && pr->next_try_ms
                   ? add_int(po, "next_try_in_ms", pr->next_try_ms > now ? pr->next_try_ms - now : 0)
                   : cJSON_AddNullToObject(po, "next_try_in_ms"));
+    }
+    if (ok && r->backup) {
+        int64_t age = backup_last_good_age_ms(r->backup);
+        cJSON *bo = cJSON_AddObjectToObject(o, "backup");
+        ok = bo && (age >= 0 ? add_int(bo, "last_good_age_s", age / 1000)
+                             : cJSON_AddNullToObject(bo, "last_good_age_s")) != NULL;
+        char note[256];
+        backup_readyz_note(r->backup, note, sizeof note);
+        ok = ok && add_str_or_null(bo, "warning", note);
     }
     /* Day-2 maintenance (maint.c): db use against the quota, the coordinator's last step. */
     const struct cache_maint *mt = &s->maint;

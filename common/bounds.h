@@ -242,4 +242,14 @@
 #define STORE_IO_CHUNK (1u << 20)        /* file reads for hashing and copying */
 #define STORE_STALE_UPLOAD_S (24 * 3600) /* multipart uploads older than this are abandoned */
 
+/* off-node backups (agent/backup.c) */
+#define BACKUP_TICK_MIN_MS 1000  /* the schedule looks at the turn at most this often */
+#define BACKUP_TICK_MAX_MS 60000 /* ... and at least this often */
+#define BACKUP_GRACE_MIN_MS 5000 /* rank grace: interval / 4 clamped to these */
+#define BACKUP_GRACE_MAX_MS (10 * 60 * 1000)
+#define BACKUP_MAX_LAG 1000 /* raft entries a member may trail and still back up */
+#define BACKUP_VERIFY_DEFAULT_MS (24ull * 3600 * 1000) /* --backup-verify-interval default */
+#define BACKUP_MAX_MANIFEST (64u * 1024)               /* one manifest read for GET /backups */
+#define BACKUP_MAX_LISTED 1000                         /* backups GET /backups shows */
+
 #endif
