@@ -150,10 +150,12 @@ $(BUILD)/etcd-agent: $(BUILD)/agent/main.o $(BUILD)/libagent.a $(BUILD)/libcommo
 	@$(if $(Q),echo "  LD $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(AGENT_LIBS) -o $@
 
+# Per-test link flags: TEST_LDFLAGS_<name> for tests/unit/test_<name>.c.
+TEST_LDFLAGS_proto := -Wl,--wrap=malloc,--wrap=calloc # allocation-failure injection
 $(BUILD)/tests/unit/test_%: $(BUILD)/tests/unit/test_%.o $(TESTLIB_OBJ) $(BUILD)/libinit.a \
                             $(BUILD)/libagent.a $(BUILD)/libcommon.a
 	@$(if $(Q),echo "  LD $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) $(TEST_LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS_ALL) $^ $(LIBS) $(TEST_LIBS) $(TEST_LDFLAGS_$*) -o $@
 $(BUILD)/tests/integration/test_%: $(BUILD)/tests/integration/test_%.o $(TESTLIB_OBJ) \
                                    $(BUILD)/libinit.a $(BUILD)/libagent.a $(BUILD)/libcommon.a
 	@$(if $(Q),echo "  LD $@")

@@ -19,6 +19,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include "base64.h"
 #include "bech32.h"
 
 #define AGE_INTRO "age-encryption.org/v1\n"
@@ -43,80 +44,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-}
-
-/* ---- base64 (standard alphabet, unpadded, canonical) ------------------------------------- */
-
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Writes the unpadded encoding of n bytes to out (no NUL); returns its length. */
-static size_t b64_encode(char *out, const uint8_t *in, size_t n)
-{
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64chars[v >> 18];
-        out[o++] = b64chars[(v >> 12) & 63];
-        out[o++] = b64chars[(v >> 6) & 63];
-        out[o++] = b64chars[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64chars[v >> 18];
-        out[o++] = b64chars[(v >> 12) & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = b64chars[v >> 18];
-        out[o++] = b64chars[(v >> 12) & 63];
-        out[o++] = b64chars[(v >> 6) & 63];
-    }
-    return o;
-}
-
-/* Decodes n characters into out (cap bytes; NULL only validates). Returns the byte count, or
- * -1 for a bad character, an impossible length (n % 4 == 1), non-zero trailing bits, or too
- * little room. */
-static long b64_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
-{
-    if (n % 4 == 1)
-        return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val(in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6 | (uint32_t)v) & 0xffffu;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (out) {
-                if (o >= cap)
-                    return -1;
-                out[o] = (uint8_t)(acc >> bits);
-            }
-            o++;
-        }
-    }
-    if ((acc & ((1u << bits) - 1)) != 0)
-        return -1;
-    return (long)o;
 }
 
 /* ---- primitives --------------------------------------------------------------------------- */
@@ -577,7 +504,8 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
         const uint8_t *line = buf + pos;
         if (ll >= 3 && memcmp(line, "---", 3) == 0) {
             if (ll != 4 + AGE_B64_KEY || line[3] != ' ' ||
-                b64_decode(line + 4, AGE_B64_KEY, h->mac, sizeof h->mac) != 32) {
+                base64_decode((const char *)line + 4, AGE_B64_KEY, h->mac, sizeof h->mac, false) !=
+                    32) {
                 seterr(err, errlen, "header: malformed MAC line");
                 return -EBADMSG;
             }
@@ -629,7 +557,7 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
                 return -EBADMSG;
             }
             for (size_t j = 0; j < avail; j++)
-                if (b64val(buf[bpos + j]) < 0) {
+                if (base64_value(buf[bpos + j]) < 0) {
                     seterr(err, errlen, "header: invalid stanza body");
                     return -EBADMSG;
                 }
@@ -653,7 +581,7 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
             size_t take = blen - got < AGE_B64_LINE ? blen - got : AGE_B64_LINE;
             memcpy(chars, buf + cpos, take);
             for (size_t j = 0; j < take; j++) {
-                acc = (acc << 6 | (uint32_t)b64val(chars[j])) & 0xffffu;
+                acc = (acc << 6 | (uint32_t)base64_value(chars[j])) & 0xffffu;
                 bits += 6;
                 if (bits >= 8) {
                     bits -= 8;
@@ -677,7 +605,8 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
         if (alen[0] == 6 && memcmp(args[0], "X25519", 6) == 0) {
             struct age_x25519_stanza *x = &h->x25519[h->n_x25519];
             if (nargs != 2 || alen[1] != AGE_B64_KEY ||
-                b64_decode(args[1], AGE_B64_KEY, x->share, sizeof x->share) != AGE_KEY_LEN ||
+                base64_decode((const char *)args[1], AGE_B64_KEY, x->share, sizeof x->share,
+                              false) != AGE_KEY_LEN ||
                 nbytes != 32) {
                 seterr(err, errlen, "header: malformed X25519 stanza");
                 return -EBADMSG;
@@ -725,9 +654,9 @@ static int enc_stanza(char *out, const uint8_t file_key[AGE_FILE_KEY_LEN],
     static const char type[10] = {'-', '>', ' ', 'X', '2', '5', '5', '1', '9', ' '}; /* no NUL */
     size_t o = sizeof type;
     memcpy(out, type, sizeof type);
-    o += b64_encode(out + o, share, sizeof share);
+    o += base64_encode(share, sizeof share, out + o, false);
     out[o++] = '\n';
-    o += b64_encode(out + o, body, sizeof body);
+    o += base64_encode(body, sizeof body, out + o, false);
     out[o++] = '\n';
     rc = (int)o;
 out:
@@ -772,7 +701,7 @@ int age_enc_new(struct age_enc **out, const struct age_recipient *recipients, si
     if ((rc = header_mac(mac, file_key, e->header, o)) != 0)
         goto fail;
     e->header[o++] = ' ';
-    o += b64_encode((char *)e->header + o, mac, sizeof mac);
+    o += base64_encode(mac, sizeof mac, (char *)e->header + o, false);
     e->header[o++] = '\n';
     uint8_t *nonce = e->header + o;
     rc = -EIO;

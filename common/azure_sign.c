@@ -16,6 +16,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "array.h"
+#include "base64.h"
+#include "hex.h"
+
 /* the standard headers of the string-to-sign, in order */
 static const char *const std_headers[] = {
     "content-encoding",
@@ -30,7 +34,7 @@ static const char *const std_headers[] = {
     "if-unmodified-since",
     "range",
 };
-#define N_STD (sizeof std_headers / sizeof std_headers[0])
+#define N_STD ARRAY_SIZE(std_headers)
 
 struct out_buf {
     char *p;
@@ -54,14 +58,6 @@ static void puts_(struct out_buf *o, const char *s)
     put(o, s, strlen(s));
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* percent-decodes [s, s+n) into o; '+' stays '+' (as Python's unquote) */
 static int put_decoded(struct out_buf *o, const char *s, size_t n)
 {
@@ -71,8 +67,8 @@ static int put_decoded(struct out_buf *o, const char *s, size_t n)
             int hi, lo;
             if (i + 2 >= n)
                 return -EINVAL;
-            hi = hexval((unsigned char)s[i + 1]);
-            lo = hexval((unsigned char)s[i + 2]);
+            hi = hex_value(s[i + 1]);
+            lo = hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             c = (char)(hi * 16 + lo);
@@ -224,7 +220,7 @@ int azure_sign(const char *account, const uint8_t *key, size_t key_len, const ch
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+    char b64[BASE64_PADDED_LEN(EVP_MAX_MD_SIZE) + 1];
     int w;
 
     if (account == NULL || key == NULL || key_len == 0 || string_to_sign == NULL || auth == NULL)
@@ -232,7 +228,7 @@ int azure_sign(const char *account, const uint8_t *key, size_t key_len, const ch
     if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)string_to_sign,
              strlen(string_to_sign), mac, &mac_len) == NULL)
         return -EIO;
-    EVP_EncodeBlock((unsigned char *)b64, mac, (int)mac_len);
+    b64[base64_encode(mac, mac_len, b64, true)] = '\0';
     OPENSSL_cleanse(mac, sizeof mac);
     w = snprintf(auth, authlen, "SharedKey %s:%s", account, b64);
     return w < 0 || (size_t)w >= authlen ? -ENOSPC : 0;
@@ -240,32 +236,20 @@ int azure_sign(const char *account, const uint8_t *key, size_t key_len, const ch
 
 int azure_key_decode(const char *b64, uint8_t *out, size_t outlen)
 {
-    size_t n = b64 != NULL ? strlen(b64) : 0, pad = 0;
-    unsigned char tmp[3 * (AZURE_MAX_KEY_B64 / 4) + 3];
-    int got;
+    size_t n = b64 != NULL ? strlen(b64) : 0;
+    uint8_t tmp[3 * (AZURE_MAX_KEY_B64 / 4)];
+    long got;
 
-    if (n == 0 || n % 4 != 0 || n > AZURE_MAX_KEY_B64)
+    if (n == 0 || n > AZURE_MAX_KEY_B64)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        char c = b64[i];
-        if (c == '=' && i >= n - 2) {
-            pad++;
-            continue;
-        }
-        if (pad > 0 || !(isalnum((unsigned char)c) || c == '+' || c == '/'))
-            return -EINVAL;
-    }
-    got = EVP_DecodeBlock(tmp, (const unsigned char *)b64, (int)n);
-    if (got < 0 || (size_t)got < pad)
-        return -EINVAL;
-    got -= (int)pad;
-    if (got == 0 || (size_t)got > outlen) {
+    got = base64_decode(b64, n, tmp, sizeof tmp, true);
+    if (got <= 0 || (size_t)got > outlen) {
         OPENSSL_cleanse(tmp, sizeof tmp);
         return -EINVAL;
     }
     memcpy(out, tmp, (size_t)got);
     OPENSSL_cleanse(tmp, sizeof tmp);
-    return got;
+    return (int)got;
 }
 
 int azure_date(time_t t, char *out, size_t outlen)
@@ -290,7 +274,7 @@ void azure_block_id(uint32_t index, char out[29])
     char raw[24];
 
     snprintf(raw, sizeof raw, "block-%09u", (unsigned)(index % 1000000000u));
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, 15);
+    out[base64_encode((const uint8_t *)raw, 15, out, true)] = '\0'; /* 20 characters */
 }
 
 __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
+
 /* the text of <tag>...</tag> inside [p, end), or NULL */
 static const char *find_elem(const char *p, const char *end, const char *tag, size_t *tlen)
 {
@@ -108,7 +110,7 @@ static int decode_text(const char *s, size_t n, char *out, size_t cap)
         }
         {
             bool found = false;
-            for (size_t e = 0; e < sizeof ents / sizeof ents[0]; e++) {
+            for (size_t e = 0; e < ARRAY_SIZE(ents); e++) {
                 size_t el = strlen(ents[e].name);
                 if (n - i >= el && memcmp(s + i, ents[e].name, el) == 0) {
                     if (o + 1 >= cap)

@@ -19,32 +19,13 @@
 
 /* ---- allocation ------------------------------------------------------------------------ */
 
-/* Countdown to an injected failure; per thread so tests never disturb other threads. */
-static _Thread_local long fail_countdown;
-
-void proto_test_fail_alloc(long nth)
-{
-    fail_countdown = nth > 0 ? nth : 0;
-}
-
-static bool injected_failure(void)
-{
-    if (fail_countdown <= 0)
-        return false;
-    return --fail_countdown == 0;
-}
-
 void *proto_malloc(size_t n)
 {
-    if (injected_failure())
-        return NULL;
     return malloc(n ? n : 1);
 }
 
 void *proto_calloc(size_t n, size_t size)
 {
-    if (injected_failure())
-        return NULL;
     return calloc(n ? n : 1, size ? size : 1);
 }
 

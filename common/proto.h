@@ -4,8 +4,8 @@
  * No I/O here: etcd.c sends what these functions encode through grpc.c. Kept apart so that the
  * unit tests and the fuzzers exercise exactly the code the calls use, without a network.
  * Decoding is bounded: one response may use at most PROTO_MAX_DECODE_ALLOC bytes of heap while
- * it is unpacked. Every allocation of this module (and etcd.c) goes through proto_malloc so a
- * test can make the Nth one fail. */
+ * it is unpacked. Every allocation of this module goes through malloc/calloc (test_proto wraps
+ * them at link time to make the Nth one fail). */
 #ifndef ER_PROTO_H
 #define ER_PROTO_H
 
@@ -23,9 +23,6 @@
 void *proto_malloc(size_t n);
 void *proto_calloc(size_t n, size_t size);
 char *proto_strdup(const char *s);
-/* Tests: make the nth allocation (1 = the next one) of this thread through proto_malloc /
- * proto_calloc / proto_strdup / the decode allocator fail; 0 turns it off. */
-void proto_test_fail_alloc(long nth);
 
 /* ---- requests ----------------------------------------------------------------------------
  * Each encoder returns 0 with *out malloc'd (free with free(); may be NULL when *len is 0, the

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "config.h"
 
 static const char *const tier_names[RETENTION_TIERS] = {"hourly", "daily", "weekly", "monthly"};
@@ -296,7 +297,7 @@ const char *retention_reason_str(unsigned reasons, char *buf, size_t len)
     if (buf == NULL || len == 0)
         return "";
     buf[0] = '\0';
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
         int w;
         if ((reasons & words[i].bit) == 0)
             continue;

@@ -12,21 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
+
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define SIGV4_ENC_MAX 2048 /* one encoded query key or value */
 #define SIGV4_MAX_SIGNED_NAMES 512
 
 static const char hexu[] = "0123456789ABCDEF";
-static const char hexl[] = "0123456789abcdef";
-
-static void hex_lower(const unsigned char *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hexl[b[i] >> 4];
-        out[2 * i + 1] = hexl[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 int sigv4_uri_encode(const char *in, size_t len, bool keep_slash, char *out, size_t out_len)
 {
@@ -118,7 +110,7 @@ void sigv4_sha256_hex(const void *data, size_t len, char *out)
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256(data, len, md);
-    hex_lower(md, sizeof(md), out);
+    hex_encode(md, sizeof(md), out);
 }
 
 /* Appends fmt to out at *o; -ENOSPC when it does not fit. */
@@ -265,7 +257,7 @@ int sigv4_sign(const struct sigv4_key *k, const struct sigv4_request *r, char *a
         }
         OPENSSL_cleanse(secret, sl);
     }
-    hex_lower(kd, sizeof(kd), sig);
+    hex_encode(kd, sizeof(kd), sig);
     o = 0;
     if (put(auth, auth_len, &o, "%s Credential=%s/%s, SignedHeaders=%s, Signature=%s",
             SIGV4_ALGORITHM, k->access_key, scope, signed_names, sig) != 0)

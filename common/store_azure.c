@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "azure_sign.h"
+#include "base64.h"
 #include "azxml.h"
 #include "curl_dl.h"
 #include "log.h"
@@ -351,7 +352,7 @@ static int body_md5(const struct az_call *c, char *md5_b64)
     if (rc == 0 && !EVP_DigestFinal_ex(m, md5, NULL))
         rc = -EIO;
     if (rc == 0)
-        EVP_EncodeBlock((unsigned char *)md5_b64, md5, sizeof(md5));
+        md5_b64[base64_encode(md5, sizeof(md5), md5_b64, true)] = '\0';
 out:
     free(buf);
     EVP_MD_CTX_free(m);

@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "curl_dl.h"
+#include "hex.h"
 #include "log.h"
 #include "s3xml.h"
 #include "sigv4.h"
@@ -383,10 +385,9 @@ static int body_digests(struct s3_call *c, char *md5_b64, char *sha_hex, bool wa
         (!EVP_DigestFinal_ex(m, md5, NULL) || (sh && !EVP_DigestFinal_ex(sh, sha, NULL))))
         rc = -EIO;
     if (rc == 0) {
-        EVP_EncodeBlock((unsigned char *)md5_b64, md5, sizeof(md5));
+        md5_b64[base64_encode(md5, sizeof(md5), md5_b64, true)] = '\0';
         if (sh)
-            for (size_t i = 0; i < sizeof(sha); i++)
-                snprintf(sha_hex + 2 * i, 3, "%02x", sha[i]);
+            hex_encode(sha, sizeof(sha), sha_hex);
     }
 out:
     free(buf);

@@ -43,7 +43,6 @@ struct tls_ctx {
     SSL_CTX *ssl_ctx;
     struct tls_file_id seen[TLS_NFILES]; /* identity at the last build attempt */
     long long last_check_ms;
-    unsigned reloads;
     pthread_mutex_t lock;
 };
 
@@ -435,7 +434,6 @@ static void maybe_reload(struct tls_ctx *t)
     }
     SSL_CTX_free(t->ssl_ctx); /* open connections hold their own reference */
     t->ssl_ctx = fresh;
-    t->reloads++;
 }
 
 SSL_CTX *tls_ctx_current(struct tls_ctx *ctx)
@@ -487,11 +485,6 @@ fail:
 bool tls_ctx_verifies_clients(const struct tls_ctx *ctx)
 {
     return ctx->server && ctx->files[0] != NULL;
-}
-
-unsigned tls_ctx_reloads(const struct tls_ctx *ctx)
-{
-    return ctx->reloads;
 }
 
 void tls_ctx_free(struct tls_ctx *ctx)

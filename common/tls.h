@@ -49,9 +49,6 @@ SSL *tls_client_ssl(struct tls_ctx *ctx, const char *host);
 /* True if a client certificate is verified by this server context. */
 bool tls_ctx_verifies_clients(const struct tls_ctx *ctx);
 
-/* Number of times the context was rebuilt from changed files (metrics, tests). */
-unsigned tls_ctx_reloads(const struct tls_ctx *ctx);
-
 void tls_ctx_free(struct tls_ctx *ctx);
 
 /* Render the OpenSSL error queue (and verify result of ssl, if not NULL) into buf, clearing

@@ -366,20 +366,6 @@ static ssize_t ring_run(struct uring *u, enum req_op op, int fd, const void *wbu
 
 /* ---- the API ---------------------------------------------------------------------------- */
 
-int uring_write_all(struct uring *u, int fd, const void *buf, size_t len, off_t offset)
-{
-    ssize_t rc;
-
-    if (u == NULL || offset < 0 || (buf == NULL && len > 0))
-        return -EINVAL;
-    if (len == 0)
-        return 0;
-    if (!u->use_ring)
-        return sys_write_all(fd, buf, len, offset);
-    rc = ring_run(u, OP_WRITE, fd, buf, NULL, len, offset);
-    return rc < 0 ? (int)rc : 0;
-}
-
 ssize_t uring_read(struct uring *u, int fd, void *buf, size_t len, off_t offset)
 {
     if (u == NULL || offset < 0 || (buf == NULL && len > 0) || len > (size_t)PTRDIFF_MAX)

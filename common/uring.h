@@ -31,9 +31,6 @@ bool uring_is_io_uring(const struct uring *u);
  */
 const char *uring_fallback_reason(const struct uring *u);
 
-/* Write all len bytes of buf at offset (buf must stay valid until the write completes:
- * this call waits for it). Several of these may be in flight via uring_write_async. */
-int uring_write_all(struct uring *u, int fd, const void *buf, size_t len, off_t offset);
 /* Read up to len bytes at offset; returns bytes read (0 at EOF) or negative errno. */
 ssize_t uring_read(struct uring *u, int fd, void *buf, size_t len, off_t offset);
 

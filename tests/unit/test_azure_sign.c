@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "array.h"
 #include "azure_sign.h"
 
 /* Azurite's well-known development account and key (public, in Microsoft's docs) */
@@ -136,7 +137,7 @@ static const struct sign_row rows[] = {
       VERSION}},
 };
 
-#define N_ROWS (sizeof rows / sizeof rows[0])
+#define N_ROWS (ARRAY_SIZE(rows))
 
 static void our_auth(const struct sign_row *r, char *auth, size_t len)
 {

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "array.h"
 #include "azxml.h"
 
 struct seen {
@@ -92,7 +93,7 @@ static void test_bad(void **state)
     char marker[64];
 
     (void)state;
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         struct seen s = {0};
         int rc = azxml_list_blobs(bad[i], strlen(bad[i]), seen_cb, &s, marker, sizeof marker);
         if (rc != -EINVAL)

@@ -18,6 +18,40 @@
 #include "etcd.pb-c.h"
 #include "proto.h"
 
+/* Allocation failures, injected at link time: the Makefile links this test with
+ * -Wl,--wrap=malloc,--wrap=calloc (TEST_LDFLAGS_proto), so every malloc/calloc of the code
+ * under test (proto.c's allocator, the decode allocator, etcd.c) comes here first. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+
+/* Countdown to an injected failure; per thread so nothing else is disturbed. */
+static _Thread_local long fail_countdown;
+
+/* Make the nth allocation (1 = the next one) of this thread fail; 0 turns it off. */
+static void fail_nth_alloc(long nth)
+{
+    fail_countdown = nth > 0 ? nth : 0;
+}
+
+static bool injected_failure(void)
+{
+    if (fail_countdown <= 0)
+        return false;
+    return --fail_countdown == 0;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return injected_failure() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return injected_failure() ? NULL : __real_calloc(n, size);
+}
+
 /* ---- known bytes -------------------------------------------------------------------------
  * Tags: (field << 3) | wire type; 0 = varint, 2 = length-delimited. */
 
@@ -395,7 +429,7 @@ static void test_decode_bound(void **state)
 static void test_alloc_failures(void **state)
 {
     (void)state;
-    int done = 0;
+    int done = 0, failed = 0; /* bit per call: succeeded / failed with ENOMEM at least once */
     for (long nth = 1; done != 0x3f && nth < 200; nth++) {
         struct etcd_member_list l;
         struct etcd_member m;
@@ -407,60 +441,68 @@ static void test_alloc_failures(void **state)
         const char *urls[] = {URL0};
         int rc;
 
-        proto_test_fail_alloc(nth);
+        fail_nth_alloc(nth);
         rc = proto_decode_members(PROTO_MEMBER_LIST_RESPONSE, KB(MEMBER_LIST_RESP), &l);
         if (rc == 0) {
             proto_member_list_free(&l);
             done |= 1;
         } else {
+            failed |= 1;
             assert_int_equal(rc, -ENOMEM);
             assert_null(l.members);
         }
-        proto_test_fail_alloc(nth);
+        fail_nth_alloc(nth);
         rc = proto_decode_member_add(KB(MEMBER_ADD_RESP), &m, &l);
         if (rc == 0) {
             proto_member_free(&m);
             proto_member_list_free(&l);
             done |= 2;
         } else {
+            failed |= 2;
             assert_int_equal(rc, -ENOMEM);
             assert_null(m.name);
             assert_null(l.members);
         }
-        proto_test_fail_alloc(nth);
+        fail_nth_alloc(nth);
         rc = proto_decode_status(KB(STATUS_RESP), &s);
         if (rc == 0) {
             proto_status_free(&s);
             done |= 4;
         } else {
+            failed |= 4;
             assert_int_equal(rc, -ENOMEM);
             assert_null(s.errors);
         }
-        proto_test_fail_alloc(nth);
+        fail_nth_alloc(nth);
         rc = proto_decode_alarms(KB(ALARM_RESP), NULL, &a, &na);
         if (rc == 0) {
             free(a);
             done |= 8;
         } else {
+            failed |= 8;
             assert_int_equal(rc, -ENOMEM);
         }
-        proto_test_fail_alloc(nth);
+        fail_nth_alloc(nth);
         rc = proto_encode_member_add(urls, 1, true, &out, &len);
         if (rc == 0) {
             free(out);
             done |= 16;
         } else {
+            failed |= 16;
             assert_int_equal(rc, -ENOMEM);
         }
-        proto_test_fail_alloc(nth);
+        fail_nth_alloc(nth);
         rc = proto_decode_range(KB(RANGE_RESP), NULL, NULL);
-        if (rc == 0)
+        if (rc == 0) {
             done |= 32;
-        else
+        } else {
+            failed |= 32;
             assert_int_equal(rc, -ENOMEM);
+        }
     }
-    proto_test_fail_alloc(0);
+    fail_nth_alloc(0);
     assert_int_equal(done, 0x3f);
+    assert_int_equal(failed, 0x3f); /* the injection reached every call */
 }
 
 /* ---- snapshot stream ------------------------------------------------------------------- */
@@ -702,10 +744,10 @@ static void test_etcd_local_errors(void **state)
     assert_int_equal(etcd_snapshot(NULL, 0, 0, NULL, NULL, digest, &st), GRPC_INVALID_ARGUMENT);
     assert_int_equal(digest[0], 0);
     /* an injected allocation failure while encoding: RESOURCE_EXHAUSTED */
-    proto_test_fail_alloc(1);
+    fail_nth_alloc(1);
     assert_int_equal(etcd_member_add(NULL, urls, 1, true, 1000, &added, NULL, &st),
                      GRPC_RESOURCE_EXHAUSTED);
-    proto_test_fail_alloc(0);
+    fail_nth_alloc(0);
 
     assert_string_equal(etcd_id_hex(BIG_ID, hex), "8e9e05c52164694d");
     assert_string_equal(etcd_id_hex(0x2a, hex), "2a");
@@ -720,7 +762,7 @@ static void test_etcd_local_errors(void **state)
 static int reset_alloc(void **state)
 {
     (void)state;
-    proto_test_fail_alloc(0);
+    fail_nth_alloc(0);
     return 0;
 }
 

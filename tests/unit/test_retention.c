@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "array.h"
 #include "retention.h"
 
 #define ROW_MAX 16
@@ -294,7 +295,7 @@ static void test_parse(void **state)
     char err[256], back[128];
 
     (void)state;
-    for (size_t i = 0; i < sizeof parse_rows / sizeof parse_rows[0]; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(parse_rows); i++) {
         const struct parse_row *r = &parse_rows[i];
         struct retention_policy p = {.last = 77};
         int rc = retention_parse(r->in, &p, err, sizeof err);
@@ -443,7 +444,7 @@ static void test_bad_args(void **state)
 
 int main(void)
 {
-    enum { N = sizeof(rows) / sizeof(rows[0]), X = 5 };
+    enum { N = ARRAY_SIZE(rows), X = 5 };
     struct CMUnitTest tests[N + X];
 
     for (size_t i = 0; i < N; i++)
