@@ -408,6 +408,7 @@ int main(int argc, char **argv)
         .defrag_settle_ms = fl.defrag_settle_ms,
         .defrag_timeout_ms = fl.defrag_timeout_ms,
         .hashkv_interval_ms = fl.hashkv_interval_ms,
+        .data_dir = fl.data_dir.value[0] ? fl.data_dir.value : NULL,
         .plan = {.min_free = min_free,
                  .threshold_pct = (unsigned)fl.defrag_threshold,
                  .nospace_resume_pct = (unsigned)fl.nospace_resume,

@@ -215,4 +215,8 @@
 #define CODEC_ZSTD_MAX_LEVEL 19        /* highest level without --ultra (its windows grow large) */
 #define CODEC_ZSTD_MAX_WINDOW_LOG 27   /* decoder: largest window a frame may ask */
 
+/* divergent.c: the "<data-dir>.divergent" marker (HashKV named the member divergent) */
+#define DIVERGENT_MAX_BYTES 1024           /* marker file size */
+#define DIVERGENT_MAX_REVISION (1LL << 53) /* exact in a JSON number */
+
 #endif
