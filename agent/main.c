@@ -193,7 +193,7 @@ int main(int argc, char **argv)
          &fl.data_dir,
          0,
          0,
-         "the member's data dir (for snapshots from disk)",
+         "the member's data dir (snapshots from disk; the divergent marker beside it)",
          "DIR"},
         {"snapshot-dir",
          {"ETCD_AGENT_SNAPSHOT_DIR"},
