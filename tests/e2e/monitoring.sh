@@ -6,6 +6,7 @@
 # check itself fails on a name the agent does not export.
 # usage: tests/e2e/monitoring.sh    Prints ok/FAIL lines and "N passed, N failed, N skipped";
 # without promtool everything is skipped (exit 77), never passed.
+# shellcheck source=../lib/lib.bash
 source "$(dirname "$0")/../lib/lib.bash"
 tmp=$WORK
 command -v promtool >/dev/null || skip_all "promtool not installed (Debian package prometheus)"
