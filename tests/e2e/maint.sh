@@ -292,9 +292,10 @@ voter2() {
     cluster_etcdctl 0 member list -w json | python3 -c '
 import json, sys
 ms = [m for m in json.load(sys.stdin)["members"] if m.get("name") == "etcd-2"]
-sys.exit(0 if len(ms) == 1 and not ms[0].get("isLearner") and ms[0].get("clientURLs") else 1)'
+sys.exit(0 if len(ms) == 1 and "%x" % ms[0]["ID"] != sys.argv[1] and not ms[0].get("isLearner")
+         and ms[0].get("clientURLs") else 1)' "$m2"
 }
-check "member 2 re-added as a learner and promoted by its agent" until_true 120 voter2
+check "member 2 re-added (new ID) as a learner and promoted by its agent" until_true 120 voter2
 grep -h '"promot' "$work"/agent-2-*.log | tail -1 | cut -c1-200 | sed 's/^/# /'
 fresh_consistent() { # the verdict is consistent and the new member 2 was among the hashed
     local c
