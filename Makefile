@@ -10,6 +10,11 @@
 SHELL      := /bin/bash
 ifeq ($(MAKELEVEL),0)
 MAKEFLAGS  += --jobs=$(shell nproc 2>/dev/null || echo 2)
+# Several goals (`make deps static`, `make demo test`): one after another, never two builds into
+# one tree at once; each goal's own build (its sub-make) still runs in parallel.
+ifneq ($(words $(MAKECMDGOALS)),1)
+.NOTPARALLEL:
+endif
 endif
 BUILD      ?= build
 V          ?= 0
@@ -23,8 +28,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC         ?= gcc
-WARN       := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wmissing-prototypes -Wcast-qual \
-              -Wno-error=cast-qual
+WARN       := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wmissing-prototypes -Wcast-qual
 OPT        ?= -O2 -g
 CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -iquote common -I$(BUILD)/gen $(PKG_CFLAGS) \
               -DETCD_RECOVERY_VERSION='"$(VERSION)"' $(EXTRA_CFLAGS)
@@ -74,7 +78,7 @@ PROGS      := $(BUILD)/reset-member $(BUILD)/etcd-agent
 PROG_DEPS  := $(if $(wildcard init/main.c),$(BUILD)/reset-member) \
               $(if $(wildcard agent/main.c),$(BUILD)/etcd-agent)
 
-.PHONY: all deps test unit integration e2e asan valgrind fuzz fuzz-short lint format bench demo \
+.PHONY: all deps etcd35 fuzz-build test unit integration e2e asan valgrind fuzz fuzz-short lint format bench demo \
         static clean tests analyze
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -87,17 +91,28 @@ DEB_PKGS := build-essential pkg-config libssl-dev libnghttp2-dev libcjson-dev li
             libcmocka-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libzstd-dev libhttp-parser-dev \
             etcd-server etcd-client openssl curl wrk clang libclang-rt-14-dev valgrind procps zstd time \
             iproute2 python3 python3-yaml strace cppcheck clang-tidy prometheus nginx
+DEB_PKGS += debootstrap debian-archive-keyring # tests/fresh (a fresh Debian 12 root), tests/etcd35.sh
 DEB_PKGS += python3-azure-storage python3-botocore # Azure signer/Azurite harness and AWS creds checks
 DEB_PKGS += age # the reference age/age-keygen: interop tests of common/age.c (issue 11)
+DEB_PKGS += awscli # S3 tests: AWS CLI interop (python3-botocore above: tests/s3's SigV4 reference)
+DEB_PKGS += $(if $(shell command -v node),,nodejs npm) # s3rver (tests/s3: npm ci from its lock file)
 DEB_PKGS += bindfs fuse # tests/faults/hung_volume.sh: a FUSE volume whose server is stopped
+# Targets that build on a fresh machine: `deps` first as a prerequisite, then the build in a
+# sub-make, which parses this file again and so evaluates pkg-config only once the libraries
+# exist. Never `target: deps all` (under --jobs both prerequisites run at once).
 deps:
-	$(Q)missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
-	    grep -q 'install ok installed' || echo $$p; done); \
+	$(Q)installed=" $$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PKGS) 2>/dev/null | \
+	    awk '/ install ok installed$$/ {printf "%s ", $$1}')"; \
+	missing=$$(for p in $(DEB_PKGS); do case "$$installed" in *" $$p "*) ;; *) echo $$p ;; esac; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "deps: installing $$missing"; \
 	    if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install: $$missing" >&2; exit 1; fi; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "deps: all present"; fi
+
+# etcd 3.5 beside the system's 3.4 (never installed): build/etcd-3.5/bin, for the test matrix.
+etcd35: deps
+	$(Q)tests/etcd35.sh build/etcd-3.5 >/dev/null
 
 # ---- compile ----------------------------------------------------------------------------------
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: common/%.proto
@@ -153,7 +168,7 @@ $(BUILD)/tests/bench/bench_%: $(BUILD)/tests/bench/bench_%.o $(TESTLIB_OBJ) \
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/tests/fuzz/%)
 FUZZ_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
-fuzz-build:
+fuzz-build: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT='-O1 -g' \
 	    EXTRA_CFLAGS='$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link' EXTRA_LDFLAGS='$(FUZZ_FLAGS)' \
 	    build/fuzz/libcommon.a build/fuzz/libinit.a build/fuzz/libagent.a $(FUZZ_BIN)
@@ -165,38 +180,36 @@ fuzz: fuzz-build
 fuzz-short: fuzz-build
 	$(Q)tests/fuzz/run.sh --seconds $${FUZZ_SECONDS:-10}
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path '$(BUILD)/etcd-*' -prune -o -type f -name '*.d' -print 2>/dev/null)
 
 # ---- tests ------------------------------------------------------------------------------------
 # test: the whole suite (unit, integration, e2e against real etcd; then unit+integration under
 # ASan+UBSan, unit under valgrind, short fuzz pass). Ends with "N passed, N failed".
 test: deps
+	$(Q)tests/etcd35.sh build/etcd-3.5 >/dev/null
 	$(Q)$(MAKE) --no-print-directory tests
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
 	    EXTRA_LDFLAGS='-fsanitize=address,undefined' tests
 	$(Q)$(MAKE) --no-print-directory fuzz-build
-	$(Q)tests/run.sh --build build --asan-build build/asan
+	$(Q)tests/run.sh --build build --asan-build build/asan --etcd "PATH build/etcd-3.5/bin"
 
-unit: tests
-	$(Q)tests/run.sh --build $(BUILD) --only unit
-integration: tests
-	$(Q)tests/run.sh --build $(BUILD) --only integration
-e2e: tests
-	$(Q)tests/run.sh --build $(BUILD) --only e2e
+# One suite each (against the etcd in ETCD_BIN_DIR, else PATH's).
+unit integration e2e valgrind: deps
+	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)tests/run.sh --build $(BUILD) --only $@
 
-asan:
+asan: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
 	    EXTRA_LDFLAGS='-fsanitize=address,undefined' tests
 
-valgrind: tests
-	$(Q)tests/run.sh --build $(BUILD) --only valgrind
-
-bench: deps tests
+bench: deps
+	$(Q)$(MAKE) --no-print-directory tests
 	$(Q)tests/bench/run.sh --build $(BUILD)
 
-demo: deps all
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/demo.sh --build $(BUILD)
 
 # ---- static: a self-contained bundle for distroless images ------------------------------------
@@ -216,8 +229,7 @@ STATIC_LOADER = $(notdir $(HOST_LOADER))
 STATIC_CFLAGS:= -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 STATIC_LDFLAGS = -Wl,--dynamic-linker=$(BUNDLE_DIR)/$(STATIC_LOADER) -Wl,-rpath,$(BUNDLE_DIR) \
                  -Wl,--disable-new-dtags -Wl,-z,relro,-z,now
-# `make deps static` (the Containerfile) under --jobs: static waits for deps when both are goals.
-static: | $(filter deps,$(MAKECMDGOALS))
+static: deps
 	$(Q)test -n "$(STATIC_LOADER)" || { echo "static: cannot find the dynamic loader" >&2; exit 1; }
 	$(Q)$(MAKE) --no-print-directory BUILD=$(STATIC_DIR)/obj OPT='-O2 -g' \
 	    EXTRA_CFLAGS='$(STATIC_CFLAGS)' EXTRA_LDFLAGS='$(STATIC_LDFLAGS)' all

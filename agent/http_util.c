@@ -276,8 +276,10 @@ size_t http_error_body(char *buf, size_t len, int status, const char *msg)
             esc[e++] = '\\';
             esc[e++] = (char)*s;
         } else if (*s < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            e = 4;
+            esc[e++] = '\\';
+            esc[e++] = 'u';
+            esc[e++] = '0';
+            esc[e++] = '0';
             esc[e++] = hex_digits[*s >> 4];
             esc[e++] = hex_digits[*s & 15];
         } else {

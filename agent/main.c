@@ -30,18 +30,22 @@
 #define ETCD_RECOVERY_VERSION "0.0.0"
 #endif
 
+#define AGENT_PROG "etcd-agent"
 #define AGENT_DEFAULT_ENDPOINT "https://127.0.0.1:2379"
 #define AGENT_DEFAULT_LISTEN "127.0.0.1:9980"
-
-static struct server *g_server; /* for the signal handler */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    /* server_stop_graceful is async-signal-safe (an eventfd write). */
-    if (g_server)
-        server_stop_graceful(g_server, AGENT_STOP_GRACE_MS);
-}
+#define AGENT_DEFAULT_PROBE_INTERVAL_MS 1000
+#define AGENT_DEFAULT_LIVEZ_INTERVALS 30
+#define AGENT_DEFAULT_SNAPSHOT_CONCURRENCY 1
+#define MAINT_DEFAULT_DEFRAG_INTERVAL_MS (10 * 60 * 1000) /* HyperShift's defrag controller */
+#define MAINT_DEFAULT_DEFRAG_SETTLE_MS (30 * 1000)
+#define MAINT_DEFAULT_DEFRAG_TIMEOUT_MS (10 * 60 * 1000)
+#define MAINT_DEFAULT_HASHKV_INTERVAL_MS (60 * 60 * 1000) /* HashKV holds the backend read lock */
+#define MAINT_DEFAULT_DEFRAG_THRESHOLD 45                 /* percent of the db free */
+#define MAINT_DEFAULT_DEFRAG_MIN_FREE "100MB"
+#define MAINT_DEFAULT_NOSPACE_RESUME 80 /* percent of the quota */
+#define AGENT_EXIT_OK 0
+#define AGENT_EXIT_FAILED 1
+#define AGENT_EXIT_USAGE 2
 
 struct flags {
     struct config_list endpoints, cluster_endpoints;
@@ -60,9 +64,242 @@ struct flags {
     bool nospace_compact;
 };
 
+/* The flags with their defaults; the option table points into it. */
+static struct flags g_flags = {
+    .listen = {.value = AGENT_DEFAULT_LISTEN},
+    .probe_interval_ms = AGENT_DEFAULT_PROBE_INTERVAL_MS,
+    .livez_intervals = AGENT_DEFAULT_LIVEZ_INTERVALS,
+    .snapshot_concurrency = AGENT_DEFAULT_SNAPSHOT_CONCURRENCY,
+    .io_uring = true,
+    .defrag_interval_ms = MAINT_DEFAULT_DEFRAG_INTERVAL_MS,
+    .defrag_settle_ms = MAINT_DEFAULT_DEFRAG_SETTLE_MS,
+    .defrag_timeout_ms = MAINT_DEFAULT_DEFRAG_TIMEOUT_MS,
+    .hashkv_interval_ms = MAINT_DEFAULT_HASHKV_INTERVAL_MS,
+    .defrag_threshold = MAINT_DEFAULT_DEFRAG_THRESHOLD,
+    .defrag_min_free = {.value = MAINT_DEFAULT_DEFRAG_MIN_FREE},
+    .nospace_resume = MAINT_DEFAULT_NOSPACE_RESUME,
+};
+
+static const struct config_option g_opts[] = {
+    {.name = "endpoints",
+     .env = {"ETCDCTL_ENDPOINTS"},
+     .type = CONFIG_LIST,
+     .target = &g_flags.endpoints,
+     .help = "the local etcd member's client URLs; unset: " AGENT_DEFAULT_ENDPOINT,
+     .arg_name = "URLS"},
+    {.name = "cluster-endpoints",
+     .env = {"ETCD_AGENT_CLUSTER_ENDPOINTS"},
+     .type = CONFIG_LIST,
+     .target = &g_flags.cluster_endpoints,
+     .help = "client URLs for the cluster table and promotion; unset: MemberList's client URLs "
+             "(set it when the member starts as a learner)",
+     .arg_name = "URLS"},
+    {.name = "cacert",
+     .env = {"ETCDCTL_CACERT"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.cacert,
+     .help = "CA bundle that signed etcd's certificates (required)",
+     .arg_name = "FILE"},
+    {.name = "cert",
+     .env = {"ETCDCTL_CERT"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.cert,
+     .help = "client certificate for etcd",
+     .arg_name = "FILE"},
+    {.name = "key",
+     .env = {"ETCDCTL_KEY"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.key,
+     .help = "client key for etcd",
+     .arg_name = "FILE"},
+    {.name = "listen",
+     .env = {"ETCD_AGENT_LISTEN"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.listen,
+     .help = "plain HTTP listener (HTTP/1.1 and h2c) for probes and metrics",
+     .arg_name = "ADDR:PORT"},
+    {.name = "tls-listen",
+     .env = {"ETCD_AGENT_TLS_LISTEN"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.tls_listen,
+     .help = "HTTPS listener (h2 via ALPN); needs --tls-cert and --tls-key",
+     .arg_name = "ADDR:PORT"},
+    {.name = "tls-cert",
+     .env = {"ETCD_AGENT_TLS_CERT"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.tls_cert,
+     .help = "server certificate for --tls-listen",
+     .arg_name = "FILE"},
+    {.name = "tls-key",
+     .env = {"ETCD_AGENT_TLS_KEY"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.tls_key,
+     .help = "server key for --tls-listen",
+     .arg_name = "FILE"},
+    {.name = "tls-client-ca",
+     .env = {"ETCD_AGENT_TLS_CLIENT_CA"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.tls_client_ca,
+     .help = "require client certificates signed by this CA on --tls-listen",
+     .arg_name = "FILE"},
+    {.name = "probe-interval",
+     .env = {"ETCD_AGENT_PROBE_INTERVAL"},
+     .type = CONFIG_DURATION,
+     .target = &g_flags.probe_interval_ms,
+     .min = AGENT_MIN_INTERVAL_MS,
+     .max = AGENT_MAX_INTERVAL_MS,
+     .help = "how often the local member is probed",
+     .arg_name = "DURATION"},
+    {.name = "livez-intervals",
+     .env = {"ETCD_AGENT_LIVEZ_INTERVALS"},
+     .type = CONFIG_UINT,
+     .target = &g_flags.livez_intervals,
+     .min = 1,
+     .max = AGENT_MAX_LIVEZ_INTERVALS,
+     .help = "/livez fails after this many probe intervals without an answer",
+     .arg_name = "N"},
+    {.name = "name",
+     .env = {"ETCD_NAME"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.name,
+     .help = "the member's name (shown)",
+     .arg_name = "NAME"},
+    {.name = "data-dir",
+     .env = {"ETCD_DATA_DIR"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.data_dir,
+     .help = "the member's data dir (snapshots from disk; the divergent marker beside it)",
+     .arg_name = "DIR"},
+    {.name = "snapshot-dir",
+     .env = {"ETCD_AGENT_SNAPSHOT_DIR"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.snapshot_dir,
+     .help = "keep snapshots here: POST /snapshots, GET /snapshots[/NAME], schedule",
+     .arg_name = "DIR"},
+    {.name = "spool-dir",
+     .env = {"ETCD_AGENT_SPOOL_DIR"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.spool_dir,
+     .help = "where a snapshot spills when its client is slow (default: --snapshot-dir, else /tmp)",
+     .arg_name = "DIR"},
+    {.name = "snapshot-concurrency",
+     .env = {"ETCD_AGENT_SNAPSHOT_CONCURRENCY"},
+     .type = CONFIG_UINT,
+     .target = &g_flags.snapshot_concurrency,
+     .min = 1,
+     .max = SNAPSHOT_MAX_CONCURRENCY,
+     .help = "etcd snapshots at once; more requests get 429",
+     .arg_name = "N"},
+    {.name = "snapshot-interval",
+     .env = {"ETCD_AGENT_SNAPSHOT_INTERVAL"},
+     .type = CONFIG_DURATION,
+     .target = &g_flags.snapshot_interval_ms,
+     .max = AGENT_MAX_SNAPSHOT_INTERVAL_MS,
+     .help = "take a snapshot into --snapshot-dir this often (0: never)",
+     .arg_name = "DURATION"},
+    {.name = "snapshot-keep",
+     .env = {"ETCD_AGENT_SNAPSHOT_KEEP"},
+     .type = CONFIG_UINT,
+     .target = &g_flags.snapshot_keep,
+     .max = SNAPSHOT_MAX_KEEP,
+     .help = "keep the newest N saved snapshots (0: all)",
+     .arg_name = "N"},
+    {.name = "allow-insecure-snapshot",
+     .env = {"ETCD_AGENT_ALLOW_INSECURE_SNAPSHOT"},
+     .type = CONFIG_BOOL,
+     .target = &g_flags.allow_insecure_snapshot,
+     .help = "serve snapshot routes on the plain listener too (they hold every secret)"},
+    {.name = "io-uring",
+     .env = {"ETCD_AGENT_IO_URING"},
+     .type = CONFIG_BOOL,
+     .target = &g_flags.io_uring,
+     .help = "file I/O through io_uring (--no-io-uring: pread/pwrite)"},
+    /* ---- day-2 maintenance (maint.c, docs/maintenance.md) ---- */
+    {.name = "defrag-interval",
+     .env = {"ETCD_AGENT_DEFRAG_INTERVAL"},
+     .type = CONFIG_DURATION,
+     .target = &g_flags.defrag_interval_ms,
+     .max = AGENT_MAX_MAINT_MS,
+     .help = "the leader's agent looks for members due for a defrag this often (0: never)",
+     .arg_name = "DURATION"},
+    {.name = "defrag-settle",
+     .env = {"ETCD_AGENT_DEFRAG_SETTLE"},
+     .type = CONFIG_DURATION,
+     .target = &g_flags.defrag_settle_ms,
+     .max = AGENT_MAX_MAINT_MS,
+     .help = "pause after each maintenance step (defrag, leader move)",
+     .arg_name = "DURATION"},
+    {.name = "defrag-timeout",
+     .env = {"ETCD_AGENT_DEFRAG_TIMEOUT"},
+     .type = CONFIG_DURATION,
+     .target = &g_flags.defrag_timeout_ms,
+     .min = 1000,
+     .max = AGENT_MAX_MAINT_MS,
+     .help = "deadline of one Defragment; /livez stays 200 this long during one",
+     .arg_name = "DURATION"},
+    {.name = "defrag-min-free",
+     .env = {"ETCD_AGENT_DEFRAG_MIN_FREE"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.defrag_min_free,
+     .help = "a member is due when at least this much of its db is free (bytes, 100MB, 1GiB)",
+     .arg_name = "SIZE"},
+    {.name = "defrag-threshold",
+     .env = {"ETCD_AGENT_DEFRAG_THRESHOLD"},
+     .type = CONFIG_UINT,
+     .target = &g_flags.defrag_threshold,
+     .max = 100,
+     .help = "... and at least this percentage of its db is free",
+     .arg_name = "PERCENT"},
+    {.name = "hashkv-interval",
+     .env = {"ETCD_AGENT_HASHKV_INTERVAL"},
+     .type = CONFIG_DURATION,
+     .target = &g_flags.hashkv_interval_ms,
+     .max = AGENT_MAX_MAINT_MS,
+     .help = "compare every member's HashKV this often (0: never)",
+     .arg_name = "DURATION"},
+    {.name = "nospace-resume",
+     .env = {"ETCD_AGENT_NOSPACE_RESUME"},
+     .type = CONFIG_UINT,
+     .target = &g_flags.nospace_resume,
+     .min = 1,
+     .max = 100,
+     .help = "disarm NOSPACE when every member's db is below this percentage of its quota",
+     .arg_name = "PERCENT"},
+    {.name = "nospace-compact",
+     .env = {"ETCD_AGENT_NOSPACE_COMPACT"},
+     .type = CONFIG_BOOL,
+     .target = &g_flags.nospace_compact,
+     .help = "under NOSPACE, compact to the current revision before defragmenting"},
+};
+
 static const char summary[] =
     "etcd sidecar: cached health probes (/livez /readyz /healthz), the cluster table "
     "(/members), /status and Prometheus /metrics; promotes its member when it is a learner.";
+
+static const char *const default_endpoints[] = {AGENT_DEFAULT_ENDPOINT};
+
+/* Everything main() sets up, torn down in reverse by agent_teardown(). */
+struct agent {
+    const struct flags *fl;
+    struct tls_ctx *client_tls, *server_tls;
+    struct cache *cache;
+    struct routes *routes;
+    struct server *srv;
+    struct probe *probe;
+    struct snapshot *snap;
+    struct maint *maint;
+    bool keep_shared; /* a stuck maintenance thread still uses the cache, TLS and endpoints */
+};
+
+static struct server *g_server; /* for the signal handler */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    /* server_stop_graceful is async-signal-safe (an eventfd write). */
+    if (g_server)
+        server_stop_graceful(g_server, AGENT_STOP_GRACE_MS);
+}
 
 static int setup_signals(void)
 {
@@ -79,435 +316,249 @@ static int setup_signals(void)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Flags and environment into g_flags, then the rules between flags. Returns -1 to go on, or
+ * the exit code (help, version, usage error). */
+static int parse_flags(int argc, char **argv)
 {
-    static struct flags fl;
-    fl.probe_interval_ms = 1000;
-    fl.livez_intervals = 30;
-    fl.snapshot_concurrency = 1;
-    fl.io_uring = true;
-    fl.defrag_interval_ms = 10 * 60 * 1000;
-    fl.defrag_settle_ms = 30 * 1000;
-    fl.defrag_timeout_ms = 10 * 60 * 1000;
-    fl.hashkv_interval_ms = 60 * 60 * 1000;
-    fl.defrag_threshold = 45;
-    fl.nospace_resume = 80;
-    (void)snprintf(fl.defrag_min_free.value, sizeof(fl.defrag_min_free.value), "100MB");
-    (void)snprintf(fl.listen.value, sizeof(fl.listen.value), "%s", AGENT_DEFAULT_LISTEN);
-
-    const struct config_option opts[] = {
-        {"endpoints",
-         {"ETCDCTL_ENDPOINTS"},
-         CONFIG_LIST,
-         &fl.endpoints,
-         0,
-         0,
-         "the local etcd member's client URLs; unset: " AGENT_DEFAULT_ENDPOINT,
-         "URLS"},
-        {"cluster-endpoints",
-         {"ETCD_AGENT_CLUSTER_ENDPOINTS"},
-         CONFIG_LIST,
-         &fl.cluster_endpoints,
-         0,
-         0,
-         "client URLs for the cluster table and promotion; unset: MemberList's client URLs "
-         "(set it when the member starts as a learner)",
-         "URLS"},
-        {"cacert",
-         {"ETCDCTL_CACERT"},
-         CONFIG_STRING,
-         &fl.cacert,
-         0,
-         0,
-         "CA bundle that signed etcd's certificates (required)",
-         "FILE"},
-        {"cert",
-         {"ETCDCTL_CERT"},
-         CONFIG_STRING,
-         &fl.cert,
-         0,
-         0,
-         "client certificate for etcd",
-         "FILE"},
-        {"key", {"ETCDCTL_KEY"}, CONFIG_STRING, &fl.key, 0, 0, "client key for etcd", "FILE"},
-        {"listen",
-         {"ETCD_AGENT_LISTEN"},
-         CONFIG_STRING,
-         &fl.listen,
-         0,
-         0,
-         "plain HTTP listener (HTTP/1.1 and h2c) for probes and metrics",
-         "ADDR:PORT"},
-        {"tls-listen",
-         {"ETCD_AGENT_TLS_LISTEN"},
-         CONFIG_STRING,
-         &fl.tls_listen,
-         0,
-         0,
-         "HTTPS listener (h2 via ALPN); needs --tls-cert and --tls-key",
-         "ADDR:PORT"},
-        {"tls-cert",
-         {"ETCD_AGENT_TLS_CERT"},
-         CONFIG_STRING,
-         &fl.tls_cert,
-         0,
-         0,
-         "server certificate for --tls-listen",
-         "FILE"},
-        {"tls-key",
-         {"ETCD_AGENT_TLS_KEY"},
-         CONFIG_STRING,
-         &fl.tls_key,
-         0,
-         0,
-         "server key for --tls-listen",
-         "FILE"},
-        {"tls-client-ca",
-         {"ETCD_AGENT_TLS_CLIENT_CA"},
-         CONFIG_STRING,
-         &fl.tls_client_ca,
-         0,
-         0,
-         "require client certificates signed by this CA on --tls-listen",
-         "FILE"},
-        {"probe-interval",
-         {"ETCD_AGENT_PROBE_INTERVAL"},
-         CONFIG_DURATION,
-         &fl.probe_interval_ms,
-         AGENT_MIN_INTERVAL_MS,
-         AGENT_MAX_INTERVAL_MS,
-         "how often the local member is probed",
-         "DURATION"},
-        {"livez-intervals",
-         {"ETCD_AGENT_LIVEZ_INTERVALS"},
-         CONFIG_UINT,
-         &fl.livez_intervals,
-         1,
-         AGENT_MAX_LIVEZ_INTERVALS,
-         "/livez fails after this many probe intervals without an answer",
-         "N"},
-        {"name", {"ETCD_NAME"}, CONFIG_STRING, &fl.name, 0, 0, "the member's name (shown)", "NAME"},
-        {"data-dir",
-         {"ETCD_DATA_DIR"},
-         CONFIG_STRING,
-         &fl.data_dir,
-         0,
-         0,
-         "the member's data dir (snapshots from disk; the divergent marker beside it)",
-         "DIR"},
-        {"snapshot-dir",
-         {"ETCD_AGENT_SNAPSHOT_DIR"},
-         CONFIG_STRING,
-         &fl.snapshot_dir,
-         0,
-         0,
-         "keep snapshots here: POST /snapshots, GET /snapshots[/NAME], schedule",
-         "DIR"},
-        {"spool-dir",
-         {"ETCD_AGENT_SPOOL_DIR"},
-         CONFIG_STRING,
-         &fl.spool_dir,
-         0,
-         0,
-         "where a snapshot spills when its client is slow (default: --snapshot-dir, else /tmp)",
-         "DIR"},
-        {"snapshot-concurrency",
-         {"ETCD_AGENT_SNAPSHOT_CONCURRENCY"},
-         CONFIG_UINT,
-         &fl.snapshot_concurrency,
-         1,
-         SNAPSHOT_MAX_CONCURRENCY,
-         "etcd snapshots at once; more requests get 429",
-         "N"},
-        {"snapshot-interval",
-         {"ETCD_AGENT_SNAPSHOT_INTERVAL"},
-         CONFIG_DURATION,
-         &fl.snapshot_interval_ms,
-         0,
-         UINT64_C(7) * 24 * 3600 * 1000,
-         "take a snapshot into --snapshot-dir this often (0: never)",
-         "DURATION"},
-        {"snapshot-keep",
-         {"ETCD_AGENT_SNAPSHOT_KEEP"},
-         CONFIG_UINT,
-         &fl.snapshot_keep,
-         0,
-         SNAPSHOT_MAX_KEEP,
-         "keep the newest N saved snapshots (0: all)",
-         "N"},
-        {"allow-insecure-snapshot",
-         {"ETCD_AGENT_ALLOW_INSECURE_SNAPSHOT"},
-         CONFIG_BOOL,
-         &fl.allow_insecure_snapshot,
-         0,
-         0,
-         "serve snapshot routes on the plain listener too (they hold every secret)",
-         NULL},
-        {"io-uring",
-         {"ETCD_AGENT_IO_URING"},
-         CONFIG_BOOL,
-         &fl.io_uring,
-         0,
-         0,
-         "file I/O through io_uring (--no-io-uring: pread/pwrite)",
-         NULL},
-        /* ---- day-2 maintenance (maint.c, docs/maintenance.md) ---- */
-        {"defrag-interval",
-         {"ETCD_AGENT_DEFRAG_INTERVAL"},
-         CONFIG_DURATION,
-         &fl.defrag_interval_ms,
-         0,
-         AGENT_MAX_MAINT_MS,
-         "the leader's agent looks for members due for a defrag this often (0: never)",
-         "DURATION"},
-        {"defrag-settle",
-         {"ETCD_AGENT_DEFRAG_SETTLE"},
-         CONFIG_DURATION,
-         &fl.defrag_settle_ms,
-         0,
-         AGENT_MAX_MAINT_MS,
-         "pause after each maintenance step (defrag, leader move)",
-         "DURATION"},
-        {"defrag-timeout",
-         {"ETCD_AGENT_DEFRAG_TIMEOUT"},
-         CONFIG_DURATION,
-         &fl.defrag_timeout_ms,
-         1000,
-         AGENT_MAX_MAINT_MS,
-         "deadline of one Defragment; /livez stays 200 this long during one",
-         "DURATION"},
-        {"defrag-min-free",
-         {"ETCD_AGENT_DEFRAG_MIN_FREE"},
-         CONFIG_STRING,
-         &fl.defrag_min_free,
-         0,
-         0,
-         "a member is due when at least this much of its db is free (bytes, 100MB, 1GiB)",
-         "SIZE"},
-        {"defrag-threshold",
-         {"ETCD_AGENT_DEFRAG_THRESHOLD"},
-         CONFIG_UINT,
-         &fl.defrag_threshold,
-         0,
-         100,
-         "... and at least this percentage of its db is free",
-         "PERCENT"},
-        {"hashkv-interval",
-         {"ETCD_AGENT_HASHKV_INTERVAL"},
-         CONFIG_DURATION,
-         &fl.hashkv_interval_ms,
-         0,
-         AGENT_MAX_MAINT_MS,
-         "compare every member's HashKV this often (0: never)",
-         "DURATION"},
-        {"nospace-resume",
-         {"ETCD_AGENT_NOSPACE_RESUME"},
-         CONFIG_UINT,
-         &fl.nospace_resume,
-         1,
-         100,
-         "disarm NOSPACE when every member's db is below this percentage of its quota",
-         "PERCENT"},
-        {"nospace-compact",
-         {"ETCD_AGENT_NOSPACE_COMPACT"},
-         CONFIG_BOOL,
-         &fl.nospace_compact,
-         0,
-         0,
-         "under NOSPACE, compact to the current revision before defragmenting",
-         NULL},
-    };
-    const size_t n_opts = ARRAY_SIZE(opts);
-    const char *prog = "etcd-agent";
-    int exit_code = 1;
-    struct tls_ctx *client_tls = NULL, *server_tls = NULL;
-    struct cache *cache = NULL;
-    struct routes *routes = NULL;
-    struct snapshot *snap = NULL;
-    struct probe *probe = NULL;
-    struct maint *maint = NULL;
-    struct server *srv = NULL;
+    const struct flags *fl = &g_flags;
     char err[512];
-
-    log_set_program(prog);
-    int rc = config_parse(opts, n_opts, argc, argv, err, sizeof(err));
+    int rc = config_parse(g_opts, ARRAY_SIZE(g_opts), argc, argv, err, sizeof(err));
     if (rc == CONFIG_HELP) {
-        config_usage(stdout, prog, summary, opts, n_opts);
-        exit_code = 0;
-        goto out;
+        config_usage(stdout, AGENT_PROG, summary, g_opts, ARRAY_SIZE(g_opts));
+        return AGENT_EXIT_OK;
     }
     if (rc == CONFIG_VERSION) {
-        printf("%s %s\n", prog, ETCD_RECOVERY_VERSION);
-        exit_code = 0;
-        goto out;
+        printf("%s %s\n", AGENT_PROG, ETCD_RECOVERY_VERSION);
+        return AGENT_EXIT_OK;
     }
-    if (rc == CONFIG_OK && !fl.cacert.value[0])
-        (void)snprintf(err, sizeof(err), "--cacert (or ETCDCTL_CACERT) is required"), rc = -1;
-    bool have_cert = fl.cert.value[0] != '\0', have_key = fl.key.value[0] != '\0';
-    if (rc == CONFIG_OK && have_cert != have_key)
-        (void)snprintf(err, sizeof(err), "--cert and --key go together"), rc = -1;
-    if (rc == CONFIG_OK && fl.tls_listen.value[0] &&
-        (!fl.tls_cert.value[0] || !fl.tls_key.value[0]))
-        (void)snprintf(err, sizeof(err), "--tls-listen needs --tls-cert and --tls-key"), rc = -1;
+    const char *why = NULL;
     int64_t min_free = 0;
-    if (rc == CONFIG_OK && maint_plan_parse_size(fl.defrag_min_free.value, &min_free) < 0)
-        (void)snprintf(err, sizeof(err), "--defrag-min-free: not a size: %.64s",
-                       fl.defrag_min_free.value),
-            rc = -1;
-    if (rc == CONFIG_OK && !fl.listen.value[0] && !fl.tls_listen.value[0])
-        (void)snprintf(err, sizeof(err), "one of --listen and --tls-listen is required"), rc = -1;
-    if (rc != CONFIG_OK) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        config_usage(stderr, prog, summary, opts, n_opts);
-        exit_code = 2;
-        goto out;
-    }
+    if (rc != CONFIG_OK)
+        why = err;
+    else if (!fl->cacert.value[0])
+        why = "--cacert (or ETCDCTL_CACERT) is required";
+    else if ((fl->cert.value[0] != '\0') != (fl->key.value[0] != '\0'))
+        why = "--cert and --key go together";
+    else if (fl->tls_listen.value[0] && (!fl->tls_cert.value[0] || !fl->tls_key.value[0]))
+        why = "--tls-listen needs --tls-cert and --tls-key";
+    else if (!fl->listen.value[0] && !fl->tls_listen.value[0])
+        why = "one of --listen and --tls-listen is required";
+    else if (maint_plan_parse_size(fl->defrag_min_free.value, &min_free) < 0)
+        why = "--defrag-min-free: not a size (bytes, or with kB/MB/GB/KiB/MiB/GiB)";
+    if (!why)
+        return -1;
+    fprintf(stderr, "%s: %s\n", AGENT_PROG, why);
+    config_usage(stderr, AGENT_PROG, summary, g_opts, ARRAY_SIZE(g_opts));
+    return AGENT_EXIT_USAGE;
+}
 
-    struct tls_files cf = {.ca_file = fl.cacert.value,
-                           .cert_file = fl.cert.value[0] ? fl.cert.value : NULL,
-                           .key_file = fl.key.value[0] ? fl.key.value : NULL};
-    client_tls = tls_client_new(&cf, err, sizeof(err));
-    if (!client_tls) {
-        log_msg(LOG_ERROR, "etcd client TLS: %s", err);
-        goto out;
-    }
-    if (fl.tls_listen.value[0]) {
-        struct tls_files sf = {.ca_file = fl.tls_client_ca.value[0] ? fl.tls_client_ca.value : NULL,
-                               .cert_file = fl.tls_cert.value,
-                               .key_file = fl.tls_key.value};
-        server_tls = tls_server_new(&sf, err, sizeof(err));
-        if (!server_tls) {
-            log_msg(LOG_ERROR, "server TLS: %s", err);
-            goto out;
-        }
-    }
+static const char *opt_str(const struct config_string *s)
+{
+    return s->value[0] ? s->value : NULL;
+}
 
-    cache = cache_new(clock_mono_ms());
-    int timeout = probe_call_timeout_ms(fl.probe_interval_ms);
-    struct routes_config rc_cfg = {
-        .cache = cache,
-        .health = {.interval_ms = fl.probe_interval_ms,
-                   .livez_intervals = fl.livez_intervals,
+static int setup_tls(struct agent *a, char *err, size_t err_len)
+{
+    const struct flags *fl = a->fl;
+    struct tls_files cf = {.ca_file = fl->cacert.value,
+                           .cert_file = opt_str(&fl->cert),
+                           .key_file = opt_str(&fl->key)};
+    a->client_tls = tls_client_new(&cf, err, err_len);
+    if (!a->client_tls)
+        return -EINVAL;
+    if (!fl->tls_listen.value[0])
+        return 0;
+    struct tls_files sf = {.ca_file = opt_str(&fl->tls_client_ca),
+                           .cert_file = fl->tls_cert.value,
+                           .key_file = fl->tls_key.value};
+    a->server_tls = tls_server_new(&sf, err, err_len);
+    return a->server_tls ? 0 : -EINVAL;
+}
+
+static int setup_routes(struct agent *a)
+{
+    const struct flags *fl = a->fl;
+    a->cache = cache_new(clock_mono_ms());
+    if (!a->cache)
+        return -ENOMEM;
+    int timeout = probe_call_timeout_ms(fl->probe_interval_ms);
+    struct routes_config rc = {
+        .cache = a->cache,
+        .health = {.interval_ms = fl->probe_interval_ms,
+                   .livez_intervals = fl->livez_intervals,
                    /* A round takes at most three call timeouts; allow two late rounds. */
-                   .stale_ms = 2 * fl.probe_interval_ms + 3 * (uint64_t)timeout},
+                   .stale_ms = 2 * fl->probe_interval_ms + 3 * (uint64_t)timeout},
         .version = ETCD_RECOVERY_VERSION,
-        .name = fl.name.value,
+        .name = fl->name.value,
     };
-    routes = cache ? routes_new(&rc_cfg) : NULL;
-    if (!routes) {
-        log_msg(LOG_ERROR, "out of memory");
-        goto out;
-    }
+    a->routes = routes_new(&rc);
+    return a->routes ? 0 : -ENOMEM;
+}
 
-    struct maint_config mc = {
-        .cache = cache,
-        .tls = client_tls,
-        .cluster_endpoints = (const char *const *)fl.cluster_endpoints.items,
-        .n_cluster_endpoints = fl.cluster_endpoints.n,
-        .defrag_interval_ms = fl.defrag_interval_ms,
-        .defrag_settle_ms = fl.defrag_settle_ms,
-        .defrag_timeout_ms = fl.defrag_timeout_ms,
-        .hashkv_interval_ms = fl.hashkv_interval_ms,
-        .data_dir = fl.data_dir.value[0] ? fl.data_dir.value : NULL,
-        .plan = {.min_free = min_free,
-                 .threshold_pct = (unsigned)fl.defrag_threshold,
-                 .nospace_resume_pct = (unsigned)fl.nospace_resume,
-                 .nospace_compact = fl.nospace_compact},
-    };
-    maint = maint_new(&mc);
-    if (!maint || routes_add_metrics(routes, &(struct metrics_source){maint_metrics, maint}) < 0) {
-        log_msg(LOG_ERROR, "out of memory");
-        goto out;
-    }
+/* The local member's client URLs (--endpoints, else the default). */
+static const char *const *local_endpoints(const struct flags *fl, size_t *n)
+{
+    *n = fl->endpoints.n ? fl->endpoints.n : ARRAY_SIZE(default_endpoints);
+    return fl->endpoints.n ? (const char *const *)fl->endpoints.items : default_endpoints;
+}
 
-    static const char *const snap_default_eps[] = {AGENT_DEFAULT_ENDPOINT};
+static int setup_snapshots(struct agent *a, char *err, size_t err_len)
+{
+    const struct flags *fl = a->fl;
     struct snapshot_config snc = {
-        .endpoints = fl.endpoints.n ? (const char *const *)fl.endpoints.items : snap_default_eps,
-        .n_endpoints = fl.endpoints.n ? fl.endpoints.n : 1,
-        .tls = client_tls,
-        .snapshot_dir = fl.snapshot_dir.value,
-        .spool_dir = fl.spool_dir.value,
-        .data_dir = fl.data_dir.value,
-        .concurrency = (unsigned)fl.snapshot_concurrency,
-        .allow_insecure = fl.allow_insecure_snapshot,
-        .no_io_uring = !fl.io_uring,
-        .interval_ms = fl.snapshot_interval_ms,
-        .keep = (unsigned)fl.snapshot_keep,
+        .tls = a->client_tls,
+        .snapshot_dir = fl->snapshot_dir.value,
+        .spool_dir = fl->spool_dir.value,
+        .data_dir = fl->data_dir.value,
+        .concurrency = (unsigned)fl->snapshot_concurrency,
+        .allow_insecure = fl->allow_insecure_snapshot,
+        .no_io_uring = !fl->io_uring,
+        .interval_ms = fl->snapshot_interval_ms,
+        .keep = (unsigned)fl->snapshot_keep,
     };
-    snap = snapshot_new(&snc, err, sizeof(err));
-    if (!snap || snapshot_add_routes(snap, routes) < 0) {
-        log_msg(LOG_ERROR, "snapshots: %s", err);
-        goto out;
-    }
+    snc.endpoints = local_endpoints(fl, &snc.n_endpoints);
+    a->snap = snapshot_new(&snc, err, err_len);
+    if (!a->snap)
+        return -EINVAL;
+    return snapshot_add_routes(a->snap, a->routes);
+}
 
+static int setup_maint(struct agent *a)
+{
+    const struct flags *fl = a->fl;
+    int64_t min_free = 0;
+    (void)maint_plan_parse_size(fl->defrag_min_free.value, &min_free); /* checked in parse_flags */
+    struct maint_config mc = {
+        .cache = a->cache,
+        .tls = a->client_tls,
+        .cluster_endpoints = (const char *const *)fl->cluster_endpoints.items,
+        .n_cluster_endpoints = fl->cluster_endpoints.n,
+        .defrag_interval_ms = fl->defrag_interval_ms,
+        .defrag_settle_ms = fl->defrag_settle_ms,
+        .defrag_timeout_ms = fl->defrag_timeout_ms,
+        .hashkv_interval_ms = fl->hashkv_interval_ms,
+        .data_dir = fl->data_dir.value[0] ? fl->data_dir.value : NULL,
+        .plan = {.min_free = min_free,
+                 .threshold_pct = (unsigned)fl->defrag_threshold,
+                 .nospace_resume_pct = (unsigned)fl->nospace_resume,
+                 .nospace_compact = fl->nospace_compact},
+    };
+    a->maint = maint_new(&mc);
+    if (!a->maint)
+        return -ENOMEM;
+    return routes_add_metrics(a->routes, &(struct metrics_source){maint_metrics, a->maint});
+}
+
+static int setup_server(struct agent *a, char *err, size_t err_len)
+{
     struct server_config sc = {
-        .listen = fl.listen.value[0] ? fl.listen.value : NULL,
-        .tls_listen = fl.tls_listen.value[0] ? fl.tls_listen.value : NULL,
-        .tls = server_tls,
+        .listen = opt_str(&a->fl->listen),
+        .tls_listen = opt_str(&a->fl->tls_listen),
+        .tls = a->server_tls,
         .handler = routes_handle,
-        .handler_arg = routes,
+        .handler_arg = a->routes,
         .on_done = routes_on_done,
-        .done_arg = routes,
+        .done_arg = a->routes,
     };
-    srv = server_new(&sc, err, sizeof(err));
-    if (!srv) {
-        log_msg(LOG_ERROR, "server: %s", err);
-        goto out;
-    }
+    a->srv = server_new(&sc, err, err_len);
+    return a->srv ? 0 : -EINVAL;
+}
 
-    static const char *const default_eps[] = {AGENT_DEFAULT_ENDPOINT};
+/* Probe threads, then the signal handlers. The threads inherit a mask without SIGTERM/SIGINT:
+ * the handler runs on this thread only, never concurrently with the teardown on another. */
+static int start_probes(struct agent *a, char *err, size_t err_len)
+{
+    const struct flags *fl = a->fl;
     struct probe_config pc = {
-        .endpoints = fl.endpoints.n ? (const char *const *)fl.endpoints.items : default_eps,
-        .n_endpoints = fl.endpoints.n ? fl.endpoints.n : 1,
-        .cluster_endpoints = (const char *const *)fl.cluster_endpoints.items,
-        .n_cluster_endpoints = fl.cluster_endpoints.n,
-        .tls = client_tls,
-        .interval_ms = fl.probe_interval_ms,
+        .cluster_endpoints = (const char *const *)fl->cluster_endpoints.items,
+        .n_cluster_endpoints = fl->cluster_endpoints.n,
+        .tls = a->client_tls,
+        .interval_ms = fl->probe_interval_ms,
     };
-    /* The probe threads inherit a mask without SIGTERM/SIGINT: the handler runs on this
-     * thread only, never concurrently with the teardown on another. */
+    pc.endpoints = local_endpoints(fl, &pc.n_endpoints);
     sigset_t stop_sigs;
     sigemptyset(&stop_sigs);
     sigaddset(&stop_sigs, SIGTERM);
     sigaddset(&stop_sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
-    probe = probe_start(&pc, cache, err, sizeof(err));
-    g_server = srv;
-    rc = setup_signals();
+    a->probe = probe_start(&pc, a->cache, err, err_len);
+    g_server = a->srv;
+    int rc = setup_signals();
     pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
-    if (!probe) {
-        log_msg(LOG_ERROR, "%s", err);
-        goto out;
-    }
-    rc = maint_start(maint);
+    if (!a->probe)
+        return -EINVAL;
     if (rc < 0) {
-        log_msg(LOG_ERROR, "maintenance thread: %s", strerror(-rc));
-        goto out;
+        (void)snprintf(err, err_len, "sigaction: %s", strerror(-rc));
+        return rc;
     }
-    if (rc < 0) {
-        log_msg(LOG_ERROR, "sigaction: %s", strerror(-rc));
-        goto out;
-    }
+    rc = maint_start(a->maint);
+    if (rc < 0)
+        (void)snprintf(err, err_len, "maintenance thread: %s", strerror(-rc));
+    return rc;
+}
+
+static void log_serving(const struct agent *a)
+{
+    size_t n;
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "version", ETCD_RECOVERY_VERSION);
-    cJSON_AddStringToObject(f, "endpoint", pc.endpoints[0]);
-    if (sc.listen)
-        cJSON_AddNumberToObject(f, "http_port", server_port(srv, false));
-    if (sc.tls_listen)
-        cJSON_AddNumberToObject(f, "https_port", server_port(srv, true));
-    cJSON_AddNumberToObject(f, "probe_interval_ms", (double)fl.probe_interval_ms);
+    cJSON_AddStringToObject(f, "endpoint", local_endpoints(a->fl, &n)[0]);
+    if (a->fl->listen.value[0])
+        cJSON_AddNumberToObject(f, "http_port", server_port(a->srv, false));
+    if (a->fl->tls_listen.value[0])
+        cJSON_AddNumberToObject(f, "https_port", server_port(a->srv, true));
+    cJSON_AddNumberToObject(f, "probe_interval_ms", (double)a->fl->probe_interval_ms);
     log_event(LOG_INFO, "etcd-agent serving", f);
+}
 
-    rc = server_run(srv);
+/* Set everything up in order; on failure logs why and returns negative. */
+static int agent_setup(struct agent *a)
+{
+    char err[512];
+    if (setup_tls(a, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "%s TLS: %s", a->client_tls ? "server" : "etcd client", err);
+        return -EINVAL;
+    }
+    if (setup_routes(a) < 0) {
+        log_msg(LOG_ERROR, "out of memory");
+        return -ENOMEM;
+    }
+    if (setup_snapshots(a, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "snapshots: %s", err);
+        return -EINVAL;
+    }
+    if (setup_maint(a) < 0) {
+        log_msg(LOG_ERROR, "out of memory");
+        return -ENOMEM;
+    }
+    if (setup_server(a, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "server: %s", err);
+        return -EINVAL;
+    }
+    if (start_probes(a, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The event loop until SIGTERM/SIGINT; returns the exit code. */
+static int agent_run(struct agent *a)
+{
+    log_serving(a);
+    int rc = server_run(a->srv);
     if (rc < 0) {
         log_msg(LOG_ERROR, "server: event loop failed: %s", strerror(-rc));
-        goto out;
+        return AGENT_EXIT_FAILED;
     }
     log_msg(LOG_INFO, "etcd-agent stopped");
-    exit_code = 0;
-out:
-    /* The server is done (or never ran) before anything it calls into goes away. */
-    if (srv) {
+    return AGENT_EXIT_OK;
+}
+
+/* The server is done (or never ran) before anything it calls into goes away. */
+static void agent_teardown(struct agent *a)
+{
+    if (a->srv) {
         sigset_t all;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, NULL); /* no handler may touch g_server any more */
@@ -516,18 +567,28 @@ out:
     /* before the probes: it reads the cache they fill; one stuck in a long call (a Defragment)
      * keeps what it uses (cache, client TLS context, cluster endpoints) alive until the process
      * exits */
-    bool keep_cache = !maint_free(maint);
-    probe_stop(probe);
-    server_free(srv);
-    snapshot_free(snap);
-    routes_free(routes);
-    if (!keep_cache)
-        cache_free(cache);
-    tls_ctx_free(server_tls);
-    if (!keep_cache)
-        tls_ctx_free(client_tls);
-    config_list_free(&fl.endpoints);
-    if (!keep_cache) /* the maintenance thread borrows it too */
-        config_list_free(&fl.cluster_endpoints);
-    return exit_code;
+    a->keep_shared = a->maint && !maint_free(a->maint);
+    probe_stop(a->probe);
+    server_free(a->srv);
+    snapshot_free(a->snap);
+    routes_free(a->routes);
+    tls_ctx_free(a->server_tls);
+    if (a->keep_shared)
+        return;
+    cache_free(a->cache);
+    tls_ctx_free(a->client_tls);
+}
+
+int main(int argc, char **argv)
+{
+    struct agent a = {.fl = &g_flags};
+    log_set_program(AGENT_PROG);
+    int code = parse_flags(argc, argv);
+    if (code < 0)
+        code = agent_setup(&a) == 0 ? agent_run(&a) : AGENT_EXIT_FAILED;
+    agent_teardown(&a);
+    config_list_free(&g_flags.endpoints);
+    if (!a.keep_shared) /* the maintenance thread borrows it too */
+        config_list_free(&g_flags.cluster_endpoints);
+    return code;
 }

@@ -1,4 +1,5 @@
-/* bounds.h - every bound in the project, in one place.
+/* bounds.h - every limit in the project (sizes, counts, timeouts, caches), in one place;
+ * facts of a format or protocol (WAL record types, the HTTP/2 preface) stay with their parser.
  *
  * Exceeding any of these is a clean error (HTTP 400/413/431, a gRPC RESOURCE_EXHAUSTED,
  * a "corrupt" verdict), never a crash or an unbounded allocation. */
@@ -162,6 +163,7 @@
  * defrag only a few pages are). */
 #define MAINT_PLAN_NOSPACE_MIN_FREE (1024 * 1024)
 #define MAINT_TABLE_MAX_BYTES (64u * 1024)
+#define AGENT_MAX_SNAPSHOT_INTERVAL_MS (UINT64_C(7) * 24 * 3600 * 1000) /* a week */
 
 /* common: gRPC client internals, TLS, io_uring, logging */
 #define GRPC_FRAMER_MIN_BUF 4096
@@ -179,6 +181,11 @@
 #define LOG_TIME_LEN 32           /* "2026-11-23T22:31:46.123Z" plus room */
 
 /* reset-member (init/) */
+#define RM_MIN_TIMEOUT_MS 100
+#define RM_MAX_TIMEOUT_MS (10 * 60 * 1000)              /* --timeout */
+#define RM_MAX_RESTORE_TIMEOUT_MS (24 * 60 * 60 * 1000) /* --restore-timeout */
+#define RM_MAX_KEEP_BACKUPS 100
+#define RM_MAX_URL 512 /* an endpoint derived from a peer URL */
 #define ACT_MAX_SUFFIX 100
 #define ACT_NFTW_FDS 16
 #define OBSERVE_MIN_CALL_MS 200 /* below this a call is not worth starting */
@@ -218,5 +225,25 @@
 /* divergent.c: the "<data-dir>.divergent" marker (HashKV named the member divergent) */
 #define DIVERGENT_MAX_BYTES 1024           /* marker file size */
 #define DIVERGENT_MAX_REVISION (1LL << 53) /* exact in a JSON number */
+
+/* backup stores (common/store*.c, s3xml.c, sigv4.c) */
+#define STORE_MAX_NAME 1024               /* object name (S3's key limit) */
+#define STORE_MAX_URL 4096                /* one request URL */
+#define STORE_MAX_ERROR_BODY (64u * 1024) /* an error answer kept for its <Code> */
+#define STORE_MAX_XML (4u * 1024 * 1024)  /* one listing/answer body */
+#define STORE_MAX_LISTED 100000           /* objects one list call reports */
+#define STORE_MAX_ETAG 128
+#define STORE_MAX_UPLOAD_ID 1024
+#define STORE_PART_MIN (16ull << 20) /* multipart part size bounds (S3 allows 5 MiB..5 GiB) */
+#define STORE_PART_MAX (64ull << 20)
+#define STORE_PART_DEFAULT (16ull << 20)
+#define STORE_MAX_PARTS 10000   /* S3's limit: 8 GiB fits at >= 1 MiB parts */
+#define STORE_RETRY_ATTEMPTS 5  /* tries of one request on a transient error */
+#define STORE_RETRY_BASE_MS 250 /* backoff: a random wait in [d/2, d], d = base * 2^retry ... */
+#define STORE_RETRY_MAX_MS 8000 /* ... capped here */
+#define STORE_CONNECT_TIMEOUT_MS 10000
+#define STORE_LOW_SPEED_SECONDS 30       /* a request that moved no byte for this long failed */
+#define STORE_IO_CHUNK (1u << 20)        /* file reads for hashing and copying */
+#define STORE_STALE_UPLOAD_S (24 * 3600) /* multipart uploads older than this are abandoned */
 
 #endif

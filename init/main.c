@@ -34,14 +34,10 @@
 
 #define DEFAULT_STATE_FILE "/etc/etcd/clusterstate/state"
 #define DEFAULT_TIMEOUT_MS 10000
-#define MAX_TIMEOUT_MS (10 * 60 * 1000)
-#define MIN_TIMEOUT_MS 100
-#define MAX_KEEP_BACKUPS 100
-#define DEFAULT_CLIENT_PORT "2379" /* etcd's client port, for endpoints derived from peers */
-#define MAX_URL 512
+#define DEFAULT_CLIENT_PORT "2379"   /* etcd's client port, for endpoints derived from peers */
 #define DEFAULT_TOKEN "etcd-cluster" /* etcd's default --initial-cluster-token */
 #define DEFAULT_RESTORE_TIMEOUT_MS (30 * 60 * 1000)
-#define MAX_RESTORE_TIMEOUT_MS (24 * 60 * 60 * 1000)
+#define DEFAULT_KEEP_BACKUPS 1
 
 static const char summary[] =
     "Decide how this etcd member starts: bootstrap, join, readd, keep, reset or refuse.\n"
@@ -61,10 +57,144 @@ static const char summary[] =
 
 struct opts {
     struct config_string name, data_dir, peer_url, initial_cluster, cacert, cert, key, state_file,
-        env_file, restore_from, restore_member, token;
+        env_file, restore_from, restore_member, token, restore_identity;
     struct config_list endpoints;
     bool learner, dry_run;
     uint64_t keep_backups, timeout_ms, restore_timeout_ms;
+};
+
+/* The options with their defaults; the table points into it. */
+static struct opts g_opts = {
+    .state_file = {.value = DEFAULT_STATE_FILE},
+    .token = {.value = DEFAULT_TOKEN},
+    .learner = true,
+    .keep_backups = DEFAULT_KEEP_BACKUPS,
+    .timeout_ms = DEFAULT_TIMEOUT_MS,
+    .restore_timeout_ms = DEFAULT_RESTORE_TIMEOUT_MS,
+};
+
+static const struct config_option g_table[] = {
+    {.name = "name",
+     .env = {"ETCD_NAME"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.name,
+     .help = "this member's name",
+     .arg_name = "NAME"},
+    {.name = "data-dir",
+     .env = {"ETCD_DATA_DIR"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.data_dir,
+     .help = "etcd data dir",
+     .arg_name = "DIR"},
+    {.name = "peer-url",
+     .env = {"ETCD_INITIAL_ADVERTISE_PEER_URLS"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.peer_url,
+     .help = "this member's peer URL, exactly as advertised",
+     .arg_name = "URL"},
+    {.name = "initial-cluster",
+     .env = {"ETCD_INITIAL_CLUSTER"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.initial_cluster,
+     .help = "name=peerURL,... (bootstrap, env file, derived endpoints)",
+     .arg_name = "LIST"},
+    {.name = "endpoints",
+     .env = {"ETCDCTL_ENDPOINTS"},
+     .type = CONFIG_LIST,
+     .target = &g_opts.endpoints,
+     .help = "client URLs to ask for the member list",
+     .arg_name = "URLS"},
+    {.name = "cacert",
+     .env = {"ETCDCTL_CACERT"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.cacert,
+     .help = "CA bundle",
+     .arg_name = "FILE"},
+    {.name = "cert",
+     .env = {"ETCDCTL_CERT"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.cert,
+     .help = "client certificate",
+     .arg_name = "FILE"},
+    {.name = "key",
+     .env = {"ETCDCTL_KEY"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.key,
+     .help = "client key",
+     .arg_name = "FILE"},
+    {.name = "state-file",
+     .env = {NULL},
+     .type = CONFIG_STRING,
+     .target = &g_opts.state_file,
+     .help = "where to write new|existing",
+     .arg_name = "FILE"},
+    {.name = "env-file",
+     .env = {NULL},
+     .type = CONFIG_STRING,
+     .target = &g_opts.env_file,
+     .help = "also write ETCD_INITIAL_CLUSTER_STATE and ETCD_INITIAL_CLUSTER here",
+     .arg_name = "FILE"},
+    {.name = "learner",
+     .env = {NULL},
+     .type = CONFIG_BOOL,
+     .target = &g_opts.learner,
+     .help = "add this member as a learner (--no-learner: as a voter)"},
+    {.name = "keep-backups",
+     .env = {NULL},
+     .type = CONFIG_UINT,
+     .target = &g_opts.keep_backups,
+     .max = RM_MAX_KEEP_BACKUPS,
+     .help = "moved-aside data dirs to keep",
+     .arg_name = "N"},
+    {.name = "timeout",
+     .env = {NULL},
+     .type = CONFIG_DURATION,
+     .target = &g_opts.timeout_ms,
+     .min = RM_MIN_TIMEOUT_MS,
+     .max = RM_MAX_TIMEOUT_MS,
+     .help = "budget for observing the cluster; deadline of each membership call",
+     .arg_name = "DURATION"},
+    {.name = "dry-run",
+     .env = {NULL},
+     .type = CONFIG_BOOL,
+     .target = &g_opts.dry_run,
+     .help = "decide and print, change nothing"},
+    {.name = "restore-from",
+     .env = {"ETCD_RESTORE_FROM"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.restore_from,
+     .help =
+         "quorum-loss restore: snapshot file, http(s) URL, or backup store: s3://BUCKET/PREFIX/ "
+         "or file:///DIR/ (the newest complete backup) or the URL of one object (same value "
+         "on every member)",
+     .arg_name = "PATH|URL"},
+    {.name = "restore-identity",
+     .env = {"ETCD_RESTORE_IDENTITY_FILE"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.restore_identity,
+     .help = "age identity file to decrypt a .age backup object (mounted from a Secret)",
+     .arg_name = "FILE"},
+    {.name = "restore-member",
+     .env = {"ETCD_RESTORE_MEMBER"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.restore_member,
+     .help =
+         "the member that restores (default: first name in --initial-cluster); the others rejoin",
+     .arg_name = "NAME"},
+    {.name = "initial-cluster-token",
+     .env = {"ETCD_INITIAL_CLUSTER_TOKEN"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.token,
+     .help = "cluster token; a restore uses <token>-restored-<sha256 prefix>",
+     .arg_name = "TOKEN"},
+    {.name = "restore-timeout",
+     .env = {NULL},
+     .type = CONFIG_DURATION,
+     .target = &g_opts.restore_timeout_ms,
+     .min = RM_MIN_TIMEOUT_MS,
+     .max = RM_MAX_RESTORE_TIMEOUT_MS,
+     .help = "bound of the snapshot download, and of the restore tool",
+     .arg_name = "DURATION"},
 };
 
 /* Derive https://<host>:2379 for every --initial-cluster member other than us. */
@@ -82,7 +212,7 @@ static int derive_endpoints(const struct opts *o, struct config_list *eps, char 
     }
     for (size_t i = 0; i < urls.n; i++) {
         const char *u = urls.items[i], *host = strstr(u, "://"), *end;
-        char buf[MAX_URL];
+        char buf[RM_MAX_URL];
         int n;
 
         if (strcmp(names.items[i], o->name.value) == 0)
@@ -218,29 +348,6 @@ static int restore_role(const struct opts *o, bool *restorer, char *err, size_t 
 
 /* The restorer's DECIDE_RESTORE (restore.c); returns the exit code. A source that is not a
  * snapshot is a refusal (exit 3, nothing touched). */
-/* The divergent marker goes with the data it describes: into the moved-aside copy (pruned
- * with it), so the new data dir starts without it and nothing is lost. Not fatal. */
-static void keep_divergent_marker(const char *data_dir, const char *moved_to, cJSON *fields)
-{
-    char from[PATH_MAX], to[PATH_MAX];
-    int n = snprintf(to, sizeof(to), "%s/%s", moved_to, DIVERGENT_MOVED_NAME);
-    int dfd;
-
-    if (divergent_path(data_dir, from, sizeof(from)) != 0 || n < 0 || (size_t)n >= sizeof(to) ||
-        rename(from, to) != 0) {
-        log_msg(LOG_WARN, "divergent marker: could not move it into %s: %s", moved_to,
-                strerror(errno));
-        return;
-    }
-    dfd = open(moved_to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    if (fields)
-        cJSON_AddStringToObject(fields, "divergent_marker_moved_to", to);
-}
-
 static int do_restore(const struct opts *o, const struct decide_decision *d, cJSON *fields,
                       int64_t t0_ns)
 {
@@ -250,6 +357,8 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
                                 .state_file = o->state_file.value,
                                 .env_file = o->env_file.value[0] ? o->env_file.value : NULL,
                                 .source = o->restore_from.value,
+                                .identity_file =
+                                    o->restore_identity.value[0] ? o->restore_identity.value : NULL,
                                 .token = o->token.value,
                                 .cacert = o->cacert.value,
                                 .cert = o->cert.value,
@@ -278,6 +387,10 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
                 cJSON_AddStringToObject(j, "cluster_id", etcd_id_hex(r.cluster_id, hex));
             if (r.tool[0])
                 cJSON_AddStringToObject(j, "tool", r.tool);
+            if (r.object[0]) {
+                cJSON_AddStringToObject(j, "object", r.object);
+                cJSON_AddStringToObject(j, "object_sha256", r.object_sha256);
+            }
             if (r.moved_to[0])
                 cJSON_AddStringToObject(j, "moved_to", r.moved_to);
             cJSON_AddNumberToObject(j, "fetch_ms", r.fetch_ms);
@@ -309,146 +422,14 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
     return EXIT_OK;
 }
 
-int main(int argc, char **argv)
+/* Options, environment and the rules between them into *o (g_opts); *restorer set for
+ * --restore-from. Returns -1 to go on, or the exit code (help, version, usage error). */
+static int parse_options(int argc, char **argv, struct opts *o, bool *restorer)
 {
-    struct opts o = {.learner = true,
-                     .keep_backups = 1,
-                     .timeout_ms = DEFAULT_TIMEOUT_MS,
-                     .restore_timeout_ms = DEFAULT_RESTORE_TIMEOUT_MS};
-    const struct config_option table[] = {
-        {"name", {"ETCD_NAME"}, CONFIG_STRING, &o.name, 0, 0, "this member's name", "NAME"},
-        {"data-dir", {"ETCD_DATA_DIR"}, CONFIG_STRING, &o.data_dir, 0, 0, "etcd data dir", "DIR"},
-        {"peer-url",
-         {"ETCD_INITIAL_ADVERTISE_PEER_URLS"},
-         CONFIG_STRING,
-         &o.peer_url,
-         0,
-         0,
-         "this member's peer URL, exactly as advertised",
-         "URL"},
-        {"initial-cluster",
-         {"ETCD_INITIAL_CLUSTER"},
-         CONFIG_STRING,
-         &o.initial_cluster,
-         0,
-         0,
-         "name=peerURL,... (bootstrap, env file, derived endpoints)",
-         "LIST"},
-        {"endpoints",
-         {"ETCDCTL_ENDPOINTS"},
-         CONFIG_LIST,
-         &o.endpoints,
-         0,
-         0,
-         "client URLs to ask for the member list",
-         "URLS"},
-        {"cacert", {"ETCDCTL_CACERT"}, CONFIG_STRING, &o.cacert, 0, 0, "CA bundle", "FILE"},
-        {"cert", {"ETCDCTL_CERT"}, CONFIG_STRING, &o.cert, 0, 0, "client certificate", "FILE"},
-        {"key", {"ETCDCTL_KEY"}, CONFIG_STRING, &o.key, 0, 0, "client key", "FILE"},
-        {"state-file",
-         {NULL},
-         CONFIG_STRING,
-         &o.state_file,
-         0,
-         0,
-         "where to write new|existing",
-         "FILE"},
-        {"env-file",
-         {NULL},
-         CONFIG_STRING,
-         &o.env_file,
-         0,
-         0,
-         "also write ETCD_INITIAL_CLUSTER_STATE and ETCD_INITIAL_CLUSTER here",
-         "FILE"},
-        {"learner",
-         {NULL},
-         CONFIG_BOOL,
-         &o.learner,
-         0,
-         0,
-         "add this member as a learner (--no-learner: as a voter)",
-         NULL},
-        {"keep-backups",
-         {NULL},
-         CONFIG_UINT,
-         &o.keep_backups,
-         0,
-         MAX_KEEP_BACKUPS,
-         "moved-aside data dirs to keep",
-         "N"},
-        {"timeout",
-         {NULL},
-         CONFIG_DURATION,
-         &o.timeout_ms,
-         MIN_TIMEOUT_MS,
-         MAX_TIMEOUT_MS,
-         "budget for observing the cluster; deadline of each membership call",
-         "DURATION"},
-        {"dry-run",
-         {NULL},
-         CONFIG_BOOL,
-         &o.dry_run,
-         0,
-         0,
-         "decide and print, change nothing",
-         NULL},
-        {"restore-from",
-         {"ETCD_RESTORE_FROM"},
-         CONFIG_STRING,
-         &o.restore_from,
-         0,
-         0,
-         "quorum-loss restore: snapshot file or http(s) URL (same value on every member)",
-         "PATH|URL"},
-        {"restore-member",
-         {"ETCD_RESTORE_MEMBER"},
-         CONFIG_STRING,
-         &o.restore_member,
-         0,
-         0,
-         "the member that restores (default: first name in --initial-cluster); the others rejoin",
-         "NAME"},
-        {"initial-cluster-token",
-         {"ETCD_INITIAL_CLUSTER_TOKEN"},
-         CONFIG_STRING,
-         &o.token,
-         0,
-         0,
-         "cluster token; a restore uses <token>-restored-<sha256 prefix>",
-         "TOKEN"},
-        {"restore-timeout",
-         {NULL},
-         CONFIG_DURATION,
-         &o.restore_timeout_ms,
-         MIN_TIMEOUT_MS,
-         MAX_RESTORE_TIMEOUT_MS,
-         "bound of the snapshot download, and of the restore tool",
-         "DURATION"},
-    };
-    const size_t n_table = ARRAY_SIZE(table);
     char err[512];
-    struct tls_ctx *tls = NULL;
-    struct observe obs;
-    struct decide_facts facts;
-    struct decide_decision d;
-    struct act_result res;
-    cJSON *fields = NULL;
-    int rc, code = EXIT_FAILED;
-    int64_t t0_ns;
-    bool restorer = false;
-
-    /* the etcd container's start command on shell-less images (exec.c) */
-    if (argc > 1 && strcmp(argv[1], "exec") == 0)
-        return exec_main(argc - 1, argv + 1);
-    t0_ns = clock_mono_ns();
-    memset(&obs, 0, sizeof(obs));
-    log_set_program("reset-member");
-    snprintf(o.state_file.value, sizeof(o.state_file.value), "%s", DEFAULT_STATE_FILE);
-    snprintf(o.token.value, sizeof(o.token.value), "%s", DEFAULT_TOKEN);
-    rc = config_parse(table, n_table, argc, argv, err, sizeof(err));
+    int rc = config_parse(g_table, ARRAY_SIZE(g_table), argc, argv, err, sizeof(err));
     if (rc == CONFIG_HELP) {
-        config_usage(stdout, "reset-member", summary, table, n_table);
+        config_usage(stdout, "reset-member", summary, g_table, ARRAY_SIZE(g_table));
         return EXIT_OK;
     }
     if (rc == CONFIG_VERSION) {
@@ -456,152 +437,209 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (rc == CONFIG_OK)
-        rc = check_required(&o, err, sizeof(err));
+        rc = check_required(o, err, sizeof(err));
     if (rc == CONFIG_OK) {
         /* "/var/lib/data/" must move aside as "/var/lib/data.reset-...", not into itself */
-        size_t len = strlen(o.data_dir.value);
-        while (len > 1 && o.data_dir.value[len - 1] == '/')
-            o.data_dir.value[--len] = '\0';
+        size_t len = strlen(o->data_dir.value);
+        while (len > 1 && o->data_dir.value[len - 1] == '/')
+            o->data_dir.value[--len] = '\0';
     }
-    if (rc == CONFIG_OK && o.restore_from.value[0])
-        rc = restore_role(&o, &restorer, err, sizeof(err));
-    if (rc == CONFIG_OK && o.endpoints.n == 0)
-        rc = derive_endpoints(&o, &o.endpoints, err, sizeof(err));
-    if (rc != CONFIG_OK) {
-        fprintf(stderr, "reset-member: %s\n", err);
-        config_usage(stderr, "reset-member", summary, table, n_table);
-        code = EXIT_USAGE;
-        goto out;
-    }
+    if (rc == CONFIG_OK && o->restore_from.value[0])
+        rc = restore_role(o, restorer, err, sizeof(err));
+    if (rc == CONFIG_OK && o->endpoints.n == 0)
+        rc = derive_endpoints(o, &o->endpoints, err, sizeof(err));
+    if (rc == CONFIG_OK)
+        return -1;
+    fprintf(stderr, "reset-member: %s\n", err);
+    config_usage(stderr, "reset-member", summary, g_table, ARRAY_SIZE(g_table));
+    return EXIT_USAGE;
+}
 
-    tls_init(false); /* a one-shot process: OpenSSL's exit-time cleanup is wasted work */
-    tls = tls_client_new(&(struct tls_files){.ca_file = o.cacert.value,
-                                             .cert_file = o.cert.value[0] ? o.cert.value : NULL,
-                                             .key_file = o.key.value[0] ? o.key.value : NULL},
-                         err, sizeof(err));
-    if (!tls) {
-        fprintf(stderr, "reset-member: tls: %s\n", err);
-        code = EXIT_USAGE;
-        goto out;
+/* observe -> decide (-> probe health only if the decision needs it -> decide again).
+ * Returns 0, or the exit code when the cluster cannot be observed. */
+static int observe_and_decide(const struct opts *o, bool restorer, const struct observe_config *oc,
+                              struct observe *obs, struct decide_facts *facts,
+                              struct decide_decision *d)
+{
+    observe_data(oc, obs);
+    if (observe_cluster(oc, obs) != 0) {
+        fprintf(stderr, "reset-member: %s\n", obs->list_error);
+        return EXIT_USAGE;
     }
+    observe_facts(obs, o->learner, facts);
+    restore_facts(o->data_dir.value, o->restore_from.value, restorer, facts);
+    decide(facts, d);
+    if (d->needs_health) {
+        observe_health(oc, obs);
+        observe_facts(obs, o->learner, facts);
+        restore_facts(o->data_dir.value, o->restore_from.value, restorer, facts);
+        decide(facts, d);
+    }
+    return 0;
+}
 
-    /* observe -> decide (-> probe health only if the decision needs it -> decide again) */
-    struct observe_config oc = {.data_dir = o.data_dir.value,
-                                .peer_url = o.peer_url.value,
-                                .endpoints = (const char *const *)o.endpoints.items,
-                                .n_endpoints = o.endpoints.n,
-                                .tls = tls,
-                                .timeout_ms = (int)o.timeout_ms};
-    observe_data(&oc, &obs);
-    if (observe_cluster(&oc, &obs) != 0) {
-        fprintf(stderr, "reset-member: %s\n", obs.list_error);
-        code = EXIT_USAGE;
-        goto out;
+/* The fields of the decision's JSON line (observations, summary, restore); NULL when out of
+ * memory (the line is then printed without them). */
+static cJSON *decision_fields(const struct opts *o, bool restorer, const struct observe *obs,
+                              const struct decide_facts *facts)
+{
+    cJSON *fields = observe_json(obs);
+    if (!fields)
+        return NULL;
+    struct decide_summary s;
+    decide_summarize(facts, &s);
+    cJSON_AddNumberToObject(fields, "voters", (double)s.voters);
+    cJSON_AddNumberToObject(fields, "healthy_voters_other", (double)s.healthy_voters_other);
+    if (facts->health_probed)
+        cJSON_AddBoolToObject(fields, "quorum", s.quorum);
+    cJSON_AddBoolToObject(fields, "dry_run", o->dry_run);
+    if (facts->divergent_marker) {
+        cJSON *dv = cJSON_GetObjectItem(cJSON_GetObjectItem(fields, "data"), "divergent");
+        const char *why = decide_divergent_ignored(facts);
+        if (dv)
+            cJSON_AddBoolToObject(dv, "applies", why == NULL);
+        if (dv && why)
+            cJSON_AddStringToObject(dv, "ignored", why);
+        if (why)
+            log_msg(LOG_WARN, "%s (%s)", why, o->data_dir.value);
     }
-    observe_facts(&obs, o.learner, &facts);
-    restore_facts(o.data_dir.value, o.restore_from.value, restorer, &facts);
-    decide(&facts, &d);
-    if (d.needs_health) {
-        observe_health(&oc, &obs);
-        observe_facts(&obs, o.learner, &facts);
-        restore_facts(o.data_dir.value, o.restore_from.value, restorer, &facts);
-        decide(&facts, &d);
-    }
-    fields = observe_json(&obs);
-    if (fields) {
-        struct decide_summary s;
-        decide_summarize(&facts, &s);
-        cJSON_AddNumberToObject(fields, "voters", (double)s.voters);
-        cJSON_AddNumberToObject(fields, "healthy_voters_other", (double)s.healthy_voters_other);
-        if (facts.health_probed)
-            cJSON_AddBoolToObject(fields, "quorum", s.quorum);
-        cJSON_AddBoolToObject(fields, "dry_run", o.dry_run);
-        if (facts.divergent_marker) {
-            cJSON *dv = cJSON_GetObjectItem(cJSON_GetObjectItem(fields, "data"), "divergent");
-            const char *why = decide_divergent_ignored(&facts);
-            if (dv)
-                cJSON_AddBoolToObject(dv, "applies", why == NULL);
-            if (dv && why)
-                cJSON_AddStringToObject(dv, "ignored", why);
-            if (why)
-                log_msg(LOG_WARN, "%s (%s)", why, o.data_dir.value);
-        }
-        if (facts.restore_requested) {
-            cJSON *r = cJSON_AddObjectToObject(fields, "restore");
-            char hex[17];
-            if (r) {
-                cJSON_AddStringToObject(r, "from", o.restore_from.value);
-                cJSON_AddStringToObject(r, "role", restorer ? "restorer" : "peer");
-                cJSON_AddBoolToObject(r, "marker", facts.restore_done);
-                if (facts.restore_cluster_id)
-                    cJSON_AddStringToObject(r, "marker_cluster_id",
-                                            etcd_id_hex(facts.restore_cluster_id, hex));
-            }
+    if (facts->restore_requested) {
+        cJSON *r = cJSON_AddObjectToObject(fields, "restore");
+        char hex[17];
+        if (r) {
+            cJSON_AddStringToObject(r, "from", o->restore_from.value);
+            cJSON_AddStringToObject(r, "role", restorer ? "restorer" : "peer");
+            cJSON_AddBoolToObject(r, "marker", facts->restore_done);
+            if (facts->restore_cluster_id)
+                cJSON_AddStringToObject(r, "marker_cluster_id",
+                                        etcd_id_hex(facts->restore_cluster_id, hex));
         }
     }
+    return fields;
+}
 
-    if (d.action == DECIDE_RESTORE) {
-        code = do_restore(&o, &d, fields, t0_ns);
-        fields = NULL;
-        goto out;
-    }
-    if (d.action == DECIDE_REFUSE) {
-        emit(&d, d.member_id, d.reason, fields, false);
-        fields = NULL;
-        code = EXIT_REFUSE;
-        goto out;
-    }
-    if (o.dry_run) {
-        emit(&d, d.member_id, d.reason, fields, false);
-        fields = NULL;
-        code = EXIT_OK;
-        goto out;
-    }
+/* The divergent marker goes with the data it describes: into the moved-aside copy (pruned
+ * with it), so the new data dir starts without it and nothing is lost. Not fatal. */
+static void keep_divergent_marker(const char *data_dir, const char *moved_to, cJSON *fields)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    int n = snprintf(to, sizeof(to), "%s/%s", moved_to, DIVERGENT_MOVED_NAME);
+    int dfd;
 
-    struct act_config ac = {.name = o.name.value,
-                            .peer_url = o.peer_url.value,
-                            .data_dir = o.data_dir.value,
-                            .state_file = o.state_file.value,
-                            .env_file = o.env_file.value[0] ? o.env_file.value : NULL,
-                            .initial_cluster = o.initial_cluster.value,
-                            .keep_backups = o.keep_backups,
-                            .call_timeout_ms = (int)o.timeout_ms,
+    if (divergent_path(data_dir, from, sizeof(from)) != 0 || n < 0 || (size_t)n >= sizeof(to) ||
+        rename(from, to) != 0) {
+        log_msg(LOG_WARN, "divergent marker: could not move it into %s: %s", moved_to,
+                strerror(errno));
+        return;
+    }
+    dfd = open(moved_to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    if (fields)
+        cJSON_AddStringToObject(fields, "divergent_marker_moved_to", to);
+}
+
+/* Carry out a join/readd/reset/bootstrap/keep decision and print its line (fields consumed).
+ * Returns the exit code. */
+static int act_on(const struct opts *o, bool restorer, const struct observe *obs,
+                  const struct decide_facts *facts, const struct decide_decision *d, cJSON *fields,
+                  int64_t t0_ns)
+{
+    struct act_result res;
+    char err[512];
+    struct act_config ac = {.name = o->name.value,
+                            .peer_url = o->peer_url.value,
+                            .data_dir = o->data_dir.value,
+                            .state_file = o->state_file.value,
+                            .env_file = o->env_file.value[0] ? o->env_file.value : NULL,
+                            .initial_cluster = o->initial_cluster.value,
+                            .keep_backups = o->keep_backups,
+                            .call_timeout_ms = (int)o->timeout_ms,
                             .now = time(NULL)};
-    rc = act_run(&ac, &d, obs.ch, obs.reachable ? &obs.list : NULL, &res, err, sizeof(err));
+    int rc = act_run(&ac, d, obs->ch, obs->reachable ? &obs->list : NULL, &res, err, sizeof(err));
+    if (rc == 0 && res.moved_to[0] && decide_divergent_applies(facts))
+        keep_divergent_marker(o->data_dir.value, res.moved_to, fields);
     if (fields) {
         if (res.moved_to[0])
             cJSON_AddStringToObject(fields, "moved_to", res.moved_to);
         cJSON_AddNumberToObject(fields, "pruned", (double)res.pruned);
         cJSON_AddNumberToObject(fields, "took_ms", (double)(clock_mono_ns() - t0_ns) / 1e6);
     }
-    if (rc == 0 && res.moved_to[0] && decide_divergent_applies(&facts))
-        keep_divergent_marker(o.data_dir.value, res.moved_to, fields);
     if (rc != 0) {
         char reason[DECIDE_REASON_MAX + 600];
-        snprintf(reason, sizeof(reason), "%s; failed at step %s: %s", d.reason,
+        snprintf(reason, sizeof(reason), "%s; failed at step %s: %s", d->reason,
                  res.failed_step ? res.failed_step : "?", err);
         if (fields)
             cJSON_AddStringToObject(fields, "failed_step", res.failed_step ? res.failed_step : "");
-        emit(&d, res.member_id, reason, fields, true);
-        fields = NULL;
-        code = EXIT_FAILED;
-        goto out;
+        emit(d, res.member_id, reason, fields, true);
+        return EXIT_FAILED;
     }
-    if (facts.restore_requested && !restorer && !facts.restore_done && obs.reachable &&
-        (d.action == DECIDE_JOIN || d.action == DECIDE_READD || d.action == DECIDE_RESET)) {
+    if (facts->restore_requested && !restorer && !facts->restore_done && obs->reachable &&
+        (d->action == DECIDE_JOIN || d->action == DECIDE_READD || d->action == DECIDE_RESET)) {
         /* we are in the restored cluster now: later runs take the normal table, even when
          * the cluster is unreachable (a full outage must not wait for itself) */
-        if (restore_peer_done(o.data_dir.value, o.restore_from.value, facts.cluster_id, err,
+        if (restore_peer_done(o->data_dir.value, o->restore_from.value, facts->cluster_id, err,
                               sizeof(err)) != 0)
             log_msg(LOG_WARN, "restore marker: %s (a rerun joins again)", err);
     }
-    emit(&d, res.member_id, d.reason, fields, false);
-    fields = NULL;
-    code = EXIT_OK;
+    emit(d, res.member_id, d->reason, fields, false);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts *o = &g_opts;
+    char err[512];
+    struct tls_ctx *tls = NULL;
+    struct observe obs;
+    struct decide_facts facts;
+    struct decide_decision d;
+    bool restorer = false;
+    int code;
+
+    /* the etcd container's start command on shell-less images (exec.c) */
+    if (argc > 1 && strcmp(argv[1], "exec") == 0)
+        return exec_main(argc - 1, argv + 1);
+    int64_t t0_ns = clock_mono_ns();
+    memset(&obs, 0, sizeof(obs));
+    log_set_program("reset-member");
+    code = parse_options(argc, argv, o, &restorer);
+    if (code >= 0)
+        goto out;
+
+    tls_init(false); /* a one-shot process: OpenSSL's exit-time cleanup is wasted work */
+    tls = tls_client_new(&(struct tls_files){.ca_file = o->cacert.value,
+                                             .cert_file = o->cert.value[0] ? o->cert.value : NULL,
+                                             .key_file = o->key.value[0] ? o->key.value : NULL},
+                         err, sizeof(err));
+    if (!tls) {
+        fprintf(stderr, "reset-member: tls: %s\n", err);
+        code = EXIT_USAGE;
+        goto out;
+    }
+    struct observe_config oc = {.data_dir = o->data_dir.value,
+                                .peer_url = o->peer_url.value,
+                                .endpoints = (const char *const *)o->endpoints.items,
+                                .n_endpoints = o->endpoints.n,
+                                .tls = tls,
+                                .timeout_ms = (int)o->timeout_ms};
+    code = observe_and_decide(o, restorer, &oc, &obs, &facts, &d);
+    if (code != 0)
+        goto out;
+    cJSON *fields = decision_fields(o, restorer, &obs, &facts);
+    if (d.action == DECIDE_RESTORE) {
+        code = do_restore(o, &d, fields, t0_ns);
+    } else if (d.action == DECIDE_REFUSE || o->dry_run) {
+        emit(&d, d.member_id, d.reason, fields, false);
+        code = d.action == DECIDE_REFUSE ? EXIT_REFUSE : EXIT_OK;
+    } else {
+        code = act_on(o, restorer, &obs, &facts, &d, fields, t0_ns);
+    }
 out:
-    cJSON_Delete(fields);
     observe_free(&obs);
     tls_ctx_free(tls);
-    config_list_free(&o.endpoints);
+    config_list_free(&o->endpoints);
     return code;
 }

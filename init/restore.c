@@ -10,8 +10,6 @@
 #include "restore.h"
 
 #include <ctype.h>
-#include <curl/curl.h> /* types and constants only: the functions come from dlopen */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -26,12 +24,13 @@
 #include <unistd.h>
 
 #include "act.h"
-#include "array.h"
+#include "curl_dl.h"
 #include "datadir.h"
 #include "hex.h"
 #include "bounds.h"
 #include "clock.h"
 #include "log.h"
+#include "restore_store.h"
 
 #define RESTORE_SNIFF_LEN 64
 #define RESTORE_TOKEN_HEX 8 /* digest hex digits in the new token */
@@ -286,6 +285,7 @@ static int set_field(char *dst, size_t cap, const char *v, size_t vlen)
 int restore_marker_parse(const char *buf, size_t len, struct restore_marker *m)
 {
     bool have_role = false, have_cid = false, have_src = false, have_sha = false, have_tok = false;
+    bool have_obj = false, have_osha = false;
     size_t off = 0;
 
     memset(m, 0, sizeof(*m));
@@ -336,6 +336,18 @@ int restore_marker_parse(const char *buf, size_t len, struct restore_marker *m)
             have_tok = true;
             if (set_field(m->token, sizeof(m->token), v, vl) != 0)
                 return -EINVAL;
+        } else if (kl == 6 && memcmp(line, "object", 6) == 0) {
+            if (have_obj)
+                return -EINVAL;
+            have_obj = true;
+            if (set_field(m->object, sizeof(m->object), v, vl) != 0)
+                return -EINVAL;
+        } else if (kl == 13 && memcmp(line, "object_sha256", 13) == 0) {
+            if (have_osha)
+                return -EINVAL;
+            have_osha = true;
+            if (set_field(m->object_sha256, sizeof(m->object_sha256), v, vl) != 0)
+                return -EINVAL;
         } else if (kl == 10 && memcmp(line, "cluster_id", 10) == 0) {
             uint64_t x = 0;
             if (have_cid || vl == 0 || vl > 16)
@@ -363,10 +375,15 @@ int restore_marker_render(const struct restore_marker *m, char *out, size_t out_
 {
     int n;
 
-    if (strchr(m->source, '\n') || strchr(m->token, '\n') || strchr(m->sha256, '\n'))
+    if (strchr(m->source, '\n') || strchr(m->token, '\n') || strchr(m->sha256, '\n') ||
+        strchr(m->object, '\n') || strchr(m->object_sha256, '\n'))
         return -EINVAL;
-    n = snprintf(out, out_len, "role=%s\nsource=%s\nsha256=%s\ntoken=%s\ncluster_id=%" PRIx64 "\n",
-                 m->restorer ? "restorer" : "peer", m->source, m->sha256, m->token, m->cluster_id);
+    n = snprintf(out, out_len,
+                 "role=%s\nsource=%s\nsha256=%s\ntoken=%s\ncluster_id=%" PRIx64 "\n%s%s%s%s%s%s",
+                 m->restorer ? "restorer" : "peer", m->source, m->sha256, m->token, m->cluster_id,
+                 m->object[0] ? "object=" : "", m->object, m->object[0] ? "\n" : "",
+                 m->object_sha256[0] ? "object_sha256=" : "", m->object_sha256,
+                 m->object_sha256[0] ? "\n" : "");
     if (n < 0 || (size_t)n >= out_len || (size_t)n > RESTORE_MAX_MARKER)
         return -ENOSPC;
     return 0;
@@ -404,7 +421,8 @@ int restore_marker_write(const char *data_dir, const struct restore_marker *m, c
 
 bool restore_is_url(const char *source)
 {
-    return strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0;
+    return strncmp(source, "http://", 7) == 0 || strncmp(source, "https://", 8) == 0 ||
+           restore_store_is_url(source);
 }
 
 void restore_facts(const char *data_dir, const char *source, bool restorer, struct decide_facts *f)
@@ -506,110 +524,61 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return 0;
 }
 
-/* libcurl and its ~25 libraries (TLS, Kerberos, LDAP, ...) are loaded only here: linking them
- * would cost every reset-member start (the steady state) their loading and relocation. */
-#define RESTORE_LIBCURL "libcurl.so.4"
-
-struct curl_api {
-    CURLcode (*global_init)(long flags);
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
-    CURLcode (*easy_perform)(CURL *h);
-    CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
-    const char *(*easy_strerror)(CURLcode cc);
-    void (*easy_cleanup)(CURL *h);
-};
-
-/* Fills api from libcurl.so.4 (found like a linked library: the bundle's RPATH, then the
- * system's paths). The handle stays open for the life of the process. */
-static int curl_load(struct curl_api *api, char *err, size_t err_len)
-{
-    static const char *const names[] = {
-        "curl_global_init",  "curl_easy_init",     "curl_easy_setopt", "curl_easy_perform",
-        "curl_easy_getinfo", "curl_easy_strerror", "curl_easy_cleanup"};
-    void *syms[ARRAY_SIZE(names)];
-    void *lib = dlopen(RESTORE_LIBCURL, RTLD_NOW | RTLD_LOCAL);
-    const char *why;
-
-    if (!lib) {
-        why = dlerror();
-        act_fail(err, err_len, -ENOENT,
-                 "cannot load %s, needed to download a --restore-from URL: %s", RESTORE_LIBCURL,
-                 why ? why : "unknown error");
-        return -ENOENT;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-        syms[i] = dlsym(lib, names[i]);
-        if (!syms[i]) {
-            why = dlerror();
-            act_fail(err, err_len, -ENOENT, "%s has no %s: %s", RESTORE_LIBCURL, names[i],
-                     why ? why : "unknown error");
-            dlclose(lib);
-            return -ENOENT;
-        }
-    }
-    /* POSIX guarantees that dlsym's void * converts to a function pointer */
-    api->global_init = (CURLcode(*)(long))syms[0];
-    api->easy_init = (CURL * (*)(void)) syms[1];
-    api->easy_setopt = (CURLcode(*)(CURL *, CURLoption, ...))syms[2];
-    api->easy_perform = (CURLcode(*)(CURL *))syms[3];
-    api->easy_getinfo = (CURLcode(*)(CURL *, CURLINFO, ...))syms[4];
-    api->easy_strerror = (const char *(*)(CURLcode))syms[5];
-    api->easy_cleanup = (void (*)(CURL *))syms[6];
-    return 0;
-}
-
 /* Download c->source to path. Returns 0, -EINVAL if the server refused (HTTP error), or
  * another negative errno. */
 static int fetch_url(const struct restore_config *c, const char *path, char *err, size_t err_len)
 {
     struct download d = {.fd = -1};
-    struct curl_api curl = {0};
+    const struct curl_dl *curl;
     char cerr[CURL_ERROR_SIZE] = "";
     CURL *h = NULL;
     CURLcode cc;
     long status = 0;
     int rc = 0;
 
-    rc = curl_load(&curl, err, err_len);
-    if (rc != 0)
-        return rc;
+    curl = curl_dl_get(err, err_len);
+    if (!curl) {
+        size_t n = strlen(err);
+        if (n < err_len)
+            snprintf(err + n, err_len - n, " (needed to download a --restore-from URL)");
+        return -ENOENT;
+    }
     d.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (d.fd < 0)
         return act_fail(err, err_len, -errno, "create %s: %s", path, strerror(errno));
-    if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl.easy_init())) {
+    if (!(h = curl->easy_init())) {
         rc = act_fail(err, err_len, -ENOMEM, "libcurl init failed");
         goto out;
     }
     d.t0 = d.last_log = now_ms();
-    curl.easy_setopt(h, CURLOPT_URL, c->source);
-    curl.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl.easy_setopt(h, CURLOPT_WRITEDATA, &d);
-    curl.easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl.easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl.easy_setopt(h, CURLOPT_XFERINFODATA, &d);
-    curl.easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-    curl.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl.easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl.easy_setopt(h, CURLOPT_MAXREDIRS, (long)RESTORE_MAX_REDIRECTS);
-    curl.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)RESTORE_CONNECT_TIMEOUT_MS);
-    curl.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    curl.easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl.easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)RESTORE_LOW_SPEED_SECONDS);
+    curl->easy_setopt(h, CURLOPT_URL, c->source);
+    curl->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl->easy_setopt(h, CURLOPT_WRITEDATA, &d);
+    curl->easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl->easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl->easy_setopt(h, CURLOPT_XFERINFODATA, &d);
+    curl->easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+    curl->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl->easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    curl->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl->easy_setopt(h, CURLOPT_MAXREDIRS, (long)RESTORE_MAX_REDIRECTS);
+    curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)RESTORE_CONNECT_TIMEOUT_MS);
+    curl->easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    curl->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl->easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)RESTORE_LOW_SPEED_SECONDS);
     if (strncmp(c->source, "https://", 8) == 0) {
         /* an agent's /snapshot wants our client cert; an object store's public CA comes from
          * the system store, which OpenSSL consults as well */
         if (c->cacert && c->cacert[0])
-            curl.easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+            curl->easy_setopt(h, CURLOPT_CAINFO, c->cacert);
         if (c->cert && c->cert[0])
-            curl.easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+            curl->easy_setopt(h, CURLOPT_SSLCERT, c->cert);
         if (c->key && c->key[0])
-            curl.easy_setopt(h, CURLOPT_SSLKEY, c->key);
+            curl->easy_setopt(h, CURLOPT_SSLKEY, c->key);
     }
     log_msg(LOG_INFO, "restore: downloading %s to %s", c->source, path);
-    cc = curl.easy_perform(h);
-    curl.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    cc = curl->easy_perform(h);
+    curl->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
         if (d.too_big)
             rc = act_fail(err, err_len, -EFBIG, "download larger than %llu bytes",
@@ -621,7 +590,7 @@ static int fetch_url(const struct restore_config *c, const char *path, char *err
             rc = act_fail(err, err_len, -EINVAL, "%s answered HTTP %ld", c->source, status);
         else
             rc = act_fail(err, err_len, -EIO, "download %s: %s", c->source,
-                          cerr[0] ? cerr : curl.easy_strerror(cc));
+                          cerr[0] ? cerr : curl->easy_strerror(cc));
         goto out;
     }
     if (fsync(d.fd) != 0) {
@@ -632,7 +601,7 @@ static int fetch_url(const struct restore_config *c, const char *path, char *err
             (now_ms() - d.t0) / 1e3, status);
 out:
     if (h)
-        curl.easy_cleanup(h);
+        curl->easy_cleanup(h);
     close(d.fd);
     if (rc != 0)
         (void)unlink(path);
@@ -771,6 +740,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     const char *file = c->source;
     struct datadir_report rep;
     struct restore_marker m;
+    struct restore_object obj = {0};
     double t0;
     int rc, n;
 
@@ -780,11 +750,21 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
         act_parent_of(c->data_dir, dir, sizeof(dir)) != 0)
         return act_fail(err, err_len, -ENAMETOOLONG, "%s: path too long", c->data_dir);
 
-    /* 1. fetch: nothing but the download file is written */
+    /* 1. fetch: nothing but the download file is written; a store URL is resolved here,
+     * once, and what it resolved to goes into the marker */
     if (restore_is_url(c->source)) {
         r->failed_step = "fetch";
         t0 = now_ms();
-        rc = fetch_url(c, download, err, err_len);
+        if (restore_store_is_url(c->source)) {
+            rc = restore_store_fetch(c->source, c->identity_file, download, RESTORE_MAX_BYTES, &obj,
+                                     err, err_len);
+            if (rc == 0) {
+                memcpy(r->object, obj.name, sizeof(r->object));
+                memcpy(r->object_sha256, obj.object_sha256, sizeof(r->object_sha256));
+            }
+        } else {
+            rc = fetch_url(c, download, err, err_len);
+        }
         r->fetch_ms = now_ms() - t0;
         if (rc != 0) {
             r->not_snapshot = true; /* only the download file was written, and it is gone */
@@ -801,6 +781,14 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     r->validate_ms = now_ms() - t0;
     if (rc != 0) {
         r->not_snapshot = true;
+        goto out;
+    }
+    if (obj.db_sha256[0] && strcmp(obj.db_sha256, r->snap.sha256) != 0) {
+        r->not_snapshot = true;
+        rc = act_fail(err, err_len, -EBADMSG,
+                      "%s: the snapshot's sha256 %.16s... differs from its manifest's db_sha256 "
+                      "%.16s...",
+                      obj.url, r->snap.sha256, obj.db_sha256);
         goto out;
     }
     rc = restore_new_token(c->token, r->snap.sha256, r->token, sizeof(r->token));
@@ -926,6 +914,8 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     }
     memcpy(m.sha256, r->snap.sha256, sizeof(m.sha256));
     memcpy(m.token, r->token, sizeof(m.token));
+    memcpy(m.object, r->object, sizeof(m.object));
+    memcpy(m.object_sha256, r->object_sha256, sizeof(m.object_sha256));
     rc = restore_marker_write(c->data_dir, &m, err, err_len);
     if (rc != 0)
         goto out;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "bounds.h"
 #include "decide.h"
 
 #define RESTORE_DIGEST_LEN 32 /* etcdctl's snapshot = db bytes + sha256 of them */
@@ -64,9 +65,12 @@ struct restore_marker {
     char sha256[2 * RESTORE_DIGEST_LEN + 1]; /* restorer: the snapshot's digest */
     char token[RESTORE_MAX_TOKEN];           /* restorer: the new cluster token */
     uint64_t cluster_id;                     /* restored cluster (restorer) / joined (peer) */
+    char object[STORE_MAX_NAME + 1];         /* restorer from a store: the object it resolved */
+    char object_sha256[2 * RESTORE_DIGEST_LEN + 1]; /* ... and the stored bytes' sha256 */
 };
 
-/* "key=value\n" lines: role, source, sha256, token, cluster_id (hex). Unknown keys are
+/* "key=value\n" lines: role, source, sha256, token, cluster_id (hex), and for a restore from a
+ * store object and object_sha256 (written only when set). Unknown keys are
  * ignored (newer writers). Returns 0, or -EINVAL (missing/invalid role or cluster_id,
  * a duplicate key, oversized value, a line without newline). */
 int restore_marker_parse(const char *buf, size_t len, struct restore_marker *m);
@@ -83,14 +87,16 @@ int restore_marker_write(const char *data_dir, const struct restore_marker *m, c
  * trailing digest) and the marker's cluster ID. Reads at most the marker and 32 bytes. */
 void restore_facts(const char *data_dir, const char *source, bool restorer, struct decide_facts *f);
 
-/* true for http:// and https:// sources */
+/* true for sources that are not a local file: http(s):// URLs and stores (s3://, file://) */
 bool restore_is_url(const char *source);
 
 /* ---- the restore ------------------------------------------------------------------------- */
 
 struct restore_config {
     const char *name, *peer_url, *data_dir, *state_file, *env_file; /* env_file may be NULL */
-    const char *source;                                             /* file path or http(s) URL */
+    const char
+        *source; /* file path, http(s) URL, or store URL (s3://, file://; see restore_store.h) */
+    const char *identity_file;       /* age identity for .age store objects (NULL: none) */
     const char *token;               /* --initial-cluster-token; the new one derives from it */
     const char *cacert, *cert, *key; /* client TLS for https sources (cert/key may be NULL) */
     int timeout_ms;                  /* download and restore tool, each */
@@ -101,9 +107,11 @@ struct restore_config {
 struct restore_result {
     struct restore_snapshot snap;
     char token[RESTORE_MAX_TOKEN];
-    uint64_t member_id, cluster_id; /* of the restored data */
-    char moved_to[PATH_MAX];        /* "" if there was no data dir */
-    char tool[NAME_MAX + 1];        /* base name of the restore tool run ("" if none) */
+    uint64_t member_id, cluster_id;  /* of the restored data */
+    char moved_to[PATH_MAX];         /* "" if there was no data dir */
+    char tool[NAME_MAX + 1];         /* base name of the restore tool run ("" if none) */
+    char object[STORE_MAX_NAME + 1]; /* from a store: the object restored ("" otherwise) */
+    char object_sha256[2 * RESTORE_DIGEST_LEN + 1];
     double fetch_ms, validate_ms, restore_ms;
     bool not_snapshot;       /* fetch or validation failed: nothing was touched (refuse) */
     const char *failed_step; /* NULL on success */

@@ -8,8 +8,23 @@
 # client.{crt,key} (CN=root), other-ca.crt (an unrelated CA), token, and per member i
 # members/i/{data/,client_port,peer_port,metrics_port,pid,etcd.log}.
 # Extra etcd flags for every start: ETCD_TEST_EXTRA_FLAGS.
+# The etcd build: ETCD_BIN_DIR (a directory with etcd, etcdctl and maybe etcdutl) is put first in
+# PATH, for this script and every program it or its caller starts (reset-member finds its restore
+# tool in PATH too); unset, PATH's etcd. ETCD_BIN_DIR itself is not passed on (etcd warns about
+# unknown ETCD_* variables).
 
 CLUSTER_WAIT_SECONDS=${CLUSTER_WAIT_SECONDS:-60}
+
+if [ -n "${ETCD_BIN_DIR:-}" ]; then
+    case $ETCD_BIN_DIR in /*) ;; *) ETCD_BIN_DIR=$PWD/$ETCD_BIN_DIR ;; esac
+    if [ ! -x "$ETCD_BIN_DIR/etcd" ] || [ ! -x "$ETCD_BIN_DIR/etcdctl" ]; then
+        echo "cluster.sh: ETCD_BIN_DIR=$ETCD_BIN_DIR has no etcd and etcdctl" >&2
+        return 1 2>/dev/null || exit 1
+    fi
+    case $PATH in "$ETCD_BIN_DIR":*) ;; *) PATH=$ETCD_BIN_DIR:$PATH ;; esac
+    export PATH
+    export -n ETCD_BIN_DIR
+fi
 
 _cluster_die() {
     echo "cluster.sh: $*" >&2

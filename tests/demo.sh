@@ -62,7 +62,7 @@ pod_start() {
 # the full ETCD_INITIAL_CLUSTER, as in the manifest) and execs etcd. The other settings are
 # flags, as tests/cluster.sh's start passes them (same pid file and log, so stop/kill work).
 etcd_start() {
-    local i=$1 m="$CLUSTER_DIR/members/$1" d=$CLUSTER_DIR cp pp mp etcd_bin n0
+    local i=$1 m="$CLUSTER_DIR/members/$1" d=$CLUSTER_DIR cp pp mp etcd_bin n0 n
     cp=$(cat "$m/client_port") pp=$(cat "$m/peer_port") mp=$(cat "$m/metrics_port")
     etcd_bin=$(command -v etcd) || return 1
     n0=$(grep -c '"msg":"exec"' "$m/etcd.log" 2>/dev/null)
@@ -81,7 +81,8 @@ etcd_start() {
     echo $! >"$m/pid"
     disown $! 2>/dev/null || true
     for _ in $(seq 1 50); do # exec's log line, written just before etcd starts
-        [ "$(grep -c '"msg":"exec"' "$m/etcd.log" 2>/dev/null)" -gt "${n0:-0}" ] && break
+        n=$(grep -c '"msg":"exec"' "$m/etcd.log" 2>/dev/null) # (nothing while the log is not there)
+        [ "${n:-0}" -gt "${n0:-0}" ] && break
         sleep 0.1
     done
     _cluster_alive "$i" || { tail -5 "$m/etcd.log" >&2; echo "demo: etcd-$i exited at start" >&2; return 1; }

@@ -8,17 +8,23 @@
 # Counts are test cases: cmocka's PASSED/FAILED/SKIPPED lines, and each script's own closing line
 # (tests/lib/lib.bash's "N passed, N failed, N skipped"; exit 77: all skipped). See tally().
 #
-# usage: tests/run.sh --build DIR [--asan-build DIR] [--only unit|integration|e2e|valgrind|static|fuzz]
+# The integration, e2e and fault suites run once per etcd build in --etcd (a list of directories
+# holding etcd and etcdctl; the word PATH is PATH's etcd; default: $ETCD_BIN_DIR, else PATH), each
+# job labelled with that build's version; unit, ASan, valgrind, static and fuzz run once.
+#
+# usage: tests/run.sh --build DIR [--asan-build DIR] [--etcd "PATH DIR..."]
+#                     [--only unit|integration|e2e|valgrind|static|fuzz]
 set -u
 cd "$(dirname "$0")/.."
 
-build=build asan_build="" only=""
+build=build asan_build="" only="" etcd_dirs=${ETCD_BIN_DIR:-PATH}
 while [ $# -gt 0 ]; do
     case $1 in
     --build) build=$2; shift 2 ;;
     --asan-build) asan_build=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    *) echo "usage: $0 --build DIR [--asan-build DIR] [--only SUITE]" >&2; exit 2 ;;
+    --etcd) etcd_dirs=$2; shift 2 ;;
+    *) echo "usage: $0 --build DIR [--asan-build DIR] [--etcd \"PATH DIR...\"] [--only SUITE]" >&2; exit 2 ;;
     esac
 done
 
@@ -120,6 +126,36 @@ finish_jobs() {
     done
 }
 
+# The etcd builds: "VERSION DIR" lines (DIR PATH = as found in PATH); a build whose etcd or
+# etcdctl is missing, or whose version cannot be read, is an error, never silently left out.
+etcd_builds=()
+for d in $etcd_dirs; do
+    if [ "$d" = PATH ]; then e=$(command -v etcd) || { echo "run.sh: no etcd in PATH" >&2; exit 2; }
+    else
+        case $d in /*) ;; *) d=$PWD/$d ;; esac
+        e=$d/etcd
+        [ -x "$d/etcdctl" ] || { echo "run.sh: no etcdctl in $d" >&2; exit 2; }
+    fi
+    v=$("$e" --version 2>/dev/null | sed -n 's/^etcd Version: //p')
+    [ -n "$v" ] || { echo "run.sh: $e --version says no version" >&2; exit 2; }
+    etcd_builds+=("$v $d")
+done
+# with_etcd DIR CMD...: CMD with DIR's etcd first in PATH (cluster.sh reads ETCD_BIN_DIR).
+with_etcd() {
+    local d=$1
+    shift
+    if [ "$d" = PATH ]; then unset ETCD_BIN_DIR; else export ETCD_BIN_DIR=$d PATH=$d:$PATH; fi
+    "$@"
+}
+# for_each_etcd SUITE: SUITE once per etcd build; job names start with "etcd VERSION/".
+for_each_etcd() {
+    local suite=$1 b
+    for b in "${etcd_builds[@]}"; do
+        etcd_label="etcd ${b%% *}/" etcd_dir=${b#* } "$suite" "${@:2}"
+    done
+}
+etcd_label="" etcd_dir=${etcd_builds[0]#* } # the suites that run once: the first build
+
 suite_unit() { # build-dir label (distinct per suite: it names the job's log file)
     local b=$1 label=$2 t scale=1
     case $label in asan/*) scale=3 ;; esac
@@ -143,7 +179,7 @@ suite_integration() {
     local b=$1 label=$2 t
     for t in "$b"/tests/integration/test_*; do
         [ -x "$t" ] || continue
-        run_logged "$label$(basename "$t")" integ_one "$t"
+        run_logged "$etcd_label$label$(basename "$t")" with_etcd "$etcd_dir" integ_one "$t"
     done
 }
 
@@ -155,10 +191,11 @@ suite_e2e() {
         if grep -q '^# shard: ' "$s"; then
             while read -r shard; do
                 # shellcheck disable=SC2086
-                run_logged "${s#tests/} ${shard%% *}..." env BUILD="$build" bash "$s" $shard
+                run_logged "$etcd_label${s#tests/} ${shard%% *}..." with_etcd "$etcd_dir" \
+                    env BUILD="$build" bash "$s" $shard
             done < <(sed -n 's/^# shard: //p' "$s")
         else
-            run_logged "${s#tests/}" env BUILD="$build" bash "$s"
+            run_logged "$etcd_label${s#tests/}" with_etcd "$etcd_dir" env BUILD="$build" bash "$s"
         fi
     done
 }
@@ -188,17 +225,18 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 t0=$SECONDS
+for b in "${etcd_builds[@]}"; do echo "etcd ${b%% *}: ${b#* }"; done
 case $only in
 unit) suite_unit "$build" "unit/" ;;
-integration) suite_integration "$build" "integration/" ;;
-e2e) suite_e2e ;;
+integration) for_each_etcd suite_integration "$build" "integration/" ;;
+e2e) for_each_etcd suite_e2e ;;
 valgrind) suite_valgrind ;;
 static) suite_static ;;
 fuzz) suite_fuzz ;;
 "")
-    suite_e2e
+    for_each_etcd suite_e2e
     suite_unit "$build" "unit/"
-    suite_integration "$build" "integration/"
+    for_each_etcd suite_integration "$build" "integration/"
     if [ -n "$asan_build" ]; then
         suite_unit "$asan_build" "asan/unit/"
         suite_integration "$asan_build" "asan/integration/"

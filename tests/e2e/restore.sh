@@ -186,6 +186,26 @@ s_restore() {
     run_rm 0 --restore-from "$SNAP"
     RESTORE_SECONDS=$(python3 -c "import sys; print('%.2f' % ($(date +%s.%N) - $t0))")
     expect_action 0 restore || return 1
+    # the restore tool follows the etcd build: etcdutl where it exists (3.5+, the only one in
+    # 3.6), etcdctl on 3.4, which has no etcdutl
+    local want_tool=etcdctl
+    command -v etcdutl >/dev/null && want_tool=etcdutl
+    case $(etcd --version | sed -n 's/^etcd Version: //p') in
+    3.4.*) [ "$want_tool" = etcdctl ] || die "etcd 3.4 with an etcdutl in PATH" || return 1 ;;
+    *) [ "$want_tool" = etcdutl ] || die "etcd 3.5+ without etcdutl in PATH" || return 1 ;;
+    esac
+    local got_tool # from this run's log line (stderr): the "restore" object's "tool"
+    got_tool=$(python3 -c '
+import json, sys
+t = ""
+for line in open(sys.argv[1]):
+    try:
+        t = json.loads(line).get("restore", {}).get("tool", t)
+    except (ValueError, AttributeError):
+        pass
+print(t)' "$LOGDIR/rm-0.log")
+    [ "$got_tool" = "$want_tool" ] || die "etcd-0 restored with '$got_tool', want $want_tool" || return 1
+    RESTORE_TOOL=$want_tool
     [ "$(cat "$(mdir 0)/state")" = new ] || die "etcd-0 state not new" || return 1
     grep -q '^role=restorer' "$(cluster_data-dir 0).restore-marker" || die "no marker" || return 1
     ls -d "$(cluster_data-dir 0)".reset-* >/dev/null 2>&1 || die "old data not moved aside" || return 1
@@ -417,5 +437,5 @@ echo "setup: $NKEYS keys, snapshot of $(stat -c %s "$SNAP") bytes taken $SNAP_HO
 for s in ${*:-$ALL}; do
     run_scenario "$s"
 done
-[ -n "${RESTORE_SECONDS:-}" ] && echo "restore (reset-member on etcd-0, $(stat -c %s "$SNAP") bytes): ${RESTORE_SECONDS}s"
+[ -n "${RESTORE_SECONDS:-}" ] && echo "restore (reset-member on etcd-0 with ${RESTORE_TOOL:-?}, $(stat -c %s "$SNAP") bytes): ${RESTORE_SECONDS}s"
 finish

@@ -108,7 +108,8 @@ static void test_decoders(void **state)
     assert_int_equal(hdr.revision, 42);
     assert_int_equal(proto_decode_header_only(buf, 3, &hdr), -EBADMSG);
 
-    Etcdserverpb__StatusResponse s = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+    Etcdserverpb__StatusResponse s;
+    etcdserverpb__status_response__init(&s); /* its INIT macro casts away const */
     s.dbsizequota = 1234567;
     len = etcdserverpb__status_response__pack(&s, buf);
     struct etcd_status st;

@@ -437,8 +437,8 @@ static void test_parser_rejects_bad_text(void **state)
         "# HELP x_total h\n# TYPE x_total counter\nx_total -1\n", /* negative counter */
         "# HELP x h\n# TYPE x counter\nx 1\n",                    /* counter name */
         "# HELP x h\n# TYPE x gauge\n# HELP y h\n# TYPE y gauge\nx 1\n", /* not contiguous */
-        "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
-        "h_sum 1\nh_count 1\n", /* not cumulative */
+        ("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
+         "h_sum 1\nh_count 1\n"), /* not cumulative */
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n", /* no +Inf */
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 1\n",
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n", /* no _sum */

@@ -487,6 +487,9 @@ static bool rc_wait_eof(struct rconn *rc)
 
 /* Runs curl with args; stdout (the -w output) into out. Returns curl's exit code. */
 static int curl(char *out, size_t out_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int curl(char *out, size_t out_len, const char *fmt, ...)
 {
     char args[16384], cmd[16600];
     va_list ap;
@@ -680,6 +683,8 @@ static void h2c_close_conn(struct h2c *c)
 }
 
 /* ---- setup --------------------------------------------------------------------------- */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int sh(const char *fmt, ...)
 {

@@ -1,0 +1,67 @@
+/* curl_dl.c - the one dlopen of libcurl (see curl_dl.h). What to fetch, how to sign and how to
+ * retry is store_s3.c's and init/restore.c's. */
+#include "curl_dl.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+static struct curl_dl dl_api;
+static char dl_error[256];
+static int dl_ok;
+static pthread_once_t dl_once = PTHREAD_ONCE_INIT;
+
+static void dl_load(void)
+{
+    static const char *const names[] = {
+        "curl_global_init",  "curl_easy_init",     "curl_easy_setopt", "curl_easy_perform",
+        "curl_easy_getinfo", "curl_easy_strerror", "curl_easy_reset",  "curl_easy_cleanup",
+        "curl_slist_append", "curl_slist_free_all"};
+    void *syms[sizeof(names) / sizeof(names[0])];
+    void *lib = dlopen(CURL_DL_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    const char *why;
+    CURLcode (*global_init)(long);
+
+    if (!lib) {
+        why = dlerror();
+        snprintf(dl_error, sizeof(dl_error), "cannot load %s: %s", CURL_DL_LIBRARY,
+                 why ? why : "unknown error");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        syms[i] = dlsym(lib, names[i]);
+        if (!syms[i]) {
+            why = dlerror();
+            snprintf(dl_error, sizeof(dl_error), "%s has no %s: %s", CURL_DL_LIBRARY, names[i],
+                     why ? why : "unknown error");
+            dlclose(lib);
+            return;
+        }
+    }
+    /* POSIX guarantees that dlsym's void * converts to a function pointer */
+    global_init = (CURLcode(*)(long))syms[0];
+    dl_api.easy_init = (CURL * (*)(void)) syms[1];
+    dl_api.easy_setopt = (CURLcode(*)(CURL *, CURLoption, ...))syms[2];
+    dl_api.easy_perform = (CURLcode(*)(CURL *))syms[3];
+    dl_api.easy_getinfo = (CURLcode(*)(CURL *, CURLINFO, ...))syms[4];
+    dl_api.easy_strerror = (const char *(*)(CURLcode))syms[5];
+    dl_api.easy_reset = (void (*)(CURL *))syms[6];
+    dl_api.easy_cleanup = (void (*)(CURL *))syms[7];
+    dl_api.slist_append = (struct curl_slist * (*)(struct curl_slist *, const char *)) syms[8];
+    dl_api.slist_free_all = (void (*)(struct curl_slist *))syms[9];
+    if (global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(dl_error, sizeof(dl_error), "curl_global_init failed");
+        return; /* the library stays loaded: unloading it after a failed init is not safe */
+    }
+    dl_ok = 1;
+}
+
+const struct curl_dl *curl_dl_get(char *err, size_t err_len)
+{
+    (void)pthread_once(&dl_once, dl_load);
+    if (dl_ok)
+        return &dl_api;
+    if (err && err_len)
+        snprintf(err, err_len, "%s", dl_error);
+    return NULL;
+}

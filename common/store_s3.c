@@ -1,0 +1,1048 @@
+/* store_s3.c - the store interface (store.h) on any S3-compatible server (`s3://BUCKET/PREFIX`):
+ * AWS S3, Ceph RGW, MinIO, GCS (XML API, HMAC keys), R2. HTTP by libcurl (curl_dl.c), signing
+ * by sigv4.c, XML answers by s3xml.c; what objects mean is the caller's.
+ *
+ * Guarantees: an object is written by one PUT (small) or as a multipart upload that becomes
+ * visible only on CompleteMultipartUpload, so a failed or killed upload is never listed; a part
+ * that keeps failing aborts the upload (AbortMultipartUpload) and abort_stale removes the
+ * leftovers of a crashed writer. Parts are re-read from the caller's file, never held in
+ * memory; each carries Content-MD5 and, without TLS, its sha256 in the signature. Transient
+ * failures (5xx, 429, timeouts, resets) are retried per request with capped, jittered backoff;
+ * a broken download resumes with Range + If-Match. Secrets come from the env only and are never
+ * logged; URLs are logged without their query. One store is used by one thread at a time.
+ *
+ * Env (the AWS CLI's): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
+ * or AWS_DEFAULT_REGION (default us-east-1), AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (then
+ * path-style addressing; else virtual-host style on amazonaws.com), AWS_CA_BUNDLE. */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "curl_dl.h"
+#include "log.h"
+#include "s3xml.h"
+#include "sigv4.h"
+#include "store.h"
+
+#define S3_MAX_HOST 256
+#define S3_MAX_BUCKET 63
+#define S3_MAX_SECRET 256
+#define S3_MAX_TOKEN 4096
+#define S3_MAX_REGION 64
+#define S3_MAX_KEY (STORE_MAX_NAME * 2) /* prefix + name */
+#define S3_MAX_PATH (S3_MAX_KEY * 3 + S3_MAX_BUCKET + 4)
+#define S3_MAX_QUERY 4096
+#define S3_MAX_HEADER 5120 /* one request header line (a session token is long) */
+#define S3_ERR_QUOTE 200   /* bytes of the server's <Message> quoted */
+
+struct s3_store {
+    struct store base;
+    const struct curl_dl *curl;
+    CURL *h;
+    bool tls, path_style;
+    char endpoint[S3_MAX_HOST + 16]; /* scheme://host[:port] */
+    char host[S3_MAX_HOST];          /* Host header */
+    char bucket[S3_MAX_BUCKET + 1];
+    char prefix[STORE_MAX_NAME + 2]; /* "" or ending in '/' */
+    char region[S3_MAX_REGION];
+    char access[S3_MAX_SECRET], secret[S3_MAX_SECRET], token[S3_MAX_TOKEN];
+    char cabundle[1024];
+    int attempts, base_ms, low_speed_s;
+};
+
+struct s3_upload {
+    struct store_upload base;
+    struct s3_store *s;
+    char key[S3_MAX_KEY + 1];
+    char upload_id[STORE_MAX_UPLOAD_ID + 1]; /* "" until created */
+    bool held;                               /* first part kept back (maybe a single PUT) */
+    int held_fd;
+    uint64_t held_off, held_len;
+    unsigned parts;
+    char (*etags)[STORE_MAX_ETAG];
+};
+
+/* One HTTP exchange (with its retries). */
+struct s3_call {
+    const char *method, *what; /* what: for messages ("upload part 3") */
+    const char *key;           /* full key, NULL for the bucket */
+    struct sigv4_param params[6];
+    size_t n_params;
+    const char *mem; /* body from memory ... */
+    size_t mem_len;
+    int fd; /* ... or from a file region */
+    uint64_t off, len;
+    bool has_body, send_md5;
+    store_sink_fn sink; /* GET: 2xx bodies go here, others to body */
+    void *sink_arg;
+    /* per attempt */
+    uint64_t sent, delivered, total;
+    bool have_total;
+    long status;
+    int sink_rc;
+    char etag[STORE_MAX_ETAG], first_etag[STORE_MAX_ETAG];
+    char *body;
+    size_t body_len, body_cap;
+    bool body_overflow;
+};
+
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    if (err && err_len) {
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int copy_env(const char *name, char *out, size_t len)
+{
+    const char *v = getenv(name);
+    if (!v || !v[0])
+        return -ENOENT;
+    if (strlen(v) >= len)
+        return -ENAMETOOLONG;
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
+/* "http://host:port" (optionally a trailing '/') -> endpoint and Host. */
+static int parse_endpoint(struct s3_store *s, const char *url, char *err, size_t err_len)
+{
+    const char *host;
+    size_t n;
+
+    if (strncmp(url, "https://", 8) == 0) {
+        s->tls = true;
+        host = url + 8;
+    } else if (strncmp(url, "http://", 7) == 0) {
+        host = url + 7;
+    } else {
+        return fail(err, err_len, -EINVAL, "S3 endpoint must be http(s)://HOST[:PORT]");
+    }
+    n = strcspn(host, "/?#");
+    if (n == 0 || n >= sizeof(s->host) || (host[n] && strcmp(host + n, "/") != 0) ||
+        memchr(host, '@', n))
+        return fail(err, err_len, -EINVAL, "S3 endpoint must be http(s)://HOST[:PORT]");
+    memcpy(s->host, host, n);
+    s->host[n] = '\0';
+    snprintf(s->endpoint, sizeof(s->endpoint), "%s://%s", s->tls ? "https" : "http", s->host);
+    return 0;
+}
+
+static bool bucket_valid(const char *b, size_t n)
+{
+    if (n < 3 || n > S3_MAX_BUCKET)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-' ||
+              b[i] == '.' || b[i] == '_'))
+            return false;
+    return true;
+}
+
+static void s3_close(struct store *st)
+{
+    struct s3_store *s = (struct s3_store *)st;
+    if (!s)
+        return;
+    if (s->h && s->curl)
+        s->curl->easy_cleanup(s->h);
+    OPENSSL_cleanse(s->secret, sizeof(s->secret));
+    OPENSSL_cleanse(s->token, sizeof(s->token));
+    free(s);
+}
+
+static int s3_open(const char *url, const struct store_options *o, struct store **out, char *err,
+                   size_t err_len)
+{
+    const char *b = url + strlen("s3://"), *slash = strchr(b, '/');
+    size_t blen = slash ? (size_t)(slash - b) : strlen(b);
+    struct s3_store *s;
+    char endpoint[512];
+    int rc = 0;
+
+    if (!bucket_valid(b, blen))
+        return fail(err, err_len, -EINVAL,
+                    "S3 URL must be s3://BUCKET[/PREFIX] (bucket: 3-63 of a-z0-9.-_)");
+    if (strchr(b, '?') || strchr(b, '#'))
+        return fail(err, err_len, -EINVAL, "S3 URL must not hold a query or fragment");
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return fail(err, err_len, -ENOMEM, "out of memory");
+    memcpy(s->bucket, b, blen);
+    if (slash && slash[1]) {
+        size_t plen = strlen(slash + 1);
+        if (plen > STORE_MAX_NAME || !store_name_valid(slash + 1, true)) {
+            rc = fail(err, err_len, -EINVAL, "invalid prefix in the S3 URL");
+            goto out;
+        }
+        snprintf(s->prefix, sizeof(s->prefix), "%s%s", slash + 1, slash[plen] == '/' ? "" : "/");
+    }
+    if (copy_env("AWS_ACCESS_KEY_ID", s->access, sizeof(s->access)) != 0 ||
+        copy_env("AWS_SECRET_ACCESS_KEY", s->secret, sizeof(s->secret)) != 0) {
+        rc = fail(err, err_len, -EINVAL,
+                  "S3 store: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set");
+        goto out;
+    }
+    rc = copy_env("AWS_SESSION_TOKEN", s->token, sizeof(s->token));
+    if (rc == -ENAMETOOLONG) {
+        rc =
+            fail(err, err_len, -EINVAL, "AWS_SESSION_TOKEN longer than %d bytes", S3_MAX_TOKEN - 1);
+        goto out;
+    }
+    if (copy_env("AWS_REGION", s->region, sizeof(s->region)) != 0 &&
+        copy_env("AWS_DEFAULT_REGION", s->region, sizeof(s->region)) != 0)
+        snprintf(s->region, sizeof(s->region), "us-east-1");
+    (void)copy_env("AWS_CA_BUNDLE", s->cabundle, sizeof(s->cabundle));
+    if (copy_env("AWS_ENDPOINT_URL_S3", endpoint, sizeof(endpoint)) == 0 ||
+        copy_env("AWS_ENDPOINT_URL", endpoint, sizeof(endpoint)) == 0) {
+        s->path_style = true;
+        rc = parse_endpoint(s, endpoint, err, err_len);
+        if (rc != 0)
+            goto out;
+    } else {
+        int n = snprintf(s->host, sizeof(s->host), "%s.s3.%s.amazonaws.com", s->bucket, s->region);
+        if (n < 0 || (size_t)n >= sizeof(s->host)) {
+            rc = fail(err, err_len, -EINVAL, "bucket and region too long for a host name");
+            goto out;
+        }
+        snprintf(s->endpoint, sizeof(s->endpoint), "https://%s", s->host);
+        s->tls = true;
+    }
+    s->attempts = o->retry_attempts > 0 ? o->retry_attempts : STORE_RETRY_ATTEMPTS;
+    s->base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : STORE_RETRY_BASE_MS;
+    s->low_speed_s = o->low_speed_s > 0 ? o->low_speed_s : STORE_LOW_SPEED_SECONDS;
+    s->curl = curl_dl_get(err, err_len);
+    if (!s->curl) {
+        rc = -ENOENT;
+        goto out;
+    }
+    s->h = s->curl->easy_init();
+    if (!s->h) {
+        rc = fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
+        goto out;
+    }
+    *out = &s->base;
+    return 0;
+out:
+    s3_close(&s->base);
+    return rc;
+}
+
+/* ---- one request --------------------------------------------------------------------------- */
+
+static size_t on_header(char *buf, size_t size, size_t n, void *arg)
+{
+    struct s3_call *c = arg;
+    size_t len = size * n, vlen;
+    const char *v;
+
+    if (len > 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        const char *sp = memchr(buf, ' ', len);
+        c->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        c->etag[0] = '\0';
+        return len;
+    }
+    if (len > 5 && strncasecmp(buf, "etag:", 5) == 0) {
+        v = buf + 5;
+        vlen = len - 5;
+        while (vlen && (*v == ' ' || *v == '\t')) {
+            v++;
+            vlen--;
+        }
+        while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+            vlen--;
+        if (vlen < sizeof(c->etag)) {
+            memcpy(c->etag, v, vlen);
+            c->etag[vlen] = '\0';
+        }
+    } else if (len > 15 && strncasecmp(buf, "content-length:", 15) == 0 && c->status / 100 == 2 &&
+               !c->have_total) {
+        char num[32];
+        size_t l = len - 15 < sizeof(num) - 1 ? len - 15 : sizeof(num) - 1;
+        memcpy(num, buf + 15, l);
+        num[l] = '\0';
+        c->total = c->delivered + strtoull(num, NULL, 10); /* a ranged answer: the rest */
+        c->have_total = true;
+    }
+    return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *arg)
+{
+    struct s3_call *c = arg;
+    size_t len = size * n;
+
+    if (c->sink && c->status / 100 == 2) {
+        int rc = c->sink(c->sink_arg, buf, len);
+        if (rc != 0) {
+            c->sink_rc = rc < 0 ? rc : -EIO;
+            return 0;
+        }
+        c->delivered += len;
+        return len;
+    }
+    if (c->body_len + len > (c->status / 100 == 2 ? STORE_MAX_XML : STORE_MAX_ERROR_BODY)) {
+        c->body_overflow = true;
+        return 0;
+    }
+    if (c->body_len + len + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 4096;
+        char *nb;
+        while (cap < c->body_len + len + 1)
+            cap *= 2;
+        nb = realloc(c->body, cap);
+        if (!nb)
+            return 0;
+        c->body = nb;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, buf, len);
+    c->body_len += len;
+    c->body[c->body_len] = '\0';
+    return len;
+}
+
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
+    struct s3_call *c = arg;
+    size_t want = size * n;
+    uint64_t left = (c->mem ? c->mem_len : c->len) - c->sent;
+
+    if (want > left)
+        want = (size_t)left;
+    if (want == 0)
+        return 0;
+    if (c->mem) {
+        memcpy(buf, c->mem + c->sent, want);
+    } else {
+        ssize_t r;
+        do
+            r = pread(c->fd, buf, want, (off_t)(c->off + c->sent));
+        while (r < 0 && errno == EINTR);
+        if (r <= 0)
+            return CURL_READFUNC_ABORT;
+        want = (size_t)r;
+    }
+    c->sent += want;
+    return want;
+}
+
+/* Hashes of the body: base64 MD5 and hex sha256 (sha256 only when wanted). */
+static int body_digests(struct s3_call *c, char *md5_b64, char *sha_hex, bool want_sha)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new(), *sh = want_sha ? EVP_MD_CTX_new() : NULL;
+    unsigned char md5[16], sha[32], *buf = NULL;
+    uint64_t done = 0, total = c->mem ? c->mem_len : c->len;
+    int rc = 0;
+
+    if (!m || (want_sha && !sh) || !EVP_DigestInit_ex(m, EVP_md5(), NULL) ||
+        (sh && !EVP_DigestInit_ex(sh, EVP_sha256(), NULL))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (c->mem) {
+        if (!EVP_DigestUpdate(m, c->mem, c->mem_len) ||
+            (sh && !EVP_DigestUpdate(sh, c->mem, c->mem_len)))
+            rc = -EIO;
+    } else {
+        buf = malloc(STORE_IO_CHUNK);
+        if (!buf) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        while (done < total) {
+            size_t want = total - done < STORE_IO_CHUNK ? (size_t)(total - done) : STORE_IO_CHUNK;
+            ssize_t r = pread(c->fd, buf, want, (off_t)(c->off + done));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                rc = r < 0 ? -errno : -EIO;
+                goto out;
+            }
+            if (!EVP_DigestUpdate(m, buf, (size_t)r) ||
+                (sh && !EVP_DigestUpdate(sh, buf, (size_t)r))) {
+                rc = -EIO;
+                goto out;
+            }
+            done += (uint64_t)r;
+        }
+    }
+    if (rc == 0 &&
+        (!EVP_DigestFinal_ex(m, md5, NULL) || (sh && !EVP_DigestFinal_ex(sh, sha, NULL))))
+        rc = -EIO;
+    if (rc == 0) {
+        EVP_EncodeBlock((unsigned char *)md5_b64, md5, sizeof(md5));
+        if (sh)
+            for (size_t i = 0; i < sizeof(sha); i++)
+                snprintf(sha_hex + 2 * i, 3, "%02x", sha[i]);
+    }
+out:
+    free(buf);
+    EVP_MD_CTX_free(m);
+    EVP_MD_CTX_free(sh);
+    return rc;
+}
+
+static bool transient_status(long st, const struct s3_call *c)
+{
+    char code[64], msg[8];
+    if (st >= 500 || st == 429 || st == 408)
+        return true;
+    return st == 400 && c->body &&
+           s3xml_error(c->body, c->body_len, code, sizeof(code), msg, sizeof(msg)) == 0 &&
+           strcmp(code, "RequestTimeout") == 0;
+}
+
+static void backoff(const struct s3_store *s, int attempt)
+{
+    uint64_t cap = (uint64_t)s->base_ms << (attempt < 16 ? attempt : 16);
+    struct timespec ts;
+    uint32_t ms;
+
+    if (cap > STORE_RETRY_MAX_MS)
+        cap = STORE_RETRY_MAX_MS;
+    ms = cap / 2 + arc4random_uniform((uint32_t)(cap / 2 + 1)); /* jitter over the upper half */
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* The request's path (encoded) and full URL (without query: for messages). */
+static int build_path(const struct s3_store *s, const char *key, char *path, size_t len)
+{
+    char raw[S3_MAX_KEY + S3_MAX_BUCKET + 4];
+    int n;
+
+    if (s->path_style)
+        n = snprintf(raw, sizeof(raw), "/%s%s%s", s->bucket, key ? "/" : "", key ? key : "");
+    else
+        n = snprintf(raw, sizeof(raw), "/%s", key ? key : "");
+    if (n < 0 || (size_t)n >= sizeof(raw))
+        return -ENAMETOOLONG;
+    return sigv4_uri_encode(raw, (size_t)n, true, path, len) < 0 ? -ENAMETOOLONG : 0;
+}
+
+/* One attempt. Returns 0 (an HTTP answer: c->status) or a CURLcode mapped: -EAGAIN transient
+ * transport error, -ECONNREFUSED cannot connect, the sink's error, -EFBIG an oversized answer. */
+static int attempt(struct s3_store *s, struct s3_call *c, const char *path, const char *query,
+                   const char *md5, const char *payload_hash, char *cerr)
+{
+    const struct curl_dl *cu = s->curl;
+    char url[STORE_MAX_URL + S3_MAX_QUERY], date[SIGV4_DATE_LEN + 1], auth[1024];
+    char hdr[SIGV4_MAX_HEADERS][S3_MAX_HEADER];
+    struct sigv4_header sh[SIGV4_MAX_HEADERS];
+    struct sigv4_key k = {s->access, s->secret, s->token, s->region, "s3"};
+    struct sigv4_request r = {0};
+    struct curl_slist *list = NULL, *l;
+    char range[64] = "", ifm[STORE_MAX_ETAG + 16] = "";
+    size_t nh = 0, i;
+    CURLcode cc;
+    int n, rc = 0;
+
+    n = snprintf(url, sizeof(url), "%s%s%s%s", s->endpoint, path, query[0] ? "?" : "", query);
+    if (n < 0 || (size_t)n >= sizeof(url))
+        return -ENAMETOOLONG;
+    sigv4_amz_date(time(NULL), date);
+    sh[nh++] = (struct sigv4_header){"host", s->host};
+    sh[nh++] = (struct sigv4_header){"x-amz-content-sha256", payload_hash};
+    sh[nh++] = (struct sigv4_header){"x-amz-date", date};
+    if (s->token[0])
+        sh[nh++] = (struct sigv4_header){"x-amz-security-token", s->token};
+    if (md5)
+        sh[nh++] = (struct sigv4_header){"content-md5", md5};
+    if (c->sink && c->delivered > 0) {
+        snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)c->delivered);
+        sh[nh++] = (struct sigv4_header){"range", range};
+        if (c->first_etag[0]) {
+            snprintf(ifm, sizeof(ifm), "%s", c->first_etag);
+            sh[nh++] = (struct sigv4_header){"if-match", ifm};
+        }
+    }
+    r = (struct sigv4_request){c->method, path, query, sh, nh, payload_hash, date};
+    rc = sigv4_sign(&k, &r, auth, sizeof(auth), NULL, 0);
+    if (rc != 0)
+        return rc;
+    for (i = 0; i < nh; i++) {
+        n = snprintf(hdr[i], sizeof(hdr[i]), "%s: %s", sh[i].name, sh[i].value);
+        if (n < 0 || (size_t)n >= sizeof(hdr[i]))
+            return -ENAMETOOLONG;
+    }
+    cu->easy_reset(s->h);
+    for (i = 0; i < nh; i++) {
+        if (!(l = cu->slist_append(list, hdr[i])))
+            goto nomem;
+        list = l;
+    }
+    {
+        char a[1100];
+        snprintf(a, sizeof(a), "Authorization: %s", auth);
+        if (!(l = cu->slist_append(list, a)))
+            goto nomem;
+        list = l;
+        OPENSSL_cleanse(a, sizeof(a));
+    }
+    if (!(l = cu->slist_append(list, "Expect:")) || !(list = l) ||
+        !(l = cu->slist_append(list, "Content-Type:")) || !(list = l) ||
+        !(l = cu->slist_append(list, "Accept:")))
+        goto nomem;
+    list = l;
+    c->status = 0;
+    c->sent = 0;
+    c->sink_rc = 0;
+    c->body_len = 0;
+    c->body_overflow = false;
+    c->etag[0] = '\0';
+    c->have_total = false;
+    cerr[0] = '\0';
+    cu->easy_setopt(s->h, CURLOPT_URL, url);
+    cu->easy_setopt(s->h, CURLOPT_HTTPHEADER, list);
+    cu->easy_setopt(s->h, CURLOPT_HEADERFUNCTION, on_header);
+    cu->easy_setopt(s->h, CURLOPT_HEADERDATA, c);
+    cu->easy_setopt(s->h, CURLOPT_WRITEFUNCTION, on_body);
+    cu->easy_setopt(s->h, CURLOPT_WRITEDATA, c);
+    cu->easy_setopt(s->h, CURLOPT_ERRORBUFFER, cerr);
+    cu->easy_setopt(s->h, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(s->h, CURLOPT_CONNECTTIMEOUT_MS, (long)STORE_CONNECT_TIMEOUT_MS);
+    cu->easy_setopt(s->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    cu->easy_setopt(s->h, CURLOPT_LOW_SPEED_TIME, (long)s->low_speed_s);
+    cu->easy_setopt(s->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (s->cabundle[0])
+        cu->easy_setopt(s->h, CURLOPT_CAINFO, s->cabundle);
+    if (c->has_body) {
+        cu->easy_setopt(s->h, CURLOPT_UPLOAD, 1L);
+        cu->easy_setopt(s->h, CURLOPT_READFUNCTION, on_read);
+        cu->easy_setopt(s->h, CURLOPT_READDATA, c);
+        cu->easy_setopt(s->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(c->mem ? c->mem_len : c->len));
+    }
+    if (strcmp(c->method, "GET") != 0)
+        cu->easy_setopt(s->h, CURLOPT_CUSTOMREQUEST, c->method);
+    cc = cu->easy_perform(s->h);
+    cu->slist_free_all(list);
+    OPENSSL_cleanse(auth, sizeof(auth));
+    if (c->sink_rc)
+        return c->sink_rc;
+    if (c->body_overflow)
+        return -EFBIG;
+    if (cc == CURLE_OK)
+        return 0;
+    if (!cerr[0])
+        snprintf(cerr, CURL_ERROR_SIZE, "%s", cu->easy_strerror(cc));
+    if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST)
+        return -ECONNREFUSED;
+    if (cc == CURLE_READ_ERROR || cc == CURLE_ABORTED_BY_CALLBACK)
+        return -EIO; /* our file: not the store's fault, no retry */
+    return -EAGAIN;
+nomem:
+    cu->slist_free_all(list);
+    return -ENOMEM;
+}
+
+/* Turns a final non-2xx answer into one clear line and an errno. */
+static int answer_error(const struct s3_store *s, const struct s3_call *c, const char *where,
+                        char *err, size_t err_len)
+{
+    char code[64] = "", msg[S3_ERR_QUOTE + 1] = "";
+    long st = c->status;
+
+    if (c->body)
+        (void)s3xml_error(c->body, c->body_len, code, sizeof(code), msg, sizeof(msg));
+    if (strcmp(code, "InvalidAccessKeyId") == 0)
+        return fail(err, err_len, -EACCES,
+                    "%s %s: the store does not know the access key (InvalidAccessKeyId): check "
+                    "AWS_ACCESS_KEY_ID",
+                    c->what, where);
+    if (strcmp(code, "SignatureDoesNotMatch") == 0)
+        return fail(err, err_len, -EACCES,
+                    "%s %s: signature refused (SignatureDoesNotMatch): check "
+                    "AWS_SECRET_ACCESS_KEY and the region (%s)",
+                    c->what, where, s->region);
+    if (strcmp(code, "NoSuchBucket") == 0)
+        return fail(err, err_len, -ENOENT, "%s %s: bucket %s does not exist (NoSuchBucket)",
+                    c->what, where, s->bucket);
+    if (st == 403)
+        return fail(err, err_len, -EACCES, "%s %s: access denied (HTTP 403%s%s)%s%s", c->what,
+                    where, code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
+    if (st == 404 || strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NoSuchUpload") == 0)
+        return fail(err, err_len, -ENOENT, "%s %s: not found (HTTP %ld%s%s)", c->what, where, st,
+                    code[0] ? " " : "", code);
+    if (st == 412 || strcmp(code, "BadDigest") == 0 || strcmp(code, "InvalidDigest") == 0 ||
+        strcmp(code, "XAmzContentSHA256Mismatch") == 0)
+        return fail(err, err_len, -EBADMSG, "%s %s: refused (HTTP %ld %s)%s%s", c->what, where, st,
+                    code, msg[0] ? ": " : "", msg);
+    if (transient_status(st, c))
+        return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what, where, st,
+                    code[0] ? " " : "", code, s->attempts);
+    return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s%s%s", c->what, where, st,
+                code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
+}
+
+/* Runs c with retries. Returns 0 on a 2xx answer, else a negative errno with err filled. */
+static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_len)
+{
+    char path[S3_MAX_PATH], query[S3_MAX_QUERY], where[STORE_MAX_URL];
+    char md5[32] = "", payload[SIGV4_HEX_LEN + 1], cerr[CURL_ERROR_SIZE];
+    int rc, i, n;
+
+    n = snprintf(where, sizeof(where), "s3://%s/%s", s->bucket, c->key ? c->key : "");
+    if (n < 0 || (size_t)n >= sizeof(where))
+        where[sizeof(where) - 1] = '\0';
+    if (build_path(s, c->key, path, sizeof(path)) != 0)
+        return fail(err, err_len, -ENAMETOOLONG, "%s %s: name too long", c->what, where);
+    if (sigv4_canonical_query(c->params, c->n_params, query, sizeof(query)) < 0)
+        return fail(err, err_len, -ENAMETOOLONG, "%s %s: query too long", c->what, where);
+    if (c->has_body) {
+        bool want_sha = !s->tls || c->mem; /* over TLS a file part goes UNSIGNED-PAYLOAD */
+        rc = body_digests(c, md5, payload, want_sha);
+        if (rc != 0)
+            return fail(err, err_len, rc, "%s %s: reading the body: %s", c->what, where,
+                        strerror(-rc));
+        if (!want_sha)
+            snprintf(payload, sizeof(payload), "%s", SIGV4_UNSIGNED_PAYLOAD);
+    } else {
+        snprintf(payload, sizeof(payload), "%s", SIGV4_EMPTY_SHA256);
+    }
+    cerr[0] = '\0';
+    for (i = 0; i < s->attempts; i++) {
+        if (i > 0)
+            backoff(s, i - 1);
+        rc = attempt(s, c, path, query, c->send_md5 ? md5 : NULL, payload, cerr);
+        if (rc == 0 && c->status / 100 == 2) {
+            if (c->sink && c->status == 200 && c->delivered > 0 && c->first_etag[0])
+                return fail(err, err_len, -EBADMSG, "%s %s: the store ignored Range on a retry",
+                            c->what, where);
+            if (c->sink && !c->first_etag[0])
+                snprintf(c->first_etag, sizeof(c->first_etag), "%s", c->etag);
+            if (c->sink && c->have_total && c->delivered < c->total) {
+                /* a short body without a transport error: retried from where it stopped */
+                snprintf(cerr, sizeof(cerr), "answer ended after %llu of %llu bytes",
+                         (unsigned long long)c->delivered, (unsigned long long)c->total);
+            } else {
+                return 0;
+            }
+        } else if (rc == 0) {
+            if (c->sink && c->delivered > 0 && c->status == 412)
+                return fail(err, err_len, -EBADMSG, "%s %s: the object changed while reading",
+                            c->what, where);
+            if (!transient_status(c->status, c))
+                return answer_error(s, c, where, err, err_len);
+            snprintf(cerr, sizeof(cerr), "HTTP %ld", c->status);
+        } else if (rc == -EAGAIN || rc == -ECONNREFUSED) {
+            if (c->sink && !c->first_etag[0] && c->etag[0] && c->delivered > 0)
+                snprintf(c->first_etag, sizeof(c->first_etag), "%s", c->etag);
+        } else {
+            if (rc == -EFBIG)
+                return fail(err, err_len, -EBADMSG, "%s %s: answer larger than allowed", c->what,
+                            where);
+            if (c->sink_rc)
+                return fail(err, err_len, rc, "%s %s: stopped by the reader: %s", c->what, where,
+                            strerror(-rc));
+            return fail(err, err_len, rc, "%s %s: %s", c->what, where,
+                        cerr[0] ? cerr : strerror(-rc));
+        }
+        if (i + 1 < s->attempts)
+            log_msg(LOG_WARN, "store: %s %s: %s; retry %d of %d", c->what, where, cerr, i + 1,
+                    s->attempts - 1);
+        if (rc == -ECONNREFUSED && i + 1 == s->attempts)
+            return fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what, where,
+                        s->endpoint, cerr);
+    }
+    if (c->status && rc == 0)
+        return answer_error(s, c, where, err, err_len);
+    return fail(err, err_len, -EIO, "%s %s: %s after %d attempts", c->what, where, cerr,
+                s->attempts);
+}
+
+static int full_key(const struct s3_store *s, const char *name, char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s%s", s->prefix, name);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* ---- uploads ------------------------------------------------------------------------------- */
+
+static int s3_upload_begin(struct store *st, const char *name, struct store_upload **out, char *err,
+                           size_t err_len)
+{
+    struct s3_store *s = (struct s3_store *)st;
+    struct s3_upload *u = calloc(1, sizeof(*u));
+
+    if (!u)
+        return fail(err, err_len, -ENOMEM, "out of memory");
+    u->s = s;
+    if (full_key(s, name, u->key, sizeof(u->key)) != 0) {
+        free(u);
+        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+    }
+    *out = &u->base;
+    return 0;
+}
+
+static int create_multipart(struct s3_upload *u, char *err, size_t err_len)
+{
+    struct s3_call c = {.method = "POST",
+                        .what = "create upload",
+                        .key = u->key,
+                        .params = {{"uploads", ""}},
+                        .n_params = 1,
+                        .has_body = true,
+                        .mem = "",
+                        .mem_len = 0,
+                        .fd = -1};
+    int rc = s3_do(u->s, &c, err, err_len);
+
+    if (rc == 0 && s3xml_value(c.body ? c.body : "", c.body_len, NULL, "UploadId", u->upload_id,
+                               sizeof(u->upload_id)) <= 0)
+        rc = fail(err, err_len, -EBADMSG, "create upload s3://%s/%s: no UploadId in the answer",
+                  u->s->bucket, u->key);
+    free(c.body);
+    return rc;
+}
+
+static int send_part(struct s3_upload *u, int fd, uint64_t off, uint64_t len, char *err,
+                     size_t err_len)
+{
+    char num[16], what[32];
+    struct s3_call c = {.method = "PUT",
+                        .what = what,
+                        .key = u->key,
+                        .params = {{"partNumber", num}, {"uploadId", u->upload_id}},
+                        .n_params = 2,
+                        .has_body = true,
+                        .fd = fd,
+                        .off = off,
+                        .len = len,
+                        .send_md5 = true};
+    int rc;
+
+    if (u->parts >= STORE_MAX_PARTS)
+        return fail(err, err_len, -EFBIG, "more than %d parts", STORE_MAX_PARTS);
+    snprintf(num, sizeof(num), "%u", u->parts + 1);
+    snprintf(what, sizeof(what), "upload part %u", u->parts + 1);
+    rc = s3_do(u->s, &c, err, err_len);
+    if (rc == 0 && !c.etag[0])
+        rc = fail(err, err_len, -EBADMSG, "upload part %u s3://%s/%s: no ETag in the answer",
+                  u->parts + 1, u->s->bucket, u->key);
+    free(c.body);
+    if (rc != 0)
+        return rc;
+    if (!u->etags) {
+        u->etags = calloc(STORE_MAX_PARTS, sizeof(*u->etags));
+        if (!u->etags)
+            return fail(err, err_len, -ENOMEM, "out of memory");
+    }
+    memcpy(u->etags[u->parts], c.etag, sizeof(c.etag));
+    u->parts++;
+    return 0;
+}
+
+static int s3_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_t len, char *err,
+                          size_t err_len)
+{
+    struct s3_upload *u = (struct s3_upload *)up;
+    int rc;
+
+    if (!u->upload_id[0] && !u->held) {
+        u->held = true; /* maybe the only part: sent by commit in one PUT */
+        u->held_fd = fd;
+        u->held_off = off;
+        u->held_len = len;
+        return 0;
+    }
+    if (!u->upload_id[0]) {
+        rc = create_multipart(u, err, err_len);
+        if (rc != 0)
+            return rc;
+    }
+    if (u->held) {
+        rc = send_part(u, u->held_fd, u->held_off, u->held_len, err, err_len);
+        if (rc != 0)
+            return rc;
+        u->held = false;
+    }
+    return send_part(u, fd, off, len, err, err_len);
+}
+
+static void s3_upload_abort(struct store_upload *up)
+{
+    struct s3_upload *u = (struct s3_upload *)up;
+    char err[512];
+
+    if (u->upload_id[0]) {
+        struct s3_call c = {.method = "DELETE",
+                            .what = "abort upload",
+                            .key = u->key,
+                            .params = {{"uploadId", u->upload_id}},
+                            .n_params = 1,
+                            .fd = -1};
+        if (s3_do(u->s, &c, err, sizeof(err)) != 0)
+            log_msg(LOG_WARN,
+                    "store: %s (the store drops it after its own expiry, or the next "
+                    "start's stale-upload sweep does)",
+                    err);
+        else
+            log_msg(LOG_INFO, "store: aborted upload of s3://%s/%s", u->s->bucket, u->key);
+        free(c.body);
+    }
+    free(u->etags);
+    free(u);
+}
+
+static int s3_upload_commit(struct store_upload *up, char *err, size_t err_len)
+{
+    struct s3_upload *u = (struct s3_upload *)up;
+    struct s3_call c = {.fd = -1};
+    char *xml = NULL, code[64], msg[S3_ERR_QUOTE + 1];
+    size_t cap, o = 0;
+    int rc;
+
+    if (!u->upload_id[0]) {
+        c = (struct s3_call){.method = "PUT",
+                             .what = "put",
+                             .key = u->key,
+                             .has_body = true,
+                             .send_md5 = true,
+                             .fd = u->held ? u->held_fd : -1,
+                             .off = u->held_off,
+                             .len = u->held ? u->held_len : 0};
+        if (!u->held) {
+            c.mem = "";
+            c.mem_len = 0;
+        }
+        rc = s3_do(u->s, &c, err, err_len);
+        free(c.body);
+        free(u->etags);
+        free(u);
+        return rc;
+    }
+    if (u->held) {
+        rc = send_part(u, u->held_fd, u->held_off, u->held_len, err, err_len);
+        if (rc != 0)
+            goto abort;
+        u->held = false;
+    }
+    cap = 128 + (size_t)u->parts * (STORE_MAX_ETAG + 64);
+    xml = malloc(cap);
+    if (!xml) {
+        rc = fail(err, err_len, -ENOMEM, "out of memory");
+        goto abort;
+    }
+    o = (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
+    for (unsigned i = 0; i < u->parts; i++)
+        o += (size_t)snprintf(xml + o, cap - o,
+                              "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                              u->etags[i]);
+    o += (size_t)snprintf(xml + o, cap - o, "</CompleteMultipartUpload>");
+    c = (struct s3_call){.method = "POST",
+                         .what = "complete upload",
+                         .key = u->key,
+                         .params = {{"uploadId", u->upload_id}},
+                         .n_params = 1,
+                         .has_body = true,
+                         .mem = xml,
+                         .mem_len = o,
+                         .fd = -1};
+    rc = s3_do(u->s, &c, err, err_len);
+    /* S3 may answer 200 and put the error in the body */
+    if (rc == 0 && c.body &&
+        s3xml_error(c.body, c.body_len, code, sizeof(code), msg, sizeof(msg)) == 0)
+        rc = fail(err, err_len, -EIO, "complete upload s3://%s/%s: %s: %s", u->s->bucket, u->key,
+                  code, msg);
+    free(c.body);
+    free(xml);
+    if (rc != 0)
+        goto abort;
+    free(u->etags);
+    free(u);
+    return 0;
+abort:
+    s3_upload_abort(up);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+static int s3_get(struct store *st, const char *name, store_sink_fn sink, void *arg, char *err,
+                  size_t err_len)
+{
+    struct s3_store *s = (struct s3_store *)st;
+    char key[S3_MAX_KEY + 1];
+    struct s3_call c = {
+        .method = "GET", .what = "get", .key = key, .sink = sink, .sink_arg = arg, .fd = -1};
+    int rc;
+
+    if (full_key(s, name, key, sizeof(key)) != 0)
+        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+    rc = s3_do(s, &c, err, err_len);
+    free(c.body);
+    return rc;
+}
+
+struct list_ctx {
+    struct s3_store *s;
+    store_list_fn fn;
+    void *arg;
+    size_t count;
+};
+
+static int on_listed(void *arg, const struct s3xml_object *o)
+{
+    struct list_ctx *l = arg;
+    struct store_entry e = {.size = o->size, .mtime = o->mtime};
+    size_t plen = strlen(l->s->prefix);
+
+    if (++l->count > STORE_MAX_LISTED)
+        return -E2BIG;
+    if (strncmp(o->key, l->s->prefix, plen) != 0 || strlen(o->key + plen) > STORE_MAX_NAME ||
+        !store_name_valid(o->key + plen, false))
+        return 0; /* not ours to report (outside the prefix, or a name we never write) */
+    memcpy(e.name, o->key + plen, strlen(o->key + plen) + 1);
+    return l->fn(l->arg, &e);
+}
+
+static int s3_list(struct store *st, const char *prefix, store_list_fn fn, void *arg, char *err,
+                   size_t err_len)
+{
+    struct s3_store *s = (struct s3_store *)st;
+    struct list_ctx l = {s, fn, arg, 0};
+    char key[S3_MAX_KEY + 1], token[STORE_MAX_NAME + 1] = "";
+    bool truncated = true;
+    int rc = 0;
+
+    if (full_key(s, prefix, key, sizeof(key)) != 0)
+        return fail(err, err_len, -ENAMETOOLONG, "prefix too long");
+    while (truncated && rc == 0) {
+        struct s3_call c = {.method = "GET",
+                            .what = "list",
+                            .fd = -1,
+                            .params = {{"list-type", "2"}, {"prefix", key}},
+                            .n_params = 2};
+        if (token[0])
+            c.params[c.n_params++] = (struct sigv4_param){"continuation-token", token};
+        rc = s3_do(s, &c, err, err_len);
+        if (rc == 0) {
+            rc = s3xml_list_objects(c.body ? c.body : "", c.body_len, on_listed, &l, &truncated,
+                                    token, sizeof(token));
+            if (rc == -EINVAL)
+                fail(err, err_len, -EBADMSG, "list s3://%s/%s: unreadable answer", s->bucket, key);
+            else if (rc == -E2BIG)
+                fail(err, err_len, rc, "list s3://%s/%s: more than %d objects", s->bucket, key,
+                     STORE_MAX_LISTED);
+            if (rc == -EINVAL)
+                rc = -EBADMSG;
+            if (rc == 0 && truncated && !token[0])
+                rc = fail(err, err_len, -EBADMSG, "list s3://%s/%s: truncated without a token",
+                          s->bucket, key);
+        }
+        free(c.body);
+    }
+    return rc;
+}
+
+static int s3_remove(struct store *st, const char *name, char *err, size_t err_len)
+{
+    struct s3_store *s = (struct s3_store *)st;
+    char key[S3_MAX_KEY + 1];
+    struct s3_call c = {.method = "DELETE", .what = "remove", .key = key, .fd = -1};
+    int rc;
+
+    if (full_key(s, name, key, sizeof(key)) != 0)
+        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+    rc = s3_do(s, &c, err, err_len);
+    free(c.body);
+    return rc;
+}
+
+struct stale_ctx {
+    struct s3_store *s;
+    time_t before;
+    unsigned aborted, seen;
+    char *err;
+    size_t err_len;
+};
+
+static int on_upload(void *arg, const struct s3xml_upload *up)
+{
+    struct stale_ctx *x = arg;
+    struct s3_upload *u;
+
+    if (++x->seen > STORE_MAX_LISTED)
+        return -E2BIG;
+    if (up->initiated >= x->before || strlen(up->key) > S3_MAX_KEY ||
+        strncmp(up->key, x->s->prefix, strlen(x->s->prefix)) != 0)
+        return 0;
+    u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    u->s = x->s;
+    snprintf(u->key, sizeof(u->key), "%s", up->key);
+    snprintf(u->upload_id, sizeof(u->upload_id), "%s", up->upload_id);
+    s3_upload_abort(&u->base);
+    x->aborted++;
+    return 0;
+}
+
+static int s3_abort_stale(struct store *st, const char *prefix, time_t before, unsigned *aborted,
+                          char *err, size_t err_len)
+{
+    struct s3_store *s = (struct s3_store *)st;
+    struct stale_ctx x = {s, before, 0, 0, err, err_len};
+    char key[S3_MAX_KEY + 1], nkey[S3_MAX_KEY + 1] = "", nid[STORE_MAX_UPLOAD_ID + 1] = "";
+    bool truncated = true;
+    int rc = 0;
+
+    if (full_key(s, prefix, key, sizeof(key)) != 0)
+        return fail(err, err_len, -ENAMETOOLONG, "prefix too long");
+    while (truncated && rc == 0) {
+        struct s3_call c = {.method = "GET",
+                            .what = "list uploads",
+                            .fd = -1,
+                            .params = {{"uploads", ""}, {"prefix", key}},
+                            .n_params = 2};
+        if (nkey[0]) {
+            c.params[c.n_params++] = (struct sigv4_param){"key-marker", nkey};
+            c.params[c.n_params++] = (struct sigv4_param){"upload-id-marker", nid};
+        }
+        rc = s3_do(s, &c, err, err_len);
+        if (rc == 0) {
+            rc = s3xml_list_uploads(c.body ? c.body : "", c.body_len, on_upload, &x, &truncated,
+                                    nkey, sizeof(nkey), nid, sizeof(nid));
+            if (rc != 0)
+                rc =
+                    fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc, "list uploads s3://%s/%s: %s",
+                         s->bucket, key, rc == -EINVAL ? "unreadable answer" : strerror(-rc));
+            if (rc == 0 && truncated && !nkey[0])
+                rc = fail(err, err_len, -EBADMSG,
+                          "list uploads s3://%s/%s: truncated without a marker", s->bucket, key);
+        }
+        free(c.body);
+    }
+    *aborted = x.aborted;
+    return rc;
+}
+
+const struct store_ops store_s3_ops = {
+    .scheme = "s3",
+    .open = s3_open,
+    .close = s3_close,
+    .upload_begin = s3_upload_begin,
+    .upload_part = s3_upload_part,
+    .upload_commit = s3_upload_commit,
+    .upload_abort = s3_upload_abort,
+    .get = s3_get,
+    .list = s3_list,
+    .remove = s3_remove,
+    .abort_stale = s3_abort_stale,
+};

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# server.sh - an S3 server for the tests: s3rver (npm, pinned in package-lock.json) behind
+# proxy.py, which verifies every SigV4 signature (s3rver does not) and injects faults. Free
+# ports, a temp dir, nothing outside it; `stop` kills exactly what `start` started.
+#   eval "$(tests/s3/server.sh start)"   # prints the env: AWS_*, S3_TEST_DIR, S3_TEST_BUCKET,
+#                                         # S3_TEST_PROXY (control URL for faults)
+#   tests/s3/server.sh stop [DIR]         # DIR defaults to $S3_TEST_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+PY=/usr/bin/python3
+
+free_port() {
+    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port pidfile
+    for _ in $(seq 1 200); do
+        kill -0 "$(cat "$2")" 2>/dev/null || return 1
+        if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    return 1
+}
+
+stop() {
+    local dir=${1:-${S3_TEST_DIR:-}} p
+    [ -n "$dir" ] && [ -d "$dir" ] || return 0
+    for p in "$dir"/proxy.pid "$dir"/s3rver.pid; do
+        [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
+    done
+    for p in "$dir"/proxy.pid "$dir"/s3rver.pid; do
+        [ -f "$p" ] || continue
+        for _ in $(seq 1 50); do kill -0 "$(cat "$p")" 2>/dev/null || break; sleep 0.05; done
+        kill -9 "$(cat "$p")" 2>/dev/null || true
+    done
+    rm -rf "$dir"
+}
+
+start() {
+    command -v node >/dev/null || { echo "server.sh: node missing (make deps)" >&2; exit 77; }
+    $PY -c 'import botocore' 2>/dev/null || { echo "server.sh: python3-botocore missing (make deps)" >&2; exit 77; }
+    if [ ! -f "$here/node_modules/s3rver/bin/s3rver.js" ]; then
+        (cd "$here" && npm ci --no-audit --no-fund --silent >&2) ||
+            { echo "server.sh: npm ci failed" >&2; exit 1; }
+    fi
+    local dir up port bucket=${S3_TEST_BUCKET:-test-bucket}
+    dir=$(mktemp -d /tmp/s3test.XXXXXX)
+    trap 'stop "$dir"' ERR
+    mkdir "$dir/data"
+    up=$(free_port)
+    port=$(free_port)
+    local access=AKIAETCDRECOVERYTEST secret
+    secret=$(head -c 30 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
+    # DES (its continuation tokens) needs the legacy provider under OpenSSL 3
+    setsid node --openssl-legacy-provider "$here/node_modules/s3rver/bin/s3rver.js" -d "$dir/data" -a 127.0.0.1 -p "$up" \
+        --silent --no-vhost-buckets --configure-bucket "$bucket" >"$dir/s3rver.log" 2>&1 &
+    echo $! >"$dir/s3rver.pid"
+    setsid $PY "$here/proxy.py" "$port" "$up" "$access" "$secret" us-east-1 \
+        ${S3_TEST_SESSION_TOKEN:+"$S3_TEST_SESSION_TOKEN"} >"$dir/proxy.log" 2>&1 &
+    echo $! >"$dir/proxy.pid"
+    wait_port "$up" "$dir/s3rver.pid" || { echo "server.sh: s3rver did not start:" >&2; cat "$dir/s3rver.log" >&2; stop "$dir"; exit 1; }
+    wait_port "$port" "$dir/proxy.pid" || { echo "server.sh: proxy did not start:" >&2; cat "$dir/proxy.log" >&2; stop "$dir"; exit 1; }
+    trap - ERR
+    cat <<EOT
+export S3_TEST_DIR=$dir
+export S3_TEST_BUCKET=$bucket
+export S3_TEST_PROXY=http://127.0.0.1:$port
+export AWS_ENDPOINT_URL=http://127.0.0.1:$port
+export AWS_ACCESS_KEY_ID=$access
+export AWS_SECRET_ACCESS_KEY=$secret
+export AWS_REGION=us-east-1
+EOT
+}
+
+case ${1:-} in
+start) start ;;
+stop) stop "${2:-}" ;;
+*) echo "usage: $0 start|stop [DIR]" >&2; exit 2 ;;
+esac
