@@ -18,6 +18,7 @@
 
 #include "bounds.h"
 #include "clock.h"
+#include "divergent.h"
 #include "etcd.h"
 #include "grpc.h"
 #include "httpsget.h"
@@ -449,6 +450,10 @@ static int64_t defrag_round(struct maint *m, const struct cache_snapshot *s, boo
 
 /* ---- HashKV ------------------------------------------------------------------------------- */
 
+static void hashkv_mark_local(struct maint *m, const struct cache_snapshot *s,
+                              enum maint_hash_verdict v, const struct maint_plan_hash *h,
+                              const bool *named, size_t n, int64_t rev);
+
 static void hashkv_round(struct maint *m, const struct cache_snapshot *s)
 {
     struct observed o;
@@ -510,6 +515,57 @@ static void hashkv_round(struct maint *m, const struct cache_snapshot *s)
     bool bad = v == MAINT_HASH_DIVERGENT || v == MAINT_HASH_INCONSISTENT;
     log_event(bad ? LOG_ERROR : LOG_INFO, bad ? "maint: hashkv mismatch" : "maint: hashkv check",
               f);
+    hashkv_mark_local(m, s, v, h, named, o.n, rev);
+}
+
+/* The local member's divergent marker after a check: written when a majority named it, removed
+ * when a check found it consistent with the majority; nothing else (no majority, no answer)
+ * changes it. On the maint thread: file I/O never runs on the event loop. */
+static void hashkv_mark_local(struct maint *m, const struct cache_snapshot *s,
+                              enum maint_hash_verdict v, const struct maint_plan_hash *h,
+                              const bool *named, size_t n, int64_t rev)
+{
+    const struct cache_local *l = &s->local;
+    const char *dir = m->cfg.data_dir;
+    struct divergent_marker mk = {0};
+    int rc;
+
+    if (!dir || !dir[0] || !l->have_status || !l->status.member_id || !l->status.cluster_id)
+        return;
+    switch (maint_plan_marker(h, n, v, named, l->status.member_id, &mk.majority_hash)) {
+    case MAINT_MARKER_WRITE:
+        mk.member_id = l->status.member_id;
+        mk.cluster_id = l->status.cluster_id;
+        mk.revision = rev;
+        mk.time = (int64_t)wall_seconds();
+        for (size_t i = 0; i < n; i++)
+            if (h[i].id == mk.member_id)
+                mk.hash = h[i].hash;
+        rc = divergent_write(dir, &mk);
+        if (rc != 0)
+            log_msg(LOG_ERROR, "maint: writing the divergent marker beside %s: %s", dir,
+                    strerror(-rc));
+        else
+            log_msg(LOG_WARN,
+                    "maint: the local member %" PRIx64 " is divergent at revision %" PRId64
+                    " (hash %" PRIu32 ", majority %" PRIu32 "): marker written beside %s; "
+                    "restarting the pod resets it",
+                    mk.member_id, rev, mk.hash, mk.majority_hash, dir);
+        return;
+    case MAINT_MARKER_REMOVE:
+        if (divergent_read(dir, &mk) == -ENOENT)
+            return;
+        rc = divergent_remove(dir);
+        if (rc != 0)
+            log_msg(LOG_ERROR, "maint: removing the divergent marker beside %s: %s", dir,
+                    strerror(-rc));
+        else
+            log_msg(LOG_INFO, "maint: the local member is consistent again: divergent marker "
+                              "removed");
+        return;
+    case MAINT_MARKER_LEAVE:
+        return;
+    }
 }
 
 /* ---- the local member: a defrag the coordinator runs on it ----------------------------- */

@@ -31,6 +31,9 @@ struct maint_config {
     uint64_t defrag_settle_ms;
     uint64_t defrag_timeout_ms;
     uint64_t hashkv_interval_ms; /* 0: no HashKV checks */
+    const char *data_dir;        /* optional, borrowed: the local member's data dir; a HashKV check
+                                  * that names the local member divergent by a majority records it
+                                  * in "<data_dir>.divergent" (common/divergent.h) for reset-member */
     struct maint_plan_params plan;
 };
 

@@ -250,6 +250,30 @@ const char *maint_plan_hash_verdict_name(enum maint_hash_verdict v)
     }
 }
 
+enum maint_marker_action maint_plan_marker(const struct maint_plan_hash *h, size_t n,
+                                           enum maint_hash_verdict v, const bool *divergent,
+                                           uint64_t self, uint32_t *majority_hash)
+{
+    size_t me = n;
+
+    for (size_t i = 0; i < n; i++)
+        if (h[i].id == self && self != 0)
+            me = i;
+    if (me == n || !h[me].ok)
+        return MAINT_MARKER_LEAVE;
+    if (v == MAINT_HASH_DIVERGENT && divergent[me]) {
+        for (size_t i = 0; i < n; i++)
+            if (h[i].ok && !divergent[i] && h[i].compact_revision == h[me].compact_revision) {
+                *majority_hash = h[i].hash;
+                return MAINT_MARKER_WRITE;
+            }
+        return MAINT_MARKER_LEAVE;
+    }
+    if (v == MAINT_HASH_CONSISTENT || v == MAINT_HASH_DIVERGENT)
+        return MAINT_MARKER_REMOVE;
+    return MAINT_MARKER_LEAVE;
+}
+
 int maint_plan_parse_size(const char *s, int64_t *out)
 {
     static const struct {

@@ -97,6 +97,16 @@ enum maint_hash_verdict maint_plan_hash_compare(const struct maint_plan_hash *h,
                                                 size_t n_members, bool *divergent);
 const char *maint_plan_hash_verdict_name(enum maint_hash_verdict v);
 
+/* What a check means for the local member's divergent marker (common/divergent.h). */
+enum maint_marker_action {
+    MAINT_MARKER_LEAVE,  /* no evidence either way (no majority, no answer, not listed) */
+    MAINT_MARKER_WRITE,  /* a majority named it: *majority_hash is the majority's hash */
+    MAINT_MARKER_REMOVE, /* it answered and agrees with the majority */
+};
+enum maint_marker_action maint_plan_marker(const struct maint_plan_hash *h, size_t n,
+                                           enum maint_hash_verdict v, const bool *divergent,
+                                           uint64_t self, uint32_t *majority_hash);
+
 /* A size flag: plain bytes or a unit: "1048576", "100MB", "100MiB", "1GB", "512KiB", "0".
  * Returns 0 or -EINVAL. */
 int maint_plan_parse_size(const char *s, int64_t *out);

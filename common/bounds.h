@@ -222,6 +222,10 @@
 #define CODEC_ZSTD_MAX_LEVEL 19        /* highest level without --ultra (its windows grow large) */
 #define CODEC_ZSTD_MAX_WINDOW_LOG 27   /* decoder: largest window a frame may ask */
 
+/* divergent.c: the "<data-dir>.divergent" marker (HashKV named the member divergent) */
+#define DIVERGENT_MAX_BYTES 1024           /* marker file size */
+#define DIVERGENT_MAX_REVISION (1LL << 53) /* exact in a JSON number */
+
 /* backup stores (common/store*.c, s3xml.c, sigv4.c) */
 #define STORE_MAX_NAME 1024               /* object name (S3's key limit) */
 #define STORE_MAX_URL 4096                /* one request URL */

@@ -213,11 +213,38 @@ static void plan_reset(const struct decide_facts *f, const struct decide_summary
         set(d, DECIDE_RESET, DECIDE_STATE_EXISTING, "%s: move the data aside, add ourselves", why);
 }
 
+const char *decide_divergent_ignored(const struct decide_facts *f)
+{
+    if (!f->divergent_marker)
+        return NULL;
+    if (f->data != DECIDE_DATA_VALID || !f->ids_known)
+        return "divergent marker ignored: the data is not valid data with known IDs";
+    if (f->divergent_member_id != f->data_member_id)
+        return "divergent marker ignored: it names another member than our data's";
+    if (f->divergent_cluster_id != f->data_cluster_id)
+        return "divergent marker ignored: it names another cluster than our data's";
+    return NULL;
+}
+
+bool decide_divergent_applies(const struct decide_facts *f)
+{
+    return f->divergent_marker && !decide_divergent_ignored(f);
+}
+
+static void decide_corrupt(const struct decide_facts *f, const struct decide_summary *s,
+                           const char *what, struct decide_decision *d);
+
 static void decide_valid(const struct decide_facts *f, const struct decide_summary *s,
                          struct decide_decision *d)
 {
     if (!f->ids_known) {
         refuse(d, "data is valid but its member and cluster IDs are unknown");
+        return;
+    }
+    if (decide_divergent_applies(f)) {
+        /* valid-looking but not the cluster's data: a fresh copy from the leader, like
+         * corrupt data, and only while the others have quorum */
+        decide_corrupt(f, s, "HashKV named our data divergent", d);
         return;
     }
     if (!f->reachable) {
@@ -275,19 +302,19 @@ static void decide_valid(const struct decide_facts *f, const struct decide_summa
 }
 
 static void decide_corrupt(const struct decide_facts *f, const struct decide_summary *s,
-                           struct decide_decision *d)
+                           const char *what, struct decide_decision *d)
 {
     const struct decide_member *own = s->by_id;
 
     if (!f->reachable) {
-        refuse(d, "data corrupt and the cluster is unreachable: it may be the last copy");
+        refuse(d, "%s and the cluster is unreachable: it may be the last copy", what);
         return;
     }
     if (f->ids_known && f->cluster_id != f->data_cluster_id) {
         refuse(d,
-               "corrupt data of cluster %" PRIx64 " but the endpoints answer for cluster %" PRIx64
+               "%s: data of cluster %" PRIx64 " but the endpoints answer for cluster %" PRIx64
                ": wrong volume, not touching it",
-               f->data_cluster_id, f->cluster_id);
+               what, f->data_cluster_id, f->cluster_id);
         return;
     }
     if (s->self_by_url > 1) {
@@ -309,7 +336,7 @@ static void decide_corrupt(const struct decide_facts *f, const struct decide_sum
         }
         own = s->by_url; /* IDs unreadable: the started entry with our URL is our old self */
     }
-    plan_reset(f, s, own, "data corrupt", d);
+    plan_reset(f, s, own, what, d);
 }
 
 /* A restore request (issue 6) decides before the normal table: a membership change before
@@ -395,7 +422,7 @@ void decide(const struct decide_facts *f, struct decide_decision *d)
         decide_valid(f, &s, d);
         return;
     case DECIDE_DATA_CORRUPT:
-        decide_corrupt(f, &s, d);
+        decide_corrupt(f, &s, "data corrupt", d);
         return;
     case DECIDE_DATA_UNREADABLE:
         refuse(d, "the data dir cannot be inspected: not touching it");

@@ -61,6 +61,14 @@ struct decide_facts {
     bool restore_done;
     uint64_t restore_cluster_id;
 
+    /* divergent marker (common/divergent.h, written by the agent): the leader's HashKV check
+     * named member divergent_member_id of cluster divergent_cluster_id divergent by a
+     * majority. It counts only for our data's member and cluster IDs; then the data is
+     * treated like corrupt data (reset only while the others have quorum). */
+    bool divergent_marker;
+    uint64_t divergent_member_id;
+    uint64_t divergent_cluster_id;
+
     /* options */
     bool learner; /* add ourselves as a learner (default) rather than a voter */
 };
@@ -111,6 +119,11 @@ void decide_summarize(const struct decide_facts *f, struct decide_summary *s);
 /* The decision for these facts. Rows the table does not cover are DECIDE_REFUSE with a
  * reason. Always fills *d. */
 void decide(const struct decide_facts *f, struct decide_decision *d);
+
+/* Whether a divergent marker applies to these facts: NULL when it does (or there is none),
+ * otherwise why it is ignored (a static string). */
+const char *decide_divergent_ignored(const struct decide_facts *f);
+bool decide_divergent_applies(const struct decide_facts *f);
 
 /* "bootstrap", "join", ... ; "new", "existing", "" */
 const char *decide_action_name(enum decide_action a);

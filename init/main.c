@@ -4,11 +4,14 @@
  * one JSON result line on stdout and one JSON log line on stderr. Exit 0: etcd may start;
  * 3: refuse (nothing touched); 2: usage; 1: acting failed part way (rerun continues). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -17,6 +20,7 @@
 #include "clock.h"
 #include "config.h"
 #include "decide.h"
+#include "divergent.h"
 #include "exec.h"
 #include "log.h"
 #include "observe.h"
@@ -489,6 +493,16 @@ static cJSON *decision_fields(const struct opts *o, bool restorer, const struct 
     if (facts->health_probed)
         cJSON_AddBoolToObject(fields, "quorum", s.quorum);
     cJSON_AddBoolToObject(fields, "dry_run", o->dry_run);
+    if (facts->divergent_marker) {
+        cJSON *dv = cJSON_GetObjectItem(cJSON_GetObjectItem(fields, "data"), "divergent");
+        const char *why = decide_divergent_ignored(facts);
+        if (dv)
+            cJSON_AddBoolToObject(dv, "applies", why == NULL);
+        if (dv && why)
+            cJSON_AddStringToObject(dv, "ignored", why);
+        if (why)
+            log_msg(LOG_WARN, "%s (%s)", why, o->data_dir.value);
+    }
     if (facts->restore_requested) {
         cJSON *r = cJSON_AddObjectToObject(fields, "restore");
         char hex[17];
@@ -502,6 +516,29 @@ static cJSON *decision_fields(const struct opts *o, bool restorer, const struct 
         }
     }
     return fields;
+}
+
+/* The divergent marker goes with the data it describes: into the moved-aside copy (pruned
+ * with it), so the new data dir starts without it and nothing is lost. Not fatal. */
+static void keep_divergent_marker(const char *data_dir, const char *moved_to, cJSON *fields)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    int n = snprintf(to, sizeof(to), "%s/%s", moved_to, DIVERGENT_MOVED_NAME);
+    int dfd;
+
+    if (divergent_path(data_dir, from, sizeof(from)) != 0 || n < 0 || (size_t)n >= sizeof(to) ||
+        rename(from, to) != 0) {
+        log_msg(LOG_WARN, "divergent marker: could not move it into %s: %s", moved_to,
+                strerror(errno));
+        return;
+    }
+    dfd = open(moved_to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    if (fields)
+        cJSON_AddStringToObject(fields, "divergent_marker_moved_to", to);
 }
 
 /* Carry out a join/readd/reset/bootstrap/keep decision and print its line (fields consumed).
@@ -522,6 +559,8 @@ static int act_on(const struct opts *o, bool restorer, const struct observe *obs
                             .call_timeout_ms = (int)o->timeout_ms,
                             .now = time(NULL)};
     int rc = act_run(&ac, d, obs->ch, obs->reachable ? &obs->list : NULL, &res, err, sizeof(err));
+    if (rc == 0 && res.moved_to[0] && decide_divergent_applies(facts))
+        keep_divergent_marker(o->data_dir.value, res.moved_to, fields);
     if (fields) {
         if (res.moved_to[0])
             cJSON_AddStringToObject(fields, "moved_to", res.moved_to);

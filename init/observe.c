@@ -43,6 +43,8 @@ void observe_data(const struct observe_config *c, struct observe *o)
     o->data_rc = datadir_inspect(c->data_dir, &o->data);
     o->locked =
         o->data_rc == 0 && o->data.verdict != DATADIR_EMPTY ? datadir_wal_locked(c->data_dir) : 0;
+    /* bounded, strict; anything but a well-formed marker is no marker (and logged) */
+    o->divergent_rc = divergent_read(c->data_dir, &o->divergent);
 }
 
 static struct grpc_channel *channel_for(struct tls_ctx *tls, const char *const *eps, size_t n,
@@ -232,6 +234,9 @@ void observe_facts(const struct observe *o, bool learner, struct decide_facts *f
     f->n_members = o->n;
     f->health_probed = o->health_probed;
     f->learner = learner;
+    f->divergent_marker = o->divergent_rc == 0;
+    f->divergent_member_id = o->divergent.member_id;
+    f->divergent_cluster_id = o->divergent.cluster_id;
 }
 
 static cJSON *hex(uint64_t id)
@@ -265,6 +270,21 @@ cJSON *observe_json(const struct observe *o)
         cJSON_AddNumberToObject(d, "wal_last_index", (double)o->data.wal_last_index);
         cJSON_AddNumberToObject(d, "db_valid_metas", o->data.db_valid_metas);
         cJSON_AddNumberToObject(d, "inspect_us", (double)o->data.took_us);
+        if (o->divergent_rc != -ENOENT) {
+            cJSON *v = cJSON_AddObjectToObject(d, "divergent");
+            if (v && o->divergent_rc == 0) {
+                cJSON_AddItemToObject(v, "member_id", hex(o->divergent.member_id));
+                cJSON_AddItemToObject(v, "cluster_id", hex(o->divergent.cluster_id));
+                cJSON_AddNumberToObject(v, "revision", (double)o->divergent.revision);
+                cJSON_AddNumberToObject(v, "hash", (double)o->divergent.hash);
+                cJSON_AddNumberToObject(v, "majority_hash", (double)o->divergent.majority_hash);
+                cJSON_AddNumberToObject(v, "time", (double)o->divergent.time);
+            } else if (v) {
+                cJSON_AddStringToObject(v, "error",
+                                        o->divergent_rc == -EINVAL ? "unparsable marker: ignored"
+                                                                   : strerror(-o->divergent_rc));
+            }
+        }
     }
     c = cJSON_AddObjectToObject(j, "cluster");
     if (!c)

@@ -14,6 +14,7 @@
 
 #include "datadir.h"
 #include "decide.h"
+#include "divergent.h"
 #include "etcd.h"
 #include "grpc.h"
 #include "tls.h"
@@ -47,7 +48,9 @@ struct observe {
     /* data dir */
     int data_rc; /* datadir_inspect's return */
     struct datadir_report data;
-    int locked; /* datadir_wal_locked: 1, 0 or negative errno */
+    int locked;       /* datadir_wal_locked: 1, 0 or negative errno */
+    int divergent_rc; /* divergent_read: 0 (marker read), -ENOENT, -EINVAL, -errno */
+    struct divergent_marker divergent;
 
     /* cluster */
     bool reachable;

@@ -132,13 +132,14 @@ sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$WORK/body" "$1" 2>/dev/nu
 }
 
 # start_agent VAR MEMBER PORT [flags...]: an agent beside member MEMBER, pid into VAR; its log
-# is $WORK/agent-MEMBER-PORT.log.
+# is $WORK/agent-MEMBER-PORT.log. AGENT_PROBE_INTERVAL (default 1s): its --probe-interval (a
+# flag may be given once).
 start_agent() {
     local var=$1 i=$2 port=$3
     shift 3
     "$AGENT" --endpoints "$(cluster_client-url "$i")" --cacert "$CLUSTER_DIR/ca.crt" \
         --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
-        --listen "127.0.0.1:$port" --probe-interval 1s --name "etcd-$i" "$@" \
+        --listen "127.0.0.1:$port" --probe-interval "${AGENT_PROBE_INTERVAL:-1s}" --name "etcd-$i" "$@" \
         >>"$WORK/agent-$i-$port.log" 2>&1 &
     local pid=$!
     AGENT_PIDS+=("$pid")

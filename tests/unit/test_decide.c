@@ -58,6 +58,8 @@ struct row {
     bool no_learner;
     bool restore_req, restorer, restore_done;
     uint64_t marker_cid;
+    /* divergent marker (HashKV): member and cluster it names; 0 = no marker */
+    uint64_t div_mid, div_cid;
     /* expected */
     enum decide_action action;
     enum decide_state state;
@@ -272,6 +274,30 @@ static struct row rows[] = {
      .action = DECIDE_KEEP, EXISTING, .member_id = OURS},
     {"restore_peer_marker_of_other_cluster_waits_refuse", VALID, PEER, .restore_done = true,
      .marker_cid = OTHERCID, REFUSED},
+    /* ---- divergent marker: valid-looking data HashKV named divergent ---- */
+    {"divergent_listed_quorum_reset", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP), .div_mid = OURS,
+     .div_cid = CID, .action = DECIDE_RESET, EXISTING,
+     .flags = X_REMOVE | X_ADD | X_LEARNER | X_MOVE, .remove_id = OURS},
+    {"divergent_listed_no_quorum_refuse", VALID, REACH, MEMBERS(UP(B), DOWN(C), US_UP),
+     .div_mid = OURS, .div_cid = CID, REFUSED},
+    {"divergent_unreachable_refuse", VALID, .div_mid = OURS, .div_cid = CID, REFUSED},
+    {"divergent_not_probed_needs_health", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP),
+     .no_probe = true, .div_mid = OURS, .div_cid = CID, REFUSED, .flags = X_NEEDS_HEALTH},
+    {"divergent_torn_tail_no_quorum_refuse", VALID, .torn = true, REACH,
+     MEMBERS(DOWN(B), DOWN(C), US_UP), .div_mid = OURS, .div_cid = CID, REFUSED},
+    {"divergent_other_learner_pending_refuse", VALID, REACH,
+     MEMBERS(UP(B), UP(C), US_UP, M(E, true, false, true, true)), .div_mid = OURS, .div_cid = CID,
+     REFUSED},
+    {"divergent_other_cluster_refuse", VALID, .reachable = true, .cid = OTHERCID,
+     MEMBERS(UP(B), UP(C), US_UP), .div_mid = OURS, .div_cid = CID, REFUSED},
+    {"divergent_locked_refuse", VALID, .locked = true, REACH, MEMBERS(UP(B), UP(C), US_UP),
+     .div_mid = OURS, .div_cid = CID, REFUSED},
+    {"divergent_marker_of_other_member_ignored_keep", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP),
+     .div_mid = B, .div_cid = CID, .action = DECIDE_KEEP, EXISTING, .member_id = OURS},
+    {"divergent_marker_of_other_cluster_ignored_keep", VALID, REACH, MEMBERS(UP(B), UP(C), US_UP),
+     .div_mid = OURS, .div_cid = OTHERCID, .action = DECIDE_KEEP, EXISTING, .member_id = OURS},
+    {"divergent_marker_with_empty_data_readd", EMPTY, REACH, MEMBERS(UP(B), UP(C)), .div_mid = OURS,
+     .div_cid = CID, .action = DECIDE_READD, EXISTING, .flags = X_ADD | X_LEARNER},
     /* without a request, the restored cluster's other ID is a wrong volume, as before */
     {"restore_not_requested_other_cluster_refuse", OLD, REACH, MEMBERS(UP(B)), REFUSED},
 };
@@ -296,6 +322,9 @@ static void facts_of(const struct row *r, struct decide_facts *f)
     f->restore_restorer = r->restorer;
     f->restore_done = r->restore_done;
     f->restore_cluster_id = r->marker_cid;
+    f->divergent_marker = r->div_mid != 0;
+    f->divergent_member_id = r->div_mid;
+    f->divergent_cluster_id = r->div_cid;
 }
 
 static void run_row(void **state)
@@ -318,6 +347,13 @@ static void run_row(void **state)
     assert_int_equal(d.remove_id, r->remove_id);
     assert_int_equal(d.member_id, r->member_id);
     assert_true(d.reason[0] != '\0');
+    /* a marker that applies is always in the reason; one that does not says why */
+    if (decide_divergent_applies(&f)) {
+        if (d.action != DECIDE_REFUSE)
+            assert_non_null(strstr(d.reason, "divergent"));
+    } else if (f.divergent_marker) {
+        assert_non_null(decide_divergent_ignored(&f));
+    }
     /* invariants over every row */
     if (d.action == DECIDE_REFUSE)
         assert_true(!d.remove && !d.add_self && !d.move_aside && d.state == DECIDE_STATE_NONE);

@@ -441,6 +441,41 @@ static void test_hash_row(void **state)
         assert_int_equal(named[i], r->named[i]);
 }
 
+/* The local member's divergent marker: written only when a majority names it. */
+static void test_marker(void **state)
+{
+    (void)state;
+    bool named[5];
+    uint32_t maj = 0;
+    const struct hrow *one = &hrows[1], *three = &hrows[2], *two = &hrows[5], *all = &hrows[0];
+
+    assert_int_equal(maint_plan_hash_compare(one->h, one->n, one->members, named),
+                     MAINT_HASH_DIVERGENT);
+    assert_int_equal(maint_plan_marker(one->h, one->n, MAINT_HASH_DIVERGENT, named, B, &maj),
+                     MAINT_MARKER_WRITE);
+    assert_int_equal(maj, 7);
+    assert_int_equal(maint_plan_marker(one->h, one->n, MAINT_HASH_DIVERGENT, named, A, &maj),
+                     MAINT_MARKER_REMOVE);
+    assert_int_equal(maint_plan_marker(one->h, one->n, MAINT_HASH_DIVERGENT, named, 0x99, &maj),
+                     MAINT_MARKER_LEAVE); /* not listed */
+    /* no majority: nobody's marker changes */
+    enum maint_hash_verdict v = maint_plan_hash_compare(three->h, three->n, three->members, named);
+    assert_int_equal(v, MAINT_HASH_INCONSISTENT);
+    for (size_t i = 0; i < three->n; i++)
+        assert_int_equal(maint_plan_marker(three->h, three->n, v, named, three->h[i].id, &maj),
+                         MAINT_MARKER_LEAVE);
+    v = maint_plan_hash_compare(two->h, two->n, two->members, named);
+    assert_int_equal(v, MAINT_HASH_INCONSISTENT);
+    assert_int_equal(maint_plan_marker(two->h, two->n, v, named, A, &maj), MAINT_MARKER_LEAVE);
+    assert_int_equal(maint_plan_marker(two->h, two->n, v, named, C, &maj), MAINT_MARKER_LEAVE);
+    v = maint_plan_hash_compare(all->h, all->n, all->members, named);
+    assert_int_equal(maint_plan_marker(all->h, all->n, v, named, C, &maj), MAINT_MARKER_REMOVE);
+    /* unknown (too few answers): leave */
+    v = maint_plan_hash_compare(hrows[4].h, hrows[4].n, hrows[4].members, named);
+    assert_int_equal(maint_plan_marker(hrows[4].h, hrows[4].n, v, named, A, &maj),
+                     MAINT_MARKER_LEAVE);
+}
+
 static void test_parse_size(void **state)
 {
     (void)state;
@@ -489,6 +524,7 @@ int main(void)
                                          (void *)(uintptr_t)&hrows[i]};
     tests[n++] = (struct CMUnitTest){"hashkv revision", test_hashkv_revision, NULL, NULL, NULL};
     tests[n++] = (struct CMUnitTest){"size flags", test_parse_size, NULL, NULL, NULL};
+    tests[n++] = (struct CMUnitTest){"divergent marker", test_marker, NULL, NULL, NULL};
     tests[n++] = (struct CMUnitTest){"due edges", test_due_edges, NULL, NULL, NULL};
     return _cmocka_run_group_tests("maint_plan", tests, n, NULL, NULL);
 }
