@@ -18,6 +18,7 @@
 
 #include "act.h"
 #include "age.h"
+#include "clock.h"
 #include "codec.h"
 #include "log.h"
 #include "store.h"
@@ -310,16 +311,9 @@ struct download {
     struct codec *codec; /* .zst/.age undone on the way (NULL: a plain object) */
     uint64_t bytes, plain, max;
     EVP_MD_CTX *sha;
-    double t0, last_log;
+    int64_t t0, last_log; /* clock_mono_ms */
     int write_errno;
 };
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Plain (decoded) bytes: into the download file. */
 static int on_plain_bytes(void *arg, const uint8_t *buf, size_t len)
@@ -347,7 +341,7 @@ static int on_plain_bytes(void *arg, const uint8_t *buf, size_t len)
 static int on_object_bytes(void *arg, const void *buf, size_t len)
 {
     struct download *d = arg;
-    double t;
+    int64_t t;
     int rc;
 
     if (d->bytes + len > d->max)
@@ -358,11 +352,11 @@ static int on_object_bytes(void *arg, const void *buf, size_t len)
     if (rc != 0)
         return rc;
     d->bytes += len;
-    t = now_ms();
+    t = clock_mono_ms();
     if (t - d->last_log >= 5000) {
         d->last_log = t;
         log_msg(LOG_INFO, "restore: downloaded %" PRIu64 " MiB in %.0f s", d->bytes >> 20,
-                (t - d->t0) / 1e3);
+                (double)(t - d->t0) / 1e3);
     }
     return 0;
 }
@@ -473,7 +467,7 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
         rc = act_fail(err, err_len, -ENOMEM, "sha256 init failed");
         goto out;
     }
-    d.t0 = d.last_log = now_ms();
+    d.t0 = d.last_log = clock_mono_ms();
     log_msg(LOG_INFO, "restore: downloading %s to %s", o->url, path);
     rc = store_get(st, o->name, on_object_bytes, &d, err, err_len);
     if (rc != 0 && d.codec && codec_error(d.codec)[0])
@@ -510,7 +504,7 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
         goto out;
     }
     log_msg(LOG_INFO, "restore: downloaded %s: %" PRIu64 " bytes in %.1f s, sha256 %s%s", o->url,
-            d.bytes, (now_ms() - d.t0) / 1e3, o->object_sha256,
+            d.bytes, (double)(clock_mono_ms() - d.t0) / 1e3, o->object_sha256,
             m.present ? " (matches its manifest)" : " (no manifest)");
 out:
     codec_free(d.codec);
