@@ -190,6 +190,10 @@
 #define ACT_NFTW_FDS 16
 #define OBSERVE_MIN_CALL_MS 200 /* below this a call is not worth starting */
 #define RESTORE_NFTW_FDS 16
+#define RM_MAX_BUMP_REVISION                                                                       \
+    1000000000000000ull               /* --restore-bump-revision (etcd: int64 revisions) */
+#define RESTORE_MAX_HELP (64u * 1024) /* `<tool> snapshot restore --help` output read */
+#define RESTORE_HELP_TIMEOUT_MS 10000 /* ... and how long it may take */
 
 /* backups: retention (common/retention.c), AWS credential files (common/aws_creds.c), Azure
  * Blob (common/azure_sign.c) */

@@ -60,7 +60,7 @@ struct opts {
         env_file, restore_from, restore_member, token, restore_identity;
     struct config_list endpoints;
     bool learner, dry_run;
-    uint64_t keep_backups, timeout_ms, restore_timeout_ms;
+    uint64_t keep_backups, timeout_ms, restore_timeout_ms, restore_bump_revision;
 };
 
 /* The options with their defaults; the table points into it. */
@@ -71,6 +71,7 @@ static struct opts g_opts = {
     .keep_backups = DEFAULT_KEEP_BACKUPS,
     .timeout_ms = DEFAULT_TIMEOUT_MS,
     .restore_timeout_ms = DEFAULT_RESTORE_TIMEOUT_MS,
+    .restore_bump_revision = RESTORE_DEFAULT_BUMP_REVISION,
 };
 
 static const struct config_option g_table[] = {
@@ -174,6 +175,14 @@ static const struct config_option g_table[] = {
      .target = &g_opts.restore_identity,
      .help = "age identity file to decrypt a .age backup object (mounted from a Secret)",
      .arg_name = "FILE"},
+    {.name = "restore-bump-revision",
+     .env = {"ETCD_RESTORE_BUMP_REVISION"},
+     .type = CONFIG_UINT,
+     .target = &g_opts.restore_bump_revision,
+     .max = RM_MAX_BUMP_REVISION,
+     .help = "restore with --bump-revision N --mark-compacted when the restore tool has them "
+             "(etcdutl 3.5+; else a warning), so watchers re-list; 0: off",
+     .arg_name = "N"},
     {.name = "restore-member",
      .env = {"ETCD_RESTORE_MEMBER"},
      .type = CONFIG_STRING,
@@ -346,6 +355,23 @@ static int restore_role(const struct opts *o, bool *restorer, char *err, size_t 
     return rc;
 }
 
+/* The revision bump in the restore's log object: "bump" (applied|unsupported|off), the
+ * "bump_revision" asked for and the "bump_flags" the tool got for it. */
+static void add_bump(cJSON *j, uint64_t asked, enum restore_bump b)
+{
+    cJSON *flags = cJSON_AddArrayToObject(j, "bump_flags");
+    char num[24];
+
+    cJSON_AddStringToObject(j, "bump", restore_bump_name(b));
+    cJSON_AddNumberToObject(j, "bump_revision", (double)asked);
+    if (flags && b == RESTORE_BUMP_APPLIED) {
+        snprintf(num, sizeof(num), "%" PRIu64, asked);
+        cJSON_AddItemToArray(flags, cJSON_CreateString("--bump-revision"));
+        cJSON_AddItemToArray(flags, cJSON_CreateString(num));
+        cJSON_AddItemToArray(flags, cJSON_CreateString("--mark-compacted"));
+    }
+}
+
 /* The restorer's DECIDE_RESTORE (restore.c); returns the exit code. A source that is not a
  * snapshot is a refusal (exit 3, nothing touched). */
 static int do_restore(const struct opts *o, const struct decide_decision *d, cJSON *fields,
@@ -364,6 +390,7 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
                                 .cert = o->cert.value,
                                 .key = o->key.value,
                                 .timeout_ms = (int)o->restore_timeout_ms,
+                                .bump_revision = o->restore_bump_revision,
                                 .now = time(NULL)};
     struct restore_result r;
     struct decide_decision out = *d;
@@ -385,8 +412,10 @@ static int do_restore(const struct opts *o, const struct decide_decision *d, cJS
                 cJSON_AddStringToObject(j, "token", r.token);
             if (r.cluster_id)
                 cJSON_AddStringToObject(j, "cluster_id", etcd_id_hex(r.cluster_id, hex));
-            if (r.tool[0])
+            if (r.tool[0]) {
                 cJSON_AddStringToObject(j, "tool", r.tool);
+                add_bump(j, o->restore_bump_revision, r.bump);
+            }
             if (r.object[0]) {
                 cJSON_AddStringToObject(j, "object", r.object);
                 cJSON_AddStringToObject(j, "object_sha256", r.object_sha256);

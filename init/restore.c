@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,8 @@
 #include "restore_store.h"
 
 #define RESTORE_SNIFF_LEN 64
-#define RESTORE_TOKEN_HEX 8 /* digest hex digits in the new token */
+#define RESTORE_TOKEN_HEX 8  /* digest hex digits in the new token */
+#define RESTORE_TOOL_ARGS 17 /* tool snapshot restore FILE + 5 flags + the 3 bump words */
 
 static double now_ms(void)
 {
@@ -691,6 +693,184 @@ static int run_tool(char *const argv[], int timeout_ms, char *err, size_t err_le
                     WTERMSIG(status));
 }
 
+/* ---- the revision bump: what the tool's --help lists ------------------------------------- */
+
+/* The flag a help line defines: its first word after blanks and an optional "-x, ". Sets
+ * name and nlen, or returns false for a line that defines none. */
+static bool help_line_flag(const char *line, size_t len, const char **name, size_t *nlen)
+{
+    size_t i = 0, j;
+
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    if (len - i >= 4 && line[i] == '-' && line[i + 1] != '-' && line[i + 2] == ',' &&
+        line[i + 3] == ' ') {
+        i += 4;
+        while (i < len && line[i] == ' ')
+            i++;
+    }
+    if (len - i < 3 || line[i] != '-' || line[i + 1] != '-')
+        return false;
+    i += 2;
+    for (j = i; j < len && line[j] != ' ' && line[j] != '\t' && line[j] != '=' && line[j] != '[';
+         j++)
+        ;
+    if (j == i)
+        return false;
+    *name = line + i;
+    *nlen = j - i;
+    return true;
+}
+
+bool restore_help_has_bump(const char *help, size_t len)
+{
+    bool bump = false, mark = false;
+    size_t i = 0;
+
+    while (i < len) {
+        const char *line = help + i, *nl = memchr(line, '\n', len - i), *name;
+        size_t ll = nl ? (size_t)(nl - line) : len - i, nlen;
+
+        if (help_line_flag(line, ll, &name, &nlen)) {
+            bump = bump || (nlen == 13 && memcmp(name, "bump-revision", 13) == 0);
+            mark = mark || (nlen == 14 && memcmp(name, "mark-compacted", 14) == 0);
+        }
+        i += ll + 1;
+    }
+    return bump && mark;
+}
+
+const char *restore_bump_name(enum restore_bump b)
+{
+    switch (b) {
+    case RESTORE_BUMP_APPLIED:
+        return "applied";
+    case RESTORE_BUMP_UNSUPPORTED:
+        return "unsupported";
+    case RESTORE_BUMP_OFF:
+        break;
+    }
+    return "off";
+}
+
+/* `tool snapshot restore --help`, stdout and stderr, at most RESTORE_MAX_HELP bytes into buf
+ * (*len set), within timeout_ms; the exit status does not matter (the text does). Returns 0
+ * or a negative errno (the tool could not be run or did not finish). */
+static int tool_help(const char *tool, char *buf, size_t *len, int timeout_ms)
+{
+    char path_env[CONFIG_MAX_VALUE], a_tool[PATH_MAX];
+    const char *p = getenv("PATH");
+    char *envp[] = {path_env, (char *)"ETCDCTL_API=3", NULL};
+    char *argv[] = {a_tool, (char *)"snapshot", (char *)"restore", (char *)"--help", NULL};
+    double deadline = now_ms() + timeout_ms;
+    int fds[2], status, n, rc = 0;
+    pid_t pid;
+
+    *len = 0;
+    n = snprintf(path_env, sizeof(path_env), "PATH=%s", p ? p : "/usr/bin:/bin");
+    if (n < 0 || (size_t)n >= sizeof(path_env))
+        return -E2BIG;
+    n = snprintf(a_tool, sizeof(a_tool), "%s", tool);
+    if (n < 0 || (size_t)n >= sizeof(a_tool))
+        return -ENAMETOOLONG;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        close(fds[0]);
+        close(fds[1]);
+        return rc;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0)
+            (void)dup2(null, 0);
+        (void)dup2(fds[1], 1);
+        (void)dup2(fds[1], 2);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    close(fds[1]);
+    for (;;) {
+        double left = deadline - now_ms();
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        ssize_t got;
+
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        n = poll(&pfd, 1, (int)left + 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            continue;
+        if (*len < RESTORE_MAX_HELP) {
+            got = read(fds[0], buf + *len, RESTORE_MAX_HELP - *len);
+        } else {
+            char sink[4096]; /* more than we read: drained so the tool can exit */
+            got = read(fds[0], sink, sizeof(sink));
+            if (got > 0)
+                continue;
+        }
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            rc = got < 0 ? -errno : 0;
+            break;
+        }
+        *len += (size_t)got;
+    }
+    close(fds[0]);
+    if (rc != 0)
+        kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+/* The bump flags for this tool (appended to argv at *argc), r->bump set; the warning line
+ * when the tool lacks them. */
+static void bump_flags(const struct restore_config *c, const char *tool, char *num, size_t num_len,
+                       char **argv, int *argc, struct restore_result *r)
+{
+    static char help[RESTORE_MAX_HELP];
+    size_t len = 0;
+    int timeout = c->timeout_ms < RESTORE_HELP_TIMEOUT_MS ? c->timeout_ms : RESTORE_HELP_TIMEOUT_MS;
+    int rc, n;
+
+    r->bump = RESTORE_BUMP_OFF;
+    if (c->bump_revision == 0)
+        return;
+    rc = tool_help(tool, help, &len, timeout);
+    n = snprintf(num, num_len, "%" PRIu64, c->bump_revision);
+    if (rc == 0 && n > 0 && (size_t)n < num_len && restore_help_has_bump(help, len)) {
+        r->bump = RESTORE_BUMP_APPLIED;
+        argv[(*argc)++] = (char *)"--bump-revision";
+        argv[(*argc)++] = num;
+        argv[(*argc)++] = (char *)"--mark-compacted";
+        return;
+    }
+    r->bump = RESTORE_BUMP_UNSUPPORTED;
+    cJSON *f = cJSON_CreateObject();
+    if (f) {
+        cJSON_AddStringToObject(f, "tool", r->tool);
+        cJSON_AddNumberToObject(f, "bump_revision", (double)c->bump_revision);
+        if (rc != 0)
+            cJSON_AddStringToObject(f, "help_error", strerror(-rc));
+    }
+    log_event(LOG_WARN,
+              "restore: the restore tool has no --bump-revision/--mark-compacted (etcd 3.4's "
+              "etcdctl): restoring without a revision bump, so clients and watch caches that saw "
+              "revisions newer than the snapshot will not re-list by themselves (restart them)",
+              f);
+}
+
 static int write_state(const struct restore_config *c, char *err, size_t err_len)
 {
     char buf[ACT_MAX_FILE];
@@ -837,25 +1017,31 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
         /* one-member cluster: only ourselves in --initial-cluster; the peers are added with
          * MemberAdd later (a full --initial-cluster would let empty peers started `new` join
          * with an empty keyspace, see etcd-facts.md) */
-        char *argv[] = {tool,
-                        (char *)"snapshot",
-                        (char *)"restore",
-                        a_file,
-                        (char *)"--name",
-                        a_name,
-                        (char *)"--initial-cluster",
-                        ic,
-                        (char *)"--initial-cluster-token",
-                        r->token,
-                        (char *)"--initial-advertise-peer-urls",
-                        a_peer,
-                        (char *)"--data-dir",
-                        staging,
-                        NULL};
+        char *argv[RESTORE_TOOL_ARGS + 1] = {tool,
+                                             (char *)"snapshot",
+                                             (char *)"restore",
+                                             a_file,
+                                             (char *)"--name",
+                                             a_name,
+                                             (char *)"--initial-cluster",
+                                             ic,
+                                             (char *)"--initial-cluster-token",
+                                             r->token,
+                                             (char *)"--initial-advertise-peer-urls",
+                                             a_peer,
+                                             (char *)"--data-dir",
+                                             staging};
+        char num[24];
+        int argc = 14;
+        bump_flags(c, tool, num, sizeof(num), argv, &argc, r);
+        argv[argc] = NULL;
         log_msg(LOG_INFO,
                 "restore: %s snapshot restore %s (%" PRIu64 " bytes, sha256 %.16s...) "
-                "as a one-member cluster, token %s, into %s",
-                r->tool, file, r->snap.size, r->snap.sha256, r->token, staging);
+                "as a one-member cluster, token %s, into %s%s%s%s",
+                r->tool, file, r->snap.size, r->snap.sha256, r->token, staging,
+                r->bump == RESTORE_BUMP_APPLIED ? ", --bump-revision " : "",
+                r->bump == RESTORE_BUMP_APPLIED ? num : "",
+                r->bump == RESTORE_BUMP_APPLIED ? " --mark-compacted" : "");
         t0 = now_ms();
         rc = run_tool(argv, c->timeout_ms, err, err_len);
         r->restore_ms = now_ms() - t0;

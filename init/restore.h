@@ -92,6 +92,25 @@ bool restore_is_url(const char *source);
 
 /* ---- the restore ------------------------------------------------------------------------- */
 
+/* ---- revision bump (etcd 3.5+'s etcdutl) ----------------------------------------------------- */
+
+#define RESTORE_DEFAULT_BUMP_REVISION 1000000000ull /* Kubernetes' restore guide's figure */
+
+/* Does `<tool> snapshot restore --help` (its output, help[0..len), not NUL-terminated) list both
+ * --bump-revision and --mark-compacted as flags? A flag counts where a line's first word (after
+ * an optional "-x, " shorthand) is "--NAME" ended by a space, tab, '=' or '['; mentions in a
+ * description do not count. etcdutl 3.5+ and etcd 3.5's etcdctl: true; etcd 3.4's etcdctl:
+ * false. */
+bool restore_help_has_bump(const char *help, size_t len);
+
+enum restore_bump {
+    RESTORE_BUMP_OFF = 0,     /* bump_revision 0, or no restore tool was run */
+    RESTORE_BUMP_APPLIED,     /* the tool got --bump-revision N --mark-compacted */
+    RESTORE_BUMP_UNSUPPORTED, /* the tool lacks them (etcd 3.4): restored without, warned */
+};
+/* "off", "applied", "unsupported" */
+const char *restore_bump_name(enum restore_bump b);
+
 struct restore_config {
     const char *name, *peer_url, *data_dir, *state_file, *env_file; /* env_file may be NULL */
     const char
@@ -101,6 +120,8 @@ struct restore_config {
     const char *cacert, *cert, *key; /* client TLS for https sources (cert/key may be NULL) */
     int timeout_ms;                  /* download and restore tool, each */
     const char *tool;                /* NULL: etcdutl if in PATH, else etcdctl */
+    uint64_t bump_revision;          /* --bump-revision N --mark-compacted when the tool has
+                                      * them; 0: never */
     time_t now;                      /* names the moved-aside dir */
 };
 
@@ -113,15 +134,18 @@ struct restore_result {
     char object[STORE_MAX_NAME + 1]; /* from a store: the object restored ("" otherwise) */
     char object_sha256[2 * RESTORE_DIGEST_LEN + 1];
     double fetch_ms, validate_ms, restore_ms;
+    enum restore_bump bump;  /* what became of c->bump_revision */
     bool not_snapshot;       /* fetch or validation failed: nothing was touched (refuse) */
     const char *failed_step; /* NULL on success */
 };
 
 /* Fetch (URL -> "<data_dir>.restore-download"), validate, restore into
- * "<data_dir>.restore-staging" (a leftover is removed first), move the data dir aside, rename
- * the staging dir in, write the marker, then the env and state files (new; ETCD_INITIAL_CLUSTER
- * = name=peer_url). Returns 0, or a negative errno with err filled and r->failed_step set;
- * r->not_snapshot when fetching or validating failed, before anything was touched. */
+ * "<data_dir>.restore-staging" (a leftover is removed first; with c->bump_revision the tool's
+ * --help is read first, and a tool without the bump flags gets none and a warning line), move the
+ * data dir aside, rename the staging dir in, write the marker, then the env and state files (new;
+ * ETCD_INITIAL_CLUSTER = name=peer_url). Returns 0, or a negative errno with err filled and
+ * r->failed_step set; r->not_snapshot when fetching or validating failed, before anything was
+ * touched. */
 int restore_run(const struct restore_config *c, struct restore_result *r, char *err,
                 size_t err_len);
 

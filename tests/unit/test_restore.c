@@ -4,6 +4,7 @@
  * The restore itself (etcdctl, swap, crash points) is tests/e2e/restore.sh's. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -362,6 +363,76 @@ static void test_is_url(void **state)
     assert_false(restore_is_url("ftp://a/b"));
 }
 
+/* ---- revision bump: the restore tool's --help ---------------------------------------------- */
+
+#define HELP_DIR "tests/unit/data/restore_help/" /* captured help texts (cwd: the checkout) */
+
+static size_t read_help(const char *name, char *buf, size_t cap)
+{
+    char path[256];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), HELP_DIR "%s", name);
+    f = fopen(path, "r");
+    if (!f)
+        fail_msg("%s: cannot open (run from the checkout)", path);
+    n = fread(buf, 1, cap, f);
+    fclose(f);
+    assert_true(n > 100 && n < cap);
+    return n;
+}
+
+static bool has_bump(const char *s)
+{
+    return restore_help_has_bump(s, strlen(s));
+}
+
+static void test_help_captured(void **state)
+{
+    static char buf[RESTORE_MAX_HELP];
+    size_t n;
+
+    (void)state;
+    /* etcd 3.4.23's etcdctl: neither flag */
+    n = read_help("etcdctl-3.4.23.txt", buf, sizeof(buf));
+    assert_false(restore_help_has_bump(buf, n));
+    /* etcd 3.5.16's etcdutl (cobra, "--bump-revision uint") and etcdctl ("--bump-revision=0") */
+    n = read_help("etcdutl-3.5.16.txt", buf, sizeof(buf));
+    assert_true(restore_help_has_bump(buf, n));
+    n = read_help("etcdctl-3.5.16.txt", buf, sizeof(buf));
+    assert_true(restore_help_has_bump(buf, n));
+    /* the same text cut before its --mark-compacted line (the last flag of the two) */
+    char *cut = strstr(buf, "--mark-compacted[");
+    assert_non_null(cut);
+    assert_false(restore_help_has_bump(buf, (size_t)(cut - buf)));
+}
+
+static void test_help_edges(void **state)
+{
+    (void)state;
+    assert_true(has_bump("      --bump-revision uint   x\n      --mark-compacted   y\n"));
+    assert_true(has_bump("\t--mark-compacted[=false]\n\t--bump-revision=0")); /* no last newline */
+    assert_true(has_bump("  -b, --bump-revision uint\n  -m, --mark-compacted\n")); /* shorthands */
+    assert_false(has_bump(""));
+    assert_false(has_bump("      --bump-revision uint\n")); /* one of the two */
+    assert_false(has_bump("      --mark-compacted\n"));
+    /* mentioned in a description, not defined */
+    assert_false(has_bump("      --mark-compacted   (required if --bump-revision > 0)\n"));
+    assert_false(has_bump("Use --bump-revision and --mark-compacted with etcdutl\n"));
+    /* other flags that share a prefix */
+    assert_false(has_bump("  --bump-revisions uint\n  --mark-compacted\n"));
+    assert_false(has_bump("  --bump-revision uint\n  --mark-compacted-x\n"));
+    assert_false(has_bump("  ---bump-revision\n  --mark-compacted\n"));
+    assert_false(has_bump("etcdutl wrapper: --help is not a flag\n"));
+    /* a NUL-free buffer read without a terminator: only len bytes are looked at */
+    const char two[] = "  --bump-revision 1\n  --mark-compacted\n";
+    assert_false(restore_help_has_bump(two, sizeof(two) - 1 - 6));
+    assert_string_equal(restore_bump_name(RESTORE_BUMP_APPLIED), "applied");
+    assert_string_equal(restore_bump_name(RESTORE_BUMP_UNSUPPORTED), "unsupported");
+    assert_string_equal(restore_bump_name(RESTORE_BUMP_OFF), "off");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +448,8 @@ int main(void)
         cmocka_unit_test(test_new_token),
         cmocka_unit_test(test_facts),
         cmocka_unit_test(test_is_url),
+        cmocka_unit_test(test_help_captured),
+        cmocka_unit_test(test_help_edges),
     };
     return cmocka_run_group_tests_name("restore", tests, setup, teardown);
 }
