@@ -681,23 +681,67 @@ def cmd_run(base_path, build, seccomp=None):
 
 # ---- overlay ----------------------------------------------------------------------------------
 def cmd_overlay(base_path, restore_path, build):
+    """The restore overlay adds to reset-member only: envFrom the generated ConfigMap (the
+    source: a store prefix) and the optional credentials Secret, ETCD_RESTORE_IDENTITY_FILE, and
+    the optional identity Secret mounted read-only at that path; OnDelete; nothing else."""
     base, rest = load(base_path), load(restore_path)
     bs, rs = find(base, "StatefulSet", "etcd"), find(rest, "StatefulSet", "etcd")
-    brm = container(bs["spec"]["template"]["spec"], "reset-member")
-    rrm = container(rs["spec"]["template"]["spec"], "reset-member")
+    bpod, rpod = bs["spec"]["template"]["spec"], rs["spec"]["template"]["spec"]
+    brm, rrm = container(bpod, "reset-member"), container(rpod, "reset-member")
     added = [e for e in rrm["env"] if e not in brm["env"]]
-    check([e["name"] for e in added] == ["ETCD_RESTORE_FROM"],
-          "restore overlay adds ETCD_RESTORE_FROM to reset-member", str(added))
-    cm = added and added[0].get("valueFrom", {}).get("configMapKeyRef", {})
-    cmo = cm and find(rest, "ConfigMap", cm["name"])
-    src = cmo and cmo.get("data", {}).get(cm["key"])
-    check(bool(src), "ETCD_RESTORE_FROM comes from ConfigMap %s (%s)" % (cm and cm.get("name"), src))
+    ident = [e.get("value", "") for e in added if e["name"] == "ETCD_RESTORE_IDENTITY_FILE"]
+    check([e["name"] for e in added] == ["ETCD_RESTORE_IDENTITY_FILE"] and ident[0].startswith("/"),
+          "restore overlay adds ETCD_RESTORE_IDENTITY_FILE (%s) to reset-member's env" % ident,
+          str(added))
+    ident = ident[0] if ident else ""
+    ef = rrm.get("envFrom", [])
+    cmref = [e["configMapRef"]["name"] for e in ef if "configMapRef" in e]
+    secref = [e["secretRef"] for e in ef if "secretRef" in e]
+    check("envFrom" not in brm and len(ef) == 2 and len(cmref) == 1 and
+          secref == [{"name": "etcd-backup-credentials", "optional": True}],
+          "reset-member's envFrom: ConfigMap %s and Secret etcd-backup-credentials (optional)" % cmref,
+          str(ef))
+    cmo = cmref and find(rest, "ConfigMap", cmref[0])
+    data = (cmo or {}).get("data", {})
+    src = data.get("ETCD_RESTORE_FROM", "")
+    check(src.startswith("s3://") and src.endswith("/"),
+          "ETCD_RESTORE_FROM comes from ConfigMap %s: a store prefix (%s), the newest complete backup"
+          % (cmref and cmref[0], src), str(data))
+    check(all(k.startswith(("ETCD_RESTORE_", "AWS_")) and "SECRET" not in k and "KEY" not in k
+              for k in data), "the ConfigMap holds restore and store settings, no secret (%s)"
+          % " ".join(sorted(data)), str(sorted(data)))
+    # the identity: a Secret volume mounted read-only at ETCD_RESTORE_IDENTITY_FILE's directory
+    vols = {v["name"]: v for v in rpod["volumes"]}
+    vm = [m for m in rrm.get("volumeMounts", []) if m not in brm.get("volumeMounts", [])]
+    sec = vm and vols.get(vm[0]["name"], {}).get("secret", {})
+    items = {it["key"]: it["path"] for it in (sec or {}).get("items", [])}
+    check(len(vm) == 1 and vm[0].get("readOnly") is True and sec.get("secretName") == "etcd-backup-identity"
+          and sec.get("optional") is True and sec.get("defaultMode") == 0o440
+          and ident == vm[0]["mountPath"].rstrip("/") + "/" + items.get("identity", "?"),
+          "Secret etcd-backup-identity (optional, 0440) is mounted read-only on reset-member at %s"
+          % ident, "mounts %s, volume %s" % (vm, sec))
+    others = [c["name"] for c in rpod.get("initContainers", []) + rpod["containers"]
+              if c["name"] != "reset-member" and any(m["name"] == (vm and vm[0]["name"])
+                                                     for m in c.get("volumeMounts", []))]
+    check(not others, "no other container mounts the identity", str(others))
+    bj = json.dumps(base)
+    check("etcd-backup-identity" not in bj and "etcd-backup-credentials" not in bj,
+          "the base references neither backup Secret (the identity lives only in the overlay)")
     check(rs["spec"].get("updateStrategy", {}).get("type") == "OnDelete",
           "restore overlay: updateStrategy OnDelete (all members restart together)")
-    # everything else is the base
-    strip = lambda s: json.dumps({**s, "spec": {**s["spec"], "updateStrategy": None, "template": None}},
-                                 sort_keys=True)
-    check(strip(bs) == strip(rs), "restore overlay changes nothing else in the StatefulSet")
+    # everything else is the base: undo the additions and compare
+    undo = json.loads(json.dumps(rs))
+    upod = undo["spec"]["template"]["spec"]
+    urm = container(upod, "reset-member")
+    urm["env"] = [e for e in urm["env"] if e not in added]
+    urm.pop("envFrom", None)
+    urm["volumeMounts"] = [m for m in urm["volumeMounts"] if m not in vm]
+    upod["volumes"] = [v for v in upod["volumes"] if not (vm and v["name"] == vm[0]["name"])]
+    undo["spec"].pop("updateStrategy", None)
+    if "updateStrategy" in bs["spec"]:
+        undo["spec"]["updateStrategy"] = bs["spec"]["updateStrategy"]
+    check(json.dumps(undo, sort_keys=True) == json.dumps(bs, sort_keys=True),
+          "restore overlay changes nothing else in the StatefulSet")
     b = os.path.join(build, "reset-member")
     h = subprocess.run([b, "--help"], capture_output=True, text=True) if os.access(b, os.X_OK) else None
     if h is None or "restore-from" not in (h.stdout + h.stderr):
@@ -710,14 +754,21 @@ def cmd_overlay(base_path, restore_path, build):
         subprocess.run(["tests/cluster.sh", "etcdctl", "0", "snapshot", "save", snap],
                        capture_output=True, timeout=WAIT)
         root = os.path.join(tmp, "rm")
-        pod = rs["spec"]["template"]["spec"]
-        env, args, problems = prepare(pod, rrm, root, cluster_dir)
+        env, args, problems = prepare(rpod, rrm, root, cluster_dir)
+        check(not problems, "the overlay's ETCD_RESTORE_IDENTITY_FILE is on a volume mount",
+              "; ".join(problems))
+        env.update(data)  # envFrom the ConfigMap
+        p = subprocess.run([b] + args + ["--dry-run"], env=env, capture_output=True, text=True,
+                           timeout=WAIT)
+        check(p.returncode != 2 and '"action"' in p.stdout,
+              "reset-member accepts the overlay's env (ETCD_RESTORE_FROM=%s, --dry-run rc %d)"
+              % (src, p.returncode), "rc %d: %s %s" % (p.returncode, p.stdout, p.stderr[-300:]))
         env["ETCD_RESTORE_FROM"] = snap
         p = subprocess.run([b] + args + ["--dry-run"], env=env, capture_output=True, text=True,
                            timeout=WAIT)
         check(p.returncode != 2 and '"action"' in p.stdout,
-              "reset-member accepts the overlay's ETCD_RESTORE_FROM (--dry-run rc %d)" % p.returncode,
-              "rc %d: %s %s" % (p.returncode, p.stdout, p.stderr[-300:]))
+              "reset-member accepts the overlay's env with a snapshot file (--dry-run rc %d)"
+              % p.returncode, "rc %d: %s %s" % (p.returncode, p.stdout, p.stderr[-300:]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     finish()
