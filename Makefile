@@ -109,6 +109,9 @@ deps:
 	    if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install: $$missing" >&2; exit 1; fi; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "deps: all present"; fi
+	$(Q)[ -f tests/s3/node_modules/s3rver/bin/s3rver.js ] || { echo "deps: npm ci in tests/s3 (s3rver)"; \
+	    (cd tests/s3 && npm ci --no-audit --no-fund --silent) || \
+	    echo "deps: npm ci in tests/s3 failed; tests/s3/server.sh retries when it starts" >&2; }
 
 # etcd 3.5 beside the system's 3.4 (never installed): build/etcd-3.5/bin, for the test matrix.
 etcd35: deps

@@ -3,7 +3,9 @@
 # started the way the StatefulSet starts it: reset-member first, then etcd through
 # `reset-member exec --env-file` (the etcd container's command: the state and initial cluster
 # from the env file, no shell), with an etcd-agent beside it. Prints the agent's /members table
-# after each story.
+# after each story. Story 4c backs up to a local S3 store (tests/s3/server.sh: s3rver behind a
+# SigV4-verifying proxy; node, npm, awscli, age from `make deps`) and recovers a lost quorum from
+# it with ETCD_RESTORE_FROM=s3://.../ alone.
 # usage: tests/demo.sh [--build DIR]     (make demo)
 set -u
 cd "$(dirname "$0")/.."
@@ -23,8 +25,10 @@ note() { printf '   %s\n' "$*"; }
 t_start=$SECONDS
 AGENT_PIDS=()
 
+S3_DIRS=()
 cleanup() {
-    local p
+    local p d
+    for d in "${S3_DIRS[@]}"; do tests/s3/server.sh stop "$d"; done
     for p in "${AGENT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     # only the agents: etcd processes were started from this shell too (the harness is sourced)
     [ ${#AGENT_PIDS[@]} -gt 0 ] && wait "${AGENT_PIDS[@]}" 2>/dev/null
@@ -271,6 +275,94 @@ for i in 0 1 2; do
     note "etcd-$i serves $(count_keys "$i") keys under demo/ (serializable read on etcd-$i)"
 done
 note "(the 100 keys of the snapshot; demo/after-snapshot, written after it, is gone as expected)"
+members_table 0
+
+say "Story 4c: quorum loss with off-node backups -> ETCD_RESTORE_FROM=s3://.../ is the whole recovery"
+t_story=$SECONDS
+# a local S3 store: s3rver behind a proxy that verifies every SigV4 signature (tests/s3)
+S3_ENV=$(tests/s3/server.sh start) || { echo "demo: the S3 store did not start (make deps: nodejs, npm, python3-botocore)" >&2; exit 1; }
+eval "$S3_ENV"
+S3_DIRS+=("$S3_TEST_DIR")
+STORE="s3://$S3_TEST_BUCKET/etcd-demo/"
+age-keygen -o "$CLUSTER_DIR/backup-identity.txt" 2>/dev/null || exit 1
+RCPT=$(age-keygen -y "$CLUSTER_DIR/backup-identity.txt")
+note "store $STORE at $AWS_ENDPOINT_URL; age key pair made: the agent gets only the public key"
+note "($RCPT), the private one stays for the restore (in Kubernetes: a Secret in manifests/restore/)"
+read -r bk_tls bk_plain <<<"$(_cluster_free_ports 2)"
+"$AGENT" --endpoints "$(cluster_client-url 1)" --cacert "$CLUSTER_DIR/ca.crt" \
+    --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
+    --listen "127.0.0.1:$bk_plain" --tls-listen "127.0.0.1:$bk_tls" --tls-cert "$CLUSTER_DIR/node.crt" \
+    --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" --name etcd-1 \
+    --spool-dir "$CLUSTER_DIR" --backup-url "$STORE" --backup-recipient "$RCPT" \
+    2>>"$CLUSTER_DIR/members/1/agent-backup.log" &
+bk_pid=$!
+AGENT_PIDS+=("$bk_pid")
+mtls() { curl -s --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" "$@"; }
+for _ in $(seq 1 40); do
+    code=$(mtls -o "$CLUSTER_DIR/backup.json" -w '%{http_code}' -X POST "https://127.0.0.1:$bk_tls/backups")
+    [ "$code" = 200 ] && break
+    sleep 0.25
+done
+[ "$code" = 200 ] || { echo "demo: POST /backups answered $code: $(cat "$CLUSTER_DIR/backup.json" 2>/dev/null)" >&2; exit 1; }
+note "etcd-1's agent (started with --backup-url $STORE --backup-recipient age1...):"
+note "POST /backups (mTLS; --backup-interval does the same on a schedule, one agent per interval):"
+mtls "https://127.0.0.1:$bk_tls/backups" | python3 -c '
+import json, sys
+for b in json.load(sys.stdin).get("backups", [])[:1]:
+    m = b.get("manifest", {})
+    print("   GET /backups, newest: %s\n     revision %s, db %s bytes -> %s bytes stored (%s, %s), took %s ms"
+          % (b.get("name"), m.get("revision"), m.get("db_size"), m.get("object_size"),
+             m.get("compression"), m.get("encryption"), m.get("took_ms")))'
+note "aws s3 ls --recursive ${STORE}:"
+/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3 ls --recursive "$STORE" | sed 's/^/     /'
+cluster_etcdctl 0 put demo/after-backup lost >/dev/null
+kill "$bk_pid" 2>/dev/null
+stops=()
+for i in 0 1 2; do # all pods at once
+    cluster_stop "$i" &
+    stops+=($!)
+done
+wait "${stops[@]}"
+rm -rf "$CLUSTER_DIR/members/1/data" "$CLUSTER_DIR/members/2/data"
+note "all pods restart, and etcd-1's and etcd-2's volumes are gone: no quorum, no snapshot in hand"
+
+note "the operator sets ETCD_RESTORE_FROM=$STORE (and ETCD_RESTORE_IDENTITY_FILE) on all three pods"
+export ETCD_RESTORE_FROM=$STORE ETCD_RESTORE_IDENTITY_FILE=$CLUSTER_DIR/backup-identity.txt
+t_restore=$SECONDS
+pod_start 0 || exit 1
+cluster_wait-healthy 0 >/dev/null || exit 1
+python3 -c '
+import json, sys
+r = {}
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line).get("restore", r)
+    except ValueError:
+        pass
+print("   etcd-0 restored %s (the newest complete backup; sha256 %s...),\n     downloaded and decrypted in %.0f ms, restored by %s; revision bump: %s%s"
+      % (r.get("object"), r.get("object_sha256", "")[:16], r.get("fetch_ms", 0), r.get("tool"),
+         r.get("bump"), " (" + " ".join(r.get("bump_flags", [])) + ")" if r.get("bump_flags") else
+         " (etcd 3.4 etcdctl: no --bump-revision; etcd 3.5+ etcdutl has it)"))' \
+    "$CLUSTER_DIR/members/0/reset-member.log"
+for i in 1 2; do
+    for try in $(seq 1 60); do # the kubelet retries the init container until etcd-0 takes it
+        pod_start "$i" >/dev/null && break
+        [ "$try" = 60 ] && exit 1
+        sleep 1
+    done
+    wait_voting "$i" || exit 1
+done
+unset ETCD_RESTORE_FROM ETCD_RESTORE_IDENTITY_FILE
+note "etcd-1 and etcd-2 rejoined as learners and were promoted; $((SECONDS - t_restore)) s from the env var to 3 voters"
+for i in 0 1 2; do
+    n=$(count_keys "$i")
+    note "etcd-$i serves $n keys under demo/ (serializable read on etcd-$i)"
+    [ "$n" = 100 ] || { echo "demo: etcd-$i serves $n keys, not the backup's 100" >&2; exit 1; }
+done
+note "revision now $(cluster_etcdctl 0 endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])');"\
+" demo/after-backup, written after the backup, is gone as expected"
+tests/s3/server.sh stop "$S3_TEST_DIR"
+note "story 4c took $((SECONDS - t_story)) s"
 members_table 0
 
 # day-2 maintenance: NOSPACE recovery and the text table, on a cluster of its own
