@@ -71,10 +71,13 @@ void snapjob_hold(struct snapjob *j)
     pthread_mutex_unlock(&j->mu);
 }
 
-void snapjob_release(struct snapjob *j)
+/* Drops n references at once: one decision to free, whatever the count (a job can be on the
+ * watch list and in a task at the same time). */
+static void release_refs(struct snapjob *j, int n)
 {
     pthread_mutex_lock(&j->mu);
-    int left = --j->refs;
+    j->refs -= n;
+    int left = j->refs;
     pthread_mutex_unlock(&j->mu);
     if (left > 0)
         return;
@@ -82,6 +85,11 @@ void snapjob_release(struct snapjob *j)
     free(j->body);
     pthread_mutex_destroy(&j->mu);
     free(j);
+}
+
+void snapjob_release(struct snapjob *j)
+{
+    release_refs(j, 1);
 }
 
 void snapjob_set_spool(struct snapjob *j, struct spool *sp)
@@ -392,8 +400,7 @@ static void *watchdog_main(void *arg)
             p->queued--;
             time_out(t->job, p->timeout_ms);
             unwatch_locked(p, t->job);
-            snapjob_release(t->job); /* the list's */
-            snapjob_release(t->job); /* the task's */
+            release_refs(t->job, 2); /* the list's and the task's */
             free(t->arg);
             free(t);
         }
@@ -425,8 +432,10 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         t->fn(t->job, t->arg); /* fs clock running since snapjob_run */
         atomic_store(&t->job->fs_t0, 0);
-        snapjob_unwatch(p, t->job);
-        snapjob_release(t->job);
+        pthread_mutex_lock(&p->mu);
+        bool watched = unwatch_locked(p, t->job);
+        pthread_mutex_unlock(&p->mu);
+        release_refs(t->job, watched ? 2 : 1); /* the list's (if still there) and the task's */
         free(t);
         pthread_mutex_lock(&p->mu);
         p->idle++;
@@ -556,9 +565,7 @@ bool snapjob_pool_free(struct snapjob_pool *p)
     while (t) {
         struct task *next = t->next;
         snapjob_error(t->job, 503, "shutting down");
-        if (unwatch_locked(p, t->job))
-            snapjob_release(t->job);
-        snapjob_release(t->job);
+        release_refs(t->job, unwatch_locked(p, t->job) ? 2 : 1);
         free(t->arg);
         free(t);
         t = next;
@@ -584,7 +591,9 @@ bool snapjob_pool_free(struct snapjob_pool *p)
     /* Jobs still watched belong to answered responses: drop the list's references. */
     while (p->watch) {
         struct snapjob *j = p->watch;
-        unwatch_locked(p, j);
+        /* A watched job holds the list's reference, so the loops above never freed it; the
+         * analyzer cannot see that invariant. */
+        unwatch_locked(p, j); // NOLINT(clang-analyzer-unix.Malloc)
         snapjob_release(j);
     }
     pthread_cond_destroy(&p->work);
