@@ -329,9 +329,13 @@ static bool unwatch_locked(struct snapjob_pool *p, struct snapjob *j)
     return true;
 }
 
+static void *watchdog_main(void *arg);
+
 void snapjob_watch(struct snapjob_pool *p, struct snapjob *j)
 {
     pthread_mutex_lock(&p->mu);
+    if (!p->watchdog_on && pthread_create(&p->watchdog, NULL, watchdog_main, p) == 0)
+        p->watchdog_on = true; /* without it, a hung file call is never answered 503 */
     watch_locked(p, j);
     pthread_mutex_unlock(&p->mu);
 }
@@ -462,26 +466,36 @@ struct snapjob_pool *snapjob_pool_new(unsigned workers, unsigned queue_max, unsi
     pthread_condattr_destroy(&ca);
     p->queue_max = queue_max;
     p->timeout_ms = timeout_ms;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_mutex_lock(&p->mu);
-    for (unsigned i = 0; i < workers; i++) {
-        pthread_t t;
-        if (pthread_create(&t, &attr, worker_main, p) != 0)
-            break;
-        p->running++;
-        p->idle++;
-    }
-    p->workers = p->running;
-    pthread_mutex_unlock(&p->mu);
-    pthread_attr_destroy(&attr);
-    if (p->workers == 0 || pthread_create(&p->watchdog, NULL, watchdog_main, p) != 0) {
+    p->workers = workers;
+    if (workers == 0) {
         (void)snapjob_pool_free(p);
         return NULL;
     }
-    p->watchdog_on = true;
     return p;
+}
+
+/* Threads start with the first task that needs them, not at start-up: an agent nobody asks for
+ * files keeps its idle footprint (each thread costs stack and TLS pages). Called locked. */
+static int start_threads_locked(struct snapjob_pool *p)
+{
+    if (!p->watchdog_on) {
+        if (pthread_create(&p->watchdog, NULL, watchdog_main, p) != 0)
+            return -EAGAIN;
+        p->watchdog_on = true;
+    }
+    if (p->idle > 0 || p->running >= p->workers)
+        return 0;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int r = pthread_create(&t, &attr, worker_main, p);
+    pthread_attr_destroy(&attr);
+    if (r != 0)
+        return p->running > 0 ? 0 : -EAGAIN; /* the running ones will take it */
+    p->running++;
+    p->idle++;
+    return 0;
 }
 
 int snapjob_run(struct snapjob_pool *p, struct http_response *resp, snapjob_task_fn fn, void *arg)
@@ -495,7 +509,8 @@ int snapjob_run(struct snapjob_pool *p, struct http_response *resp, snapjob_task
         return -ENOMEM;
     }
     pthread_mutex_lock(&p->mu);
-    if (atomic_load(&p->stopping) || p->queued >= p->queue_max + p->idle) {
+    if (atomic_load(&p->stopping) || p->queued >= p->queue_max + p->idle ||
+        start_threads_locked(p) < 0) {
         pthread_mutex_unlock(&p->mu);
         free(t);
         snapjob_release(j);
