@@ -109,6 +109,11 @@ setup_root() {
     echo force-unsafe-io >"$ROOT/etc/dpkg/dpkg.cfg.d/90fresh-unsafe-io"
     printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d" && chmod 755 "$ROOT/usr/sbin/policy-rc.d"
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+    # the host's extra CA for node (a TLS-intercepting egress proxy's), as the host's network
+    # settings: without it npm cannot reach the registry from the root (make deps, tests/s3)
+    if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+        cp "$NODE_EXTRA_CA_CERTS" "$ROOT/etc/host-extra-ca.crt"
+    fi
     mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
     mount -t sysfs sysfs "$ROOT/sys" && MOUNTS+=("$ROOT/sys")
     mount --rbind /dev "$ROOT/dev" && MOUNTS+=("$ROOT/dev") && mount --make-rslave "$ROOT/dev"
@@ -123,8 +128,10 @@ if setup_root >"$log" 2>&1; then ok "chroot set up (proc, sys, dev, $ARCHIVES; p
 fi
 
 in_root() { # CMD: a login-free root shell in /src with a clean environment
+    local ca=()
+    [ -f "$ROOT/etc/host-extra-ca.crt" ] && ca=(NODE_EXTRA_CA_CERTS=/etc/host-extra-ca.crt)
     chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/bash -c "cd /src && $1"
+        HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "${ca[@]}" /bin/bash -c "cd /src && $1"
 }
 
 # 4. what the user does: get make (the one thing make deps cannot install), then the README.
