@@ -216,8 +216,8 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
         }
     }
     if (strlen(cr->region) >= sizeof(s->region)) {
-        rc = fail(err, err_len, -EINVAL, "S3 store: region longer than %d bytes",
-                  S3_MAX_REGION - 1);
+        rc =
+            fail(err, err_len, -EINVAL, "S3 store: region longer than %d bytes", S3_MAX_REGION - 1);
         goto out;
     }
     snprintf(s->region, sizeof(s->region), "%s", cr->region[0] ? cr->region : "us-east-1");

@@ -172,11 +172,13 @@ stop_agents
 # ---- 3. a missing bucket ----
 read -r TP PP <<<"$(_cluster_free_ports 2)"
 agent "$TP" "$PP" --backup-url "s3://no-such-bucket/etcd" --backup-interval 1s
-sleep 6
 LOG=$(log_of "$PP")
+# the schedule retries after its grace (BACKUP_GRACE_MIN_MS, 5 s): wait for three attempts
+bucket_fails_ge() { [ "$(metric "$PP" 'etcd_agent_backup_failures_total{reason="bucket"}')" -ge "$1" ] 2>/dev/null; }
+until_true 30 bucket_fails_ge 3
 m=$(metric "$PP" 'etcd_agent_backup_failures_total{reason="bucket"}')
 lines=$(grep -c '"backup failed"' "$LOG")
-if [ "${m:-0}" -ge 2 ] && [ "$lines" = 1 ] && grep '"backup failed"' "$LOG" | grep -q '"reason":"bucket".*no-such-bucket does not exist (NoSuchBucket)' &&
+if [ "${m:-0}" -ge 3 ] && [ "$lines" = 1 ] && grep '"backup failed"' "$LOG" | grep -q '"reason":"bucket".*no-such-bucket does not exist (NoSuchBucket)' &&
     kill -0 "$PID_A"; then
     ok "missing bucket: the agent logs one clear line (reason bucket), counts $m failures, keeps running"
 else
