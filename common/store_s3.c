@@ -42,7 +42,6 @@
 
 #define S3_MAX_HOST 256
 #define S3_MAX_BUCKET 63
-#define S3_MAX_REGION 64
 #define S3_MAX_KEY (STORE_MAX_NAME * 2) /* prefix + name */
 #define S3_MAX_PATH (S3_MAX_KEY * 3 + S3_MAX_BUCKET + 4)
 #define S3_MAX_QUERY 4096
@@ -61,7 +60,7 @@ struct s3_store {
     char host[S3_MAX_HOST];          /* Host header */
     char bucket[S3_MAX_BUCKET + 1];
     char prefix[STORE_MAX_NAME + 2]; /* "" or ending in '/' */
-    char region[S3_MAX_REGION];
+    char region[AWS_CREDS_MAX_KEY];
     char cabundle[1024];
     int attempts, base_ms, low_speed_s;
 };
@@ -214,11 +213,6 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
             rc = fail(err, err_len, rc == -ENOMEM ? -ENOMEM : -EINVAL, "S3 store: %s", why);
             goto out;
         }
-    }
-    if (strlen(cr->region) >= sizeof(s->region)) {
-        rc =
-            fail(err, err_len, -EINVAL, "S3 store: region longer than %d bytes", S3_MAX_REGION - 1);
-        goto out;
     }
     snprintf(s->region, sizeof(s->region), "%s", cr->region[0] ? cr->region : "us-east-1");
     if (copy_env("AWS_CA_BUNDLE", s->cabundle, sizeof(s->cabundle)) == -ENAMETOOLONG) {
