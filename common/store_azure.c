@@ -16,6 +16,7 @@
  * AZURE_CA_BUNDLE. */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@ struct az_store {
     struct store base;
     struct azure_account acct;
     const struct curl_dl *curl;
+    pthread_mutex_t mu; /* one call at a time on h (the agent's threads share a store) */
     CURL *h;
     char origin[512];  /* scheme://host[:port] of the endpoint */
     char ep_path[512]; /* the endpoint's path ("" or "/ACCOUNT" for Azurite) */
@@ -123,6 +125,7 @@ static void az_close(struct store *st)
 
     if (s->h && s->curl)
         s->curl->easy_cleanup(s->h);
+    pthread_mutex_destroy(&s->mu);
     azure_account_clear(&s->acct);
     OPENSSL_cleanse(s, sizeof(*s));
     free(s);
@@ -139,6 +142,7 @@ static int az_open(const char *url, const struct store_options *o, struct store 
 
     if (!s)
         return fail(err, err_len, -ENOMEM, "out of memory");
+    pthread_mutex_init(&s->mu, NULL);
     slash = strchr(p, '/');
     if (!slash || (size_t)(slash - p) >= sizeof(account)) {
         rc = fail(err, err_len, -EINVAL, "azure URL: want azure://ACCOUNT/CONTAINER[/PREFIX]");
@@ -592,8 +596,18 @@ static int build_query(const struct az_call *c, char *q, size_t cap)
     return 0;
 }
 
+static int az_do_locked(struct az_store *s, struct az_call *c, char *err, size_t err_len);
+
 /* Runs c with retries. Returns 0 on a 2xx answer, else a negative errno with err filled. */
 static int az_do(struct az_store *s, struct az_call *c, char *err, size_t err_len)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = az_do_locked(s, c, err, err_len);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int az_do_locked(struct az_store *s, struct az_call *c, char *err, size_t err_len)
 {
     char path[AZ_MAX_PATH], enc[AZ_MAX_BLOB * 3 + 1], query[AZ_MAX_QUERY], where[STORE_MAX_URL];
     char md5[32] = "", cerr[CURL_ERROR_SIZE];

@@ -8,14 +8,21 @@
  * leftovers of a crashed writer. Parts are re-read from the caller's file, never held in
  * memory; each carries Content-MD5 and, without TLS, its sha256 in the signature. Transient
  * failures (5xx, 429, timeouts, resets) are retried per request with capped, jittered backoff;
- * a broken download resumes with Range + If-Match. Secrets come from the env only and are never
- * logged; URLs are logged without their query. One store is used by one thread at a time.
+ * a broken download resumes with Range + If-Match. Secrets come from the env or the AWS
+ * credentials file only and are never logged; URLs are logged without their query. Threads may
+ * share a store: a call that finds the store's connection busy makes its own for the call.
  *
- * Env (the AWS CLI's): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
- * or AWS_DEFAULT_REGION (default us-east-1), AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (then
- * path-style addressing; else virtual-host style on amazonaws.com), AWS_CA_BUNDLE. */
+ * Credentials, region and endpoint as the AWS CLI finds them (aws_creds.c): AWS_ACCESS_KEY_ID +
+ * AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), else the profile (AWS_PROFILE) of
+ * AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE, re-read before each request when a file changed
+ * (a mounted Secret is swapped in place), refused with a clear error once its expiry passed;
+ * AWS_REGION / AWS_DEFAULT_REGION / the profile's region (default us-east-1);
+ * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / the profile's endpoint_url (then path-style
+ * addressing; else virtual-host style on amazonaws.com); AWS_CA_BUNDLE (a private CA). Region
+ * and endpoint are read once, at open. */
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aws_creds.h"
 #include "base64.h"
 #include "curl_dl.h"
 #include "hex.h"
@@ -34,9 +42,6 @@
 
 #define S3_MAX_HOST 256
 #define S3_MAX_BUCKET 63
-#define S3_MAX_SECRET 256
-#define S3_MAX_TOKEN 4096
-#define S3_MAX_REGION 64
 #define S3_MAX_KEY (STORE_MAX_NAME * 2) /* prefix + name */
 #define S3_MAX_PATH (S3_MAX_KEY * 3 + S3_MAX_BUCKET + 4)
 #define S3_MAX_QUERY 4096
@@ -46,14 +51,16 @@
 struct s3_store {
     struct store base;
     const struct curl_dl *curl;
+    pthread_mutex_t h_mu; /* held while a call uses h */
     CURL *h;
+    pthread_mutex_t creds_mu; /* guards cache */
+    struct aws_creds_cache cache;
     bool tls, path_style;
     char endpoint[S3_MAX_HOST + 16]; /* scheme://host[:port] */
     char host[S3_MAX_HOST];          /* Host header */
     char bucket[S3_MAX_BUCKET + 1];
     char prefix[STORE_MAX_NAME + 2]; /* "" or ending in '/' */
-    char region[S3_MAX_REGION];
-    char access[S3_MAX_SECRET], secret[S3_MAX_SECRET], token[S3_MAX_TOKEN];
+    char region[AWS_CREDS_MAX_KEY];
     char cabundle[1024];
     int attempts, base_ms, low_speed_s;
 };
@@ -160,8 +167,9 @@ static void s3_close(struct store *st)
         return;
     if (s->h && s->curl)
         s->curl->easy_cleanup(s->h);
-    OPENSSL_cleanse(s->secret, sizeof(s->secret));
-    OPENSSL_cleanse(s->token, sizeof(s->token));
+    pthread_mutex_destroy(&s->h_mu);
+    pthread_mutex_destroy(&s->creds_mu);
+    aws_creds_cache_clear(&s->cache);
     free(s);
 }
 
@@ -171,7 +179,7 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     const char *b = url + strlen("s3://"), *slash = strchr(b, '/');
     size_t blen = slash ? (size_t)(slash - b) : strlen(b);
     struct s3_store *s;
-    char endpoint[512];
+    struct aws_creds *cr = NULL;
     int rc = 0;
 
     if (!bucket_valid(b, blen))
@@ -180,8 +188,14 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     if (strchr(b, '?') || strchr(b, '#'))
         return fail(err, err_len, -EINVAL, "S3 URL must not hold a query or fragment");
     s = calloc(1, sizeof(*s));
-    if (!s)
+    cr = calloc(1, sizeof(*cr));
+    if (!s || !cr) {
+        free(s);
+        free(cr);
         return fail(err, err_len, -ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&s->h_mu, NULL);
+    pthread_mutex_init(&s->creds_mu, NULL);
     memcpy(s->bucket, b, blen);
     if (slash && slash[1]) {
         size_t plen = strlen(slash + 1);
@@ -191,26 +205,28 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
         }
         snprintf(s->prefix, sizeof(s->prefix), "%s%s", slash + 1, slash[plen] == '/' ? "" : "/");
     }
-    if (copy_env("AWS_ACCESS_KEY_ID", s->access, sizeof(s->access)) != 0 ||
-        copy_env("AWS_SECRET_ACCESS_KEY", s->secret, sizeof(s->secret)) != 0) {
-        rc = fail(err, err_len, -EINVAL,
-                  "S3 store: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set");
+    {
+        char why[512] = "";
+        /* expiry is checked before each request (creds_now), not here */
+        rc = aws_creds_resolve("s3", cr, why, sizeof(why));
+        if (rc != 0) {
+            rc = fail(err, err_len, rc == -ENOMEM ? -ENOMEM : -EINVAL, "S3 store: %s", why);
+            goto out;
+        }
+    }
+    snprintf(s->region, sizeof(s->region), "%s", cr->region[0] ? cr->region : "us-east-1");
+    if (copy_env("AWS_CA_BUNDLE", s->cabundle, sizeof(s->cabundle)) == -ENAMETOOLONG) {
+        rc = fail(err, err_len, -EINVAL, "AWS_CA_BUNDLE longer than %zu bytes",
+                  sizeof(s->cabundle) - 1);
         goto out;
     }
-    rc = copy_env("AWS_SESSION_TOKEN", s->token, sizeof(s->token));
-    if (rc == -ENAMETOOLONG) {
-        rc =
-            fail(err, err_len, -EINVAL, "AWS_SESSION_TOKEN longer than %d bytes", S3_MAX_TOKEN - 1);
+    if (s->cabundle[0] && access(s->cabundle, R_OK) != 0) {
+        rc = fail(err, err_len, -EINVAL, "AWS_CA_BUNDLE %s: %s", s->cabundle, strerror(errno));
         goto out;
     }
-    if (copy_env("AWS_REGION", s->region, sizeof(s->region)) != 0 &&
-        copy_env("AWS_DEFAULT_REGION", s->region, sizeof(s->region)) != 0)
-        snprintf(s->region, sizeof(s->region), "us-east-1");
-    (void)copy_env("AWS_CA_BUNDLE", s->cabundle, sizeof(s->cabundle));
-    if (copy_env("AWS_ENDPOINT_URL_S3", endpoint, sizeof(endpoint)) == 0 ||
-        copy_env("AWS_ENDPOINT_URL", endpoint, sizeof(endpoint)) == 0) {
+    if (cr->endpoint_url[0]) {
         s->path_style = true;
-        rc = parse_endpoint(s, endpoint, err, err_len);
+        rc = parse_endpoint(s, cr->endpoint_url, err, err_len);
         if (rc != 0)
             goto out;
     } else {
@@ -235,11 +251,60 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
         rc = fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
         goto out;
     }
+    aws_creds_clear(cr);
+    free(cr);
     *out = &s->base;
     return 0;
 out:
+    aws_creds_clear(cr);
+    free(cr);
     s3_close(&s->base);
     return rc;
+}
+
+/* The keys to sign the next request with: re-read when a credentials/config file changed or
+ * the cached ones expire. 0, or -EACCES with a line naming the source (never a secret). */
+static int creds_now(struct s3_store *s, struct aws_creds *out, char *err, size_t err_len)
+{
+    char why[512] = "";
+    char before[AWS_CREDS_MAX_KEY];
+    bool had;
+    int rc;
+
+    pthread_mutex_lock(&s->creds_mu);
+    had = s->cache.loaded;
+    snprintf(before, sizeof(before), "%s", s->cache.creds.access_key_id);
+    rc = aws_creds_get(&s->cache, "s3", (int64_t)time(NULL), out, why, sizeof(why));
+    if (rc == 0 && had && strcmp(before, out->access_key_id) != 0)
+        log_msg(LOG_INFO, "store: s3://%s: new AWS credentials from the %s (profile \"%s\")",
+                s->bucket, out->source, out->profile);
+    pthread_mutex_unlock(&s->creds_mu);
+    if (rc == -ENOMEM)
+        return fail(err, err_len, rc, "out of memory");
+    if (rc != 0)
+        return fail(err, err_len, -EACCES, "S3 store s3://%s: %s", s->bucket, why);
+    return 0;
+}
+
+/* The store's connection when no other thread uses it, else a new one for this call only. */
+static CURL *handle_take(struct s3_store *s, bool *own)
+{
+    if (pthread_mutex_trylock(&s->h_mu) == 0) {
+        *own = false;
+        return s->h;
+    }
+    *own = true;
+    return s->curl->easy_init();
+}
+
+static void handle_give(struct s3_store *s, CURL *h, bool own)
+{
+    if (own) {
+        if (h)
+            s->curl->easy_cleanup(h);
+    } else {
+        pthread_mutex_unlock(&s->h_mu);
+    }
 }
 
 /* ---- one request --------------------------------------------------------------------------- */
@@ -437,15 +502,18 @@ static int build_path(const struct s3_store *s, const char *key, char *path, siz
 }
 
 /* One attempt. Returns 0 (an HTTP answer: c->status) or a CURLcode mapped: -EAGAIN transient
- * transport error, -ECONNREFUSED cannot connect, the sink's error, -EFBIG an oversized answer. */
-static int attempt(struct s3_store *s, struct s3_call *c, const char *path, const char *query,
-                   const char *md5, const char *payload_hash, char *cerr)
+ * transport error, -ECONNREFUSED cannot connect, -EPROTO the store's certificate is not
+ * trusted, the sink's error, -EFBIG an oversized answer. */
+static int attempt(struct s3_store *s, CURL *h, const struct aws_creds *cr, struct s3_call *c,
+                   const char *path, const char *query, const char *md5, const char *payload_hash,
+                   char *cerr)
 {
     const struct curl_dl *cu = s->curl;
     char url[STORE_MAX_URL + S3_MAX_QUERY], date[SIGV4_DATE_LEN + 1], auth[1024];
     char hdr[SIGV4_MAX_HEADERS][S3_MAX_HEADER];
     struct sigv4_header sh[SIGV4_MAX_HEADERS];
-    struct sigv4_key k = {s->access, s->secret, s->token, s->region, "s3"};
+    struct sigv4_key k = {cr->access_key_id, cr->secret_access_key, cr->session_token, s->region,
+                          "s3"};
     struct sigv4_request r = {0};
     struct curl_slist *list = NULL, *l;
     char range[64] = "", ifm[STORE_MAX_ETAG + 16] = "";
@@ -460,8 +528,8 @@ static int attempt(struct s3_store *s, struct s3_call *c, const char *path, cons
     sh[nh++] = (struct sigv4_header){"host", s->host};
     sh[nh++] = (struct sigv4_header){"x-amz-content-sha256", payload_hash};
     sh[nh++] = (struct sigv4_header){"x-amz-date", date};
-    if (s->token[0])
-        sh[nh++] = (struct sigv4_header){"x-amz-security-token", s->token};
+    if (cr->session_token[0])
+        sh[nh++] = (struct sigv4_header){"x-amz-security-token", cr->session_token};
     if (md5)
         sh[nh++] = (struct sigv4_header){"content-md5", md5};
     if (c->sink && c->delivered > 0) {
@@ -481,7 +549,7 @@ static int attempt(struct s3_store *s, struct s3_call *c, const char *path, cons
         if (n < 0 || (size_t)n >= sizeof(hdr[i]))
             return -ENAMETOOLONG;
     }
-    cu->easy_reset(s->h);
+    cu->easy_reset(h);
     for (i = 0; i < nh; i++) {
         if (!(l = cu->slist_append(list, hdr[i])))
             goto nomem;
@@ -508,29 +576,29 @@ static int attempt(struct s3_store *s, struct s3_call *c, const char *path, cons
     c->etag[0] = '\0';
     c->have_total = false;
     cerr[0] = '\0';
-    cu->easy_setopt(s->h, CURLOPT_URL, url);
-    cu->easy_setopt(s->h, CURLOPT_HTTPHEADER, list);
-    cu->easy_setopt(s->h, CURLOPT_HEADERFUNCTION, on_header);
-    cu->easy_setopt(s->h, CURLOPT_HEADERDATA, c);
-    cu->easy_setopt(s->h, CURLOPT_WRITEFUNCTION, on_body);
-    cu->easy_setopt(s->h, CURLOPT_WRITEDATA, c);
-    cu->easy_setopt(s->h, CURLOPT_ERRORBUFFER, cerr);
-    cu->easy_setopt(s->h, CURLOPT_NOSIGNAL, 1L);
-    cu->easy_setopt(s->h, CURLOPT_CONNECTTIMEOUT_MS, (long)STORE_CONNECT_TIMEOUT_MS);
-    cu->easy_setopt(s->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    cu->easy_setopt(s->h, CURLOPT_LOW_SPEED_TIME, (long)s->low_speed_s);
-    cu->easy_setopt(s->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(h, CURLOPT_URL, url);
+    cu->easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    cu->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    cu->easy_setopt(h, CURLOPT_HEADERDATA, c);
+    cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    cu->easy_setopt(h, CURLOPT_WRITEDATA, c);
+    cu->easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+    cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)STORE_CONNECT_TIMEOUT_MS);
+    cu->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    cu->easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)s->low_speed_s);
+    cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (s->cabundle[0])
-        cu->easy_setopt(s->h, CURLOPT_CAINFO, s->cabundle);
+        cu->easy_setopt(h, CURLOPT_CAINFO, s->cabundle);
     if (c->has_body) {
-        cu->easy_setopt(s->h, CURLOPT_UPLOAD, 1L);
-        cu->easy_setopt(s->h, CURLOPT_READFUNCTION, on_read);
-        cu->easy_setopt(s->h, CURLOPT_READDATA, c);
-        cu->easy_setopt(s->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(c->mem ? c->mem_len : c->len));
+        cu->easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        cu->easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        cu->easy_setopt(h, CURLOPT_READDATA, c);
+        cu->easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(c->mem ? c->mem_len : c->len));
     }
     if (strcmp(c->method, "GET") != 0)
-        cu->easy_setopt(s->h, CURLOPT_CUSTOMREQUEST, c->method);
-    cc = cu->easy_perform(s->h);
+        cu->easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
+    cc = cu->easy_perform(h);
     cu->slist_free_all(list);
     OPENSSL_cleanse(auth, sizeof(auth));
     if (c->sink_rc)
@@ -545,6 +613,8 @@ static int attempt(struct s3_store *s, struct s3_call *c, const char *path, cons
         return -ECONNREFUSED;
     if (cc == CURLE_READ_ERROR || cc == CURLE_ABORTED_BY_CALLBACK)
         return -EIO; /* our file: not the store's fault, no retry */
+    if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE)
+        return -EPROTO; /* an untrusted certificate does not heal with retries */
     return -EAGAIN;
 nomem:
     cu->slist_free_all(list);
@@ -563,13 +633,20 @@ static int answer_error(const struct s3_store *s, const struct s3_call *c, const
     if (strcmp(code, "InvalidAccessKeyId") == 0)
         return fail(err, err_len, -EACCES,
                     "%s %s: the store does not know the access key (InvalidAccessKeyId): check "
-                    "AWS_ACCESS_KEY_ID",
+                    "AWS_ACCESS_KEY_ID or the credentials file's aws_access_key_id",
                     c->what, where);
     if (strcmp(code, "SignatureDoesNotMatch") == 0)
         return fail(err, err_len, -EACCES,
                     "%s %s: signature refused (SignatureDoesNotMatch): check "
-                    "AWS_SECRET_ACCESS_KEY and the region (%s)",
+                    "AWS_SECRET_ACCESS_KEY (or the credentials file's aws_secret_access_key) and "
+                    "the region (%s)",
                     c->what, where, s->region);
+    if (strcmp(code, "InvalidToken") == 0 || strcmp(code, "ExpiredToken") == 0 ||
+        strcmp(code, "TokenRefreshRequired") == 0)
+        return fail(err, err_len, -EACCES,
+                    "%s %s: session token refused (%s): renew AWS_SESSION_TOKEN or the "
+                    "credentials file's aws_session_token",
+                    c->what, where, code);
     if (strcmp(code, "NoSuchBucket") == 0)
         return fail(err, err_len, -ENOENT, "%s %s: bucket %s does not exist (NoSuchBucket)",
                     c->what, where, s->bucket);
@@ -590,8 +667,33 @@ static int answer_error(const struct s3_store *s, const struct s3_call *c, const
                 code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
 }
 
+static int s3_do_with(struct s3_store *s, CURL *h, const struct aws_creds *cr, struct s3_call *c,
+                      char *err, size_t err_len);
+
 /* Runs c with retries. Returns 0 on a 2xx answer, else a negative errno with err filled. */
 static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_len)
+{
+    struct aws_creds *cr = calloc(1, sizeof(*cr));
+    bool own = false;
+    CURL *h = NULL;
+    int rc;
+
+    if (!cr)
+        return fail(err, err_len, -ENOMEM, "out of memory");
+    rc = creds_now(s, cr, err, err_len);
+    if (rc == 0 && !(h = handle_take(s, &own)))
+        rc = fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
+    if (rc == 0) {
+        rc = s3_do_with(s, h, cr, c, err, err_len);
+        handle_give(s, h, own);
+    }
+    aws_creds_clear(cr);
+    free(cr);
+    return rc;
+}
+
+static int s3_do_with(struct s3_store *s, CURL *h, const struct aws_creds *cr, struct s3_call *c,
+                      char *err, size_t err_len)
 {
     char path[S3_MAX_PATH], query[S3_MAX_QUERY], where[STORE_MAX_URL];
     char md5[32] = "", payload[SIGV4_HEX_LEN + 1], cerr[CURL_ERROR_SIZE];
@@ -619,7 +721,7 @@ static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_le
     for (i = 0; i < s->attempts; i++) {
         if (i > 0)
             backoff(s, i - 1);
-        rc = attempt(s, c, path, query, c->send_md5 ? md5 : NULL, payload, cerr);
+        rc = attempt(s, h, cr, c, path, query, c->send_md5 ? md5 : NULL, payload, cerr);
         if (rc == 0 && c->status / 100 == 2) {
             if (c->sink && c->status == 200 && c->delivered > 0 && c->first_etag[0])
                 return fail(err, err_len, -EBADMSG, "%s %s: the store ignored Range on a retry",
@@ -650,6 +752,11 @@ static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_le
             if (c->sink_rc)
                 return fail(err, err_len, rc, "%s %s: stopped by the reader: %s", c->what, where,
                             strerror(-rc));
+            if (rc == -EPROTO)
+                return fail(err, err_len, -ECONNREFUSED,
+                            "%s %s: %s: the store's certificate is not trusted (a private CA "
+                            "goes in AWS_CA_BUNDLE)",
+                            c->what, where, cerr);
             return fail(err, err_len, rc, "%s %s: %s", c->what, where,
                         cerr[0] ? cerr : strerror(-rc));
         }

@@ -458,6 +458,35 @@ static void test_refusals(void **state)
     setenv("AWS_ENDPOINT_URL", saved, 1);
 }
 
+/* s3://BUCKET/ (no prefix): the bucket's whole listing, put and get at the bucket's root */
+static void test_empty_prefix(void **state)
+{
+    struct store *st;
+    struct listing l = {0};
+    char err[512] = "", url[128], sha[65];
+    uint64_t n = 0;
+
+    (void)state;
+    reset_faults();
+    snprintf(url, sizeof(url), "s3://%s/", bucket);
+    st = open_store(url);
+    assert_int_equal(store_put_buffer(st, "root-object.json", "{}", 2, err, sizeof(err)), 0);
+    if (store_list(st, "", on_entry, &l, err, sizeof(err)) != 0)
+        fprintf(stderr, "list s3://%s/: %s\n", bucket, err);
+    assert_int_equal(store_list(st, "", on_entry, &l, err, sizeof(err)), 0);
+    assert_true(find(&l, "root-object.json") >= 0);
+    assert_int_equal(get_sha(st, "root-object.json", sha, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 2);
+    memset(&l, 0, sizeof(l));
+    snprintf(url, sizeof(url), "s3://%s", bucket); /* no slash at all: the same */
+    store_close(st);
+    st = open_store(url);
+    assert_int_equal(store_list(st, "", on_entry, &l, err, sizeof(err)), 0);
+    assert_true(find(&l, "root-object.json") >= 0);
+    assert_int_equal(store_remove(st, "root-object.json", err, sizeof(err)), 0);
+    store_close(st);
+}
+
 static void test_aws_cli_interop(void **state)
 {
     struct store *st = open_main();
@@ -499,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_stale_uploads_aborted),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_aws_cli_interop),
+        cmocka_unit_test(test_empty_prefix),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

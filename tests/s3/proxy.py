@@ -17,7 +17,11 @@ Faults, set by the tests through unsigned requests to /__proxy/...:
   /__proxy/max_keys?n=N                      listings in pages of N (continuation tokens)
   /__proxy/age_uploads?seconds=S             make every open upload S seconds older
   /__proxy/reset                             clear faults;  /__proxy/stats: counters (JSON)
+  /__proxy/creds?access=A&secret=S[&token=T] accept these keys only from now on (a rotated
+                                             Secret); with a token, every request must carry it
+                                             as x-amz-security-token, signed
 usage: proxy.py LISTEN_PORT UPSTREAM_PORT ACCESS_KEY SECRET_KEY REGION [SESSION_TOKEN]
+With S3_PROXY_CERT and S3_PROXY_KEY set (PEM files), it listens with TLS.
 """
 import base64
 import datetime
@@ -25,6 +29,8 @@ import hashlib
 import http.client
 import http.server
 import json
+import os
+import ssl
 import sys
 import threading
 import time
@@ -36,8 +42,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 LISTEN, UPSTREAM = int(sys.argv[1]), int(sys.argv[2])
-ACCESS, SECRET, REGION = sys.argv[3], sys.argv[4], sys.argv[5]
-TOKEN = sys.argv[6] if len(sys.argv) > 6 else None
+REGION = sys.argv[5]
+creds = {"access": sys.argv[3], "secret": sys.argv[4],
+         "token": sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None}
 
 lock = threading.Lock()
 uploads = {}  # upload id -> {"bucket", "key", "initiated"}
@@ -108,6 +115,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if "get_drop_after" in q:
                     faults["get_drop_after"] = int(q["get_drop_after"])
                     faults["get_count"] = count
+            elif path == "/__proxy/creds":
+                creds.update(access=q["access"], secret=q["secret"], token=q.get("token") or None)
             elif path == "/__proxy/age_uploads":
                 for u in uploads.values():
                     u["initiated"] -= int(q["seconds"])
@@ -116,6 +125,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- signature ----
     def verify(self, raw_path, query, body):
+        with lock:
+            ACCESS, SECRET, TOKEN = creds["access"], creds["secret"], creds["token"]
         auth = self.headers.get("Authorization")
         if not auth:
             return self.refuse(403, "AccessDenied", "anonymous requests are refused")
@@ -314,5 +325,10 @@ class Server(http.server.ThreadingHTTPServer):
 
 if __name__ == "__main__":
     srv = Server(("127.0.0.1", LISTEN), Handler)
-    print("proxy listening on 127.0.0.1:%d -> %d" % (LISTEN, UPSTREAM), flush=True)
+    if os.environ.get("S3_PROXY_CERT"):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.environ["S3_PROXY_CERT"], os.environ["S3_PROXY_KEY"])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    print("proxy listening on 127.0.0.1:%d -> %d%s" % (LISTEN, UPSTREAM,
+          " (TLS)" if os.environ.get("S3_PROXY_CERT") else ""), flush=True)
     srv.serve_forever()
