@@ -573,8 +573,8 @@ static int setup_maint(struct agent *a)
     /* the leader's agent listens like ours: HTTPS port if we have one, else the plain one */
     static char port[8];
     bool tls = fl->tls_listen.value[0] != '\0';
-    if (maint_peer_listen_port(tls ? fl->tls_listen.value : fl->listen.value, port,
-                               sizeof(port)) == 0) {
+    if (maint_peer_listen_port(tls ? fl->tls_listen.value : fl->listen.value, port, sizeof(port)) ==
+        0) {
         mc.agent_scheme = tls ? "https" : "http";
         mc.agent_port = port;
     }

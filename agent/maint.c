@@ -59,12 +59,12 @@ struct maint {
     uint64_t nospace_done[CACHE_MAX_MEMBERS]; /* defragmented by us in this NOSPACE episode */
     size_t n_nospace_done;
     int64_t next_defrag_ms, next_hashkv_ms;
-    bool local_due; /* the local member was due when it last answered reads */
-    int64_t next_peer_ms;   /* next time a follower asks the leader's agent for its verdict */
-    int64_t peer_rev;       /* the verdict revision it acted on last (acts once per check) */
-    uint64_t peer_from;     /* ... and the member whose agent gave it */
-    char peer_error[256];   /* the last failure to learn it, logged once */
-    struct route route;     /* GET /hashkv */
+    bool local_due;       /* the local member was due when it last answered reads */
+    int64_t next_peer_ms; /* next time a follower asks the leader's agent for its verdict */
+    int64_t peer_rev;     /* the verdict revision it acted on last (acts once per check) */
+    uint64_t peer_from;   /* ... and the member whose agent gave it */
+    char peer_error[256]; /* the last failure to learn it, logged once */
+    struct route route;   /* GET /hashkv */
 
     pthread_mutex_t mu; /* counters below, read by the metrics source */
     double defrag_last_ts, defrag_last_duration;
@@ -569,8 +569,9 @@ static void marker_apply(struct maint *m, const struct cache_snapshot *s,
             log_msg(LOG_ERROR, "maint: removing the divergent marker beside %s: %s", dir,
                     strerror(-rc));
         else
-            log_msg(LOG_INFO, "maint: the local member is consistent again (%s): divergent "
-                              "marker removed",
+            log_msg(LOG_INFO,
+                    "maint: the local member is consistent again (%s): divergent "
+                    "marker removed",
                     source);
         return;
     case MAINT_MARKER_LEAVE:
@@ -629,8 +630,8 @@ static void peer_round(struct maint *m, const struct cache_snapshot *s)
     if (m->cfg.n_peer_agents) {
         for (size_t i = 0; i < m->cfg.n_peer_agents && !got && !stopping(m); i++) {
             char e[256] = "";
-            got = peer_fetch(m, m->cfg.peer_agents[i], &v, e, sizeof(e)) == 0 &&
-                  v.coordinator && v.member_id == leader;
+            got = peer_fetch(m, m->cfg.peer_agents[i], &v, e, sizeof(e)) == 0 && v.coordinator &&
+                  v.member_id == leader;
             if (e[0])
                 copy_str(err, sizeof(err), e);
         }
@@ -824,8 +825,8 @@ static void route_hashkv(void *arg, const struct http_request *req, struct http_
 
 int maint_add_routes(struct maint *m, struct routes *r)
 {
-    m->route = (struct route){
-        .path = "/hashkv", .methods = "GET, HEAD", .fn = route_hashkv, .arg = m};
+    m->route =
+        (struct route){.path = "/hashkv", .methods = "GET, HEAD", .fn = route_hashkv, .arg = m};
     return routes_add(r, &m->route);
 }
 

@@ -31,14 +31,14 @@ int maint_peer_render(const struct cache_snapshot *s, int64_t now_ms, char **out
         return -EAGAIN;
     bool checked = mt->hashkv_verdict[0] && mt->hashkv_revision > 0;
     cJSON *o = cJSON_CreateObject();
-    bool ok = o && add_hex(o, "member_id", l->status.member_id) &&
-              add_hex(o, "cluster_id", l->status.cluster_id) &&
-              cJSON_AddBoolToObject(o, "coordinator", mt->coordinator) &&
-              cJSON_AddStringToObject(o, "verdict", checked ? mt->hashkv_verdict : "") &&
-              cJSON_AddNumberToObject(o, "revision", checked ? (double)mt->hashkv_revision : 0) &&
-              cJSON_AddNumberToObject(o, "age_ms",
-                                      checked ? (double)(now_ms - mt->hashkv_at_ms) : -1) &&
-              cJSON_AddNumberToObject(o, "cluster_size", checked ? (double)mt->n_members : 0);
+    bool ok =
+        o && add_hex(o, "member_id", l->status.member_id) &&
+        add_hex(o, "cluster_id", l->status.cluster_id) &&
+        cJSON_AddBoolToObject(o, "coordinator", mt->coordinator) &&
+        cJSON_AddStringToObject(o, "verdict", checked ? mt->hashkv_verdict : "") &&
+        cJSON_AddNumberToObject(o, "revision", checked ? (double)mt->hashkv_revision : 0) &&
+        cJSON_AddNumberToObject(o, "age_ms", checked ? (double)(now_ms - mt->hashkv_at_ms) : -1) &&
+        cJSON_AddNumberToObject(o, "cluster_size", checked ? (double)mt->n_members : 0);
     cJSON *arr = ok ? cJSON_AddArrayToObject(o, "members") : NULL;
     for (size_t i = 0; arr && checked && i < mt->n_members && i < MAINT_PLAN_MAX_MEMBERS; i++) {
         const struct cache_maint_member *cm = &mt->members[i];
@@ -133,14 +133,14 @@ int maint_peer_parse(const char *buf, size_t len, struct maint_peer_verdict *v)
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "members");
     while (end && end < buf + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
         end++;
-    if (end != buf + len || !cJSON_IsObject(j) || cJSON_GetArraySize(j) != 8 ||
-        !cJSON_IsBool(co) || !verdict || strlen(verdict) >= sizeof(v->verdict) ||
-        !cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > MAINT_PLAN_MAX_MEMBERS)
+    if (end != buf + len || !cJSON_IsObject(j) || cJSON_GetArraySize(j) != 8 || !cJSON_IsBool(co) ||
+        !verdict || strlen(verdict) >= sizeof(v->verdict) || !cJSON_IsArray(arr) ||
+        cJSON_GetArraySize(arr) > MAINT_PLAN_MAX_MEMBERS)
         goto out;
     if (parse_id(cJSON_GetObjectItemCaseSensitive(j, "member_id"), &v->member_id) < 0 ||
         parse_id(cJSON_GetObjectItemCaseSensitive(j, "cluster_id"), &v->cluster_id) < 0 ||
-        parse_num(cJSON_GetObjectItemCaseSensitive(j, "revision"), 0, PEER_NUM_MAX,
-                  &v->revision) < 0 ||
+        parse_num(cJSON_GetObjectItemCaseSensitive(j, "revision"), 0, PEER_NUM_MAX, &v->revision) <
+            0 ||
         parse_num(cJSON_GetObjectItemCaseSensitive(j, "age_ms"), -1, PEER_NUM_MAX, &v->age_ms) <
             0 ||
         parse_num(cJSON_GetObjectItemCaseSensitive(j, "cluster_size"), 0, MAINT_PLAN_MAX_MEMBERS,

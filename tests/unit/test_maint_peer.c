@@ -172,8 +172,8 @@ struct drow {
 };
 
 static const struct drow drows[] = {
-    {"C named by a majority: write", C, CL, A, 3, A, true, "divergent member", 42, 3, 1, 1, 9, 0,
-     0, 0, MAINT_MARKER_WRITE},
+    {"C named by a majority: write", C, CL, A, 3, A, true, "divergent member", 42, 3, 1, 1, 9, 0, 0,
+     0, MAINT_MARKER_WRITE},
     {"B is consistent: remove", B, CL, A, 3, A, true, "divergent member", 42, 3, 1, 1, 9, 0, 0, 0,
      MAINT_MARKER_REMOVE},
     {"all equal: remove", C, CL, A, 3, A, true, "consistent", 42, 3, 1, 1, 1, 0, 0, 0,
@@ -182,8 +182,8 @@ static const struct drow drows[] = {
      "inconsistent cluster", 42, 3, 1, 2, 3, 0, 0, 0, MAINT_MARKER_LEAVE},
     {"not from the leader's agent", C, CL, B, 3, A, true, "divergent member", 42, 3, 1, 1, 9, 0, 0,
      0, MAINT_MARKER_LEAVE},
-    {"the answering agent does not coordinate", C, CL, A, 3, A, false, "divergent member", 42, 3,
-     1, 1, 9, 0, 0, 0, MAINT_MARKER_LEAVE},
+    {"the answering agent does not coordinate", C, CL, A, 3, A, false, "divergent member", 42, 3, 1,
+     1, 9, 0, 0, 0, MAINT_MARKER_LEAVE},
     {"another cluster", C, CL + 1, A, 3, A, true, "divergent member", 42, 3, 1, 1, 9, 0, 0, 0,
      MAINT_MARKER_LEAVE},
     {"never checked", C, CL, A, 3, A, true, "", 0, 0, 0, 0, 0, 0, 0, 0, MAINT_MARKER_LEAVE},
