@@ -659,7 +659,10 @@ static void peer_round(struct maint *m, const struct cache_snapshot *s)
     enum maint_marker_action a = maint_peer_decide(&v, self, l->status.cluster_id, leader,
                                                    s->cluster.n_members, &maj, &own, &why);
     if (a == MAINT_MARKER_LEAVE) {
-        peer_note(m, why);
+        /* no evidence is normal; an answer we may not use says something is misconfigured */
+        bool refused =
+            strcmp(why, "not the leader's agent") == 0 || strcmp(why, "another cluster") == 0;
+        peer_note(m, refused ? why : "");
         return;
     }
     peer_note(m, "");

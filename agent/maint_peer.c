@@ -111,7 +111,7 @@ static int parse_member(const cJSON *m, struct maint_plan_hash *h)
     if (parse_num(cJSON_GetObjectItemCaseSensitive(m, "hash"), 0, 4294967295.0, &x) < 0)
         return -EINVAL;
     h->hash = (uint32_t)x;
-    if (parse_num(cJSON_GetObjectItemCaseSensitive(m, "compact_revision"), 0, PEER_NUM_MAX,
+    if (parse_num(cJSON_GetObjectItemCaseSensitive(m, "compact_revision"), -1, PEER_NUM_MAX,
                   &h->compact_revision) < 0)
         return -EINVAL;
     return 0;

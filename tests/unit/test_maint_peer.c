@@ -126,6 +126,10 @@ static const char *const bad[] = {
     "{\"member_id\":\"a1\",\"cluster_id\":\"c1\",\"coordinator\":true,\"verdict\":\"x\","
     "\"revision\":1,\"age_ms\":0,\"cluster_size\":1,\"members\":["
     "{\"id\":\"a1\",\"ok\":true,\"hash\":1,\"compact_revision\":0,\"divergent\":true}]}",
+    /* compact revision below etcd's -1 ("never compacted") */
+    "{\"member_id\":\"a1\",\"cluster_id\":\"c1\",\"coordinator\":true,\"verdict\":\"x\","
+    "\"revision\":1,\"age_ms\":0,\"cluster_size\":1,\"members\":["
+    "{\"id\":\"a1\",\"ok\":true,\"hash\":1,\"compact_revision\":-2}]}",
     /* trailing garbage */
     "{\"member_id\":\"a1\",\"cluster_id\":\"c1\",\"coordinator\":true,\"verdict\":\"x\","
     "\"revision\":1,\"age_ms\":0,\"cluster_size\":1,\"members\":[]} x",
@@ -146,11 +150,13 @@ static void test_parse_refuses(void **state)
         assert_int_equal(v.member_id, 0); /* cleared */
     }
     const char ok[] = "{\"member_id\":\"A1\",\"cluster_id\":\"c1\",\"coordinator\":false,"
-                      "\"verdict\":\"\",\"revision\":0,\"age_ms\":-1,\"cluster_size\":0,"
-                      "\"members\":[]}\n";
+                      "\"verdict\":\"\",\"revision\":0,\"age_ms\":-1,\"cluster_size\":1,"
+                      "\"members\":[{\"id\":\"a1\",\"ok\":true,\"hash\":1,"
+                      "\"compact_revision\":-1}]}\n";
     struct maint_peer_verdict v;
     assert_int_equal(maint_peer_parse(ok, strlen(ok), &v), 0);
     assert_int_equal(v.member_id, A);
+    assert_int_equal(v.h[0].compact_revision, -1); /* etcd's "never compacted" */
     /* a NUL inside is refused */
     assert_int_equal(maint_peer_parse(ok, sizeof(ok), &v), -EINVAL);
 }
