@@ -90,11 +90,12 @@ cluster_stop "$f"
 python3 - "$(cluster_data-dir "$f")/member/snap/db" "$value-AAAA" "$value-BBBB" <<'PY'
 import sys
 p, old, new = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
-b = bytearray(open(p, "rb").read())
-i = b.find(old)
-assert i >= 0 and b.find(old, i + 1) < 0, "value not found exactly once"
-b[i:i + len(new)] = new
-open(p, "r+b").write(b)
+b = bytes(open(p, "rb").read())
+n = b.count(old)
+# etcd 3.5 may leave an older copy of the leaf page in a free page: flip every copy
+print("# the value occurs %d time(s) in the db" % n)
+assert n >= 1, "value not found"
+open(p, "r+b").write(b.replace(old, new))
 PY
 check "flipped one value in follower $f's db" [ $? = 0 ]
 cluster_start "$f" existing
