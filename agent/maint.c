@@ -61,10 +61,12 @@ struct maint {
     int64_t next_defrag_ms, next_hashkv_ms;
     bool local_due;       /* the local member was due when it last answered reads */
     int64_t next_peer_ms; /* next time a follower asks the leader's agent for its verdict */
-    int64_t peer_rev;     /* the verdict revision it acted on last (acts once per check) */
-    uint64_t peer_from;   /* ... and the member whose agent gave it */
-    char peer_error[256]; /* the last failure to learn it, logged once */
-    struct route route;   /* GET /hashkv */
+    int64_t peer_rev;     /* the verdict revision it acted on last (once per outcome) */
+    uint64_t peer_from;   /* ... the member whose agent gave it */
+    enum maint_marker_action peer_action; /* ... what it meant for our marker */
+    uint32_t peer_hash;                   /* ... and our member's hash in it */
+    char peer_error[256];                 /* the last failure to learn it, logged once */
+    struct route route;                   /* GET /hashkv */
 
     pthread_mutex_t mu; /* counters below, read by the metrics source */
     double defrag_last_ts, defrag_last_duration;
@@ -666,10 +668,15 @@ static void peer_round(struct maint *m, const struct cache_snapshot *s)
         return;
     }
     peer_note(m, "");
-    if (v.revision == m->peer_rev && v.member_id == m->peer_from)
-        return; /* this check was acted on already */
+    /* Act once per outcome: the same revision can be checked again with another outcome (a
+     * member restarted with changed bytes and no write in between). */
+    if (v.revision == m->peer_rev && v.member_id == m->peer_from && a == m->peer_action &&
+        own == m->peer_hash)
+        return;
     m->peer_rev = v.revision;
     m->peer_from = v.member_id;
+    m->peer_action = a;
+    m->peer_hash = own;
     char source[64];
     char h[17];
     (void)snprintf(source, sizeof(source), "the check of leader %s", etcd_id_hex(v.member_id, h));

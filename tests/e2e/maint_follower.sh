@@ -27,9 +27,14 @@ start_agents() {
         A[$i]=http://127.0.0.1:${ports[$i]}
     done
     peers=$(IFS=,; echo "${A[*]}")
+    # agent 0 also backs up (a file:// store, every 30 s): /members shows the backup's age
+    local extra
+    mkdir -p "$work/store"
     for i in 0 1 2; do
+        extra=()
+        [ "$i" = 0 ] && extra=(--backup-url "file://$work/store" --backup-interval 30s --backup-compress none)
         start_agent pid "$i" "${ports[$i]}" --data-dir "$(cluster_data-dir "$i")" \
-            --defrag-interval 0 --hashkv-interval "$HASHKV" --peer-agents "$peers"
+            --defrag-interval 0 --hashkv-interval "$HASHKV" --peer-agents "$peers" "${extra[@]}"
     done
     for i in 0 1 2; do
         until_true 60 curl -sf -o /dev/null "${A[$i]}/readyz" || return 1
@@ -77,6 +82,27 @@ sleep 10
 check "a consistent cluster: no marker beside any data dir" no_marker
 check "the followers reached the leader's agent (no 'cannot learn' line)" \
     bash -c "! grep -q 'cannot learn the leader' '$work'/agent-*.log"
+
+# The last good backup's age in /members (table line and JSON) beside /status's; none without
+# --backup-url.
+backup_age_shown() {
+    curl -s "${A[0]}/members?format=table" | grep -qE '^last good backup: [0-9]+m[0-9]{2}s ago$' &&
+        curl -s "${A[0]}/members" | python3 -c '
+import json, sys
+a = json.load(sys.stdin)["verdict"]["backup_last_good_age_s"]
+sys.exit(0 if isinstance(a, int) and 0 <= a < 120 else 1)' &&
+        curl -s "${A[0]}/status" | python3 -c '
+import json, sys
+sys.exit(0 if isinstance(json.load(sys.stdin)["backup"]["last_good_age_s"], int) else 1)'
+}
+check "/members shows the last good backup's age (table line, JSON), as /status does" \
+    until_true 90 backup_age_shown
+curl -s "${A[0]}/members?format=table" | tail -2 | sed 's/^/# /'
+no_backup_shown() {
+    ! curl -s "${A[1]}/members?format=table" | grep -q 'last good backup' &&
+        curl -s "${A[1]}/members" | python3 -c 'import json,sys; sys.exit("backup_last_good_age_s" in json.load(sys.stdin)["verdict"])'
+}
+check "... and nothing about backups without --backup-url" no_backup_shown
 
 # The follower to corrupt: member 2 unless it leads.
 l=$(leader_idx) || fail "leader known"
