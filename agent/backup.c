@@ -1038,6 +1038,13 @@ static void backup_metrics(void *arg, struct metrics_writer *w)
     gauge(w, "etcd_agent_backup_last_good_age_seconds", "gauge",
           "Age of the newest good backup known (from the store or this agent; -1: none).",
           age < 0 ? -1.0 : (double)age / 1000.0);
+    /* for the "last good backup too old" alert (manifests/monitoring): 2 x the interval */
+    gauge(w, "etcd_agent_backup_interval_seconds", "gauge",
+          "--backup-interval in seconds (0: only POST /backups).",
+          (double)b->cfg.interval_ms / 1000.0);
+    gauge(w, "etcd_agent_backup_running_seconds", "gauge",
+          "Seconds since this agent's backup schedule started.",
+          (double)((int64_t)time(NULL) * 1000 - b->start_ms) / 1000.0);
     gauge(w, "etcd_agent_backup_verified_total", "counter",
           "Backups downloaded and checked against their manifest.",
           (double)atomic_load(&b->verified_total));

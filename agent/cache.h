@@ -112,7 +112,8 @@ struct cache_maint_member {
     int64_t quota; /* backend quota bytes; 0 unknown */
     bool hash_ok;  /* answered the last HashKV check */
     uint32_t hash;
-    bool divergent; /* named by the last check */
+    int64_t compact_revision; /* its compact revision in that answer */
+    bool divergent;           /* named by the last check */
 };
 struct cache_maint {
     bool enabled;     /* the module runs */

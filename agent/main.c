@@ -20,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "maint.h"
+#include "maint_peer.h"
 #include "probe.h"
 #include "routes.h"
 #include "server.h"
@@ -49,7 +50,7 @@
 #define AGENT_EXIT_USAGE 2
 
 struct flags {
-    struct config_list endpoints, cluster_endpoints;
+    struct config_list endpoints, cluster_endpoints, peer_agents;
     struct config_string cacert, cert, key;
     struct config_string listen, tls_listen, tls_cert, tls_key, tls_client_ca;
     uint64_t probe_interval_ms, livez_intervals;
@@ -264,6 +265,13 @@ static const struct config_option g_opts[] = {
      .max = AGENT_MAX_MAINT_MS,
      .help = "compare every member's HashKV this often (0: never)",
      .arg_name = "DURATION"},
+    {.name = "peer-agents",
+     .env = {"ETCD_AGENT_PEER_AGENTS"},
+     .type = CONFIG_LIST,
+     .target = &g_flags.peer_agents,
+     .help = "the other agents' base URLs, to learn the leader's HashKV verdict; unset: the "
+             "leader's client URL host with this agent's own scheme and port",
+     .arg_name = "URLS"},
     {.name = "nospace-resume",
      .env = {"ETCD_AGENT_NOSPACE_RESUME"},
      .type = CONFIG_UINT,
@@ -554,14 +562,27 @@ static int setup_maint(struct agent *a)
         .defrag_timeout_ms = fl->defrag_timeout_ms,
         .hashkv_interval_ms = fl->hashkv_interval_ms,
         .data_dir = fl->data_dir.value[0] ? fl->data_dir.value : NULL,
+        .peer_agents = (const char *const *)fl->peer_agents.items,
+        .n_peer_agents = fl->peer_agents.n,
         .plan = {.min_free = min_free,
                  .threshold_pct = (unsigned)fl->defrag_threshold,
                  .nospace_resume_pct = (unsigned)fl->nospace_resume,
                  .nospace_compact = fl->nospace_compact},
     };
+    /* the leader's agent listens like ours: HTTPS port if we have one, else the plain one */
+    static char port[8];
+    bool tls = fl->tls_listen.value[0] != '\0';
+    if (maint_peer_listen_port(tls ? fl->tls_listen.value : fl->listen.value, port, sizeof(port)) ==
+        0) {
+        mc.agent_scheme = tls ? "https" : "http";
+        mc.agent_port = port;
+    }
     a->maint = maint_new(&mc);
     if (!a->maint)
         return -ENOMEM;
+    int rc = maint_add_routes(a->maint, a->routes);
+    if (rc < 0)
+        return rc;
     return routes_add_metrics(a->routes, &(struct metrics_source){maint_metrics, a->maint});
 }
 
@@ -710,7 +731,9 @@ int main(int argc, char **argv)
     agent_teardown(&a);
     config_list_free(&g_flags.endpoints);
     config_list_free(&g_flags.backup_recipients);
-    if (!a.keep_shared) /* the maintenance thread borrows it too */
+    if (!a.keep_shared) { /* the maintenance thread borrows them too */
         config_list_free(&g_flags.cluster_endpoints);
+        config_list_free(&g_flags.peer_agents);
+    }
     return code;
 }

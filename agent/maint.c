@@ -23,6 +23,8 @@
 #include "grpc.h"
 #include "httpsget.h"
 #include "log.h"
+#include "maint_peer.h"
+#include "routes.h"
 
 #define MAINT_KEY_MAX (CACHE_MAX_URLS * CACHE_MAX_URL)
 #define MAINT_TARGETS (CACHE_MAX_MEMBERS + GRPC_MAX_ENDPOINTS)
@@ -57,7 +59,14 @@ struct maint {
     uint64_t nospace_done[CACHE_MAX_MEMBERS]; /* defragmented by us in this NOSPACE episode */
     size_t n_nospace_done;
     int64_t next_defrag_ms, next_hashkv_ms;
-    bool local_due; /* the local member was due when it last answered reads */
+    bool local_due;       /* the local member was due when it last answered reads */
+    int64_t next_peer_ms; /* next time a follower asks the leader's agent for its verdict */
+    int64_t peer_rev;     /* the verdict revision it acted on last (once per outcome) */
+    uint64_t peer_from;   /* ... the member whose agent gave it */
+    enum maint_marker_action peer_action; /* ... what it meant for our marker */
+    uint32_t peer_hash;                   /* ... and our member's hash in it */
+    char peer_error[256];                 /* the last failure to learn it, logged once */
+    struct route route;                   /* GET /hashkv */
 
     pthread_mutex_t mu; /* counters below, read by the metrics source */
     double defrag_last_ts, defrag_last_duration;
@@ -98,6 +107,7 @@ struct maint *maint_new(const struct maint_config *cfg)
     int64_t now = clock_mono_ms();
     m->next_defrag_ms = now + (int64_t)cfg->defrag_interval_ms;
     m->next_hashkv_ms = now + (int64_t)cfg->hashkv_interval_ms;
+    m->next_peer_ms = now + (int64_t)cfg->hashkv_interval_ms;
     return m;
 }
 
@@ -501,6 +511,7 @@ static void hashkv_round(struct maint *m, const struct cache_snapshot *s)
         cm->id = h[i].id;
         cm->hash_ok = h[i].ok;
         cm->hash = h[i].hash;
+        cm->compact_revision = h[i].compact_revision;
         cm->divergent = named[i];
         cm->quota = o.pm[i].quota;
         char id[17];
@@ -518,12 +529,13 @@ static void hashkv_round(struct maint *m, const struct cache_snapshot *s)
     hashkv_mark_local(m, s, v, h, named, o.n, rev);
 }
 
-/* The local member's divergent marker after a check: written when a majority named it, removed
- * when a check found it consistent with the majority; nothing else (no majority, no answer)
- * changes it. On the maint thread: file I/O never runs on the event loop. */
-static void hashkv_mark_local(struct maint *m, const struct cache_snapshot *s,
-                              enum maint_hash_verdict v, const struct maint_plan_hash *h,
-                              const bool *named, size_t n, int64_t rev)
+/* Carry out a's meaning for the local member's divergent marker: written when a majority named
+ * it at one revision R, removed when a check found it consistent with the majority; LEAVE
+ * changes nothing. On the maint thread: file I/O never runs on the event loop. `source` says
+ * whose check it was, for the log line. */
+static void marker_apply(struct maint *m, const struct cache_snapshot *s,
+                         enum maint_marker_action a, int64_t rev, uint32_t hash,
+                         uint32_t majority_hash, const char *source)
 {
     const struct cache_local *l = &s->local;
     const char *dir = m->cfg.data_dir;
@@ -532,15 +544,14 @@ static void hashkv_mark_local(struct maint *m, const struct cache_snapshot *s,
 
     if (!dir || !dir[0] || !l->have_status || !l->status.member_id || !l->status.cluster_id)
         return;
-    switch (maint_plan_marker(h, n, v, named, l->status.member_id, &mk.majority_hash)) {
+    switch (a) {
     case MAINT_MARKER_WRITE:
         mk.member_id = l->status.member_id;
         mk.cluster_id = l->status.cluster_id;
         mk.revision = rev;
         mk.time = (int64_t)wall_seconds();
-        for (size_t i = 0; i < n; i++)
-            if (h[i].id == mk.member_id)
-                mk.hash = h[i].hash;
+        mk.hash = hash;
+        mk.majority_hash = majority_hash;
         rc = divergent_write(dir, &mk);
         if (rc != 0)
             log_msg(LOG_ERROR, "maint: writing the divergent marker beside %s: %s", dir,
@@ -548,9 +559,9 @@ static void hashkv_mark_local(struct maint *m, const struct cache_snapshot *s,
         else
             log_msg(LOG_WARN,
                     "maint: the local member %" PRIx64 " is divergent at revision %" PRId64
-                    " (hash %" PRIu32 ", majority %" PRIu32 "): marker written beside %s; "
+                    " (hash %" PRIu32 ", majority %" PRIu32 ", %s): marker written beside %s; "
                     "restarting the pod resets it",
-                    mk.member_id, rev, mk.hash, mk.majority_hash, dir);
+                    mk.member_id, rev, mk.hash, mk.majority_hash, source, dir);
         return;
     case MAINT_MARKER_REMOVE:
         if (divergent_read(dir, &mk) == -ENOENT)
@@ -560,12 +571,116 @@ static void hashkv_mark_local(struct maint *m, const struct cache_snapshot *s,
             log_msg(LOG_ERROR, "maint: removing the divergent marker beside %s: %s", dir,
                     strerror(-rc));
         else
-            log_msg(LOG_INFO, "maint: the local member is consistent again: divergent marker "
-                              "removed");
+            log_msg(LOG_INFO,
+                    "maint: the local member is consistent again (%s): divergent "
+                    "marker removed",
+                    source);
         return;
     case MAINT_MARKER_LEAVE:
         return;
     }
+}
+
+/* The coordinator's own member, after its own check. */
+static void hashkv_mark_local(struct maint *m, const struct cache_snapshot *s,
+                              enum maint_hash_verdict v, const struct maint_plan_hash *h,
+                              const bool *named, size_t n, int64_t rev)
+{
+    uint64_t self = s->local.have_status ? s->local.status.member_id : 0;
+    uint32_t maj = 0, own = 0;
+    enum maint_marker_action a = maint_plan_marker(h, n, v, named, self, &maj);
+    for (size_t i = 0; i < n; i++)
+        if (h[i].id == self)
+            own = h[i].hash;
+    marker_apply(m, s, a, rev, own, maj, "our own check");
+}
+
+/* ---- a follower learns the leader's agent's verdict ------------------------------------ */
+
+/* GET /hashkv of one agent; 0 with *v parsed, or negative with err filled. */
+static int peer_fetch(struct maint *m, const char *base, struct maint_peer_verdict *v, char *err,
+                      size_t err_len)
+{
+    char *body = NULL;
+    size_t len = 0;
+    int rc = httpsget(m->cfg.tls, base, "/hashkv", MAINT_PEER_MAX_BYTES, MAINT_CALL_TIMEOUT_MS,
+                      &body, &len, err, err_len);
+    if (rc == 0 && maint_peer_parse(body, len, v) < 0) {
+        (void)snprintf(err, err_len, "%s/hashkv: not a verdict", base);
+        rc = -EPROTO;
+    }
+    free(body);
+    return rc;
+}
+
+static void peer_note(struct maint *m, const char *err)
+{
+    if (strcmp(m->peer_error, err) != 0 && err[0])
+        log_msg(LOG_WARN, "maint: cannot learn the leader's HashKV verdict: %s", err);
+    copy_str(m->peer_error, sizeof(m->peer_error), err);
+}
+
+/* A follower (with a data dir to mark): ask the leader's agent, act once per check. */
+static void peer_round(struct maint *m, const struct cache_snapshot *s)
+{
+    const struct cache_local *l = &s->local;
+    uint64_t leader = l->status.leader, self = l->status.member_id;
+    char err[256] = "", url[CACHE_MAX_URL + 16];
+    struct maint_peer_verdict v;
+    bool got = false;
+
+    if (m->cfg.n_peer_agents) {
+        for (size_t i = 0; i < m->cfg.n_peer_agents && !got && !stopping(m); i++) {
+            char e[256] = "";
+            got = peer_fetch(m, m->cfg.peer_agents[i], &v, e, sizeof(e)) == 0 && v.coordinator &&
+                  v.member_id == leader;
+            if (e[0])
+                copy_str(err, sizeof(err), e);
+        }
+        if (!got && !err[0])
+            (void)snprintf(err, sizeof(err), "no --peer-agents entry is the leader's agent");
+    } else if (m->cfg.agent_scheme && m->cfg.agent_port) {
+        const struct cache_member *lm = NULL;
+        for (size_t i = 0; i < s->cluster.n_members && i < CACHE_MAX_MEMBERS; i++)
+            if (s->cluster.members[i].id == leader && s->cluster.members[i].n_client_urls)
+                lm = &s->cluster.members[i];
+        if (!lm)
+            (void)snprintf(err, sizeof(err), "the leader %" PRIx64 " has no client URL", leader);
+        else if (maint_peer_url(lm->client_urls[0], m->cfg.agent_scheme, m->cfg.agent_port, url,
+                                sizeof(url)) < 0)
+            (void)snprintf(err, sizeof(err), "no agent URL from %.200s", lm->client_urls[0]);
+        else
+            got = peer_fetch(m, url, &v, err, sizeof(err)) == 0;
+    }
+    if (!got) {
+        peer_note(m, err);
+        return;
+    }
+    uint32_t maj = 0, own = 0;
+    const char *why = "";
+    enum maint_marker_action a = maint_peer_decide(&v, self, l->status.cluster_id, leader,
+                                                   s->cluster.n_members, &maj, &own, &why);
+    if (a == MAINT_MARKER_LEAVE) {
+        /* no evidence is normal; an answer we may not use says something is misconfigured */
+        bool refused =
+            strcmp(why, "not the leader's agent") == 0 || strcmp(why, "another cluster") == 0;
+        peer_note(m, refused ? why : "");
+        return;
+    }
+    peer_note(m, "");
+    /* Act once per outcome: the same revision can be checked again with another outcome (a
+     * member restarted with changed bytes and no write in between). */
+    if (v.revision == m->peer_rev && v.member_id == m->peer_from && a == m->peer_action &&
+        own == m->peer_hash)
+        return;
+    m->peer_rev = v.revision;
+    m->peer_from = v.member_id;
+    m->peer_action = a;
+    m->peer_hash = own;
+    char source[64];
+    char h[17];
+    (void)snprintf(source, sizeof(source), "the check of leader %s", etcd_id_hex(v.member_id, h));
+    marker_apply(m, s, a, v.revision, own, maj, source);
 }
 
 /* ---- the local member: a defrag the coordinator runs on it ----------------------------- */
@@ -649,6 +764,11 @@ static void *maint_main(void *arg)
             hashkv_round(m, s);
             m->next_hashkv_ms = clock_mono_ms() + (int64_t)m->cfg.hashkv_interval_ms;
         }
+        if (!coordinator && m->cfg.hashkv_interval_ms && m->cfg.data_dir && l->status_ok &&
+            l->status.leader && !l->status.is_learner && now >= m->next_peer_ms && !stopping(m)) {
+            peer_round(m, s);
+            m->next_peer_ms = clock_mono_ms() + (int64_t)m->cfg.hashkv_interval_ms;
+        }
         targets_sweep(m);
         cache_release(m->cfg.cache, s);
         if (cache_publish_maint(m->cfg.cache, &m->state) < 0)
@@ -692,6 +812,32 @@ bool maint_free(struct maint *m)
     pthread_mutex_destroy(&m->mu);
     free(m);
     return true;
+}
+
+/* ---- GET /hashkv -------------------------------------------------------------------------- */
+
+static void route_hashkv(void *arg, const struct http_request *req, struct http_response *resp)
+{
+    (void)req;
+    struct maint *m = arg;
+    const struct cache_snapshot *s = cache_acquire(m->cfg.cache);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = maint_peer_render(s, clock_mono_ms(), &text, &len);
+    cache_release(m->cfg.cache, s);
+    if (rc == -EAGAIN)
+        (void)http_response_error(resp, 503, "the local member has not answered yet");
+    else if (rc < 0 || http_response_set_body(resp, 200, "application/json", text, len) < 0)
+        (void)http_response_error(resp, 500, "out of memory");
+    cJSON_free(text);
+    (void)http_response_add_header(resp, "cache-control", "no-store");
+}
+
+int maint_add_routes(struct maint *m, struct routes *r)
+{
+    m->route =
+        (struct route){.path = "/hashkv", .methods = "GET, HEAD", .fn = route_hashkv, .arg = m};
+    return routes_add(r, &m->route);
 }
 
 /* ---- metrics ------------------------------------------------------------------------------ */

@@ -34,6 +34,14 @@ struct maint_config {
     const char *data_dir;        /* optional, borrowed: the local member's data dir; a HashKV check
                                   * that names the local member divergent by a majority records it
                                   * in "<data_dir>.divergent" (common/divergent.h) for reset-member */
+    /* A follower's agent learns the leader's agent's verdict (GET /hashkv, maint_peer.h) at most
+     * once per hashkv interval: from these agent base URLs ("http(s)://host:port"), or, when
+     * none are given, from the leader member's client URL host with agent_scheme and
+     * agent_port (our own listener's: every pod of the StatefulSet listens alike). */
+    const char *const *peer_agents; /* optional, borrowed */
+    size_t n_peer_agents;
+    const char *agent_scheme; /* "https" or "http"; NULL: only peer_agents */
+    const char *agent_port;
     struct maint_plan_params plan;
 };
 
@@ -52,5 +60,10 @@ bool maint_free(struct maint *m);
 /* A metrics_source_fn (arg = the struct maint): the etcd_agent_defrag_*, hashkv and quota
  * families. Never blocks (a mutex held for a copy). */
 void maint_metrics(void *arg, struct metrics_writer *w);
+
+/* Registers GET /hashkv: this agent's last HashKV verdict (maint_peer.h), read from the cache
+ * (never blocks). r and m must outlive the server. 0 or a negative errno. */
+struct routes;
+int maint_add_routes(struct maint *m, struct routes *r);
 
 #endif

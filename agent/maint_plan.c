@@ -269,8 +269,13 @@ enum maint_marker_action maint_plan_marker(const struct maint_plan_hash *h, size
             }
         return MAINT_MARKER_LEAVE;
     }
-    if (v == MAINT_HASH_CONSISTENT || v == MAINT_HASH_DIVERGENT)
-        return MAINT_MARKER_REMOVE;
+    if (v != MAINT_HASH_CONSISTENT && v != MAINT_HASH_DIVERGENT)
+        return MAINT_MARKER_LEAVE;
+    /* consistent only when compared: another unnamed member at our compact revision agrees */
+    for (size_t i = 0; i < n; i++)
+        if (i != me && h[i].ok && !divergent[i] &&
+            h[i].compact_revision == h[me].compact_revision && h[i].hash == h[me].hash)
+            return MAINT_MARKER_REMOVE;
     return MAINT_MARKER_LEAVE;
 }
 

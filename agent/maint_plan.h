@@ -101,7 +101,7 @@ const char *maint_plan_hash_verdict_name(enum maint_hash_verdict v);
 enum maint_marker_action {
     MAINT_MARKER_LEAVE,  /* no evidence either way (no majority, no answer, not listed) */
     MAINT_MARKER_WRITE,  /* a majority named it: *majority_hash is the majority's hash */
-    MAINT_MARKER_REMOVE, /* it answered and agrees with the majority */
+    MAINT_MARKER_REMOVE, /* it answered, was compared and agrees with the majority */
 };
 enum maint_marker_action maint_plan_marker(const struct maint_plan_hash *h, size_t n,
                                            enum maint_hash_verdict v, const bool *divergent,

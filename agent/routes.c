@@ -494,6 +494,44 @@ static cJSON *member_json(const struct cache_member *m, uint64_t leader,
     return o;
 }
 
+/* The last good backup's age for /members: "12m34s ago", "none yet"; "" without --backup-url. */
+static void backup_age_text(const struct cache_backup *b, int64_t wall, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (!b->enabled)
+        return;
+    int64_t s = health_backup_age_ms(b, wall);
+    if (s < 0)
+        (void)snprintf(out, len, "none yet");
+    else if ((s /= 1000) < 3600)
+        (void)snprintf(out, len, "%" PRId64 "m%02" PRId64 "s ago", s / 60, s % 60);
+    else
+        (void)snprintf(out, len, "%" PRId64 "h%02" PRId64 "m ago", s / 3600, s / 60 % 60);
+}
+
+/* The table plus one line under it: "last good backup: 12m34s ago" (and the staleness note). */
+static int table_add_backup(const struct cache_backup *b, char **text, size_t *len)
+{
+    char age[64], note[256], line[400];
+    int64_t wall = clock_wall_ms();
+    backup_age_text(b, wall, age, sizeof(age));
+    if (!age[0])
+        return 0;
+    health_backup_note(b, wall, note, sizeof(note));
+    int n =
+        snprintf(line, sizeof(line), "last good backup: %s%s%s\n", age, note[0] ? ": " : "", note);
+    if (n < 0)
+        return -EINVAL;
+    size_t add = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    char *p = realloc(*text, *len + add + 1);
+    if (!p)
+        return -ENOMEM;
+    memcpy(p + *len, line, add + 1);
+    *text = p;
+    *len += add;
+    return 0;
+}
+
 /* `Accept: text/plain` or `?format=table`: etcdctl's table (maint_table.c). */
 static bool wants_table(const struct http_request *req)
 {
@@ -513,7 +551,9 @@ static void route_members(void *arg, const struct http_request *req, struct http
     if (wants_table(req)) {
         char *text = NULL;
         size_t len = 0;
-        if (maint_table_render(s, leader, &text, &len) < 0) {
+        if (maint_table_render(s, leader, &text, &len) < 0 ||
+            table_add_backup(&s->backup, &text, &len) < 0) {
+            free(text);
             (void)http_response_error(resp, 500, "out of memory");
         } else {
             free(resp->body);
@@ -550,6 +590,11 @@ static void route_members(void *arg, const struct http_request *req, struct http
          cJSON_AddBoolToObject(vo, "recoverable", v.recoverable) &&
          add_uint(vo, "voters", v.n_voters) && add_uint(vo, "healthy_voters", v.n_healthy_voters) &&
          add_str_or_null(vo, "hashkv", s->maint.hashkv_verdict);
+    if (ok && s->backup.enabled) { /* the last good backup (backup.c), as in /status */
+        int64_t age = health_backup_age_ms(&s->backup, clock_wall_ms());
+        ok = (age >= 0 ? add_int(vo, "backup_last_good_age_s", age / 1000)
+                       : cJSON_AddNullToObject(vo, "backup_last_good_age_s")) != NULL;
+    }
     for (size_t i = 0; ok && i < v.n_failing; i++) {
         const struct cache_member *m = &cl->members[v.failing[i]];
         char h[17];

@@ -154,6 +154,7 @@
 #define MAINT_METRICS_TIMEOUT_MS 3000
 #define MAINT_MAX_SKIP_REASONS 8
 #define MAINT_STOP_GRACE_MS 2000
+#define MAINT_PEER_MAX_BYTES (16u * 1024) /* GET /hashkv of the leader's agent (maint_peer.h) */
 #define MAINT_PLAN_MAX_MEMBERS 16
 #define MAINT_PLAN_REASON_MAX 256
 /* A member is "caught up" (may take leadership) when its applied index is at most this far
