@@ -336,7 +336,8 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     struct codec_enc_opts eo = {.zstd = b->cfg.compress,
                                 .zstd_level = b->cfg.zstd_level,
                                 .recipients = b->cfg.n_recipients ? b->recipients : NULL,
-                                .n_recipients = b->cfg.n_recipients};
+                                .n_recipients = b->cfg.n_recipients,
+                                .no_plain_sha256 = true}; /* etcd_snapshot checks the db's */
     if ((rc = codec_enc_new(&codec, &eo, spool_sink_write, &p)) < 0) {
         snprintf(err, err_len, "codec: %s", strerror(-rc));
         res->reason = R_OTHER;

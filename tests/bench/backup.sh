@@ -144,9 +144,12 @@ tools() {
     S_WALL=0 S_CPU=0
     local t0
     t0=$(now)
+    local c_before
     step "etcdctl snapshot save" env ETCDCTL_API=3 etcdctl --endpoints "$EP" "${TLSF[@]}" \
         snapshot save "$T/t.db"
+    c_before=$S_CPU
     step "zstd -3" zstd -q -3 -f "$T/t.db" -o "$T/t.db.zst"
+    ZSTD_CPU=$(calc "$S_CPU - $c_before")
     step "age -r" age -r "$RCPT" -o "$T/t.db.zst.age" "$T/t.db.zst"
     step "$upname" "$@"
     T_WALL=$(calc "$(now) - $t0")
@@ -158,6 +161,8 @@ ratios() { # WHAT
     printf '  %s: wall %.2f s vs %.2f s = %.2fx (goal <= 0.5); CPU %.2f s vs %.2f s = %.2fx (goal <= 0.3); agent peak RSS %.1f MiB (goal <= 32)\n' \
         "$1" "$A_WALL" "$T_WALL" "$(calc "$A_WALL / $T_WALL")" "$A_CPU" "$T_CPU" \
         "$(calc "$A_CPU / $T_CPU")" "$(calc "$A_RSS / 1024")"
+    printf '    (CPU floor: zstd -3 alone = %.2fx the tools'"'"' CPU; the agent net of it: %.2fx)\n' \
+        "$(calc "$ZSTD_CPU / $T_CPU")" "$(calc "($A_CPU - $ZSTD_CPU) / $T_CPU")"
 }
 
 # ---- S3 -------------------------------------------------------------------------------------
@@ -180,6 +185,9 @@ zstd -q -3 -c "$T/t.db" >/dev/null
 ZSTD_WALL=$(calc "$(now) - $t0")
 printf '    zstd -3 of the db to /dev/null (one core): %.2f s; age of its output: %.2f s\n' "$ZSTD_WALL" "$STEP_age"
 printf '    the store: aws s3 cp of the finished object: %.2f s\n' "$STEP_aws"
+printf '    CPU floor: zstd -3 alone %.2f s = %.2fx the tools'"'"' CPU (the agent compresses every byte too); wall floor: max(etcd send, the store'"'"'s upload) %.2f s = %.2fx the tools'"'"' wall\n' \
+    "$ZSTD_CPU" "$(calc "$ZSTD_CPU / $S3_T_CPU")" "$(calc "$FLOOR_WALL > $STEP_aws ? $FLOOR_WALL : $STEP_aws")" \
+    "$(calc "($FLOOR_WALL > $STEP_aws ? $FLOOR_WALL : $STEP_aws) / $S3_T_WALL")"
 ratios "S3 backup"
 
 # ---- restore from the store -----------------------------------------------------------------
