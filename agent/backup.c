@@ -226,11 +226,93 @@ static void *uploader(void *arg)
     return NULL;
 }
 
+/* The encoder runs in its own thread: the etcd stream's thread (TLS, etcd's digest) copies the
+ * snapshot into BACKUP_ENC_BUFS buffers of BACKUP_ENC_CHUNK and hands them over in order; the
+ * encoder thread (zstd, age, the object's sha256, the spool) takes them, so that compressing
+ * overlaps receiving instead of following it. */
 struct take {
     struct codec *codec;
     struct backup *b;
-    int err;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint8_t *buf[BACKUP_ENC_BUFS];
+    size_t len[BACKUP_ENC_BUFS];
+    unsigned head, n; /* under mu: the oldest full buffer and how many are full or in use */
+    bool eof;         /* under mu: no more buffers come */
+    bool cancel;      /* under mu: the stream failed: drop what is queued */
+    int err;          /* under mu: the encoder's failure (sticky) */
+    unsigned fill;    /* stream thread: the buffer it fills, and how far */
+    size_t fill_len;
 };
+
+static void *encoder(void *arg)
+{
+    struct take *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (t->n == 0 && !t->eof && !t->err && !t->cancel)
+            pthread_cond_wait(&t->cv, &t->mu);
+        if (t->n == 0 || t->err || t->cancel)
+            break;
+        unsigned i = t->head;
+        pthread_mutex_unlock(&t->mu);
+        int rc = codec_write(t->codec, t->buf[i], t->len[i]);
+        pthread_mutex_lock(&t->mu);
+        if (rc < 0)
+            t->err = rc;
+        t->head = (t->head + 1) % BACKUP_ENC_BUFS;
+        t->n--;
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* Hands the buffer being filled to the encoder and waits for a free one. 0 or its error. */
+static int take_hand(struct take *t)
+{
+    pthread_mutex_lock(&t->mu);
+    if (!t->err) {
+        t->len[t->fill] = t->fill_len;
+        t->n++;
+        pthread_cond_broadcast(&t->cv);
+    }
+    while (t->n == BACKUP_ENC_BUFS && !t->err)
+        pthread_cond_wait(&t->cv, &t->mu);
+    int err = t->err;
+    pthread_mutex_unlock(&t->mu);
+    t->fill = (t->fill + 1) % BACKUP_ENC_BUFS;
+    t->fill_len = 0;
+    return err;
+}
+
+/* Copies len bytes into the buffers, handing over each full one. 0 or the encoder's error. */
+static int take_put(struct take *t, const uint8_t *p, size_t len)
+{
+    while (len) {
+        size_t n = BACKUP_ENC_CHUNK - t->fill_len < len ? BACKUP_ENC_CHUNK - t->fill_len : len;
+        memcpy(t->buf[t->fill] + t->fill_len, p, n);
+        t->fill_len += n;
+        p += n;
+        len -= n;
+        int rc = t->fill_len == BACKUP_ENC_CHUNK ? take_hand(t) : 0;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The stream's end: the last partial buffer (ok), then no more. The caller joins the thread. */
+static int take_end(struct take *t, bool ok)
+{
+    int rc = ok && t->fill_len ? take_hand(t) : 0;
+    pthread_mutex_lock(&t->mu);
+    t->eof = true;
+    t->cancel = !ok;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
 
 static int on_data(void *arg, uint64_t total, const uint8_t *blob, size_t len)
 {
@@ -238,12 +320,7 @@ static int on_data(void *arg, uint64_t total, const uint8_t *blob, size_t len)
     struct take *t = arg;
     if (snapjob_stopping(t->b->cfg.snap->pool))
         return 1;
-    int rc = codec_write(t->codec, blob, len);
-    if (rc < 0) {
-        t->err = rc;
-        return 1;
-    }
-    return 0;
+    return take_put(t, blob, len) < 0 ? 1 : 0;
 }
 
 struct size_find {
@@ -298,6 +375,11 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     uint8_t digest[32];
     struct codec_result cr;
     struct pipeline p = {.fd = -1};
+    struct take t = {.b = b};
+    pthread_t enc_thread;
+    bool enc_started = false;
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
     pthread_t up_thread;
     bool up_started = false;
     pthread_mutex_init(&p.mu, NULL);
@@ -354,8 +436,29 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
         goto out;
     }
     up_started = true;
-    struct take t = {.codec = codec, .b = b};
+    for (int i = 0; i < BACKUP_ENC_BUFS; i++) {
+        if (!(t.buf[i] = malloc(BACKUP_ENC_CHUNK))) {
+            rc = -ENOMEM;
+            snprintf(err, err_len, "out of memory");
+            res->reason = R_OTHER;
+            goto out;
+        }
+    }
+    t.codec = codec;
+    if (pthread_create(&enc_thread, NULL, encoder, &t) != 0) {
+        rc = -EAGAIN;
+        snprintf(err, err_len, "cannot start the encoder thread");
+        res->reason = R_OTHER;
+        goto out;
+    }
+    enc_started = true;
     int g = etcd_snapshot(ch, 0, b->cfg.snap->idle_timeout_ms, on_data, &t, digest, &gst);
+    /* etcdctl's file format: the db bytes, then their sha256 (etcd's digest, checked) */
+    if (g == GRPC_OK && take_put(&t, digest, sizeof digest) < 0)
+        g = GRPC_CANCELLED;
+    take_end(&t, g == GRPC_OK);
+    pthread_join(enc_thread, NULL);
+    enc_started = false;
     if (g != GRPC_OK) {
         if (t.err < 0) {
             rc = t.err;
@@ -368,9 +471,7 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
         }
         goto out;
     }
-    /* etcdctl's file format: the db bytes, then their sha256 (etcd's digest, checked above) */
-    if ((rc = codec_write(codec, digest, sizeof digest)) < 0 ||
-        (rc = codec_finish(codec, &cr)) < 0) {
+    if ((rc = t.err) < 0 || (rc = codec_finish(codec, &cr)) < 0) {
         snprintf(err, err_len, "spool/codec: %s %s", strerror(-rc), codec_error(codec));
         res->reason = p.write_err < 0 ? R_SPOOL : R_OTHER;
         goto out;
@@ -445,6 +546,14 @@ out:
             res->reason = store_reason(rc);
         }
     }
+    if (enc_started) {
+        take_end(&t, false);
+        pthread_join(enc_thread, NULL);
+    }
+    for (int i = 0; i < BACKUP_ENC_BUFS; i++)
+        free(t.buf[i]);
+    pthread_cond_destroy(&t.cv);
+    pthread_mutex_destroy(&t.mu);
     store_upload_abort(p.u); /* nothing committed: the store drops the parts */
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
