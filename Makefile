@@ -266,6 +266,7 @@ lint:
 	$(Q)! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|atol|gets)\s*\(' \
 	    $$(git ls-files '*.c' '*.h') || { echo "lint: banned function" >&2; exit 1; }
 	$(Q)clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+	$(Q)/usr/bin/python3 tests/lint/include_graph.py
 
 # analyze: clang-tidy (config: .clang-tidy) and cppcheck over the program sources with the
 # compile flags; both must be clean (findings fixed, or suppressed inline with a reason).

@@ -73,6 +73,20 @@ struct backup {
     struct metrics_source metrics;
 };
 
+/* What the routes and the table show (they read the cache, never this module). */
+static void publish_state(struct backup *b)
+{
+    struct cache_backup cb = {
+        .enabled = true,
+        .interval_ms = b->cfg.interval_ms,
+        .started_wall_ms = b->start_ms,
+        .last_good_wall_ms = atomic_load(&b->last_good_ms),
+    };
+    snprintf(cb.store, sizeof cb.store, "%.*s", (int)sizeof cb.store - 1, b->url_log); /* cut */
+    if (b->cfg.cache && cache_publish_backup(b->cfg.cache, &cb) < 0)
+        log_msg(LOG_WARN, "backup: cannot publish its state (out of memory)");
+}
+
 void backup_url_redact(const char *url, char *out, size_t len)
 {
     size_t n = strcspn(url, "?#");
@@ -821,8 +835,10 @@ static int run_one(struct backup *b, const char *trigger, struct backup_result *
     backup_name_parse(res->name, &(time_t){0}, &(int64_t){0});
     time_t t;
     int64_t rev;
-    if (backup_name_parse(res->name, &t, &rev) == 0)
+    if (backup_name_parse(res->name, &t, &rev) == 0) {
         atomic_store(&b->last_good_ms, (int64_t)t * 1000);
+        publish_state(b);
+    }
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "trigger", trigger);
     cJSON_AddStringToObject(f, "store", b->url_log);
@@ -941,8 +957,10 @@ static void *schedule_loop(void *arg)
                 retry_after = clock_mono_ms() + (int64_t)grace;
             } else {
                 last_list_rc = 0;
-                if (in.newest_ms >= 0 && in.newest_ms > atomic_load(&b->last_good_ms))
+                if (in.newest_ms >= 0 && in.newest_ms > atomic_load(&b->last_good_ms)) {
                     atomic_store(&b->last_good_ms, in.newest_ms);
+                    publish_state(b);
+                }
                 int rank = -1;
                 enum backup_turn_verdict v = backup_turn_decide(&in, &rank);
                 if (v != last_v && v != BACKUP_TURN_NOT_DUE && v != BACKUP_TURN_GO)
@@ -1015,6 +1033,7 @@ struct backup *backup_new(const struct backup_config *cfg, char *err, size_t err
                 "backups to %s are NOT encrypted (no --backup-recipient): anyone who "
                 "can read the store can read every key in etcd",
                 b->url_log);
+    publish_state(b);
     if (cfg->interval_ms) {
         if (pthread_create(&b->thread, NULL, schedule_loop, b) != 0) {
             snprintf(err, err_len, "cannot start the backup thread");
@@ -1058,27 +1077,13 @@ void backup_free(struct backup *b)
     free(b);
 }
 
-int64_t backup_last_good_age_ms(struct backup *b)
+static int64_t last_good_age_ms(struct backup *b)
 {
     int64_t t = b ? atomic_load(&b->last_good_ms) : 0;
     if (!t)
         return -1;
     int64_t now = (int64_t)time(NULL) * 1000;
     return now > t ? now - t : 0;
-}
-
-void backup_readyz_note(struct backup *b, char *out, size_t len)
-{
-    out[0] = '\0';
-    if (!b || !b->cfg.interval_ms)
-        return;
-    int64_t age = backup_last_good_age_ms(b);
-    int64_t since = (int64_t)time(NULL) * 1000 - b->start_ms;
-    if (age < 0 && since > 2 * (int64_t)b->cfg.interval_ms)
-        snprintf(out, len, "no good backup in %s since the agent started", b->url_log);
-    else if (age > 2 * (int64_t)b->cfg.interval_ms)
-        snprintf(out, len, "newest good backup is %" PRId64 "s old (interval %" PRIu64 "s)",
-                 age / 1000, b->cfg.interval_ms / 1000);
 }
 
 /* ---- routes -------------------------------------------------------------------------------- */
@@ -1164,7 +1169,7 @@ static void list_answer(struct backup *b, struct snapjob *job)
         shown++;
     }
     free(buf);
-    int64_t age = backup_last_good_age_ms(b);
+    int64_t age = last_good_age_ms(b);
     if (age >= 0)
         cJSON_AddNumberToObject(o, "last_good_age_s", (double)age / 1000.0);
     char *s = cJSON_PrintUnformatted(o);
@@ -1279,7 +1284,7 @@ static void backup_metrics(void *arg, struct metrics_writer *w)
     gauge(w, "etcd_agent_backup_last_size_bytes", "gauge",
           "Object size of this agent's last successful backup.",
           (double)atomic_load(&b->last_size));
-    int64_t age = backup_last_good_age_ms(b);
+    int64_t age = last_good_age_ms(b);
     gauge(w, "etcd_agent_backup_last_good_age_seconds", "gauge",
           "Age of the newest good backup known (from the store or this agent; -1: none).",
           age < 0 ? -1.0 : (double)age / 1000.0);

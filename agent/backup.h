@@ -43,10 +43,6 @@ struct backup *backup_new(const struct backup_config *cfg, char *err, size_t err
 void backup_free(struct backup *b);
 /* Registers /backups and the metrics source. 0 or a negative errno. */
 int backup_add_routes(struct backup *b, struct routes *r);
-/* Age in ms of the last good backup this agent made or saw in the store; -1 if none known. */
-int64_t backup_last_good_age_ms(struct backup *b);
-/* One-line note for /readyz when the newest backup is older than 2 x interval ("" if not). */
-void backup_readyz_note(struct backup *b, char *out, size_t len);
 
 /* Redacts a URL for logging: drops the query string and any user:password@. */
 void backup_url_redact(const char *url, char *out, size_t len);

@@ -96,7 +96,7 @@ void cache_release(struct cache *c, const struct cache_snapshot *s)
         free(m);
 }
 
-enum part { PART_LOCAL, PART_CLUSTER, PART_PROMOTE, PART_MAINT };
+enum part { PART_LOCAL, PART_CLUSTER, PART_PROMOTE, PART_MAINT, PART_BACKUP };
 
 static int publish(struct cache *c, enum part part, const void *data)
 {
@@ -120,6 +120,9 @@ static int publish(struct cache *c, enum part part, const void *data)
         break;
     case PART_MAINT:
         memcpy(&n->maint, data, sizeof(n->maint));
+        break;
+    case PART_BACKUP:
+        memcpy(&n->backup, data, sizeof(n->backup));
         break;
     }
     n->refs = 1;
@@ -149,6 +152,11 @@ int cache_publish_promote(struct cache *c, const struct cache_promote *promote)
 int cache_publish_maint(struct cache *c, const struct cache_maint *maint)
 {
     return publish(c, PART_MAINT, maint);
+}
+
+int cache_publish_backup(struct cache *c, const struct cache_backup *backup)
+{
+    return publish(c, PART_BACKUP, backup);
 }
 
 void cache_count_probe(struct cache *c, enum cache_probe p, double seconds)

@@ -132,11 +132,22 @@ struct cache_maint {
     size_t n_members;
 };
 
+/* Off-node backups (backup.c): what /readyz, /status and the /members table say of them. Wall
+ * clock times (backup names carry wall time). */
+struct cache_backup {
+    bool enabled;                /* --backup-url is set */
+    uint64_t interval_ms;        /* --backup-interval; 0: on demand only */
+    int64_t started_wall_ms;     /* when the module started */
+    int64_t last_good_wall_ms;   /* newest good backup this agent made or saw; 0: none known */
+    char store[CACHE_MAX_ERROR]; /* the store's URL without query or credentials */
+};
+
 struct cache_snapshot {
     struct cache_local local;
     struct cache_cluster cluster;
     struct cache_promote promote;
     struct cache_maint maint;
+    struct cache_backup backup;
     /* private */
     unsigned refs;
 };
@@ -168,6 +179,7 @@ int cache_publish_local(struct cache *c, const struct cache_local *local);
 int cache_publish_cluster(struct cache *c, const struct cache_cluster *cluster);
 int cache_publish_promote(struct cache *c, const struct cache_promote *promote);
 int cache_publish_maint(struct cache *c, const struct cache_maint *maint);
+int cache_publish_backup(struct cache *c, const struct cache_backup *backup);
 
 /* Counters, thread-safe. */
 void cache_count_probe(struct cache *c, enum cache_probe p, double seconds);

@@ -115,3 +115,24 @@ void health_live(const struct cache_snapshot *s, int64_t now_ms, int64_t start_m
     }
     out->ok = out->checks[0].ok && out->checks[1].ok;
 }
+
+int64_t health_backup_age_ms(const struct cache_backup *b, int64_t now_wall_ms)
+{
+    if (!b->enabled || b->last_good_wall_ms <= 0)
+        return -1;
+    return now_wall_ms > b->last_good_wall_ms ? now_wall_ms - b->last_good_wall_ms : 0;
+}
+
+void health_backup_note(const struct cache_backup *b, int64_t now_wall_ms, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (!b->enabled || !b->interval_ms)
+        return;
+    int64_t late = 2 * (int64_t)b->interval_ms;
+    int64_t age = health_backup_age_ms(b, now_wall_ms);
+    if (age < 0 && now_wall_ms - b->started_wall_ms > late)
+        snprintf(out, len, "no good backup in %s since the agent started", b->store);
+    else if (age > late)
+        snprintf(out, len, "newest good backup is %" PRId64 "s old (interval %" PRIu64 "s)",
+                 age / 1000, b->interval_ms / 1000);
+}

@@ -41,4 +41,10 @@ void health_ready(const struct cache_snapshot *s, int64_t now_ms, const struct h
 void health_live(const struct cache_snapshot *s, int64_t now_ms, int64_t start_ms,
                  const struct health_params *p, struct health_report *out);
 
+/* Age in ms of the newest good backup at now_wall_ms; -1 if none is known. */
+int64_t health_backup_age_ms(const struct cache_backup *b, int64_t now_wall_ms);
+/* One line when backups are late (no good one within 2 x interval), else "": said in /readyz's
+ * body and /status, never a failure. */
+void health_backup_note(const struct cache_backup *b, int64_t now_wall_ms, char *out, size_t len);
+
 #endif

@@ -533,7 +533,6 @@ static int setup_backup(struct agent *a, char *err, size_t err_len)
     a->backup = backup_new(&bc, err, err_len);
     if (!a->backup)
         return -EINVAL;
-    routes_set_backup(a->routes, a->backup);
     int rc = backup_add_routes(a->backup, a->routes);
     if (rc < 0)
         (void)snprintf(err, err_len, "cannot add routes: %s", strerror(-rc));

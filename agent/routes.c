@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "array.h"
-#include "backup.h"
 #include "bounds.h"
 #include "clock.h"
 #include "etcd.h"
@@ -47,13 +46,7 @@ struct routes {
     struct metrics_source metrics[METRICS_MAX_SOURCES];
     size_t n_metrics;
     struct health_render render[RENDER_COUNT];
-    struct backup *backup; /* NULL: no --backup-url */
 };
-
-void routes_set_backup(struct routes *r, struct backup *b)
-{
-    r->backup = b;
-}
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -297,10 +290,10 @@ static void route_readyz(void *arg, const struct http_request *req, struct http_
     const struct cache_snapshot *s = cache_acquire(r->cfg.cache);
     struct health_report rep;
     health_ready(s, clock_mono_ms(), &r->cfg.health, &rep);
+    char note[CACHE_MAX_ERROR + 64] = "";
+    if (strcmp(req->path, "/readyz") == 0)
+        health_backup_note(&s->backup, clock_wall_ms(), note, sizeof note);
     cache_release(r->cfg.cache, s);
-    char note[256] = "";
-    if (r->backup && strcmp(req->path, "/readyz") == 0)
-        backup_readyz_note(r->backup, note, sizeof note);
     if (!note[0] || http_query_param(req, "verbose", NULL, 0)) {
         health_answer(r, req, resp, &rep, strcmp(req->path, "/healthz") == 0 ? "healthz" : "readyz",
                       &r->render[RENDER_READY]);
@@ -401,13 +394,14 @@ static void route_status(void *arg, const struct http_request *req, struct http_
                   ? add_int(po, "next_try_in_ms", pr->next_try_ms > now ? pr->next_try_ms - now : 0)
                   : cJSON_AddNullToObject(po, "next_try_in_ms"));
     }
-    if (ok && r->backup) {
-        int64_t age = backup_last_good_age_ms(r->backup);
+    if (ok && s->backup.enabled) {
+        int64_t wall = clock_wall_ms();
+        int64_t age = health_backup_age_ms(&s->backup, wall);
         cJSON *bo = cJSON_AddObjectToObject(o, "backup");
         ok = bo && (age >= 0 ? add_int(bo, "last_good_age_s", age / 1000)
                              : cJSON_AddNullToObject(bo, "last_good_age_s")) != NULL;
-        char note[256];
-        backup_readyz_note(r->backup, note, sizeof note);
+        char note[CACHE_MAX_ERROR + 64];
+        health_backup_note(&s->backup, wall, note, sizeof note);
         ok = ok && add_str_or_null(bo, "warning", note);
     }
     /* Day-2 maintenance (maint.c): db use against the quota, the coordinator's last step. */

@@ -48,10 +48,6 @@ int routes_add(struct routes *r, const struct route *route);
  * Returns 0 or -ENOSPC. */
 int routes_add_metrics(struct routes *r, const struct metrics_source *src);
 
-/* Show the backup module's state in /status (and its staleness note in /readyz). */
-struct backup;
-void routes_set_backup(struct routes *r, struct backup *b);
-
 /* The http_handler_fn to give the server, with arg = the struct routes. */
 void routes_handle(void *arg, const struct http_request *req, struct http_response *resp);
 

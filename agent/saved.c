@@ -677,9 +677,13 @@ void saved_free(struct saved *sv)
 /* ---- HTTP ---------------------------------------------------------------------------------- */
 
 /* On a pool worker: the directory listing and a stat per file. */
+struct list_task {
+    struct saved *sv;
+};
+
 static void list_task(struct snapjob *job, void *arg)
 {
-    struct saved *sv = *(struct saved **)arg;
+    struct saved *sv = ((struct list_task *)arg)->sv;
     free(arg);
     const char *dir = sv->dir;
     char **names;
@@ -846,13 +850,13 @@ void saved_route_list(void *arg, const struct http_request *req, struct http_res
         post(sv, resp);
         return;
     }
-    struct saved **a = malloc(sizeof *a);
-    if (!a) {
+    struct list_task *t = malloc(sizeof *t);
+    if (!t) {
         snapctx_reply_error(resp, 500, "out of memory");
         return;
     }
-    *a = sv;
-    run_task(sv, resp, list_task, a);
+    t->sv = sv;
+    run_task(sv, resp, list_task, t);
 }
 
 void saved_route_file(void *arg, const struct http_request *req, struct http_response *resp)

@@ -28,6 +28,16 @@ static char *own(struct snapctx *ctx, const char *s, bool *oom)
     return c;
 }
 
+/* What snapctx_new allocated, the pool aside (stopped or never started). */
+static void destroy(struct snapctx *ctx)
+{
+    for (size_t i = 0; ctx->owned && i < ctx->n_owned; i++)
+        free(ctx->owned[i]);
+    free(ctx->owned);
+    free(ctx->endpoints);
+    free(ctx);
+}
+
 struct snapctx *snapctx_new(const struct snapshot_config *cfg, char *err, size_t err_len)
 {
     struct snapctx *ctx = calloc(1, sizeof *ctx);
@@ -76,13 +86,14 @@ struct snapctx *snapctx_new(const struct snapshot_config *cfg, char *err, size_t
     ctx->pool = snapjob_pool_new(SNAPSHOT_FS_WORKERS, SNAPSHOT_FS_QUEUE, SNAPSHOT_FS_TIMEOUT_MS);
     if (!ctx->pool) {
         snprintf(err, err_len, "cannot start the snapshot workers");
-        snapctx_free(ctx);
+        destroy(ctx);
         return NULL;
     }
     return ctx;
 oom:
     snprintf(err, err_len, "out of memory");
-    snapctx_free(ctx);
+    if (ctx)
+        destroy(ctx);
     return NULL;
 }
 
@@ -92,11 +103,7 @@ bool snapctx_free(struct snapctx *ctx)
         return true;
     if (ctx->pool && !snapjob_pool_free(ctx->pool))
         return false;
-    for (size_t i = 0; i < ctx->n_owned; i++)
-        free(ctx->owned[i]);
-    free(ctx->owned);
-    free(ctx->endpoints);
-    free(ctx);
+    destroy(ctx);
     return true;
 }
 

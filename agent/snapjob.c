@@ -71,10 +71,13 @@ void snapjob_hold(struct snapjob *j)
     pthread_mutex_unlock(&j->mu);
 }
 
-void snapjob_release(struct snapjob *j)
+/* Drops n references at once: one decision to free, whatever the count (a job can be on the
+ * watch list and in a task at the same time). */
+static void release_refs(struct snapjob *j, int n)
 {
     pthread_mutex_lock(&j->mu);
-    int left = --j->refs;
+    j->refs -= n;
+    int left = j->refs;
     pthread_mutex_unlock(&j->mu);
     if (left > 0)
         return;
@@ -82,6 +85,11 @@ void snapjob_release(struct snapjob *j)
     free(j->body);
     pthread_mutex_destroy(&j->mu);
     free(j);
+}
+
+void snapjob_release(struct snapjob *j)
+{
+    release_refs(j, 1);
 }
 
 void snapjob_set_spool(struct snapjob *j, struct spool *sp)
@@ -321,9 +329,13 @@ static bool unwatch_locked(struct snapjob_pool *p, struct snapjob *j)
     return true;
 }
 
+static void *watchdog_main(void *arg);
+
 void snapjob_watch(struct snapjob_pool *p, struct snapjob *j)
 {
     pthread_mutex_lock(&p->mu);
+    if (!p->watchdog_on && pthread_create(&p->watchdog, NULL, watchdog_main, p) == 0)
+        p->watchdog_on = true; /* without it, a hung file call is never answered 503 */
     watch_locked(p, j);
     pthread_mutex_unlock(&p->mu);
 }
@@ -392,8 +404,7 @@ static void *watchdog_main(void *arg)
             p->queued--;
             time_out(t->job, p->timeout_ms);
             unwatch_locked(p, t->job);
-            snapjob_release(t->job); /* the list's */
-            snapjob_release(t->job); /* the task's */
+            release_refs(t->job, 2); /* the list's and the task's */
             free(t->arg);
             free(t);
         }
@@ -425,8 +436,10 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         t->fn(t->job, t->arg); /* fs clock running since snapjob_run */
         atomic_store(&t->job->fs_t0, 0);
-        snapjob_unwatch(p, t->job);
-        snapjob_release(t->job);
+        pthread_mutex_lock(&p->mu);
+        bool watched = unwatch_locked(p, t->job);
+        pthread_mutex_unlock(&p->mu);
+        release_refs(t->job, watched ? 2 : 1); /* the list's (if still there) and the task's */
         free(t);
         pthread_mutex_lock(&p->mu);
         p->idle++;
@@ -453,26 +466,36 @@ struct snapjob_pool *snapjob_pool_new(unsigned workers, unsigned queue_max, unsi
     pthread_condattr_destroy(&ca);
     p->queue_max = queue_max;
     p->timeout_ms = timeout_ms;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_mutex_lock(&p->mu);
-    for (unsigned i = 0; i < workers; i++) {
-        pthread_t t;
-        if (pthread_create(&t, &attr, worker_main, p) != 0)
-            break;
-        p->running++;
-        p->idle++;
-    }
-    p->workers = p->running;
-    pthread_mutex_unlock(&p->mu);
-    pthread_attr_destroy(&attr);
-    if (p->workers == 0 || pthread_create(&p->watchdog, NULL, watchdog_main, p) != 0) {
+    p->workers = workers;
+    if (workers == 0) {
         (void)snapjob_pool_free(p);
         return NULL;
     }
-    p->watchdog_on = true;
     return p;
+}
+
+/* Threads start with the first task that needs them, not at start-up: an agent nobody asks for
+ * files keeps its idle footprint (each thread costs stack and TLS pages). Called locked. */
+static int start_threads_locked(struct snapjob_pool *p)
+{
+    if (!p->watchdog_on) {
+        if (pthread_create(&p->watchdog, NULL, watchdog_main, p) != 0)
+            return -EAGAIN;
+        p->watchdog_on = true;
+    }
+    if (p->idle > 0 || p->running >= p->workers)
+        return 0;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int r = pthread_create(&t, &attr, worker_main, p);
+    pthread_attr_destroy(&attr);
+    if (r != 0)
+        return p->running > 0 ? 0 : -EAGAIN; /* the running ones will take it */
+    p->running++;
+    p->idle++;
+    return 0;
 }
 
 int snapjob_run(struct snapjob_pool *p, struct http_response *resp, snapjob_task_fn fn, void *arg)
@@ -486,7 +509,8 @@ int snapjob_run(struct snapjob_pool *p, struct http_response *resp, snapjob_task
         return -ENOMEM;
     }
     pthread_mutex_lock(&p->mu);
-    if (atomic_load(&p->stopping) || p->queued >= p->queue_max + p->idle) {
+    if (atomic_load(&p->stopping) || p->queued >= p->queue_max + p->idle ||
+        start_threads_locked(p) < 0) {
         pthread_mutex_unlock(&p->mu);
         free(t);
         snapjob_release(j);
@@ -556,9 +580,7 @@ bool snapjob_pool_free(struct snapjob_pool *p)
     while (t) {
         struct task *next = t->next;
         snapjob_error(t->job, 503, "shutting down");
-        if (unwatch_locked(p, t->job))
-            snapjob_release(t->job);
-        snapjob_release(t->job);
+        release_refs(t->job, unwatch_locked(p, t->job) ? 2 : 1);
         free(t->arg);
         free(t);
         t = next;
@@ -584,7 +606,9 @@ bool snapjob_pool_free(struct snapjob_pool *p)
     /* Jobs still watched belong to answered responses: drop the list's references. */
     while (p->watch) {
         struct snapjob *j = p->watch;
-        unwatch_locked(p, j);
+        /* A watched job holds the list's reference, so the loops above never freed it; the
+         * analyzer cannot see that invariant. */
+        unwatch_locked(p, j); // NOLINT(clang-analyzer-unix.Malloc)
         snapjob_release(j);
     }
     pthread_cond_destroy(&p->work);

@@ -60,8 +60,8 @@ void snapjob_unwatch(struct snapjob_pool *p, struct snapjob *j);
 
 /* ---- the pool ------------------------------------------------------------------------------ */
 
-/* `workers` threads, at most `queue_max` tasks waiting, `timeout_ms` per file call (queued time
- * counts). NULL on failure. */
+/* Up to `workers` threads (started as tasks need them, with the watchdog), at most `queue_max`
+ * tasks waiting, `timeout_ms` per file call (queued time counts). NULL on failure. */
 struct snapjob_pool *snapjob_pool_new(unsigned workers, unsigned queue_max, unsigned timeout_ms);
 /* Stops the pool: queued tasks are answered 503, idle workers and the watchdog exit, workers
  * stuck in a file call are abandoned (never joined), and so are the detached stream threads

@@ -42,7 +42,12 @@ struct snapshot *snapshot_new(const struct snapshot_config *cfg, char *err, size
         goto fail;
     return s;
 fail:
-    snapshot_free(s);
+    /* Nothing has run yet: the pool's idle workers always stop, so everything is freed. */
+    saved_free(s->saved);
+    (void)snapctx_free(s->ctx);
+    stream_free(s->stream);
+    disksource_free(s->disk);
+    free(s);
     return NULL;
 }
 

@@ -21,6 +21,7 @@
 
 #include "base64.h"
 #include "bech32.h"
+#include "errbuf.h"
 
 #define AGE_INTRO "age-encryption.org/v1\n"
 #define AGE_ARMOR "-----BEGIN AGE ENCRYPTED FILE-----"
@@ -33,18 +34,6 @@
 #define AGE_X25519_INFO "age-encryption.org/v1/X25519"
 #define AGE_HRP_RECIPIENT "age"
 #define AGE_HRP_IDENTITY "age-secret-key-"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- primitives --------------------------------------------------------------------------- */
 
@@ -259,7 +248,7 @@ static int each_key_line(const char *text, size_t len, key_line_fn one, void *ar
 {
     size_t pos = 0, lineno = 0;
     if (len > AGE_MAX_KEY_FILE) {
-        seterr(err, errlen, "file longer than %u bytes", AGE_MAX_KEY_FILE);
+        errbuf_set(err, errlen, "file longer than %u bytes", AGE_MAX_KEY_FILE);
         return -E2BIG;
     }
     while (pos < len) {
@@ -267,7 +256,7 @@ static int each_key_line(const char *text, size_t len, key_line_fn one, void *ar
         size_t end = nl ? (size_t)(nl - text) : len;
         lineno++;
         if (end - pos >= AGE_MAX_KEY_LINE) {
-            seterr(err, errlen, "line %zu: longer than %u bytes", lineno, AGE_MAX_KEY_LINE);
+            errbuf_set(err, errlen, "line %zu: longer than %u bytes", lineno, AGE_MAX_KEY_LINE);
             return -E2BIG;
         }
         size_t a = pos, b = end;
@@ -281,7 +270,7 @@ static int each_key_line(const char *text, size_t len, key_line_fn one, void *ar
         char why[AGE_ERR_LEN] = "";
         int rc = one(arg, text + a, b - a, why, sizeof why);
         if (rc != 0) {
-            seterr(err, errlen, "line %zu: %s", lineno, why);
+            errbuf_set(err, errlen, "line %zu: %s", lineno, why);
             return rc;
         }
     }
@@ -299,15 +288,16 @@ static int one_recipient(void *arg, const char *s, size_t len, char *err, size_t
     struct age_recipient r;
     if (age_recipient_parse(s, len, &r) != 0) {
         if (len > 4 && strncmp(s, "ssh-", 4) == 0)
-            seterr(err, errlen, "ssh keys are not supported (X25519 age1... recipients only)");
+            errbuf_set(err, errlen, "ssh keys are not supported (X25519 age1... recipients only)");
         else if (len > 4 && strncmp(s, "age1", 4) == 0 && len != AGE_RECIPIENT_STRLEN)
-            seterr(err, errlen, "not an X25519 recipient (plugin recipients are not supported)");
+            errbuf_set(err, errlen,
+                       "not an X25519 recipient (plugin recipients are not supported)");
         else
-            seterr(err, errlen, "not a valid age1... X25519 recipient");
+            errbuf_set(err, errlen, "not a valid age1... X25519 recipient");
         return -EINVAL;
     }
     if (k->n >= k->cap) {
-        seterr(err, errlen, "more than %zu recipients", k->cap);
+        errbuf_set(err, errlen, "more than %zu recipients", k->cap);
         return -E2BIG;
     }
     ((struct age_recipient *)k->out)[k->n++] = r;
@@ -320,14 +310,14 @@ static int one_identity(void *arg, const char *s, size_t len, char *err, size_t 
     struct age_identity id;
     if (age_identity_parse(s, len, &id) != 0) {
         if (len > 4 && (strncmp(s, "ssh-", 4) == 0 || strncmp(s, "-----", 5) == 0))
-            seterr(err, errlen, "ssh keys are not supported (AGE-SECRET-KEY-1... only)");
+            errbuf_set(err, errlen, "ssh keys are not supported (AGE-SECRET-KEY-1... only)");
         else
-            seterr(err, errlen, "not a valid AGE-SECRET-KEY-1... X25519 identity");
+            errbuf_set(err, errlen, "not a valid AGE-SECRET-KEY-1... X25519 identity");
         return -EINVAL;
     }
     if (k->n >= k->cap) {
         OPENSSL_cleanse(&id, sizeof id);
-        seterr(err, errlen, "more than %zu identities", k->cap);
+        errbuf_set(err, errlen, "more than %zu identities", k->cap);
         return -E2BIG;
     }
     ((struct age_identity *)k->out)[k->n++] = id;
@@ -341,7 +331,7 @@ static int parse_keys(const char *text, size_t len, void *out, size_t cap, size_
     struct key_acc k = {out, cap, 0};
     int rc = each_key_line(text, len, one, &k, err, errlen);
     if (rc == 0 && k.n == 0) {
-        seterr(err, errlen, "no %s found", what);
+        errbuf_set(err, errlen, "no %s found", what);
         rc = -EINVAL;
     }
     *n = rc == 0 ? k.n : 0;
@@ -378,7 +368,7 @@ static int read_key_file(const char *path, char **buf, size_t *len, char *err, s
     int rc = 0;
     if (fd < 0 || fstat(fd, &st) != 0) {
         rc = -errno;
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
         goto out;
     }
     b = malloc(AGE_MAX_KEY_FILE + 1);
@@ -392,7 +382,7 @@ static int read_key_file(const char *path, char **buf, size_t *len, char *err, s
             continue;
         if (r < 0) {
             rc = -errno;
-            seterr(err, errlen, "%s: %s", path, strerror(errno));
+            errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
             goto out;
         }
         if (r == 0)
@@ -400,7 +390,7 @@ static int read_key_file(const char *path, char **buf, size_t *len, char *err, s
         n += (size_t)r;
         if (n > AGE_MAX_KEY_FILE) {
             rc = -E2BIG;
-            seterr(err, errlen, "%s: longer than %u bytes", path, AGE_MAX_KEY_FILE);
+            errbuf_set(err, errlen, "%s: longer than %u bytes", path, AGE_MAX_KEY_FILE);
             goto out;
         }
     }
@@ -429,7 +419,7 @@ static int load_keys(const char *path, bool identities, void *out, size_t cap, s
     rc = identities ? age_identities_parse_text(buf, len, out, cap, n, why, sizeof why)
                     : age_recipients_parse_text(buf, len, out, cap, n, why, sizeof why);
     if (rc != 0)
-        seterr(err, errlen, "%s: %s", path, why);
+        errbuf_set(err, errlen, "%s: %s", path, why);
     OPENSSL_cleanse(buf, len);
     free(buf);
     return rc;
@@ -465,15 +455,15 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
     if (skip < len && memcmp(buf + skip, AGE_ARMOR, m) == 0) {
         if (m < sizeof AGE_ARMOR - 1)
             return len < AGE_MAX_HEADER ? -EAGAIN : -E2BIG;
-        seterr(err, errlen, "armored (PEM) age file: not supported, decode it with age first");
+        errbuf_set(err, errlen, "armored (PEM) age file: not supported, decode it with age first");
         return -EPROTONOSUPPORT;
     }
     m = len < intro ? len : intro;
     if (memcmp(buf, AGE_INTRO, m) != 0) {
         if (len >= 19 && memcmp(buf, "age-encryption.org/", 19) == 0)
-            seterr(err, errlen, "unsupported age format version (only v1)");
+            errbuf_set(err, errlen, "unsupported age format version (only v1)");
         else
-            seterr(err, errlen, "not an age file (no age-encryption.org/v1 line)");
+            errbuf_set(err, errlen, "not an age file (no age-encryption.org/v1 line)");
         return len >= 19 && memcmp(buf, "age-encryption.org/", 19) == 0 ? -EPROTONOSUPPORT
                                                                         : -EBADMSG;
     }
@@ -483,19 +473,19 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
     uint8_t body[33]; /* an X25519 body is 32 bytes: only that many are kept */
     for (;;) {
         if (pos >= AGE_MAX_HEADER) {
-            seterr(err, errlen, "header longer than %u bytes", AGE_MAX_HEADER);
+            errbuf_set(err, errlen, "header longer than %u bytes", AGE_MAX_HEADER);
             return -E2BIG;
         }
         const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
         if (!nl) {
             if (len >= AGE_MAX_HEADER) {
-                seterr(err, errlen, "header longer than %u bytes", AGE_MAX_HEADER);
+                errbuf_set(err, errlen, "header longer than %u bytes", AGE_MAX_HEADER);
                 return -E2BIG;
             }
             /* Refuse early what can never become a valid line. */
             for (size_t i = pos; i < len; i++)
                 if (buf[i] != ' ' && !is_vchar(buf[i])) {
-                    seterr(err, errlen, "header: invalid byte 0x%02x", buf[i]);
+                    errbuf_set(err, errlen, "header: invalid byte 0x%02x", buf[i]);
                     return -EBADMSG;
                 }
             return -EAGAIN;
@@ -506,11 +496,11 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
             if (ll != 4 + AGE_B64_KEY || line[3] != ' ' ||
                 base64_decode((const char *)line + 4, AGE_B64_KEY, h->mac, sizeof h->mac, false) !=
                     32) {
-                seterr(err, errlen, "header: malformed MAC line");
+                errbuf_set(err, errlen, "header: malformed MAC line");
                 return -EBADMSG;
             }
             if (h->n_stanzas == 0) {
-                seterr(err, errlen, "header: no recipient stanza");
+                errbuf_set(err, errlen, "header: no recipient stanza");
                 return -EBADMSG;
             }
             h->mac_input_len = pos + 3;
@@ -518,7 +508,7 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
             return 0;
         }
         if (ll < 3 || memcmp(line, "-> ", 3) != 0) {
-            seterr(err, errlen, "header: expected a stanza or the MAC line");
+            errbuf_set(err, errlen, "header: expected a stanza or the MAC line");
             return -EBADMSG;
         }
         /* Arguments: non-empty runs of VCHAR separated by single spaces. */
@@ -529,11 +519,12 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
             while (i < ll && is_vchar(line[i]))
                 i++;
             if (i == s || (i < ll && line[i] != ' ') || (i < ll && i + 1 == ll)) {
-                seterr(err, errlen, "header: malformed stanza line");
+                errbuf_set(err, errlen, "header: malformed stanza line");
                 return -EBADMSG;
             }
             if (nargs == AGE_MAX_STANZA_ARGS) {
-                seterr(err, errlen, "header: more than %d stanza arguments", AGE_MAX_STANZA_ARGS);
+                errbuf_set(err, errlen, "header: more than %d stanza arguments",
+                           AGE_MAX_STANZA_ARGS);
                 return -EBADMSG;
             }
             args[nargs] = line + s;
@@ -542,7 +533,7 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
                 i++;
         }
         if (nargs == 0) {
-            seterr(err, errlen, "header: stanza without a type");
+            errbuf_set(err, errlen, "header: stanza without a type");
             return -EBADMSG;
         }
         /* Body: lines of 64 base64 characters, ended by a shorter (maybe empty) line. */
@@ -553,12 +544,12 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
             const uint8_t *bnl = memchr(buf + bpos, '\n', len - bpos);
             size_t avail = bnl ? (size_t)(bnl - (buf + bpos)) : len - bpos;
             if (avail > AGE_B64_LINE || (!bnl && avail == AGE_B64_LINE)) {
-                seterr(err, errlen, "header: stanza body line longer than 64 columns");
+                errbuf_set(err, errlen, "header: stanza body line longer than 64 columns");
                 return -EBADMSG;
             }
             for (size_t j = 0; j < avail; j++)
                 if (base64_value(buf[bpos + j]) < 0) {
-                    seterr(err, errlen, "header: invalid stanza body");
+                    errbuf_set(err, errlen, "header: invalid stanza body");
                     return -EBADMSG;
                 }
             if (!bnl)
@@ -574,7 +565,7 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
         uint32_t acc = 0;
         int bits = 0;
         if (blen % 4 == 1) {
-            seterr(err, errlen, "header: invalid stanza body");
+            errbuf_set(err, errlen, "header: invalid stanza body");
             return -EBADMSG;
         }
         while (got < blen) {
@@ -594,11 +585,11 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
             cpos += take + 1;
         }
         if ((acc & ((1u << bits) - 1)) != 0) {
-            seterr(err, errlen, "header: non-canonical stanza body");
+            errbuf_set(err, errlen, "header: non-canonical stanza body");
             return -EBADMSG;
         }
         if (h->n_stanzas == AGE_MAX_STANZAS) {
-            seterr(err, errlen, "header: more than %d stanzas", AGE_MAX_STANZAS);
+            errbuf_set(err, errlen, "header: more than %d stanzas", AGE_MAX_STANZAS);
             return -E2BIG;
         }
         h->n_stanzas++;
@@ -608,7 +599,7 @@ int age_header_parse(const uint8_t *buf, size_t len, struct age_header *h, char 
                 base64_decode((const char *)args[1], AGE_B64_KEY, x->share, sizeof x->share,
                               false) != AGE_KEY_LEN ||
                 nbytes != 32) {
-                seterr(err, errlen, "header: malformed X25519 stanza");
+                errbuf_set(err, errlen, "header: malformed X25519 stanza");
                 return -EBADMSG;
             }
             memcpy(x->body, body, 32);

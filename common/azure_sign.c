@@ -5,7 +5,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include "array.h"
 #include "base64.h"
+#include "errbuf.h"
 #include "hex.h"
 
 /* the standard headers of the string-to-sign, in order */
@@ -277,22 +277,6 @@ void azure_block_id(uint32_t index, char out[29])
     out[base64_encode((const uint8_t *)raw, 15, out, true)] = '\0'; /* 20 characters */
 }
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    for (char *c = err; *c != '\0'; c++) {
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
-    }
-}
-
 static bool account_name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -320,23 +304,23 @@ int azure_account_from_env(const char *account, struct azure_account *a, char *e
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (account == NULL || !account_name_ok(account)) {
-        set_err(err, errlen,
-                "azure: account name \"%.*s\" is not 3-24 lower-case letters or digits", 32,
-                account != NULL ? account : "");
+        errbuf_set(err, errlen,
+                   "azure: account name \"%.*s\" is not 3-24 lower-case letters or digits", 32,
+                   account != NULL ? account : "");
         return -EINVAL;
     }
     if (env_account != NULL && env_account[0] != '\0' && strcmp(env_account, account) != 0) {
-        set_err(err, errlen,
-                "azure: AZURE_STORAGE_ACCOUNT (%.*s) differs from the URL's account (%s)", 32,
-                env_account, account);
+        errbuf_set(err, errlen,
+                   "azure: AZURE_STORAGE_ACCOUNT (%.*s) differs from the URL's account (%s)", 32,
+                   env_account, account);
         return -EINVAL;
     }
     snprintf(a->account, sizeof a->account, "%s", account);
     if (key != NULL && key[0] != '\0') {
         n = azure_key_decode(key, a->key, sizeof a->key);
         if (n <= 0) {
-            set_err(err, errlen,
-                    "azure: AZURE_STORAGE_KEY is not a base64 key of at most 64 bytes");
+            errbuf_set(err, errlen,
+                       "azure: AZURE_STORAGE_KEY is not a base64 key of at most 64 bytes");
             azure_account_clear(a);
             return -EINVAL;
         }
@@ -345,14 +329,14 @@ int azure_account_from_env(const char *account, struct azure_account *a, char *e
         if (sas[0] == '?')
             sas++;
         if (strlen(sas) >= sizeof a->sas || strpbrk(sas, " \t\r\n#") != NULL) {
-            set_err(err, errlen, "azure: AZURE_STORAGE_SAS_TOKEN is malformed or over %d bytes",
-                    AZURE_MAX_SAS - 1);
+            errbuf_set(err, errlen, "azure: AZURE_STORAGE_SAS_TOKEN is malformed or over %d bytes",
+                       AZURE_MAX_SAS - 1);
             azure_account_clear(a);
             return -EINVAL;
         }
         snprintf(a->sas, sizeof a->sas, "%s", sas);
     } else {
-        set_err(err, errlen, "azure: set AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN");
+        errbuf_set(err, errlen, "azure: set AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN");
         return -ENOENT;
     }
     if (ep != NULL && ep[0] != '\0') {
@@ -361,8 +345,8 @@ int azure_account_from_env(const char *account, struct azure_account *a, char *e
             l--;
         if ((strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) ||
             l >= sizeof a->endpoint || memchr(ep, '?', l) != NULL) {
-            set_err(err, errlen,
-                    "azure: AZURE_STORAGE_BLOB_ENDPOINT must be an http(s) URL without a query");
+            errbuf_set(err, errlen,
+                       "azure: AZURE_STORAGE_BLOB_ENDPOINT must be an http(s) URL without a query");
             azure_account_clear(a);
             return -EINVAL;
         }

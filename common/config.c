@@ -3,31 +3,14 @@
  * options mean, and printing errors and exiting, are left to each program's main.c. */
 #include "config.h"
 #include "array.h"
+#include "errbuf.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define CONFIG_USAGE_COLUMN 34 /* help text starts here unless the flag is longer */
-
-/* ---- error text ------------------------------------------------------------------------- */
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || err_len == 0)
-        return;
-    va_start(ap, fmt);
-    /* A cut reason is still a useful reason. */
-    (void)vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 /* A bad value quoted in a reason: bounded, one line, no control characters. */
 static const char *quote(const char *s, char *buf, size_t cap)
@@ -168,7 +151,7 @@ static int split_list(const char *s, struct config_list *out, char *err, size_t 
     int rc = 0;
 
     if (s == NULL) {
-        set_err(err, err_len, "missing value");
+        errbuf_set(err, err_len, "missing value");
         return -EINVAL;
     }
     for (const char *p = s;;) {
@@ -183,23 +166,23 @@ static int split_list(const char *s, struct config_list *out, char *err, size_t 
             b--;
         len = (size_t)(b - a);
         if (len == 0) {
-            set_err(err, err_len, "empty item in list %s", quote(s, q, sizeof q));
+            errbuf_set(err, err_len, "empty item in list %s", quote(s, q, sizeof q));
             rc = -EINVAL;
             goto out;
         }
         if (len >= CONFIG_MAX_VALUE) {
-            set_err(err, err_len, "list item too long (max %u bytes)", CONFIG_MAX_VALUE - 1);
+            errbuf_set(err, err_len, "list item too long (max %u bytes)", CONFIG_MAX_VALUE - 1);
             rc = -ERANGE;
             goto out;
         }
         if (out->n >= CONFIG_MAX_LIST) {
-            set_err(err, err_len, "too many items in list (max %u)", CONFIG_MAX_LIST);
+            errbuf_set(err, err_len, "too many items in list (max %u)", CONFIG_MAX_LIST);
             rc = -ERANGE;
             goto out;
         }
         item = malloc(len + 1);
         if (item == NULL) {
-            set_err(err, err_len, "out of memory");
+            errbuf_set(err, err_len, "out of memory");
             rc = -ENOMEM;
             goto out;
         }
@@ -248,7 +231,7 @@ int config_parse_initial_cluster_err(const char *s, struct config_list *names,
     int rc;
 
     if (names == NULL || urls == NULL) {
-        set_err(err, err_len, "missing output");
+        errbuf_set(err, err_len, "missing output");
         return -EINVAL;
     }
     rc = split_list(s, &entries, err, err_len);
@@ -259,7 +242,7 @@ int config_parse_initial_cluster_err(const char *s, struct config_list *names,
         char *name = e, *url, *ne;
 
         if (eq == NULL) {
-            set_err(err, err_len, "entry %s is not name=url", quote(e, q, sizeof q));
+            errbuf_set(err, err_len, "entry %s is not name=url", quote(e, q, sizeof q));
             rc = -EINVAL;
             goto out;
         }
@@ -274,13 +257,13 @@ int config_parse_initial_cluster_err(const char *s, struct config_list *names,
             const char *what = *name == '\0' ? "name" : "url";
 
             *eq = '=';
-            set_err(err, err_len, "entry %s has an empty %s", quote(e, q, sizeof q), what);
+            errbuf_set(err, err_len, "entry %s has an empty %s", quote(e, q, sizeof q), what);
             rc = -EINVAL;
             goto out;
         }
         for (size_t j = 0; j < n.n; j++) {
             if (strcmp(n.items[j], name) == 0) {
-                set_err(err, err_len, "duplicate member name %s", quote(name, q, sizeof q));
+                errbuf_set(err, err_len, "duplicate member name %s", quote(name, q, sizeof q));
                 rc = -EINVAL;
                 goto out;
             }
@@ -290,7 +273,7 @@ int config_parse_initial_cluster_err(const char *s, struct config_list *names,
         if (n.items[n.n] == NULL || u.items[u.n] == NULL) {
             free(n.items[n.n]);
             free(u.items[u.n]);
-            set_err(err, err_len, "out of memory");
+            errbuf_set(err, err_len, "out of memory");
             rc = -ENOMEM;
             goto out;
         }
@@ -338,11 +321,12 @@ static int set_value(const struct config_option *o, const char *who, const char 
         struct config_string *t = o->target;
 
         if (len == 0) {
-            set_err(err, err_len, "%s: empty value", who);
+            errbuf_set(err, err_len, "%s: empty value", who);
             return -EINVAL;
         }
         if (len >= sizeof t->value) {
-            set_err(err, err_len, "%s: value too long (max %zu bytes)", who, sizeof t->value - 1);
+            errbuf_set(err, err_len, "%s: value too long (max %zu bytes)", who,
+                       sizeof t->value - 1);
             return -ERANGE;
         }
         memcpy(t->value, val, len + 1);
@@ -352,19 +336,20 @@ static int set_value(const struct config_option *o, const char *who, const char 
     case CONFIG_BOOL:
         rc = config_parse_bool(val, o->target);
         if (rc != 0)
-            set_err(err, err_len, "%s: invalid boolean %s (use true or false)", who,
-                    quote(val, q, sizeof q));
+            errbuf_set(err, err_len, "%s: invalid boolean %s (use true or false)", who,
+                       quote(val, q, sizeof q));
         return rc;
     case CONFIG_UINT: {
         uint64_t v;
 
         rc = config_parse_u64(val, o->min, opt_max(o), &v);
         if (rc == -ERANGE)
-            set_err(err, err_len, "%s: %s out of range (%llu..%llu)", who, quote(val, q, sizeof q),
-                    (unsigned long long)o->min, (unsigned long long)opt_max(o));
+            errbuf_set(err, err_len, "%s: %s out of range (%llu..%llu)", who,
+                       quote(val, q, sizeof q), (unsigned long long)o->min,
+                       (unsigned long long)opt_max(o));
         else if (rc != 0)
-            set_err(err, err_len, "%s: invalid number %s (digits only)", who,
-                    quote(val, q, sizeof q));
+            errbuf_set(err, err_len, "%s: invalid number %s (digits only)", who,
+                       quote(val, q, sizeof q));
         else
             *(uint64_t *)o->target = v;
         return rc;
@@ -381,11 +366,11 @@ static int set_value(const struct config_option *o, const char *who, const char 
                 snprintf(hi, sizeof hi, "max");
             else
                 format_duration(opt_max(o), hi, sizeof hi);
-            set_err(err, err_len, "%s: duration %s out of range (%s..%s)", who,
-                    quote(val, q, sizeof q), lo, hi);
+            errbuf_set(err, err_len, "%s: duration %s out of range (%s..%s)", who,
+                       quote(val, q, sizeof q), lo, hi);
         } else if (rc != 0) {
-            set_err(err, err_len, "%s: invalid duration %s (use 250ms, 5s, 2m)", who,
-                    quote(val, q, sizeof q));
+            errbuf_set(err, err_len, "%s: invalid duration %s (use 250ms, 5s, 2m)", who,
+                       quote(val, q, sizeof q));
         } else {
             *(uint64_t *)o->target = v;
         }
@@ -396,7 +381,7 @@ static int set_value(const struct config_option *o, const char *who, const char 
 
         rc = split_list(val, &tmp, why, sizeof why);
         if (rc != 0) {
-            set_err(err, err_len, "%s: %s", who, why);
+            errbuf_set(err, err_len, "%s: %s", who, why);
             return rc;
         }
         list_replace(t, &tmp);
@@ -404,7 +389,7 @@ static int set_value(const struct config_option *o, const char *who, const char 
         return 0;
     }
     }
-    set_err(err, err_len, "%s: unknown option type", who);
+    errbuf_set(err, err_len, "%s: unknown option type", who);
     return -EINVAL;
 }
 
@@ -435,12 +420,12 @@ static int parse_arg(const struct config_option *opts, size_t n_opts, bool *seen
     if (strcmp(arg, "--version") == 0)
         return CONFIG_VERSION;
     if (arg[0] != '-' || strcmp(arg, "-") == 0 || strcmp(arg, "--") == 0) {
-        set_err(err, err_len, "unexpected argument %s (flags only)", quote(arg, q, sizeof q));
+        errbuf_set(err, err_len, "unexpected argument %s (flags only)", quote(arg, q, sizeof q));
         return CONFIG_ERROR;
     }
     if (arg[1] != '-') {
-        set_err(err, err_len, "unknown flag %s (long flags take two dashes)",
-                quote(arg, q, sizeof q));
+        errbuf_set(err, err_len, "unknown flag %s (long flags take two dashes)",
+                   quote(arg, q, sizeof q));
         return CONFIG_ERROR;
     }
     name = arg + 2;
@@ -454,18 +439,18 @@ static int parse_arg(const struct config_option *opts, size_t n_opts, bool *seen
         neg = o != NULL;
     }
     if (o == NULL) {
-        set_err(err, err_len, "unknown flag %s", quote(arg, q, sizeof q));
+        errbuf_set(err, err_len, "unknown flag %s", quote(arg, q, sizeof q));
         return CONFIG_ERROR;
     }
     snprintf(who, sizeof who, "--%s%s", neg ? "no-" : "", o->name);
     if (seen[o - opts]) {
-        set_err(err, err_len, "--%s: given more than once", o->name);
+        errbuf_set(err, err_len, "--%s: given more than once", o->name);
         return CONFIG_ERROR;
     }
     seen[o - opts] = true;
     if (o->type == CONFIG_BOOL) {
         if (neg && eq != NULL) {
-            set_err(err, err_len, "%s: takes no value", who);
+            errbuf_set(err, err_len, "%s: takes no value", who);
             return CONFIG_ERROR;
         }
         if (eq == NULL) {
@@ -479,7 +464,7 @@ static int parse_arg(const struct config_option *opts, size_t n_opts, bool *seen
     } else {
         /* A following flag is not a value: "--endpoints --cacert x" forgot the value. */
         if (*i + 1 >= argc || argv[*i + 1] == NULL || strncmp(argv[*i + 1], "--", 2) == 0) {
-            set_err(err, err_len, "%s: missing value", who);
+            errbuf_set(err, err_len, "%s: missing value", who);
             return CONFIG_ERROR;
         }
         val = argv[++*i];
@@ -495,7 +480,7 @@ int config_parse(const struct config_option *opts, size_t n_opts, int argc, char
     if (err != NULL && err_len > 0)
         err[0] = '\0';
     if (n_opts > CONFIG_MAX_OPTIONS || (n_opts > 0 && opts == NULL)) {
-        set_err(err, err_len, "config: option table too large (max %u)", CONFIG_MAX_OPTIONS);
+        errbuf_set(err, err_len, "config: option table too large (max %u)", CONFIG_MAX_OPTIONS);
         return CONFIG_ERROR;
     }
     for (int i = 1; i < argc && argv != NULL && argv[i] != NULL; i++) {

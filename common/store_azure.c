@@ -121,7 +121,7 @@ static void az_close(struct store *st)
 {
     struct az_store *s = (struct az_store *)st;
 
-    if (s->h)
+    if (s->h && s->curl)
         s->curl->easy_cleanup(s->h);
     azure_account_clear(&s->acct);
     OPENSSL_cleanse(s, sizeof(*s));
@@ -622,6 +622,7 @@ static int az_do(struct az_store *s, struct az_call *c, char *err, size_t err_le
 
         if (i > 0)
             backoff(s, i - 1);
+        cerr[0] = '\0'; /* attempt() fills it only on a transport error */
         rc = attempt(s, c, path, query, c->send_md5 ? md5 : NULL, cerr);
         if (rc == 0 && c->status / 100 == 2) {
             return 0;

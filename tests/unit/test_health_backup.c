@@ -1,0 +1,73 @@
+/* test_health_backup.c - the backup lines of /readyz and /status (health_backup_age_ms,
+ * health_backup_note): pure functions of the cached backup state and the wall clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "health.h"
+
+#define HOUR_MS (3600 * 1000LL)
+
+static void test_disabled_says_nothing(void **state)
+{
+    (void)state;
+    struct cache_backup b = {0};
+    char note[128] = "x";
+    health_backup_note(&b, 100 * HOUR_MS, note, sizeof note);
+    assert_string_equal(note, "");
+    assert_int_equal(health_backup_age_ms(&b, 100 * HOUR_MS), -1);
+}
+
+static void test_on_demand_only_never_late(void **state)
+{
+    (void)state;
+    struct cache_backup b = {.enabled = true, .started_wall_ms = 0};
+    char note[128] = "x";
+    health_backup_note(&b, 100 * HOUR_MS, note, sizeof note);
+    assert_string_equal(note, "");
+}
+
+static void test_none_since_start(void **state)
+{
+    (void)state;
+    struct cache_backup b = {.enabled = true, .interval_ms = HOUR_MS, .started_wall_ms = 0};
+    snprintf(b.store, sizeof b.store, "s3://bucket/prefix");
+    char note[128];
+    health_backup_note(&b, 2 * HOUR_MS, note, sizeof note); /* 2 x interval: not yet late */
+    assert_string_equal(note, "");
+    health_backup_note(&b, 2 * HOUR_MS + 1, note, sizeof note);
+    assert_string_equal(note, "no good backup in s3://bucket/prefix since the agent started");
+}
+
+static void test_newest_too_old(void **state)
+{
+    (void)state;
+    struct cache_backup b = {.enabled = true,
+                             .interval_ms = HOUR_MS,
+                             .started_wall_ms = 0,
+                             .last_good_wall_ms = 10 * HOUR_MS};
+    char note[128];
+    assert_int_equal(health_backup_age_ms(&b, 11 * HOUR_MS), HOUR_MS);
+    health_backup_note(&b, 12 * HOUR_MS, note, sizeof note);
+    assert_string_equal(note, "");
+    health_backup_note(&b, 13 * HOUR_MS, note, sizeof note);
+    assert_string_equal(note, "newest good backup is 10800s old (interval 3600s)");
+    /* a backup named in the future (clock skew between members) is age 0, not negative */
+    assert_int_equal(health_backup_age_ms(&b, 9 * HOUR_MS), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_disabled_says_nothing),
+        cmocka_unit_test(test_on_demand_only_never_late),
+        cmocka_unit_test(test_none_since_start),
+        cmocka_unit_test(test_newest_too_old),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
