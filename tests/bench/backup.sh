@@ -186,8 +186,8 @@ ZSTD_WALL=$(calc "$(now) - $t0")
 printf '    zstd -3 of the db to /dev/null (one core): %.2f s; age of its output: %.2f s\n' "$ZSTD_WALL" "$STEP_age"
 printf '    the store: aws s3 cp of the finished object: %.2f s\n' "$STEP_aws"
 printf '    CPU floor: zstd -3 alone %.2f s = %.2fx the tools'"'"' CPU (the agent compresses every byte too); wall floor: max(etcd send, the store'"'"'s upload) %.2f s = %.2fx the tools'"'"' wall\n' \
-    "$ZSTD_CPU" "$(calc "$ZSTD_CPU / $S3_T_CPU")" "$(calc "$FLOOR_WALL > $STEP_aws ? $FLOOR_WALL : $STEP_aws")" \
-    "$(calc "($FLOOR_WALL > $STEP_aws ? $FLOOR_WALL : $STEP_aws) / $S3_T_WALL")"
+    "$ZSTD_CPU" "$(calc "$ZSTD_CPU / $S3_T_CPU")" "$(calc "(($FLOOR_WALL > $STEP_aws) ? $FLOOR_WALL : $STEP_aws)")" \
+    "$(calc "(($FLOOR_WALL > $STEP_aws) ? $FLOOR_WALL : $STEP_aws) / $S3_T_WALL")"
 ratios "S3 backup"
 
 # ---- restore from the store -----------------------------------------------------------------

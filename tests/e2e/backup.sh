@@ -66,13 +66,13 @@ stop_agents
 # ---- S3: three agents, one backup per interval ----
 URL="s3://$S3_TEST_BUCKET/etcd"
 PORTS=()
+START=$SECONDS # before the first agent: it may back up before the others are up
 for i in 0 1 2; do
     read -r TP PP <<<"$(_cluster_free_ports 2)"
     PORTS+=("$TP $PP")
     agent "$i" "$TP" "$PP" --backup-url "$URL" --backup-interval "${INTERVAL}s" \
         --backup-recipient "$RCPT" --backup-keep 3
 done
-START=$SECONDS
 sleep $((INTERVAL * 3 + 6))
 aws_ls() { /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3 ls --recursive "s3://$S3_TEST_BUCKET/etcd/" 2>/dev/null; }
 aws_ls >"$WORK/ls.txt"
@@ -240,6 +240,31 @@ PY
     else
         fail "s3: overlap" "code $code $(cat "$WORK/post.json")"
     fi
+    # a stream error after parts were stored: member 1 frozen as soon as part 1 reaches the store,
+    # then killed: the agent's stream fails, the upload is aborted, nothing is listed
+    curl -s "$S3_TEST_PROXY/__proxy/reset" >/dev/null
+    a0=$(pstat aborted)
+    before=$(aws_ls | grep -c '\.age$')
+    tls_curl -o "$WORK/post.json" -w '%{http_code}' -X POST "https://127.0.0.1:$TP/backups" >"$WORK/code" &
+    CURL_PID=$!
+    for _ in $(seq 1 600); do
+        curl -s "$S3_TEST_PROXY/__proxy/stats" | grep -q '"part_first_at": {"' && break
+        sleep 0.02
+    done
+    cluster_pause 1
+    part1=$(curl -s "$S3_TEST_PROXY/__proxy/stats" | grep -c '"part_first_at": {"')
+    cluster_kill 1
+    wait "$CURL_PID"
+    code=$(cat "$WORK/code")
+    after=$(aws_ls | grep -c '\.age$')
+    if [ "$part1" = 1 ] && [ "$code" = 503 ] && [ "$before" = "$after" ] &&
+        [ "$(($(pstat aborted) - a0))" = 1 ]; then
+        ok "s3: etcd's stream broken after part 1 was stored: upload aborted, nothing listed"
+    else
+        fail "s3: stream error after parts" "part1 $part1 code $code objects $before -> $after aborted $a0 -> $(pstat aborted) $(cat "$WORK/post.json")"
+    fi
+    cluster_start 1 existing >/dev/null 2>&1
+    cluster_wait-healthy 1 >/dev/null 2>&1 || fail "s3: member 1 back" "not healthy"
     stop_agents
 else
     fail "s3: multipart" "bench_fill missing or failed"
