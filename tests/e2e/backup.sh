@@ -292,6 +292,17 @@ if [ -x "$FILL" ]; then
     n_before=$(grep -h '"trigger":"schedule"' "$WORK"/agent-*.log | grep -c 'backup uploaded')
     until_true $((INTERVAL * 2 + 10)) bash -c "[ \$(grep -h '\"trigger\":\"schedule\"' $WORK/agent-*.log | grep -c 'backup uploaded') -gt $n_before ]"
     n_after=$(grep -h '"trigger":"schedule"' "$WORK"/agent-*.log | grep -c 'backup uploaded')
+    # list once no live agent is mid-backup (under load a slow turn can overlap the next rank's:
+    # its object may be committed a moment before its manifest, which is no backup yet)
+    idle() {
+        local f
+        for f in $(grep -l 'taking the turn' "$WORK"/agent-*.log); do
+            [ "$f" = "$victim" ] && continue
+            [ "$(grep -c 'taking the turn' "$f")" -gt "$(grep -c '"msg":"backup [uf][pa][li][ol]' "$f")" ] && return 1
+        done
+        return 0
+    }
+    until_true 60 idle
     aws_ls >"$WORK/ls2.txt"
     o=$(grep -c '\.age$' "$WORK/ls2.txt")
     m=$(grep -c '\.age\.manifest\.json$' "$WORK/ls2.txt")
