@@ -391,7 +391,6 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     struct pipeline p = {.fd = -1};
     struct take t = {.b = b};
     pthread_t enc_thread;
-    bool enc_started = false;
     pthread_mutex_init(&t.mu, NULL);
     pthread_cond_init(&t.cv, NULL);
     pthread_t up_thread;
@@ -465,14 +464,12 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
         res->reason = R_OTHER;
         goto out;
     }
-    enc_started = true;
     int g = etcd_snapshot(ch, 0, b->cfg.snap->idle_timeout_ms, on_data, &t, digest, &gst);
     /* etcdctl's file format: the db bytes, then their sha256 (etcd's digest, checked) */
     if (g == GRPC_OK && take_put(&t, digest, sizeof digest) < 0)
         g = GRPC_CANCELLED;
     take_end(&t, g == GRPC_OK);
-    pthread_join(enc_thread, NULL);
-    enc_started = false;
+    pthread_join(enc_thread, NULL); /* joined on every path: no goto since its start */
     if (g != GRPC_OK) {
         if (t.err < 0) {
             rc = t.err;
@@ -559,10 +556,6 @@ out:
             snprintf(err, err_len, "%s", p.errbuf);
             res->reason = store_reason(rc);
         }
-    }
-    if (enc_started) {
-        take_end(&t, false);
-        pthread_join(enc_thread, NULL);
     }
     for (int i = 0; i < BACKUP_ENC_BUFS; i++)
         free(t.buf[i]);
