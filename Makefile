@@ -209,7 +209,10 @@ asan: deps
 	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
 	    EXTRA_LDFLAGS='-fsanitize=address,undefined' tests
 
+# bench-only packages (not the tests'): tests/bench/backup.sh's Azure comparison
+BENCH_DEB_PKGS := azure-cli
 bench: deps
+	$(Q)$(MAKE) --no-print-directory deps DEB_PKGS='$(BENCH_DEB_PKGS)'
 	$(Q)$(MAKE) --no-print-directory tests
 	$(Q)tests/bench/run.sh --build $(BUILD)
 

@@ -5,6 +5,7 @@
 #include "backup.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -127,36 +128,205 @@ struct backup_result {
     char db_sha256[65], object_sha256[65];
     uint64_t db_size, object_size;
     uint64_t took_ms;
+    uint64_t stream_ms;     /* from the start until the etcd stream ended (all in the spool) */
+    uint64_t first_part_ms; /* ... until the store first took a part (0: never) */
+    unsigned parts, parts_in_stream; /* parts uploaded; those done before the stream ended */
     enum backup_reason reason;
 };
 
-struct spool_sink {
+/* The upload runs beside the stream: the producer (etcd stream -> codec) appends to the spool
+ * file; the uploader thread hands part k to the store as soon as the file holds it (the store
+ * re-reads a retried part from the file: no part is held in memory), and punches the parts the
+ * store no longer needs out of the file, so the spool's disk use stays about two parts. The
+ * object becomes visible only by store_upload_commit, which the backup's thread calls after the
+ * etcd stream's sha256 checked out; any failure aborts the upload instead. */
+struct pipeline {
     int fd;
+    struct store_upload *u;
+    uint64_t part_size;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu */
+    uint64_t avail;           /* bytes in the spool file (producer) */
+    bool done;                /* producer: every byte is in the file and checked */
+    bool failed;              /* producer: the stream or codec failed: stop */
+    uint64_t sent;            /* bytes the store took (uploader) */
+    unsigned parts;           /* parts the store took */
+    unsigned parts_in_stream; /* ... of them before the stream ended */
+    int64_t first_part_ms;    /* mono ms when the store first returned from a part; 0: not yet */
+    int err;                  /* the uploader's failure (sticky) */
+    char errbuf[512];
+    /* producer only */
     uint64_t off;
-    int err;
+    int write_err;
 };
 
 static int spool_sink_write(void *arg, const uint8_t *buf, size_t len)
 {
-    struct spool_sink *s = arg;
+    struct pipeline *p = arg;
+    size_t n = len;
     while (len) {
-        ssize_t w = pwrite(s->fd, buf, len, (off_t)s->off);
+        ssize_t w = pwrite(p->fd, buf, len, (off_t)p->off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return s->err = w < 0 ? -errno : -EIO;
-        s->off += (uint64_t)w;
+            return p->write_err = w < 0 ? -errno : -EIO;
+        p->off += (uint64_t)w;
         buf += w;
         len -= (size_t)w;
+    }
+    pthread_mutex_lock(&p->mu);
+    int err = p->err;
+    uint64_t before = p->avail;
+    p->avail = p->off;
+    /* wake the uploader when a part completes, not on every write */
+    if (n && (before - p->sent) / p->part_size != (p->avail - p->sent) / p->part_size)
+        pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return err < 0 ? -ECANCELED : 0;
+}
+
+/* The producer's end: done (every byte in the file, the stream checked) or failed. */
+static void pipeline_end(struct pipeline *p, bool ok)
+{
+    pthread_mutex_lock(&p->mu);
+    if (ok)
+        p->done = true;
+    else
+        p->failed = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *uploader(void *arg)
+{
+    struct pipeline *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->done && !p->failed && p->avail - p->sent < p->part_size)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->failed)
+            break;
+        uint64_t off = p->sent, n = p->avail - p->sent;
+        if (n > p->part_size)
+            n = p->part_size;
+        if (n == 0) /* done, everything sent */
+            break;
+        unsigned k = p->parts;
+        pthread_mutex_unlock(&p->mu);
+        int rc = k >= STORE_MAX_PARTS ? -EFBIG : 0;
+        if (rc < 0)
+            snprintf(p->errbuf, sizeof p->errbuf, "more than %d parts of %" PRIu64 " bytes",
+                     STORE_MAX_PARTS, p->part_size);
+        else
+            rc = store_upload_part(p->u, p->fd, off, n, p->errbuf, sizeof p->errbuf);
+        /* Part k is the store's now; k-1 was needed until this call (S3 holds the first part
+         * back until the second arrives): drop what lies before part k from the spool. */
+        if (rc == 0 && k > 0)
+            (void)fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)off);
+        pthread_mutex_lock(&p->mu);
+        if (rc < 0) {
+            p->err = rc;
+            break;
+        }
+        p->sent += n;
+        p->parts++;
+        if (!p->first_part_ms)
+            p->first_part_ms = clock_mono_ms();
+        if (!p->done)
+            p->parts_in_stream++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The encoder runs in its own thread: the etcd stream's thread (TLS, etcd's digest) copies the
+ * snapshot into BACKUP_ENC_BUFS buffers of BACKUP_ENC_CHUNK and hands them over in order; the
+ * encoder thread (zstd, age, the object's sha256, the spool) takes them, so that compressing
+ * overlaps receiving instead of following it. */
+struct take {
+    struct codec *codec;
+    struct backup *b;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint8_t *buf[BACKUP_ENC_BUFS];
+    size_t len[BACKUP_ENC_BUFS];
+    unsigned head, n; /* under mu: the oldest full buffer and how many are full or in use */
+    bool eof;         /* under mu: no more buffers come */
+    bool cancel;      /* under mu: the stream failed: drop what is queued */
+    int err;          /* under mu: the encoder's failure (sticky) */
+    unsigned fill;    /* stream thread: the buffer it fills, and how far */
+    size_t fill_len;
+};
+
+static void *encoder(void *arg)
+{
+    struct take *t = arg;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (t->n == 0 && !t->eof && !t->err && !t->cancel)
+            pthread_cond_wait(&t->cv, &t->mu);
+        if (t->n == 0 || t->err || t->cancel)
+            break;
+        unsigned i = t->head;
+        pthread_mutex_unlock(&t->mu);
+        int rc = codec_write(t->codec, t->buf[i], t->len[i]);
+        pthread_mutex_lock(&t->mu);
+        if (rc < 0)
+            t->err = rc;
+        t->head = (t->head + 1) % BACKUP_ENC_BUFS;
+        t->n--;
+        pthread_cond_broadcast(&t->cv);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* Hands the buffer being filled to the encoder and waits for a free one. 0 or its error. */
+static int take_hand(struct take *t)
+{
+    pthread_mutex_lock(&t->mu);
+    if (!t->err) {
+        t->len[t->fill] = t->fill_len;
+        t->n++;
+        pthread_cond_broadcast(&t->cv);
+    }
+    while (t->n == BACKUP_ENC_BUFS && !t->err)
+        pthread_cond_wait(&t->cv, &t->mu);
+    int err = t->err;
+    pthread_mutex_unlock(&t->mu);
+    t->fill = (t->fill + 1) % BACKUP_ENC_BUFS;
+    t->fill_len = 0;
+    return err;
+}
+
+/* Copies len bytes into the buffers, handing over each full one. 0 or the encoder's error. */
+static int take_put(struct take *t, const uint8_t *p, size_t len)
+{
+    while (len) {
+        size_t n = BACKUP_ENC_CHUNK - t->fill_len < len ? BACKUP_ENC_CHUNK - t->fill_len : len;
+        memcpy(t->buf[t->fill] + t->fill_len, p, n);
+        t->fill_len += n;
+        p += n;
+        len -= n;
+        int rc = t->fill_len == BACKUP_ENC_CHUNK ? take_hand(t) : 0;
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
 
-struct take {
-    struct codec *codec;
-    struct backup *b;
-    int err;
-};
+/* The stream's end: the last partial buffer (ok), then no more. The caller joins the thread. */
+static int take_end(struct take *t, bool ok)
+{
+    int rc = ok && t->fill_len ? take_hand(t) : 0;
+    pthread_mutex_lock(&t->mu);
+    t->eof = true;
+    t->cancel = !ok;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
 
 static int on_data(void *arg, uint64_t total, const uint8_t *blob, size_t len)
 {
@@ -164,12 +334,7 @@ static int on_data(void *arg, uint64_t total, const uint8_t *blob, size_t len)
     struct take *t = arg;
     if (snapjob_stopping(t->b->cfg.snap->pool))
         return 1;
-    int rc = codec_write(t->codec, blob, len);
-    if (rc < 0) {
-        t->err = rc;
-        return 1;
-    }
-    return 0;
+    return take_put(t, blob, len) < 0 ? 1 : 0;
 }
 
 struct size_find {
@@ -223,6 +388,15 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     int fd = -1, rc;
     uint8_t digest[32];
     struct codec_result cr;
+    struct pipeline p = {.fd = -1};
+    struct take t = {.b = b};
+    pthread_t enc_thread;
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    pthread_t up_thread;
+    bool up_started = false;
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
 
     struct grpc_channel *ch = snapctx_channel_new(b->cfg.snap, err, err_len);
     if (!ch) {
@@ -252,23 +426,55 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
         res->reason = R_SPOOL;
         goto out;
     }
-    struct spool_sink sink = {.fd = fd};
+    p.fd = fd;
+    p.part_size = b->store->part_size;
     struct codec_enc_opts eo = {.zstd = b->cfg.compress,
                                 .zstd_level = b->cfg.zstd_level,
                                 .recipients = b->cfg.n_recipients ? b->recipients : NULL,
-                                .n_recipients = b->cfg.n_recipients};
-    if ((rc = codec_enc_new(&codec, &eo, spool_sink_write, &sink)) < 0) {
+                                .n_recipients = b->cfg.n_recipients,
+                                .no_plain_sha256 = true}; /* etcd_snapshot checks the db's */
+    if ((rc = codec_enc_new(&codec, &eo, spool_sink_write, &p)) < 0) {
         snprintf(err, err_len, "codec: %s", strerror(-rc));
         res->reason = R_OTHER;
         goto out;
     }
-    struct take t = {.codec = codec, .b = b};
+    if ((rc = store_upload_begin(b->store, res->name, &p.u, err, err_len)) < 0) {
+        res->reason = store_reason(rc);
+        goto out;
+    }
+    if (pthread_create(&up_thread, NULL, uploader, &p) != 0) {
+        rc = -EAGAIN;
+        snprintf(err, err_len, "cannot start the upload thread");
+        res->reason = R_OTHER;
+        goto out;
+    }
+    up_started = true;
+    for (int i = 0; i < BACKUP_ENC_BUFS; i++) {
+        if (!(t.buf[i] = malloc(BACKUP_ENC_CHUNK))) {
+            rc = -ENOMEM;
+            snprintf(err, err_len, "out of memory");
+            res->reason = R_OTHER;
+            goto out;
+        }
+    }
+    t.codec = codec;
+    if (pthread_create(&enc_thread, NULL, encoder, &t) != 0) {
+        rc = -EAGAIN;
+        snprintf(err, err_len, "cannot start the encoder thread");
+        res->reason = R_OTHER;
+        goto out;
+    }
     int g = etcd_snapshot(ch, 0, b->cfg.snap->idle_timeout_ms, on_data, &t, digest, &gst);
+    /* etcdctl's file format: the db bytes, then their sha256 (etcd's digest, checked) */
+    if (g == GRPC_OK && take_put(&t, digest, sizeof digest) < 0)
+        g = GRPC_CANCELLED;
+    take_end(&t, g == GRPC_OK);
+    pthread_join(enc_thread, NULL); /* joined on every path: no goto since its start */
     if (g != GRPC_OK) {
         if (t.err < 0) {
             rc = t.err;
             snprintf(err, err_len, "spool/codec: %s %s", strerror(-rc), codec_error(codec));
-            res->reason = sink.err < 0 ? R_SPOOL : R_OTHER;
+            res->reason = p.write_err < 0 ? R_SPOOL : R_OTHER;
         } else {
             rc = -EIO;
             snprintf(err, err_len, "etcd snapshot: %s", gst.message);
@@ -276,25 +482,38 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
         }
         goto out;
     }
-    /* etcdctl's file format: the db bytes, then their sha256 (etcd's digest, checked above) */
-    if ((rc = codec_write(codec, digest, sizeof digest)) < 0 ||
-        (rc = codec_finish(codec, &cr)) < 0) {
+    if ((rc = t.err) < 0 || (rc = codec_finish(codec, &cr)) < 0) {
         snprintf(err, err_len, "spool/codec: %s %s", strerror(-rc), codec_error(codec));
-        res->reason = sink.err < 0 ? R_SPOOL : R_OTHER;
+        res->reason = p.write_err < 0 ? R_SPOOL : R_OTHER;
         goto out;
     }
     hex_encode(digest, 32, res->db_sha256);
     hex_encode(cr.object_sha256, 32, res->object_sha256);
     res->db_size = cr.plain_size;
     res->object_size = cr.object_size;
-    if (cr.object_size != sink.off) {
+    if (cr.object_size != p.off) {
         rc = -EIO;
-        snprintf(err, err_len, "spool holds %" PRIu64 " bytes, codec wrote %" PRIu64, sink.off,
+        snprintf(err, err_len, "spool holds %" PRIu64 " bytes, codec wrote %" PRIu64, p.off,
                  cr.object_size);
         res->reason = R_SPOOL;
         goto out;
     }
-    if ((rc = store_put_file(b->store, res->name, fd, 0, cr.object_size, err, err_len)) < 0) {
+    res->stream_ms = (uint64_t)(clock_mono_ms() - t0);
+    pipeline_end(&p, true);
+    pthread_join(up_thread, NULL);
+    up_started = false;
+    res->parts = p.parts;
+    res->parts_in_stream = p.parts_in_stream;
+    res->first_part_ms = p.first_part_ms ? (uint64_t)(p.first_part_ms - t0) : 0;
+    if (p.err < 0 || p.sent != cr.object_size) {
+        rc = p.err < 0 ? p.err : -EIO;
+        snprintf(err, err_len, "%s", p.err < 0 ? p.errbuf : "upload ended short");
+        res->reason = store_reason(rc);
+        goto out;
+    }
+    rc = store_upload_commit(p.u, err, err_len);
+    p.u = NULL; /* freed by commit, also on failure */
+    if (rc < 0) {
         res->reason = store_reason(rc);
         goto out;
     }
@@ -329,6 +548,22 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     }
     rc = 0;
 out:
+    if (up_started) { /* the stream failed: the uploader stops after the part it sends */
+        pipeline_end(&p, false);
+        pthread_join(up_thread, NULL);
+        if (p.err < 0 && res->reason != R_MISMATCH && res->reason != R_ETCD) {
+            rc = p.err; /* the store's failure stopped the stream: say that */
+            snprintf(err, err_len, "%s", p.errbuf);
+            res->reason = store_reason(rc);
+        }
+    }
+    for (int i = 0; i < BACKUP_ENC_BUFS; i++)
+        free(t.buf[i]);
+    pthread_cond_destroy(&t.cv);
+    pthread_mutex_destroy(&t.mu);
+    store_upload_abort(p.u); /* nothing committed: the store drops the parts */
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
     res->took_ms = (uint64_t)(clock_mono_ms() - t0);
     codec_free(codec);
     if (fd >= 0)
@@ -607,6 +842,10 @@ static int run_one(struct backup *b, const char *trigger, struct backup_result *
     cJSON_AddStringToObject(f, "object_sha256", res->object_sha256);
     cJSON_AddBoolToObject(f, "verified", verify);
     cJSON_AddNumberToObject(f, "took_ms", (double)res->took_ms);
+    cJSON_AddNumberToObject(f, "stream_ms", (double)res->stream_ms);
+    cJSON_AddNumberToObject(f, "first_part_ms", (double)res->first_part_ms);
+    cJSON_AddNumberToObject(f, "parts", res->parts);
+    cJSON_AddNumberToObject(f, "parts_in_stream", res->parts_in_stream);
     log_event(LOG_INFO, "backup uploaded", f);
     char cid[17];
     snprintf(cid, sizeof cid, "%016" PRIx64, res->cluster_id);
@@ -857,6 +1096,10 @@ static cJSON *result_json(const struct backup_result *r)
     cJSON_AddStringToObject(o, "object_sha256", r->object_sha256);
     cJSON_AddNumberToObject(o, "object_size", (double)r->object_size);
     cJSON_AddNumberToObject(o, "took_ms", (double)r->took_ms);
+    cJSON_AddNumberToObject(o, "stream_ms", (double)r->stream_ms);
+    cJSON_AddNumberToObject(o, "first_part_ms", (double)r->first_part_ms);
+    cJSON_AddNumberToObject(o, "parts", r->parts);
+    cJSON_AddNumberToObject(o, "parts_in_stream", r->parts_in_stream);
     return o;
 }
 

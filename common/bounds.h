@@ -256,7 +256,9 @@
 #define BACKUP_TICK_MAX_MS 60000 /* ... and at least this often */
 #define BACKUP_GRACE_MIN_MS 5000 /* rank grace: interval / 4 clamped to these */
 #define BACKUP_GRACE_MAX_MS (10 * 60 * 1000)
-#define BACKUP_MAX_LAG 1000 /* raft entries a member may trail and still back up */
+#define BACKUP_MAX_LAG 1000         /* raft entries a member may trail and still back up */
+#define BACKUP_ENC_CHUNK (1u << 20) /* the etcd stream hands the encoder thread this much ... */
+#define BACKUP_ENC_BUFS 3           /* ... in this many buffers (memory: their product) */
 #define BACKUP_VERIFY_DEFAULT_MS (24ull * 3600 * 1000) /* --backup-verify-interval default */
 #define BACKUP_MAX_MANIFEST (64u * 1024)               /* one manifest read for GET /backups */
 #define BACKUP_MAX_LISTED 1000                         /* backups GET /backups shows */

@@ -16,6 +16,7 @@
 
 struct codec {
     bool decode;
+    bool hash_plain; /* the encoder hashes its input (decoder: always) */
     age_sink_fn sink;
     void *sink_arg;
     EVP_MD_CTX *plain_md, *object_md;
@@ -161,6 +162,7 @@ int codec_enc_new(struct codec **out, const struct codec_enc_opts *o, age_sink_f
     struct codec *c = codec_alloc(false, sink, sink_arg);
     if (!c)
         return -ENOMEM;
+    c->hash_plain = !o->no_plain_sha256;
     int rc = -ENOMEM;
     if (o->zstd) {
         c->zbuf_cap = ZSTD_CStreamOutSize();
@@ -233,7 +235,7 @@ int codec_write(struct codec *c, const void *buf, size_t len)
             rc = dec_after_age(c, buf, len);
         }
     } else {
-        if (EVP_DigestUpdate(c->plain_md, buf, len) != 1)
+        if (c->hash_plain && EVP_DigestUpdate(c->plain_md, buf, len) != 1)
             return fail(c, -EIO, "sha256 failed");
         c->plain_size += len;
         if (c->zc)
@@ -269,8 +271,11 @@ int codec_finish(struct codec *c, struct codec_result *res)
     c->finished = true;
     if (res) {
         unsigned int n = 0;
-        if (EVP_DigestFinal_ex(c->plain_md, res->plain_sha256, &n) != 1 ||
-            EVP_DigestFinal_ex(c->object_md, res->object_sha256, &n) != 1)
+        if (!c->decode && !c->hash_plain)
+            memset(res->plain_sha256, 0, sizeof res->plain_sha256);
+        else if (EVP_DigestFinal_ex(c->plain_md, res->plain_sha256, &n) != 1)
+            return fail(c, -EIO, "sha256 failed");
+        if (EVP_DigestFinal_ex(c->object_md, res->object_sha256, &n) != 1)
             return fail(c, -EIO, "sha256 failed");
         res->plain_size = c->plain_size;
         res->object_size = c->object_size;

@@ -18,6 +18,8 @@ struct codec_enc_opts {
     int zstd_level;                         /* 1..CODEC_ZSTD_MAX_LEVEL; 0 = the default (3) */
     const struct age_recipient *recipients; /* encrypt to these (NULL/0: no encryption) */
     size_t n_recipients;                    /* 0..AGE_MAX_RECIPIENTS */
+    bool no_plain_sha256; /* the caller hashes the plain bytes itself (a backup has etcd's
+                           * digest): skip that pass; codec_result.plain_sha256 is then zeros */
 };
 
 struct codec_dec_opts {

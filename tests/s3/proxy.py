@@ -16,7 +16,9 @@ Faults, set by the tests through unsigned requests to /__proxy/...:
   /__proxy/fault?get_drop_after=B&count=K    cut a GET's body after B bytes
   /__proxy/max_keys?n=N                      listings in pages of N (continuation tokens)
   /__proxy/age_uploads?seconds=S             make every open upload S seconds older
-  /__proxy/reset                             clear faults;  /__proxy/stats: counters (JSON)
+  /__proxy/reset                             clear faults (and part_first_at)
+  /__proxy/stats                             counters, and part_first_at: when each UploadPart
+                                             number first arrived (wall time; JSON)
   /__proxy/creds?access=A&secret=S[&token=T] accept these keys only from now on (a rotated
                                              Secret); with a token, every request must carry it
                                              as x-amz-security-token, signed
@@ -50,7 +52,7 @@ lock = threading.Lock()
 uploads = {}  # upload id -> {"bucket", "key", "initiated"}
 faults = {"parts": {}, "get_drop_after": None, "get_count": 0, "max_keys": None}
 stats = {"requests": 0, "refused": 0, "faults": 0, "parts": {}, "aborted": 0, "completed": 0,
-         "gets_ranged": 0}
+         "gets_ranged": 0, "part_first_at": {}}  # part number -> wall time its first try arrived
 
 
 def xml_error(code, message):
@@ -104,6 +106,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 faults["parts"].clear()
                 faults["get_drop_after"] = None
                 faults["max_keys"] = None
+                stats["part_first_at"].clear()
             elif path == "/__proxy/max_keys":
                 faults["max_keys"] = int(q["n"])
             elif path == "/__proxy/fault":
@@ -217,6 +220,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 f = faults["parts"].get(part)
                 stats["parts"][str(part)] = stats["parts"].get(str(part), 0) + 1
+                stats["part_first_at"].setdefault(str(part), time.time())
                 if f and f["count"] != 0:
                     f["count"] -= 1 if f["count"] > 0 else 0
                     stats["faults"] += 1

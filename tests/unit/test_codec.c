@@ -166,6 +166,33 @@ static void test_round_trips(void **state)
     }
 }
 
+/* no_plain_sha256: the same object, the plain digest left to the caller (zeros), the size kept */
+static void test_no_plain_sha256(void **state)
+{
+    (void)state;
+    size_t n = (1u << 20) + 7;
+    uint8_t *p = json(n), zero[32] = {0};
+    struct buf a = {0}, b = {0};
+    struct codec_result ra, rb;
+    assert_int_equal(encode(p, n, true, false, 65536, &a, &ra), 0);
+    struct codec_enc_opts o = {.zstd = true, .no_plain_sha256 = true};
+    struct codec *c = NULL;
+    assert_int_equal(codec_enc_new(&c, &o, buf_sink, &b), 0);
+    for (size_t i = 0; i < n; i += 65536)
+        assert_int_equal(codec_write(c, p + i, n - i < 65536 ? n - i : 65536), 0);
+    assert_int_equal(codec_finish(c, &rb), 0);
+    codec_free(c);
+    assert_memory_equal(rb.plain_sha256, zero, 32);
+    assert_memory_not_equal(ra.plain_sha256, zero, 32);
+    assert_int_equal(rb.plain_size, n);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    assert_memory_equal(ra.object_sha256, rb.object_sha256, 32);
+    free(a.p);
+    free(b.p);
+    free(p);
+}
+
 static void test_truncated_and_corrupt(void **state)
 {
     (void)state;
@@ -298,9 +325,8 @@ static void test_options_and_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trips),
-        cmocka_unit_test(test_truncated_and_corrupt),
-        cmocka_unit_test(test_window_bound),
+        cmocka_unit_test(test_round_trips),           cmocka_unit_test(test_no_plain_sha256),
+        cmocka_unit_test(test_truncated_and_corrupt), cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_options_and_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
