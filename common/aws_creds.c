@@ -3,11 +3,11 @@
  * bounded parser of their INI dialect and a cache re-read when a mounted file changes. The
  * S3 store signs with what this returns; STS is not spoken here. */
 #include "aws_creds.h"
+#include "errbuf.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +20,6 @@
 
 #define AWS_INI_MAX_SECTIONS 256 /* sections in one file */
 #define AWS_INI_MAX_KEYS 256     /* keys in one section */
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    /* quoted input stays on one printable line */
-    for (char *c = err; *c != '\0'; c++) {
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
-    }
-}
 
 static uint64_t fnv1a(const char *s, uint64_t seed)
 {
@@ -99,8 +82,8 @@ static int emit_nested(struct ini_state *st, char *err, size_t errlen)
             continue;
         eq = memchr(k, '=', kn);
         if (eq == NULL) {
-            set_err(err, errlen, "line %zu: nested value of \"%s\" lacks '='", st->opt_line,
-                    st->key);
+            errbuf_set(err, errlen, "line %zu: nested value of \"%s\" lacks '='", st->opt_line,
+                       st->key);
             return -EINVAL;
         }
         v = eq + 1;
@@ -109,8 +92,8 @@ static int emit_nested(struct ini_state *st, char *err, size_t errlen)
         trim(&k, &kn);
         trim(&v, &vn);
         if (kn == 0 || kn >= sizeof sub) {
-            set_err(err, errlen, "line %zu: nested key of \"%s\" empty or too long", st->opt_line,
-                    st->key);
+            errbuf_set(err, errlen, "line %zu: nested key of \"%s\" empty or too long",
+                       st->opt_line, st->key);
             return -EINVAL;
         }
         memcpy(sub, k, kn);
@@ -150,7 +133,7 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
         return 0;
     if (st->have_opt && indent > st->opt_indent) { /* continuation */
         if (st->value_len + 1 + sn >= sizeof st->value) {
-            set_err(err, errlen, "line %zu: value of \"%s\" too long", lineno, st->key);
+            errbuf_set(err, errlen, "line %zu: value of \"%s\" too long", lineno, st->key);
             return -EINVAL;
         }
         st->value[st->value_len++] = '\n';
@@ -163,11 +146,11 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
         return rc;
     if (s[0] == '[') {
         if (sn < 3 || s[sn - 1] != ']') {
-            set_err(err, errlen, "line %zu: malformed section header", lineno);
+            errbuf_set(err, errlen, "line %zu: malformed section header", lineno);
             return -EINVAL;
         }
         if (sn - 2 >= sizeof st->section) {
-            set_err(err, errlen, "line %zu: section name too long", lineno);
+            errbuf_set(err, errlen, "line %zu: section name too long", lineno);
             return -EINVAL;
         }
         memcpy(st->section, s + 1, sn - 2);
@@ -175,13 +158,14 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
         h = fnv1a(st->section, 0);
         for (size_t i = 0; i < st->n_sections; i++) {
             if (st->sections[i] == h) {
-                set_err(err, errlen, "line %zu: section [%.*s] given twice", lineno,
-                        AWS_CREDS_MAX_KEY, st->section);
+                errbuf_set(err, errlen, "line %zu: section [%.*s] given twice", lineno,
+                           AWS_CREDS_MAX_KEY, st->section);
                 return -EINVAL;
             }
         }
         if (st->n_sections == AWS_INI_MAX_SECTIONS) {
-            set_err(err, errlen, "line %zu: more than %d sections", lineno, AWS_INI_MAX_SECTIONS);
+            errbuf_set(err, errlen, "line %zu: more than %d sections", lineno,
+                       AWS_INI_MAX_SECTIONS);
             return -EINVAL;
         }
         st->sections[st->n_sections++] = h;
@@ -190,14 +174,14 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
         return 0;
     }
     if (!st->have_section) {
-        set_err(err, errlen, "line %zu: key outside any [section]", lineno);
+        errbuf_set(err, errlen, "line %zu: key outside any [section]", lineno);
         return -EINVAL;
     }
     delim = s;
     while (delim < s + sn && *delim != '=' && *delim != ':')
         delim++;
     if (delim == s + sn) {
-        set_err(err, errlen, "line %zu: not \"key = value\"", lineno);
+        errbuf_set(err, errlen, "line %zu: not \"key = value\"", lineno);
         return -EINVAL;
     }
     {
@@ -206,11 +190,11 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
         trim(&k, &kn);
         trim(&v, &vn);
         if (kn == 0 || kn >= sizeof st->key) {
-            set_err(err, errlen, "line %zu: %s key", lineno, kn == 0 ? "empty" : "too long a");
+            errbuf_set(err, errlen, "line %zu: %s key", lineno, kn == 0 ? "empty" : "too long a");
             return -EINVAL;
         }
         if (vn >= sizeof st->value) {
-            set_err(err, errlen, "line %zu: value too long", lineno);
+            errbuf_set(err, errlen, "line %zu: value too long", lineno);
             return -EINVAL;
         }
         for (size_t i = 0; i < kn; i++)
@@ -222,13 +206,14 @@ static int ini_line(struct ini_state *st, const char *line, size_t n, size_t lin
     h = fnv1a(st->key, 1);
     for (size_t i = 0; i < st->n_keys; i++) {
         if (st->keys[i] == h) {
-            set_err(err, errlen, "line %zu: key \"%s\" given twice in [%.*s]", lineno, st->key,
-                    AWS_CREDS_MAX_KEY, st->section);
+            errbuf_set(err, errlen, "line %zu: key \"%s\" given twice in [%.*s]", lineno, st->key,
+                       AWS_CREDS_MAX_KEY, st->section);
             return -EINVAL;
         }
     }
     if (st->n_keys == AWS_INI_MAX_KEYS) {
-        set_err(err, errlen, "line %zu: more than %d keys in a section", lineno, AWS_INI_MAX_KEYS);
+        errbuf_set(err, errlen, "line %zu: more than %d keys in a section", lineno,
+                   AWS_INI_MAX_KEYS);
         return -EINVAL;
     }
     st->keys[st->n_keys++] = h;
@@ -249,7 +234,7 @@ int aws_ini_parse(const char *buf, size_t len, aws_ini_cb cb, void *ctx, char *e
     if ((buf == NULL && len > 0) || cb == NULL)
         return -EINVAL;
     if (len > AWS_CREDS_MAX_FILE) {
-        set_err(err, errlen, "file over %u bytes", (unsigned)AWS_CREDS_MAX_FILE);
+        errbuf_set(err, errlen, "file over %u bytes", (unsigned)AWS_CREDS_MAX_FILE);
         return -EFBIG;
     }
     st = calloc(1, sizeof *st);
@@ -263,12 +248,12 @@ int aws_ini_parse(const char *buf, size_t len, aws_ini_cb cb, void *ctx, char *e
 
         lineno++;
         if (n > AWS_CREDS_MAX_LINE) {
-            set_err(err, errlen, "line %zu: longer than %d bytes", lineno, AWS_CREDS_MAX_LINE);
+            errbuf_set(err, errlen, "line %zu: longer than %d bytes", lineno, AWS_CREDS_MAX_LINE);
             rc = -EINVAL;
             break;
         }
         if (memchr(buf + pos, '\0', n) != NULL) {
-            set_err(err, errlen, "line %zu: NUL byte", lineno);
+            errbuf_set(err, errlen, "line %zu: NUL byte", lineno);
             rc = -EINVAL;
             break;
         }
@@ -394,7 +379,7 @@ static int read_file(const char *path, char **buf, size_t *len, struct aws_creds
         if (errno == ENOENT || errno == ENOTDIR)
             return 0;
         rc = -errno;
-        set_err(err, errlen, "%s: %s", path, strerror(-rc));
+        errbuf_set(err, errlen, "%s: %s", path, strerror(-rc));
         return rc;
     }
     if (fstat(fd, &st) != 0) {
@@ -403,12 +388,12 @@ static int read_file(const char *path, char **buf, size_t *len, struct aws_creds
     }
     if (!S_ISREG(st.st_mode)) {
         rc = -EINVAL;
-        set_err(err, errlen, "%s: not a regular file", path);
+        errbuf_set(err, errlen, "%s: not a regular file", path);
         goto out;
     }
     if (st.st_size > (off_t)AWS_CREDS_MAX_FILE) {
         rc = -EFBIG;
-        set_err(err, errlen, "%s: over %u bytes", path, (unsigned)AWS_CREDS_MAX_FILE);
+        errbuf_set(err, errlen, "%s: over %u bytes", path, (unsigned)AWS_CREDS_MAX_FILE);
         goto out;
     }
     file_id_of(&st, id);
@@ -423,7 +408,7 @@ static int read_file(const char *path, char **buf, size_t *len, struct aws_creds
             continue;
         if (r < 0) {
             rc = -errno;
-            set_err(err, errlen, "%s: %s", path, strerror(errno));
+            errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
             goto out;
         }
         if (r == 0)
@@ -431,7 +416,7 @@ static int read_file(const char *path, char **buf, size_t *len, struct aws_creds
         got += (size_t)r;
         if (got > AWS_CREDS_MAX_FILE) {
             rc = -EFBIG;
-            set_err(err, errlen, "%s: over %u bytes", path, (unsigned)AWS_CREDS_MAX_FILE);
+            errbuf_set(err, errlen, "%s: over %u bytes", path, (unsigned)AWS_CREDS_MAX_FILE);
             goto out;
         }
     }
@@ -552,7 +537,7 @@ static int parse_profile(const char *path, const char *buf, size_t len, struct p
     int rc = aws_ini_parse(buf, len, profile_cb, p, e, sizeof e);
 
     if (rc != 0)
-        set_err(err, errlen, "%s: %s", path, e);
+        errbuf_set(err, errlen, "%s: %s", path, e);
     return rc;
 }
 
@@ -562,7 +547,7 @@ static int copy_field(char *dst, size_t n, const char *src, const char *what, ch
     size_t l = strlen(src);
 
     if (l >= n) {
-        set_err(err, errlen, "%s longer than %zu bytes", what, n - 1);
+        errbuf_set(err, errlen, "%s longer than %zu bytes", what, n - 1);
         return -EINVAL;
     }
     memcpy(dst, src, l + 1);
@@ -611,7 +596,7 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
     if ((rc = file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials", io->cred_path,
                         sizeof io->cred_path)) != 0 ||
         (rc = file_path("AWS_CONFIG_FILE", "config", io->conf_path, sizeof io->conf_path)) != 0) {
-        set_err(err, errlen, "credentials or config file path too long");
+        errbuf_set(err, errlen, "credentials or config file path too long");
         return rc;
     }
     cp = calloc(1, sizeof *cp);
@@ -634,9 +619,9 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
     /* credentials: env, then the credentials file, then the config file */
     if (ak != NULL || sk != NULL) {
         if (ak == NULL || sk == NULL) {
-            set_err(err, errlen, "%s is set but %s is not",
-                    ak != NULL ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-                    ak != NULL ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+            errbuf_set(err, errlen, "%s is set but %s is not",
+                       ak != NULL ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                       ak != NULL ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
             rc = -EINVAL;
             goto out;
         }
@@ -652,16 +637,17 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
             goto out;
         v = env_nonempty("AWS_CREDENTIAL_EXPIRATION");
         if (v != NULL && aws_creds_parse_time(v, &out->expires) != 0) {
-            set_err(err, errlen, "AWS_CREDENTIAL_EXPIRATION: not an ISO 8601 time");
+            errbuf_set(err, errlen, "AWS_CREDENTIAL_EXPIRATION: not an ISO 8601 time");
             rc = -EINVAL;
             goto out;
         }
         out->source = "environment";
     } else if (env_nonempty("AWS_WEB_IDENTITY_TOKEN_FILE") != NULL &&
                env_nonempty("AWS_ROLE_ARN") != NULL) {
-        set_err(err, errlen,
-                "web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) is not supported yet: "
-                "give keys by env or a credentials file");
+        errbuf_set(
+            err, errlen,
+            "web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) is not supported yet: "
+            "give keys by env or a credentials file");
         rc = -ENOTSUP;
         goto out;
     } else {
@@ -669,10 +655,10 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
         const char *path = NULL;
 
         if (fp->set[P_UNSUPPORTED] || cp->set[P_UNSUPPORTED]) {
-            set_err(err, errlen,
-                    "profile \"%s\" uses %s (STS, SSO or a credential process): not supported "
-                    "yet",
-                    profile, fp->set[P_UNSUPPORTED] ? fp->unsupported : cp->unsupported);
+            errbuf_set(err, errlen,
+                       "profile \"%s\" uses %s (STS, SSO or a credential process): not supported "
+                       "yet",
+                       profile, fp->set[P_UNSUPPORTED] ? fp->unsupported : cp->unsupported);
             rc = -ENOTSUP;
             goto out;
         }
@@ -682,14 +668,15 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
             src = fp, path = io->conf_path, out->source = "config file";
         if (src == NULL) {
             if (named && !cp->found && !fp->found)
-                set_err(err, errlen, "profile \"%s\" not found in %s or %s", profile,
-                        io->cred_path[0] ? io->cred_path : "(no credentials file)",
-                        io->conf_path[0] ? io->conf_path : "(no config file)");
+                errbuf_set(err, errlen, "profile \"%s\" not found in %s or %s", profile,
+                           io->cred_path[0] ? io->cred_path : "(no credentials file)",
+                           io->conf_path[0] ? io->conf_path : "(no config file)");
             else
-                set_err(err, errlen,
-                        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-                        "aws_access_key_id and aws_secret_access_key for profile \"%s\" in %s",
-                        profile, io->cred_path[0] ? io->cred_path : "a credentials file");
+                errbuf_set(
+                    err, errlen,
+                    "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                    "aws_access_key_id and aws_secret_access_key for profile \"%s\" in %s",
+                    profile, io->cred_path[0] ? io->cred_path : "a credentials file");
             rc = -ENOENT;
             goto out;
         }
@@ -708,8 +695,8 @@ static int resolve(const char *service, struct aws_creds *out, struct resolve_io
             : src->set[P_EXPIRATION] ? src->vals[P_EXPIRATION]
                                      : NULL;
         if (v != NULL && aws_creds_parse_time(v, &out->expires) != 0) {
-            set_err(err, errlen, "%s: profile \"%s\": expiry is not an ISO 8601 time", path,
-                    profile);
+            errbuf_set(err, errlen, "%s: profile \"%s\": expiry is not an ISO 8601 time", path,
+                       profile);
             rc = -EINVAL;
             goto out;
         }
@@ -836,8 +823,8 @@ int aws_creds_get(struct aws_creds_cache *c, const char *service, int64_t now,
         if (gmtime_r(&t, &tm) == NULL ||
             strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
             snprintf(when, sizeof when, "%lld", (long long)fresh->expires);
-        set_err(err, errlen, "AWS credentials from the %s (profile \"%s\") expired at %s",
-                fresh->source, fresh->profile, when);
+        errbuf_set(err, errlen, "AWS credentials from the %s (profile \"%s\") expired at %s",
+                   fresh->source, fresh->profile, when);
         rc = -EKEYEXPIRED;
         goto out;
     }

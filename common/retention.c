@@ -4,32 +4,15 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "array.h"
 #include "config.h"
+#include "errbuf.h"
 
 static const char *const tier_names[RETENTION_TIERS] = {"hourly", "daily", "weekly", "monthly"};
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    /* quoted input stays on one printable line */
-    for (char *c = err; *c != '\0'; c++) {
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
-    }
-}
 
 /* length of a quote in an error message */
 static int q(size_t len)
@@ -49,15 +32,15 @@ static int parse_item(const char *item, size_t len, bool bare_ok, struct retenti
     uint64_t v;
 
     if (len == 0) {
-        set_err(err, errlen, "--backup-keep: empty item (two commas, or one at an end)");
+        errbuf_set(err, errlen, "--backup-keep: empty item (two commas, or one at an end)");
         return -EINVAL;
     }
     if (eq == NULL) {
         if (!bare_ok || isalpha((unsigned char)item[0])) {
-            set_err(err, errlen,
-                    "--backup-keep: \"%.*s\" is not KEY=N (keys: last, hourly, daily, weekly, "
-                    "monthly)",
-                    q(len), item);
+            errbuf_set(err, errlen,
+                       "--backup-keep: \"%.*s\" is not KEY=N (keys: last, hourly, daily, weekly, "
+                       "monthly)",
+                       q(len), item);
             return -EINVAL;
         }
         slot = &p->last;
@@ -69,27 +52,28 @@ static int parse_item(const char *item, size_t len, bool bare_ok, struct retenti
                 slot = &p->tier[t];
         }
         if (slot == NULL) {
-            set_err(err, errlen,
-                    "--backup-keep: unknown key \"%.*s\" (keys: last, hourly, daily, weekly, "
-                    "monthly)",
-                    q(klen), item);
+            errbuf_set(err, errlen,
+                       "--backup-keep: unknown key \"%.*s\" (keys: last, hourly, daily, weekly, "
+                       "monthly)",
+                       q(klen), item);
             return -EINVAL;
         }
     }
     if (*slot != 0) {
-        set_err(err, errlen, "--backup-keep: \"%.*s\" given twice", q(eq != NULL ? klen : 4),
-                eq != NULL ? item : "last");
+        errbuf_set(err, errlen, "--backup-keep: \"%.*s\" given twice", q(eq != NULL ? klen : 4),
+                   eq != NULL ? item : "last");
         return -EINVAL;
     }
     if (vlen == 0 || vlen >= sizeof num) {
-        set_err(err, errlen, "--backup-keep: \"%.*s\" needs a number of at least 1", q(len), item);
+        errbuf_set(err, errlen, "--backup-keep: \"%.*s\" needs a number of at least 1", q(len),
+                   item);
         return -EINVAL;
     }
     memcpy(num, val, vlen);
     num[vlen] = '\0';
     if (config_parse_u64(num, 1, RETENTION_MAX_COUNT, &v) != 0) {
-        set_err(err, errlen, "--backup-keep: \"%.*s\": want a number from 1 to %u", q(len), item,
-                (unsigned)RETENTION_MAX_COUNT);
+        errbuf_set(err, errlen, "--backup-keep: \"%.*s\": want a number from 1 to %u", q(len), item,
+                   (unsigned)RETENTION_MAX_COUNT);
         return -EINVAL;
     }
     *slot = (uint32_t)v;
@@ -105,14 +89,14 @@ int retention_parse(const char *s, struct retention_policy *p, char *err, size_t
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (s == NULL || p == NULL || s[0] == '\0') {
-        set_err(err, errlen,
-                "--backup-keep: empty (want N, or KEY=N,... with keys last, hourly, "
-                "daily, weekly, monthly)");
+        errbuf_set(err, errlen,
+                   "--backup-keep: empty (want N, or KEY=N,... with keys last, hourly, "
+                   "daily, weekly, monthly)");
         return -EINVAL;
     }
     len = strnlen(s, CONFIG_MAX_VALUE);
     if (len >= CONFIG_MAX_VALUE) {
-        set_err(err, errlen, "--backup-keep: too long (\"%.*s...\")", q(len), s);
+        errbuf_set(err, errlen, "--backup-keep: too long (\"%.*s...\")", q(len), s);
         return -EINVAL;
     }
     pos = s;

@@ -2,9 +2,9 @@
  * whole-file and small-buffer puts on top of the implementations' part uploads. Protocols and
  * disk layout are store_s3.c's and store_file.c's. */
 #include "store.h"
+#include "errbuf.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -12,19 +12,6 @@
 
 static const struct store_ops *const store_kinds[] = {&store_s3_ops, &store_file_ops,
                                                       &store_azure_ops};
-
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && err_len) {
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static const struct store_ops *kind_of(const char *url)
 {
@@ -50,15 +37,17 @@ int store_open(const char *url, const struct store_options *o, struct store **ou
 
     *out = NULL;
     if (!k)
-        return fail(err, err_len, -EINVAL, "not a store URL (s3://BUCKET/PREFIX or file:///PATH)");
+        return errbuf_fail(err, err_len, -EINVAL,
+                           "not a store URL (s3://BUCKET/PREFIX or file:///PATH)");
     if (strlen(url) >= STORE_MAX_URL)
-        return fail(err, err_len, -EINVAL, "store URL longer than %d bytes", STORE_MAX_URL - 1);
+        return errbuf_fail(err, err_len, -EINVAL, "store URL longer than %d bytes",
+                           STORE_MAX_URL - 1);
     if (!o)
         o = &def;
     if (o->part_size && (o->part_size < STORE_PART_MIN || o->part_size > STORE_PART_MAX))
-        return fail(err, err_len, -EINVAL, "part size %llu outside [%llu, %llu]",
-                    (unsigned long long)o->part_size, (unsigned long long)STORE_PART_MIN,
-                    (unsigned long long)STORE_PART_MAX);
+        return errbuf_fail(err, err_len, -EINVAL, "part size %llu outside [%llu, %llu]",
+                           (unsigned long long)o->part_size, (unsigned long long)STORE_PART_MIN,
+                           (unsigned long long)STORE_PART_MAX);
     rc = k->open(url, o, out, err, err_len);
     if (rc != 0)
         return rc;
@@ -106,7 +95,7 @@ int store_upload_begin(struct store *s, const char *name, struct store_upload **
 
     *out = NULL;
     if (!store_name_valid(name, false))
-        return fail(err, err_len, -EINVAL, "invalid object name");
+        return errbuf_fail(err, err_len, -EINVAL, "invalid object name");
     rc = s->ops->upload_begin(s, name, out, err, err_len);
     if (rc == 0)
         (*out)->store = s;
@@ -138,8 +127,9 @@ int store_put_file(struct store *s, const char *name, int fd, uint64_t off, uint
     int rc;
 
     if ((len + s->part_size - 1) / s->part_size > STORE_MAX_PARTS)
-        return fail(err, err_len, -EFBIG, "%llu bytes need more than %d parts of %llu",
-                    (unsigned long long)len, STORE_MAX_PARTS, (unsigned long long)s->part_size);
+        return errbuf_fail(err, err_len, -EFBIG, "%llu bytes need more than %d parts of %llu",
+                           (unsigned long long)len, STORE_MAX_PARTS,
+                           (unsigned long long)s->part_size);
     rc = store_upload_begin(s, name, &u, err, err_len);
     if (rc != 0)
         return rc;
@@ -162,16 +152,16 @@ int store_put_buffer(struct store *s, const char *name, const void *buf, size_t 
     size_t off = 0;
 
     if (len > STORE_PART_MAX)
-        return fail(err, err_len, -EFBIG, "buffer of %zu bytes is too large", len);
+        return errbuf_fail(err, err_len, -EFBIG, "buffer of %zu bytes is too large", len);
     fd = memfd_create("store-put", MFD_CLOEXEC);
     if (fd < 0)
-        return fail(err, err_len, -errno, "memfd_create: %s", strerror(errno));
+        return errbuf_fail(err, err_len, -errno, "memfd_create: %s", strerror(errno));
     while (off < len) {
         ssize_t w = write(fd, (const char *)buf + off, len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            rc = fail(err, err_len, -errno, "memfd write: %s", strerror(errno));
+            rc = errbuf_fail(err, err_len, -errno, "memfd write: %s", strerror(errno));
             close(fd);
             return rc;
         }
@@ -186,7 +176,7 @@ int store_get(struct store *s, const char *name, store_sink_fn sink, void *arg, 
               size_t err_len)
 {
     if (!store_name_valid(name, false))
-        return fail(err, err_len, -EINVAL, "invalid object name");
+        return errbuf_fail(err, err_len, -EINVAL, "invalid object name");
     return s->ops->get(s, name, sink, arg, err, err_len);
 }
 
@@ -194,14 +184,14 @@ int store_list(struct store *s, const char *prefix, store_list_fn fn, void *arg,
                size_t err_len)
 {
     if (!store_name_valid(prefix ? prefix : "", true))
-        return fail(err, err_len, -EINVAL, "invalid prefix");
+        return errbuf_fail(err, err_len, -EINVAL, "invalid prefix");
     return s->ops->list(s, prefix ? prefix : "", fn, arg, err, err_len);
 }
 
 int store_remove(struct store *s, const char *name, char *err, size_t err_len)
 {
     if (!store_name_valid(name, false))
-        return fail(err, err_len, -EINVAL, "invalid object name");
+        return errbuf_fail(err, err_len, -EINVAL, "invalid object name");
     return s->ops->remove(s, name, err, err_len);
 }
 
@@ -210,6 +200,6 @@ int store_abort_stale(struct store *s, const char *prefix, time_t before, unsign
 {
     *aborted = 0;
     if (!store_name_valid(prefix ? prefix : "", true))
-        return fail(err, err_len, -EINVAL, "invalid prefix");
+        return errbuf_fail(err, err_len, -EINVAL, "invalid prefix");
     return s->ops->abort_stale(s, prefix ? prefix : "", before, aborted, err, err_len);
 }

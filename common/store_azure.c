@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 #include "base64.h"
 #include "azxml.h"
 #include "curl_dl.h"
+#include "errbuf.h"
 #include "log.h"
 #include "store.h"
 
@@ -94,19 +94,6 @@ struct az_call {
     bool body_overflow;
 };
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && err_len) {
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static bool container_valid(const char *c, size_t n)
 {
     if (n < 3 || n > AZ_MAX_CONTAINER || c[0] == '-' || c[n - 1] == '-')
@@ -141,11 +128,12 @@ static int az_open(const char *url, const struct store_options *o, struct store 
     int rc;
 
     if (!s)
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     pthread_mutex_init(&s->mu, NULL);
     slash = strchr(p, '/');
     if (!slash || (size_t)(slash - p) >= sizeof(account)) {
-        rc = fail(err, err_len, -EINVAL, "azure URL: want azure://ACCOUNT/CONTAINER[/PREFIX]");
+        rc = errbuf_fail(err, err_len, -EINVAL,
+                         "azure URL: want azure://ACCOUNT/CONTAINER[/PREFIX]");
         goto out;
     }
     memcpy(account, p, (size_t)(slash - p));
@@ -154,26 +142,27 @@ static int az_open(const char *url, const struct store_options *o, struct store 
     cslash = strchr(p, '/');
     n = cslash ? (size_t)(cslash - p) : strlen(p);
     if (!container_valid(p, n)) {
-        rc = fail(err, err_len, -EINVAL,
-                  "azure URL: container must be 3-63 lower-case letters, digits or single '-'");
+        rc = errbuf_fail(
+            err, err_len, -EINVAL,
+            "azure URL: container must be 3-63 lower-case letters, digits or single '-'");
         goto out;
     }
     memcpy(s->container, p, n);
     s->container[n] = '\0';
     p = cslash ? cslash + 1 : p + n;
     if (strchr(p, '?') || strchr(p, '#')) {
-        rc = fail(err, err_len, -EINVAL,
-                  "azure URL: no query: the SAS token goes in "
-                  "AZURE_STORAGE_SAS_TOKEN");
+        rc = errbuf_fail(err, err_len, -EINVAL,
+                         "azure URL: no query: the SAS token goes in "
+                         "AZURE_STORAGE_SAS_TOKEN");
         goto out;
     }
     if (p[0] && !store_name_valid(p, true)) {
-        rc = fail(err, err_len, -EINVAL, "azure URL: invalid prefix");
+        rc = errbuf_fail(err, err_len, -EINVAL, "azure URL: invalid prefix");
         goto out;
     }
     n = strlen(p);
     if (n + 2 > sizeof(s->prefix)) {
-        rc = fail(err, err_len, -EINVAL, "azure URL: prefix too long");
+        rc = errbuf_fail(err, err_len, -EINVAL, "azure URL: prefix too long");
         goto out;
     }
     snprintf(s->prefix, sizeof(s->prefix), "%s%s", p, n && p[n - 1] != '/' ? "/" : "");
@@ -184,7 +173,7 @@ static int az_open(const char *url, const struct store_options *o, struct store 
         const char *e = s->acct.endpoint, *host = strstr(e, "://") + 3, *path = strchr(host, '/');
         size_t ol = path ? (size_t)(path - e) : strlen(e);
         if (ol >= sizeof(s->origin) || (path && strlen(path) >= sizeof(s->ep_path))) {
-            rc = fail(err, err_len, -EINVAL, "AZURE_STORAGE_BLOB_ENDPOINT too long");
+            rc = errbuf_fail(err, err_len, -EINVAL, "AZURE_STORAGE_BLOB_ENDPOINT too long");
             goto out;
         }
         memcpy(s->origin, e, ol);
@@ -204,7 +193,7 @@ static int az_open(const char *url, const struct store_options *o, struct store 
     }
     s->h = s->curl->easy_init();
     if (!s->h) {
-        rc = fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
+        rc = errbuf_fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
         goto out;
     }
     *out = &s->base;
@@ -553,29 +542,31 @@ static int answer_error(const struct az_store *s, const struct az_call *c, const
     long st = c->status;
 
     if (strcmp(code, "AuthenticationFailed") == 0)
-        return fail(err, err_len, -EACCES,
-                    "%s %s: authentication failed (AuthenticationFailed): check %s", c->what, where,
-                    s->acct.key_len ? "AZURE_STORAGE_KEY" : "AZURE_STORAGE_SAS_TOKEN");
+        return errbuf_fail(
+            err, err_len, -EACCES, "%s %s: authentication failed (AuthenticationFailed): check %s",
+            c->what, where, s->acct.key_len ? "AZURE_STORAGE_KEY" : "AZURE_STORAGE_SAS_TOKEN");
     if (st == 403)
-        return fail(err, err_len, -EACCES, "%s %s: access denied (HTTP 403%s%s): check %s", c->what,
-                    where, code[0] ? " " : "", code,
-                    s->acct.key_len ? "AZURE_STORAGE_KEY"
-                                    : "AZURE_STORAGE_SAS_TOKEN (signature, permissions, expiry)");
+        return errbuf_fail(err, err_len, -EACCES, "%s %s: access denied (HTTP 403%s%s): check %s",
+                           c->what, where, code[0] ? " " : "", code,
+                           s->acct.key_len
+                               ? "AZURE_STORAGE_KEY"
+                               : "AZURE_STORAGE_SAS_TOKEN (signature, permissions, expiry)");
     if (strcmp(code, "ContainerNotFound") == 0)
-        return fail(err, err_len, -ENOENT, "%s %s: container %s does not exist (ContainerNotFound)",
-                    c->what, where, s->container);
+        return errbuf_fail(err, err_len, -ENOENT,
+                           "%s %s: container %s does not exist (ContainerNotFound)", c->what, where,
+                           s->container);
     if (st == 404)
-        return fail(err, err_len, -ENOENT, "%s %s: not found (HTTP 404%s%s)", c->what, where,
-                    code[0] ? " " : "", code);
+        return errbuf_fail(err, err_len, -ENOENT, "%s %s: not found (HTTP 404%s%s)", c->what, where,
+                           code[0] ? " " : "", code);
     if (st == 412 || strcmp(code, "Md5Mismatch") == 0 || strcmp(code, "InvalidMd5") == 0 ||
         strcmp(code, "InvalidBlockList") == 0)
-        return fail(err, err_len, -EBADMSG, "%s %s: refused (HTTP %ld %s)", c->what, where, st,
-                    code);
+        return errbuf_fail(err, err_len, -EBADMSG, "%s %s: refused (HTTP %ld %s)", c->what, where,
+                           st, code);
     if (transient(c))
-        return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what, where, st,
-                    code[0] ? " " : "", code, s->attempts);
-    return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s", c->what, where, st, code[0] ? " " : "",
-                code);
+        return errbuf_fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what,
+                           where, st, code[0] ? " " : "", code, s->attempts);
+    return errbuf_fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s", c->what, where, st,
+                       code[0] ? " " : "", code);
 }
 
 static int build_query(const struct az_call *c, char *q, size_t cap)
@@ -618,18 +609,18 @@ static int az_do_locked(struct az_store *s, struct az_call *c, char *err, size_t
     if (n < 0 || (size_t)n >= sizeof(where))
         where[sizeof(where) - 1] = '\0';
     if (uri_encode(c->blob ? c->blob : "", true, enc, sizeof(enc)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "%s %s: name too long", c->what, where);
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "%s %s: name too long", c->what, where);
     n = snprintf(path, sizeof(path), "%s/%s%s%s", s->ep_path, s->container, c->blob ? "/" : "",
                  enc);
     if (n < 0 || (size_t)n >= sizeof(path))
-        return fail(err, err_len, -ENAMETOOLONG, "%s %s: name too long", c->what, where);
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "%s %s: name too long", c->what, where);
     if (build_query(c, query, sizeof(query)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "%s %s: query too long", c->what, where);
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "%s %s: query too long", c->what, where);
     if (c->has_body && c->send_md5) {
         rc = body_md5(c, md5);
         if (rc != 0)
-            return fail(err, err_len, rc, "%s %s: reading the body: %s", c->what, where,
-                        strerror(-rc));
+            return errbuf_fail(err, err_len, rc, "%s %s: reading the body: %s", c->what, where,
+                               strerror(-rc));
     }
     for (i = 0; i < s->attempts; i++) {
         bool again;
@@ -642,8 +633,8 @@ static int az_do_locked(struct az_store *s, struct az_call *c, char *err, size_t
             return 0;
         } else if (rc == 0) {
             if (c->sink && c->delivered > 0 && c->status == 412)
-                return fail(err, err_len, -EBADMSG, "%s %s: the blob changed while reading",
-                            c->what, where);
+                return errbuf_fail(err, err_len, -EBADMSG, "%s %s: the blob changed while reading",
+                                   c->what, where);
             again = transient(c);
             if (!again)
                 return answer_error(s, c, where, err, err_len);
@@ -653,31 +644,31 @@ static int az_do_locked(struct az_store *s, struct az_call *c, char *err, size_t
             again = true;
         } else {
             if (rc == -EFBIG)
-                return fail(err, err_len, -EBADMSG, "%s %s: answer larger than allowed", c->what,
-                            where);
+                return errbuf_fail(err, err_len, -EBADMSG, "%s %s: answer larger than allowed",
+                                   c->what, where);
             if (c->sink_rc == -EBADMSG && c->resume_from > 0)
-                return fail(err, err_len, -EBADMSG,
-                            "%s %s: the store ignored the range on a "
-                            "retry",
-                            c->what, where);
+                return errbuf_fail(err, err_len, -EBADMSG,
+                                   "%s %s: the store ignored the range on a "
+                                   "retry",
+                                   c->what, where);
             if (c->sink_rc)
-                return fail(err, err_len, rc, "%s %s: stopped by the reader: %s", c->what, where,
-                            strerror(-rc));
-            return fail(err, err_len, rc, "%s %s: %s", c->what, where,
-                        cerr[0] ? cerr : strerror(-rc));
+                return errbuf_fail(err, err_len, rc, "%s %s: stopped by the reader: %s", c->what,
+                                   where, strerror(-rc));
+            return errbuf_fail(err, err_len, rc, "%s %s: %s", c->what, where,
+                               cerr[0] ? cerr : strerror(-rc));
         }
         (void)again;
         if (i + 1 < s->attempts)
             log_msg(LOG_WARN, "store: %s %s: %s; retry %d of %d", c->what, where, cerr, i + 1,
                     s->attempts - 1);
         if (rc == -ECONNREFUSED && i + 1 == s->attempts)
-            return fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what, where,
-                        s->origin, cerr);
+            return errbuf_fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what,
+                               where, s->origin, cerr);
     }
     if (c->status && rc == 0)
         return answer_error(s, c, where, err, err_len);
-    return fail(err, err_len, -EIO, "%s %s: %s after %d attempts", c->what, where, cerr,
-                s->attempts);
+    return errbuf_fail(err, err_len, -EIO, "%s %s: %s after %d attempts", c->what, where, cerr,
+                       s->attempts);
 }
 
 static int full_blob(const struct az_store *s, const char *name, char *out, size_t len)
@@ -695,11 +686,11 @@ static int az_upload_begin(struct store *st, const char *name, struct store_uplo
     struct az_upload *u = calloc(1, sizeof(*u));
 
     if (!u)
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     u->s = s;
     if (full_blob(s, name, u->blob, sizeof(u->blob)) != 0) {
         free(u);
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     }
     *out = &u->base;
     return 0;
@@ -723,7 +714,7 @@ static int az_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_
     int rc;
 
     if (u->blocks >= AZ_MAX_BLOCKS)
-        return fail(err, err_len, -EFBIG, "more than %d blocks", AZ_MAX_BLOCKS);
+        return errbuf_fail(err, err_len, -EFBIG, "more than %d blocks", AZ_MAX_BLOCKS);
     azure_block_id(u->blocks, id);
     snprintf(what, sizeof(what), "put block %u", u->blocks + 1);
     rc = az_do(u->s, &c, err, err_len);
@@ -766,7 +757,7 @@ static int az_upload_commit(struct store_upload *up, char *err, size_t err_len)
     xml = malloc(cap);
     if (!xml) {
         free(u);
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     }
     o = (size_t)snprintf(xml, cap, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
     for (uint32_t i = 0; i < u->blocks; i++) {
@@ -804,7 +795,7 @@ static int az_get(struct store *st, const char *name, store_sink_fn sink, void *
     int rc;
 
     if (full_blob(s, name, blob, sizeof(blob)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     rc = az_do(s, &c, err, err_len);
     free(c.body);
     return rc;
@@ -842,7 +833,7 @@ static int az_list(struct store *st, const char *prefix, store_list_fn fn, void 
     int rc = 0;
 
     if (full_blob(s, prefix, full, sizeof(full)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "prefix too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "prefix too long");
     while (more && rc == 0) {
         struct az_call c = {
             .method = "GET",
@@ -858,12 +849,13 @@ static int az_list(struct store *st, const char *prefix, store_list_fn fn, void 
             rc = azxml_list_blobs(c.body ? c.body : "", c.body_len, on_listed, &l, next,
                                   sizeof(next));
             if (rc == -EINVAL || rc == -E2BIG)
-                rc = fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc, "list azure://%s/%s/%s: %s",
-                          s->acct.account, s->container, full,
-                          rc == -EINVAL ? "unreadable answer" : "too many objects");
+                rc = errbuf_fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc,
+                                 "list azure://%s/%s/%s: %s", s->acct.account, s->container, full,
+                                 rc == -EINVAL ? "unreadable answer" : "too many objects");
             if (rc == 0 && next[0] && strcmp(next, marker) == 0)
-                rc = fail(err, err_len, -EBADMSG, "list azure://%s/%s/%s: marker did not move",
-                          s->acct.account, s->container, full);
+                rc = errbuf_fail(err, err_len, -EBADMSG,
+                                 "list azure://%s/%s/%s: marker did not move", s->acct.account,
+                                 s->container, full);
             if (rc == 0) {
                 memcpy(marker, next, sizeof(marker));
                 more = marker[0] != '\0';
@@ -882,7 +874,7 @@ static int az_remove(struct store *st, const char *name, char *err, size_t err_l
     int rc;
 
     if (full_blob(s, name, blob, sizeof(blob)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     rc = az_do(s, &c, err, err_len);
     free(c.body);
     return rc;

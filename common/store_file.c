@@ -10,13 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "store.h"
 
 #define FILE_TEMP_MARK ".part-"
@@ -34,19 +34,6 @@ struct file_upload {
     char tmp[PATH_MAX], final[PATH_MAX];
 };
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && err_len) {
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static int file_open(const char *url, const struct store_options *o, struct store **out, char *err,
                      size_t err_len)
 {
@@ -57,22 +44,23 @@ static int file_open(const char *url, const struct store_options *o, struct stor
 
     (void)o;
     if (path[0] != '/')
-        return fail(err, err_len, -EINVAL, "file store URL must be file:///ABSOLUTE/PATH");
+        return errbuf_fail(err, err_len, -EINVAL, "file store URL must be file:///ABSOLUTE/PATH");
     if (strchr(path, '?') || strchr(path, '#') || strstr(path, "/../") || strstr(path, "/./"))
-        return fail(err, err_len, -EINVAL, "file store path must be plain (no ?, #, . or ..)");
+        return errbuf_fail(err, err_len, -EINVAL,
+                           "file store path must be plain (no ?, #, . or ..)");
     if (stat(path, &st) != 0)
-        return fail(err, err_len, -errno, "file store %s: %s", path, strerror(errno));
+        return errbuf_fail(err, err_len, -errno, "file store %s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return fail(err, err_len, -ENOTDIR, "file store %s is not a directory", path);
+        return errbuf_fail(err, err_len, -ENOTDIR, "file store %s is not a directory", path);
     fs = calloc(1, sizeof(*fs));
     if (!fs)
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     n = strlen(path);
     while (n > 1 && path[n - 1] == '/')
         n--;
     if (n >= sizeof(fs->root)) {
         free(fs);
-        return fail(err, err_len, -ENAMETOOLONG, "file store path too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "file store path too long");
     }
     memcpy(fs->root, path, n);
     fs->root[n] = '\0';
@@ -142,19 +130,21 @@ static int file_upload_begin(struct store *s, const char *name, struct store_upl
     int rc, n;
 
     if (!u)
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     u->fs = fs;
     u->fd = -1;
     if (join(fs, name, u->final, sizeof(u->final)) != 0) {
         free(u);
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long for this file system");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG,
+                           "object name too long for this file system");
     }
     base = strrchr(u->final, '/') + 1;
     n = snprintf(u->tmp, sizeof(u->tmp), "%.*s.%s" FILE_TEMP_MARK "XXXXXX", (int)(base - u->final),
                  u->final, base);
     if (n < 0 || (size_t)n >= sizeof(u->tmp)) {
         free(u);
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long for this file system");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG,
+                           "object name too long for this file system");
     }
     rc = make_parents(u->tmp);
     if (rc == 0) {
@@ -164,7 +154,7 @@ static int file_upload_begin(struct store *s, const char *name, struct store_upl
     }
     if (rc != 0) {
         free(u);
-        return fail(err, err_len, rc, "create %s in %s: %s", name, fs->root, strerror(-rc));
+        return errbuf_fail(err, err_len, rc, "create %s in %s: %s", name, fs->root, strerror(-rc));
     }
     (void)fchmod(u->fd, 0600);
     *out = &u->base;
@@ -185,15 +175,15 @@ static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint6
         if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
             break; /* not between these files: copy by hand */
         if (n < 0)
-            return fail(err, err_len, -errno, "copy into %s: %s", u->tmp, strerror(errno));
+            return errbuf_fail(err, err_len, -errno, "copy into %s: %s", u->tmp, strerror(errno));
         if (n == 0)
-            return fail(err, err_len, -EIO, "source ended %llu bytes early",
-                        (unsigned long long)len);
+            return errbuf_fail(err, err_len, -EIO, "source ended %llu bytes early",
+                               (unsigned long long)len);
         off += (uint64_t)n;
         len -= (uint64_t)n;
     }
     if (len > 0 && !(buf = malloc(STORE_IO_CHUNK)))
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     while (len > 0) {
         size_t want = len < STORE_IO_CHUNK ? (size_t)len : STORE_IO_CHUNK, done = 0;
         ssize_t r = pread(fd, buf, want, (off_t)off);
@@ -202,7 +192,8 @@ static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint6
         if (r <= 0) {
             int rc = r < 0 ? -errno : -EIO;
             free(buf);
-            return fail(err, err_len, rc, "read source: %s", r < 0 ? strerror(-rc) : "short");
+            return errbuf_fail(err, err_len, rc, "read source: %s",
+                               r < 0 ? strerror(-rc) : "short");
         }
         while (done < (size_t)r) {
             ssize_t w = write(u->fd, buf + done, (size_t)r - done);
@@ -211,7 +202,7 @@ static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint6
             if (w < 0) {
                 int rc = -errno;
                 free(buf);
-                return fail(err, err_len, rc, "write %s: %s", u->tmp, strerror(-rc));
+                return errbuf_fail(err, err_len, rc, "write %s: %s", u->tmp, strerror(-rc));
             }
             done += (size_t)w;
         }
@@ -238,14 +229,14 @@ static int file_upload_commit(struct store_upload *up, char *err, size_t err_len
     int rc = 0;
 
     if (fsync(u->fd) != 0)
-        rc = fail(err, err_len, -errno, "fsync %s: %s", u->tmp, strerror(errno));
+        rc = errbuf_fail(err, err_len, -errno, "fsync %s: %s", u->tmp, strerror(errno));
     else if (close(u->fd) != 0)
-        rc = fail(err, err_len, -errno, "close %s: %s", u->tmp, strerror(errno));
+        rc = errbuf_fail(err, err_len, -errno, "close %s: %s", u->tmp, strerror(errno));
     u->fd = -1;
     if (rc == 0 && rename(u->tmp, u->final) != 0)
-        rc = fail(err, err_len, -errno, "rename to %s: %s", u->final, strerror(errno));
+        rc = errbuf_fail(err, err_len, -errno, "rename to %s: %s", u->final, strerror(errno));
     if (rc == 0 && (rc = fsync_parent(u->final)) != 0)
-        fail(err, err_len, rc, "fsync of %s's directory: %s", u->final, strerror(-rc));
+        errbuf_fail(err, err_len, rc, "fsync of %s's directory: %s", u->final, strerror(-rc));
     if (rc != 0) {
         file_upload_abort(up);
         return rc;
@@ -262,21 +253,21 @@ static int file_get(struct store *s, const char *name, store_sink_fn sink, void 
     int fd, rc = 0;
 
     if (join(fs, name, path, sizeof(path)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, err_len, -errno, "%s: %s", path, strerror(errno));
+        return errbuf_fail(err, err_len, -errno, "%s: %s", path, strerror(errno));
     buf = malloc(STORE_IO_CHUNK);
     if (!buf) {
         close(fd);
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     }
     for (;;) {
         ssize_t r = read(fd, buf, STORE_IO_CHUNK);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = fail(err, err_len, -errno, "read %s: %s", path, strerror(errno));
+            rc = errbuf_fail(err, err_len, -errno, "read %s: %s", path, strerror(errno));
             break;
         }
         if (r == 0)
@@ -284,7 +275,7 @@ static int file_get(struct store *s, const char *name, store_sink_fn sink, void 
         rc = sink(arg, buf, (size_t)r);
         if (rc != 0) {
             if (err && err_len && !err[0])
-                fail(err, err_len, rc, "reading %s stopped: %s", name, strerror(-rc));
+                errbuf_fail(err, err_len, rc, "reading %s stopped: %s", name, strerror(-rc));
             break;
         }
     }
@@ -366,7 +357,7 @@ static int file_list(struct store *s, const char *prefix, store_list_fn fn, void
     int rc = walk_dir(&w, fs->root[0] ? fs->root : "/", "", 0);
 
     if (rc < 0)
-        return fail(err, err_len, rc, "listing %s: %s", fs->root, strerror(-rc));
+        return errbuf_fail(err, err_len, rc, "listing %s: %s", fs->root, strerror(-rc));
     return rc;
 }
 
@@ -377,11 +368,12 @@ static int file_remove(struct store *s, const char *name, char *err, size_t err_
     int rc;
 
     if (join(fs, name, path, sizeof(path)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     if (unlink(path) != 0)
-        return fail(err, err_len, -errno, "remove %s: %s", path, strerror(errno));
+        return errbuf_fail(err, err_len, -errno, "remove %s: %s", path, strerror(errno));
     rc = fsync_parent(path);
-    return rc ? fail(err, err_len, rc, "fsync of %s's directory: %s", path, strerror(-rc)) : 0;
+    return rc ? errbuf_fail(err, err_len, rc, "fsync of %s's directory: %s", path, strerror(-rc))
+              : 0;
 }
 
 static int file_abort_stale(struct store *s, const char *prefix, time_t before, unsigned *aborted,
@@ -392,7 +384,7 @@ static int file_abort_stale(struct store *s, const char *prefix, time_t before, 
     int rc = walk_dir(&w, fs->root[0] ? fs->root : "/", "", 0);
 
     *aborted = w.aborted;
-    return rc < 0 ? fail(err, err_len, rc, "cleaning %s: %s", fs->root, strerror(-rc)) : 0;
+    return rc < 0 ? errbuf_fail(err, err_len, rc, "cleaning %s: %s", fs->root, strerror(-rc)) : 0;
 }
 
 const struct store_ops store_file_ops = {

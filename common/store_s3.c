@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #include "aws_creds.h"
 #include "base64.h"
 #include "curl_dl.h"
+#include "errbuf.h"
 #include "hex.h"
 #include "log.h"
 #include "s3xml.h"
@@ -101,19 +101,6 @@ struct s3_call {
     bool body_overflow;
 };
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && err_len) {
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static int copy_env(const char *name, char *out, size_t len)
 {
     const char *v = getenv(name);
@@ -137,12 +124,12 @@ static int parse_endpoint(struct s3_store *s, const char *url, char *err, size_t
     } else if (strncmp(url, "http://", 7) == 0) {
         host = url + 7;
     } else {
-        return fail(err, err_len, -EINVAL, "S3 endpoint must be http(s)://HOST[:PORT]");
+        return errbuf_fail(err, err_len, -EINVAL, "S3 endpoint must be http(s)://HOST[:PORT]");
     }
     n = strcspn(host, "/?#");
     if (n == 0 || n >= sizeof(s->host) || (host[n] && strcmp(host + n, "/") != 0) ||
         memchr(host, '@', n))
-        return fail(err, err_len, -EINVAL, "S3 endpoint must be http(s)://HOST[:PORT]");
+        return errbuf_fail(err, err_len, -EINVAL, "S3 endpoint must be http(s)://HOST[:PORT]");
     memcpy(s->host, host, n);
     s->host[n] = '\0';
     snprintf(s->endpoint, sizeof(s->endpoint), "%s://%s", s->tls ? "https" : "http", s->host);
@@ -183,16 +170,16 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     int rc = 0;
 
     if (!bucket_valid(b, blen))
-        return fail(err, err_len, -EINVAL,
-                    "S3 URL must be s3://BUCKET[/PREFIX] (bucket: 3-63 of a-z0-9.-_)");
+        return errbuf_fail(err, err_len, -EINVAL,
+                           "S3 URL must be s3://BUCKET[/PREFIX] (bucket: 3-63 of a-z0-9.-_)");
     if (strchr(b, '?') || strchr(b, '#'))
-        return fail(err, err_len, -EINVAL, "S3 URL must not hold a query or fragment");
+        return errbuf_fail(err, err_len, -EINVAL, "S3 URL must not hold a query or fragment");
     s = calloc(1, sizeof(*s));
     cr = calloc(1, sizeof(*cr));
     if (!s || !cr) {
         free(s);
         free(cr);
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     }
     pthread_mutex_init(&s->h_mu, NULL);
     pthread_mutex_init(&s->creds_mu, NULL);
@@ -200,7 +187,7 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     if (slash && slash[1]) {
         size_t plen = strlen(slash + 1);
         if (plen > STORE_MAX_NAME || !store_name_valid(slash + 1, true)) {
-            rc = fail(err, err_len, -EINVAL, "invalid prefix in the S3 URL");
+            rc = errbuf_fail(err, err_len, -EINVAL, "invalid prefix in the S3 URL");
             goto out;
         }
         snprintf(s->prefix, sizeof(s->prefix), "%s%s", slash + 1, slash[plen] == '/' ? "" : "/");
@@ -210,18 +197,19 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
         /* expiry is checked before each request (creds_now), not here */
         rc = aws_creds_resolve("s3", cr, why, sizeof(why));
         if (rc != 0) {
-            rc = fail(err, err_len, rc == -ENOMEM ? -ENOMEM : -EINVAL, "S3 store: %s", why);
+            rc = errbuf_fail(err, err_len, rc == -ENOMEM ? -ENOMEM : -EINVAL, "S3 store: %s", why);
             goto out;
         }
     }
     snprintf(s->region, sizeof(s->region), "%s", cr->region[0] ? cr->region : "us-east-1");
     if (copy_env("AWS_CA_BUNDLE", s->cabundle, sizeof(s->cabundle)) == -ENAMETOOLONG) {
-        rc = fail(err, err_len, -EINVAL, "AWS_CA_BUNDLE longer than %zu bytes",
-                  sizeof(s->cabundle) - 1);
+        rc = errbuf_fail(err, err_len, -EINVAL, "AWS_CA_BUNDLE longer than %zu bytes",
+                         sizeof(s->cabundle) - 1);
         goto out;
     }
     if (s->cabundle[0] && access(s->cabundle, R_OK) != 0) {
-        rc = fail(err, err_len, -EINVAL, "AWS_CA_BUNDLE %s: %s", s->cabundle, strerror(errno));
+        rc = errbuf_fail(err, err_len, -EINVAL, "AWS_CA_BUNDLE %s: %s", s->cabundle,
+                         strerror(errno));
         goto out;
     }
     if (cr->endpoint_url[0]) {
@@ -232,7 +220,7 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     } else {
         int n = snprintf(s->host, sizeof(s->host), "%s.s3.%s.amazonaws.com", s->bucket, s->region);
         if (n < 0 || (size_t)n >= sizeof(s->host)) {
-            rc = fail(err, err_len, -EINVAL, "bucket and region too long for a host name");
+            rc = errbuf_fail(err, err_len, -EINVAL, "bucket and region too long for a host name");
             goto out;
         }
         snprintf(s->endpoint, sizeof(s->endpoint), "https://%s", s->host);
@@ -248,7 +236,7 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     }
     s->h = s->curl->easy_init();
     if (!s->h) {
-        rc = fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
+        rc = errbuf_fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
         goto out;
     }
     aws_creds_clear(cr);
@@ -280,9 +268,9 @@ static int creds_now(struct s3_store *s, struct aws_creds *out, char *err, size_
                 s->bucket, out->source, out->profile);
     pthread_mutex_unlock(&s->creds_mu);
     if (rc == -ENOMEM)
-        return fail(err, err_len, rc, "out of memory");
+        return errbuf_fail(err, err_len, rc, "out of memory");
     if (rc != 0)
-        return fail(err, err_len, -EACCES, "S3 store s3://%s: %s", s->bucket, why);
+        return errbuf_fail(err, err_len, -EACCES, "S3 store s3://%s: %s", s->bucket, why);
     return 0;
 }
 
@@ -631,40 +619,42 @@ static int answer_error(const struct s3_store *s, const struct s3_call *c, const
     if (c->body)
         (void)s3xml_error(c->body, c->body_len, code, sizeof(code), msg, sizeof(msg));
     if (strcmp(code, "InvalidAccessKeyId") == 0)
-        return fail(err, err_len, -EACCES,
-                    "%s %s: the store does not know the access key (InvalidAccessKeyId): check "
-                    "AWS_ACCESS_KEY_ID or the credentials file's aws_access_key_id",
-                    c->what, where);
+        return errbuf_fail(
+            err, err_len, -EACCES,
+            "%s %s: the store does not know the access key (InvalidAccessKeyId): check "
+            "AWS_ACCESS_KEY_ID or the credentials file's aws_access_key_id",
+            c->what, where);
     if (strcmp(code, "SignatureDoesNotMatch") == 0)
-        return fail(err, err_len, -EACCES,
-                    "%s %s: signature refused (SignatureDoesNotMatch): check "
-                    "AWS_SECRET_ACCESS_KEY (or the credentials file's aws_secret_access_key) and "
-                    "the region (%s)",
-                    c->what, where, s->region);
+        return errbuf_fail(
+            err, err_len, -EACCES,
+            "%s %s: signature refused (SignatureDoesNotMatch): check "
+            "AWS_SECRET_ACCESS_KEY (or the credentials file's aws_secret_access_key) and "
+            "the region (%s)",
+            c->what, where, s->region);
     if (strcmp(code, "InvalidToken") == 0 || strcmp(code, "ExpiredToken") == 0 ||
         strcmp(code, "TokenRefreshRequired") == 0)
-        return fail(err, err_len, -EACCES,
-                    "%s %s: session token refused (%s): renew AWS_SESSION_TOKEN or the "
-                    "credentials file's aws_session_token",
-                    c->what, where, code);
+        return errbuf_fail(err, err_len, -EACCES,
+                           "%s %s: session token refused (%s): renew AWS_SESSION_TOKEN or the "
+                           "credentials file's aws_session_token",
+                           c->what, where, code);
     if (strcmp(code, "NoSuchBucket") == 0)
-        return fail(err, err_len, -ENOENT, "%s %s: bucket %s does not exist (NoSuchBucket)",
-                    c->what, where, s->bucket);
+        return errbuf_fail(err, err_len, -ENOENT, "%s %s: bucket %s does not exist (NoSuchBucket)",
+                           c->what, where, s->bucket);
     if (st == 403)
-        return fail(err, err_len, -EACCES, "%s %s: access denied (HTTP 403%s%s)%s%s", c->what,
-                    where, code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
+        return errbuf_fail(err, err_len, -EACCES, "%s %s: access denied (HTTP 403%s%s)%s%s",
+                           c->what, where, code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
     if (st == 404 || strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NoSuchUpload") == 0)
-        return fail(err, err_len, -ENOENT, "%s %s: not found (HTTP %ld%s%s)", c->what, where, st,
-                    code[0] ? " " : "", code);
+        return errbuf_fail(err, err_len, -ENOENT, "%s %s: not found (HTTP %ld%s%s)", c->what, where,
+                           st, code[0] ? " " : "", code);
     if (st == 412 || strcmp(code, "BadDigest") == 0 || strcmp(code, "InvalidDigest") == 0 ||
         strcmp(code, "XAmzContentSHA256Mismatch") == 0)
-        return fail(err, err_len, -EBADMSG, "%s %s: refused (HTTP %ld %s)%s%s", c->what, where, st,
-                    code, msg[0] ? ": " : "", msg);
+        return errbuf_fail(err, err_len, -EBADMSG, "%s %s: refused (HTTP %ld %s)%s%s", c->what,
+                           where, st, code, msg[0] ? ": " : "", msg);
     if (transient_status(st, c))
-        return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what, where, st,
-                    code[0] ? " " : "", code, s->attempts);
-    return fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s%s%s", c->what, where, st,
-                code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
+        return errbuf_fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s after %d attempts", c->what,
+                           where, st, code[0] ? " " : "", code, s->attempts);
+    return errbuf_fail(err, err_len, -EIO, "%s %s: HTTP %ld%s%s%s%s", c->what, where, st,
+                       code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
 }
 
 static int s3_do_with(struct s3_store *s, CURL *h, const struct aws_creds *cr, struct s3_call *c,
@@ -679,10 +669,10 @@ static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_le
     int rc;
 
     if (!cr)
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     rc = creds_now(s, cr, err, err_len);
     if (rc == 0 && !(h = handle_take(s, &own)))
-        rc = fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
+        rc = errbuf_fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
     if (rc == 0) {
         rc = s3_do_with(s, h, cr, c, err, err_len);
         handle_give(s, h, own);
@@ -703,15 +693,15 @@ static int s3_do_with(struct s3_store *s, CURL *h, const struct aws_creds *cr, s
     if (n < 0 || (size_t)n >= sizeof(where))
         where[sizeof(where) - 1] = '\0';
     if (build_path(s, c->key, path, sizeof(path)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "%s %s: name too long", c->what, where);
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "%s %s: name too long", c->what, where);
     if (sigv4_canonical_query(c->params, c->n_params, query, sizeof(query)) < 0)
-        return fail(err, err_len, -ENAMETOOLONG, "%s %s: query too long", c->what, where);
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "%s %s: query too long", c->what, where);
     if (c->has_body) {
         bool want_sha = !s->tls || c->mem; /* over TLS a file part goes UNSIGNED-PAYLOAD */
         rc = body_digests(c, md5, payload, want_sha);
         if (rc != 0)
-            return fail(err, err_len, rc, "%s %s: reading the body: %s", c->what, where,
-                        strerror(-rc));
+            return errbuf_fail(err, err_len, rc, "%s %s: reading the body: %s", c->what, where,
+                               strerror(-rc));
         if (!want_sha)
             snprintf(payload, sizeof(payload), "%s", SIGV4_UNSIGNED_PAYLOAD);
     } else {
@@ -724,8 +714,8 @@ static int s3_do_with(struct s3_store *s, CURL *h, const struct aws_creds *cr, s
         rc = attempt(s, h, cr, c, path, query, c->send_md5 ? md5 : NULL, payload, cerr);
         if (rc == 0 && c->status / 100 == 2) {
             if (c->sink && c->status == 200 && c->delivered > 0 && c->first_etag[0])
-                return fail(err, err_len, -EBADMSG, "%s %s: the store ignored Range on a retry",
-                            c->what, where);
+                return errbuf_fail(err, err_len, -EBADMSG,
+                                   "%s %s: the store ignored Range on a retry", c->what, where);
             if (c->sink && !c->first_etag[0])
                 snprintf(c->first_etag, sizeof(c->first_etag), "%s", c->etag);
             if (c->sink && c->have_total && c->delivered < c->total) {
@@ -737,8 +727,8 @@ static int s3_do_with(struct s3_store *s, CURL *h, const struct aws_creds *cr, s
             }
         } else if (rc == 0) {
             if (c->sink && c->delivered > 0 && c->status == 412)
-                return fail(err, err_len, -EBADMSG, "%s %s: the object changed while reading",
-                            c->what, where);
+                return errbuf_fail(err, err_len, -EBADMSG,
+                                   "%s %s: the object changed while reading", c->what, where);
             if (!transient_status(c->status, c))
                 return answer_error(s, c, where, err, err_len);
             snprintf(cerr, sizeof(cerr), "HTTP %ld", c->status);
@@ -747,30 +737,31 @@ static int s3_do_with(struct s3_store *s, CURL *h, const struct aws_creds *cr, s
                 snprintf(c->first_etag, sizeof(c->first_etag), "%s", c->etag);
         } else {
             if (rc == -EFBIG)
-                return fail(err, err_len, -EBADMSG, "%s %s: answer larger than allowed", c->what,
-                            where);
+                return errbuf_fail(err, err_len, -EBADMSG, "%s %s: answer larger than allowed",
+                                   c->what, where);
             if (c->sink_rc)
-                return fail(err, err_len, rc, "%s %s: stopped by the reader: %s", c->what, where,
-                            strerror(-rc));
+                return errbuf_fail(err, err_len, rc, "%s %s: stopped by the reader: %s", c->what,
+                                   where, strerror(-rc));
             if (rc == -EPROTO)
-                return fail(err, err_len, -ECONNREFUSED,
-                            "%s %s: %s: the store's certificate is not trusted (a private CA "
-                            "goes in AWS_CA_BUNDLE)",
-                            c->what, where, cerr);
-            return fail(err, err_len, rc, "%s %s: %s", c->what, where,
-                        cerr[0] ? cerr : strerror(-rc));
+                return errbuf_fail(
+                    err, err_len, -ECONNREFUSED,
+                    "%s %s: %s: the store's certificate is not trusted (a private CA "
+                    "goes in AWS_CA_BUNDLE)",
+                    c->what, where, cerr);
+            return errbuf_fail(err, err_len, rc, "%s %s: %s", c->what, where,
+                               cerr[0] ? cerr : strerror(-rc));
         }
         if (i + 1 < s->attempts)
             log_msg(LOG_WARN, "store: %s %s: %s; retry %d of %d", c->what, where, cerr, i + 1,
                     s->attempts - 1);
         if (rc == -ECONNREFUSED && i + 1 == s->attempts)
-            return fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what, where,
-                        s->endpoint, cerr);
+            return errbuf_fail(err, err_len, -ECONNREFUSED, "%s %s: cannot reach %s: %s", c->what,
+                               where, s->endpoint, cerr);
     }
     if (c->status && rc == 0)
         return answer_error(s, c, where, err, err_len);
-    return fail(err, err_len, -EIO, "%s %s: %s after %d attempts", c->what, where, cerr,
-                s->attempts);
+    return errbuf_fail(err, err_len, -EIO, "%s %s: %s after %d attempts", c->what, where, cerr,
+                       s->attempts);
 }
 
 static int full_key(const struct s3_store *s, const char *name, char *out, size_t len)
@@ -788,11 +779,11 @@ static int s3_upload_begin(struct store *st, const char *name, struct store_uplo
     struct s3_upload *u = calloc(1, sizeof(*u));
 
     if (!u)
-        return fail(err, err_len, -ENOMEM, "out of memory");
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     u->s = s;
     if (full_key(s, name, u->key, sizeof(u->key)) != 0) {
         free(u);
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     }
     *out = &u->base;
     return 0;
@@ -813,8 +804,9 @@ static int create_multipart(struct s3_upload *u, char *err, size_t err_len)
 
     if (rc == 0 && s3xml_value(c.body ? c.body : "", c.body_len, NULL, "UploadId", u->upload_id,
                                sizeof(u->upload_id)) <= 0)
-        rc = fail(err, err_len, -EBADMSG, "create upload s3://%s/%s: no UploadId in the answer",
-                  u->s->bucket, u->key);
+        rc = errbuf_fail(err, err_len, -EBADMSG,
+                         "create upload s3://%s/%s: no UploadId in the answer", u->s->bucket,
+                         u->key);
     free(c.body);
     return rc;
 }
@@ -836,20 +828,20 @@ static int send_part(struct s3_upload *u, int fd, uint64_t off, uint64_t len, ch
     int rc;
 
     if (u->parts >= STORE_MAX_PARTS)
-        return fail(err, err_len, -EFBIG, "more than %d parts", STORE_MAX_PARTS);
+        return errbuf_fail(err, err_len, -EFBIG, "more than %d parts", STORE_MAX_PARTS);
     snprintf(num, sizeof(num), "%u", u->parts + 1);
     snprintf(what, sizeof(what), "upload part %u", u->parts + 1);
     rc = s3_do(u->s, &c, err, err_len);
     if (rc == 0 && !c.etag[0])
-        rc = fail(err, err_len, -EBADMSG, "upload part %u s3://%s/%s: no ETag in the answer",
-                  u->parts + 1, u->s->bucket, u->key);
+        rc = errbuf_fail(err, err_len, -EBADMSG, "upload part %u s3://%s/%s: no ETag in the answer",
+                         u->parts + 1, u->s->bucket, u->key);
     free(c.body);
     if (rc != 0)
         return rc;
     if (!u->etags) {
         u->etags = calloc(STORE_MAX_PARTS, sizeof(*u->etags));
         if (!u->etags)
-            return fail(err, err_len, -ENOMEM, "out of memory");
+            return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     }
     memcpy(u->etags[u->parts], c.etag, sizeof(c.etag));
     u->parts++;
@@ -944,7 +936,7 @@ static int s3_upload_commit(struct store_upload *up, char *err, size_t err_len)
     cap = 128 + (size_t)u->parts * (STORE_MAX_ETAG + 64);
     xml = malloc(cap);
     if (!xml) {
-        rc = fail(err, err_len, -ENOMEM, "out of memory");
+        rc = errbuf_fail(err, err_len, -ENOMEM, "out of memory");
         goto abort;
     }
     o = (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
@@ -966,8 +958,8 @@ static int s3_upload_commit(struct store_upload *up, char *err, size_t err_len)
     /* S3 may answer 200 and put the error in the body */
     if (rc == 0 && c.body &&
         s3xml_error(c.body, c.body_len, code, sizeof(code), msg, sizeof(msg)) == 0)
-        rc = fail(err, err_len, -EIO, "complete upload s3://%s/%s: %s: %s", u->s->bucket, u->key,
-                  code, msg);
+        rc = errbuf_fail(err, err_len, -EIO, "complete upload s3://%s/%s: %s: %s", u->s->bucket,
+                         u->key, code, msg);
     free(c.body);
     free(xml);
     if (rc != 0)
@@ -992,7 +984,7 @@ static int s3_get(struct store *st, const char *name, store_sink_fn sink, void *
     int rc;
 
     if (full_key(s, name, key, sizeof(key)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     rc = s3_do(s, &c, err, err_len);
     free(c.body);
     return rc;
@@ -1030,7 +1022,7 @@ static int s3_list(struct store *st, const char *prefix, store_list_fn fn, void 
     int rc = 0;
 
     if (full_key(s, prefix, key, sizeof(key)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "prefix too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "prefix too long");
     while (truncated && rc == 0) {
         struct s3_call c = {.method = "GET",
                             .what = "list",
@@ -1044,15 +1036,16 @@ static int s3_list(struct store *st, const char *prefix, store_list_fn fn, void 
             rc = s3xml_list_objects(c.body ? c.body : "", c.body_len, on_listed, &l, &truncated,
                                     token, sizeof(token));
             if (rc == -EINVAL)
-                fail(err, err_len, -EBADMSG, "list s3://%s/%s: unreadable answer", s->bucket, key);
+                errbuf_fail(err, err_len, -EBADMSG, "list s3://%s/%s: unreadable answer", s->bucket,
+                            key);
             else if (rc == -E2BIG)
-                fail(err, err_len, rc, "list s3://%s/%s: more than %d objects", s->bucket, key,
-                     STORE_MAX_LISTED);
+                errbuf_fail(err, err_len, rc, "list s3://%s/%s: more than %d objects", s->bucket,
+                            key, STORE_MAX_LISTED);
             if (rc == -EINVAL)
                 rc = -EBADMSG;
             if (rc == 0 && truncated && !token[0])
-                rc = fail(err, err_len, -EBADMSG, "list s3://%s/%s: truncated without a token",
-                          s->bucket, key);
+                rc = errbuf_fail(err, err_len, -EBADMSG,
+                                 "list s3://%s/%s: truncated without a token", s->bucket, key);
         }
         free(c.body);
     }
@@ -1067,7 +1060,7 @@ static int s3_remove(struct store *st, const char *name, char *err, size_t err_l
     int rc;
 
     if (full_key(s, name, key, sizeof(key)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "object name too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     rc = s3_do(s, &c, err, err_len);
     free(c.body);
     return rc;
@@ -1112,7 +1105,7 @@ static int s3_abort_stale(struct store *st, const char *prefix, time_t before, u
     int rc = 0;
 
     if (full_key(s, prefix, key, sizeof(key)) != 0)
-        return fail(err, err_len, -ENAMETOOLONG, "prefix too long");
+        return errbuf_fail(err, err_len, -ENAMETOOLONG, "prefix too long");
     while (truncated && rc == 0) {
         struct s3_call c = {.method = "GET",
                             .what = "list uploads",
@@ -1128,12 +1121,13 @@ static int s3_abort_stale(struct store *st, const char *prefix, time_t before, u
             rc = s3xml_list_uploads(c.body ? c.body : "", c.body_len, on_upload, &x, &truncated,
                                     nkey, sizeof(nkey), nid, sizeof(nid));
             if (rc != 0)
-                rc =
-                    fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc, "list uploads s3://%s/%s: %s",
-                         s->bucket, key, rc == -EINVAL ? "unreadable answer" : strerror(-rc));
+                rc = errbuf_fail(err, err_len, rc == -EINVAL ? -EBADMSG : rc,
+                                 "list uploads s3://%s/%s: %s", s->bucket, key,
+                                 rc == -EINVAL ? "unreadable answer" : strerror(-rc));
             if (rc == 0 && truncated && !nkey[0])
-                rc = fail(err, err_len, -EBADMSG,
-                          "list uploads s3://%s/%s: truncated without a marker", s->bucket, key);
+                rc = errbuf_fail(err, err_len, -EBADMSG,
+                                 "list uploads s3://%s/%s: truncated without a marker", s->bucket,
+                                 key);
         }
         free(c.body);
     }
