@@ -276,8 +276,10 @@ fi
 
 # ---- the uploading agent killed mid-backup: another takes the next turn, nothing half listed ----
 if [ -x "$FILL" ]; then
+    tps=() pps=()
     for i in 0 1 2; do
         read -r TP PP <<<"$(_cluster_free_ports 2)"
+        tps[i]=$TP pps[i]=$PP
         agent "$i" "$TP" "$PP" --backup-url "$URL" --backup-interval "${INTERVAL}s" --backup-recipient "$RCPT"
     done
     up0=$(pstat completed)
@@ -310,10 +312,22 @@ if [ -x "$FILL" ]; then
     aws_ls >"$WORK/ls2.txt"
     o=$(grep -c '\.age$' "$WORK/ls2.txt")
     m=$(grep -c '\.age\.manifest\.json$' "$WORK/ls2.txt")
-    if [ -n "$vpid" ] && [ "$mid" = 0 ] && [ "$n_after" -gt "$n_before" ] && [ "$o" = "$m" ]; then
+    # An object without its manifest (the victim killed between the two) is no backup: what
+    # matters is that no agent lists one and at most the victim's one exists.
+    orphans=$(awk '{print $4}' "$WORK/ls2.txt" | grep '\.age$' | while read -r x; do
+        grep -q "$x.manifest.json" "$WORK/ls2.txt" || echo "$x"; done)
+    listed_orphan=""
+    for i in 0 1 2; do
+        [ "${pps[i]}" = "$vport" ] && continue
+        tls_curl -o "$WORK/list-k.json" "https://127.0.0.1:${tps[i]}/backups" || listed_orphan="no listing"
+        for x in $orphans; do grep -q "$(basename "$x")" "$WORK/list-k.json" && listed_orphan="$listed_orphan $x"; done
+        break
+    done
+    if [ -n "$vpid" ] && [ "$mid" = 0 ] && [ "$n_after" -gt "$n_before" ] && [ $((o - m)) -le 1 ] &&
+        [ -z "$listed_orphan" ]; then
         ok "s3: uploader killed mid-backup: another agent took the next turn, no half upload listed"
     else
-        fail "s3: killed uploader" "victim '$victim' pid '$vpid' completed-while-killed $mid uploads $n_before -> $n_after objects $o manifests $m;" \
+        fail "s3: killed uploader" "victim '$victim' pid '$vpid' completed-while-killed $mid uploads $n_before -> $n_after objects $o manifests $m listed orphans '$listed_orphan';" \
             "without a manifest: $(awk '{print $4}' "$WORK/ls2.txt" | grep '\.age$' | while read -r x; do
                 grep -q "$x.manifest.json" "$WORK/ls2.txt" || echo "$x"; done);" \
             "failures: $(grep -h 'backup failed' "$WORK"/agent-*.log | tail -3)"
