@@ -4,6 +4,7 @@
  * server.c owns sockets and protocols. SIGTERM/SIGINT stop the server gracefully (in-flight
  * responses get AGENT_STOP_GRACE_MS), then the probes; the exit code is 0. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -18,6 +19,7 @@
 #include "bounds.h"
 #include "clock.h"
 #include "config.h"
+#include "divergent.h"
 #include "log.h"
 #include "maint.h"
 #include "maint_peer.h"
@@ -54,7 +56,7 @@ struct flags {
     struct config_string cacert, cert, key;
     struct config_string listen, tls_listen, tls_cert, tls_key, tls_client_ca;
     uint64_t probe_interval_ms, livez_intervals;
-    struct config_string name, data_dir;
+    struct config_string name, data_dir, divergent_marker;
     /* snapshots (snapshot.c) */
     struct config_string snapshot_dir, spool_dir;
     uint64_t snapshot_concurrency, snapshot_interval_ms, snapshot_keep;
@@ -178,6 +180,13 @@ static const struct config_option g_opts[] = {
      .target = &g_flags.data_dir,
      .help = "the member's data dir (snapshots from disk; the divergent marker beside it)",
      .arg_name = "DIR"},
+    {.name = "divergent-marker",
+     .env = {"ETCD_AGENT_DIVERGENT_MARKER"},
+     .type = CONFIG_STRING,
+     .target = &g_flags.divergent_marker,
+     .help = "where to write the divergent marker (default <data-dir>.divergent; reset-member "
+             "must read the same file)",
+     .arg_name = "FILE"},
     {.name = "snapshot-dir",
      .env = {"ETCD_AGENT_SNAPSHOT_DIR"},
      .type = CONFIG_STRING,
@@ -358,6 +367,7 @@ struct agent {
     struct maint *maint;
     struct backup *backup;
     bool keep_shared; /* a stuck maintenance thread still uses the cache, TLS and endpoints */
+    char divergent_marker[PATH_MAX]; /* "" : no marker (no --data-dir, no --divergent-marker) */
 };
 
 static struct server *g_server; /* for the signal handler */
@@ -552,6 +562,11 @@ static int setup_maint(struct agent *a)
     const struct flags *fl = a->fl;
     int64_t min_free = 0;
     (void)maint_plan_parse_size(fl->defrag_min_free.value, &min_free); /* checked in parse_flags */
+    if (fl->divergent_marker.value[0])
+        snprintf(a->divergent_marker, sizeof a->divergent_marker, "%s", fl->divergent_marker.value);
+    else if (fl->data_dir.value[0] && divergent_path(fl->data_dir.value, a->divergent_marker,
+                                                     sizeof a->divergent_marker) != 0)
+        a->divergent_marker[0] = '\0';
     struct maint_config mc = {
         .cache = a->cache,
         .tls = a->client_tls,
@@ -561,7 +576,7 @@ static int setup_maint(struct agent *a)
         .defrag_settle_ms = fl->defrag_settle_ms,
         .defrag_timeout_ms = fl->defrag_timeout_ms,
         .hashkv_interval_ms = fl->hashkv_interval_ms,
-        .data_dir = fl->data_dir.value[0] ? fl->data_dir.value : NULL,
+        .divergent_marker = a->divergent_marker[0] ? a->divergent_marker : NULL,
         .peer_agents = (const char *const *)fl->peer_agents.items,
         .n_peer_agents = fl->peer_agents.n,
         .plan = {.min_free = min_free,

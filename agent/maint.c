@@ -538,7 +538,7 @@ static void marker_apply(struct maint *m, const struct cache_snapshot *s,
                          uint32_t majority_hash, const char *source)
 {
     const struct cache_local *l = &s->local;
-    const char *dir = m->cfg.data_dir;
+    const char *dir = m->cfg.divergent_marker;
     struct divergent_marker mk = {0};
     int rc;
 
@@ -554,12 +554,11 @@ static void marker_apply(struct maint *m, const struct cache_snapshot *s,
         mk.majority_hash = majority_hash;
         rc = divergent_write(dir, &mk);
         if (rc != 0)
-            log_msg(LOG_ERROR, "maint: writing the divergent marker beside %s: %s", dir,
-                    strerror(-rc));
+            log_msg(LOG_ERROR, "maint: writing the divergent marker %s: %s", dir, strerror(-rc));
         else
             log_msg(LOG_WARN,
                     "maint: the local member %" PRIx64 " is divergent at revision %" PRId64
-                    " (hash %" PRIu32 ", majority %" PRIu32 ", %s): marker written beside %s; "
+                    " (hash %" PRIu32 ", majority %" PRIu32 ", %s): marker %s written; "
                     "restarting the pod resets it",
                     mk.member_id, rev, mk.hash, mk.majority_hash, source, dir);
         return;
@@ -568,8 +567,7 @@ static void marker_apply(struct maint *m, const struct cache_snapshot *s,
             return;
         rc = divergent_remove(dir);
         if (rc != 0)
-            log_msg(LOG_ERROR, "maint: removing the divergent marker beside %s: %s", dir,
-                    strerror(-rc));
+            log_msg(LOG_ERROR, "maint: removing the divergent marker %s: %s", dir, strerror(-rc));
         else
             log_msg(LOG_INFO,
                     "maint: the local member is consistent again (%s): divergent "
@@ -764,7 +762,7 @@ static void *maint_main(void *arg)
             hashkv_round(m, s);
             m->next_hashkv_ms = clock_mono_ms() + (int64_t)m->cfg.hashkv_interval_ms;
         }
-        if (!coordinator && m->cfg.hashkv_interval_ms && m->cfg.data_dir && l->status_ok &&
+        if (!coordinator && m->cfg.hashkv_interval_ms && m->cfg.divergent_marker && l->status_ok &&
             l->status.leader && !l->status.is_learner && now >= m->next_peer_ms && !stopping(m)) {
             peer_round(m, s);
             m->next_peer_ms = clock_mono_ms() + (int64_t)m->cfg.hashkv_interval_ms;

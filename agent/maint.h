@@ -30,10 +30,10 @@ struct maint_config {
     uint64_t defrag_interval_ms; /* 0: no defragmentation (NOSPACE recovery still runs) */
     uint64_t defrag_settle_ms;
     uint64_t defrag_timeout_ms;
-    uint64_t hashkv_interval_ms; /* 0: no HashKV checks */
-    const char *data_dir;        /* optional, borrowed: the local member's data dir; a HashKV check
-                                  * that names the local member divergent by a majority records it
-                                  * in "<data_dir>.divergent" (common/divergent.h) for reset-member */
+    uint64_t hashkv_interval_ms;  /* 0: no HashKV checks */
+    const char *divergent_marker; /* optional, borrowed: a HashKV check that names the local
+                                   * member divergent by a majority records it in this file
+                                   * (common/divergent.h) for reset-member */
     /* A follower's agent learns the leader's agent's verdict (GET /hashkv, maint_peer.h) at most
      * once per hashkv interval: from these agent base URLs ("http(s)://host:port"), or, when
      * none are given, from the leader member's client URL host with agent_scheme and

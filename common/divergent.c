@@ -162,17 +162,16 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
-int divergent_read(const char *data_dir, struct divergent_marker *m)
+int divergent_read(const char *path, struct divergent_marker *m)
 {
-    char path[PATH_MAX], buf[DIVERGENT_MAX_BYTES + 1];
+    char buf[DIVERGENT_MAX_BYTES + 1];
     ssize_t got;
     size_t len = 0;
     int fd, rc;
 
     memset(m, 0, sizeof(*m));
-    rc = divergent_path(data_dir, path, sizeof(path));
-    if (rc != 0)
-        return rc;
+    if (strlen(path) >= PATH_MAX)
+        return -ENAMETOOLONG;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
@@ -195,16 +194,13 @@ int divergent_read(const char *data_dir, struct divergent_marker *m)
     return divergent_parse(buf, len, m);
 }
 
-int divergent_write(const char *data_dir, const struct divergent_marker *m)
+int divergent_write(const char *path, const struct divergent_marker *m)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8], buf[DIVERGENT_MAX_BYTES + 1];
+    char tmp[PATH_MAX + 8], buf[DIVERGENT_MAX_BYTES + 1];
     size_t len, off = 0;
     int fd, rc, n;
 
     rc = divergent_render(m, buf, sizeof(buf));
-    if (rc != 0)
-        return rc;
-    rc = divergent_path(data_dir, path, sizeof(path));
     if (rc != 0)
         return rc;
     n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -237,13 +233,8 @@ int divergent_write(const char *data_dir, const struct divergent_marker *m)
     return fsync_parent(path);
 }
 
-int divergent_remove(const char *data_dir)
+int divergent_remove(const char *path)
 {
-    char path[PATH_MAX];
-    int rc = divergent_path(data_dir, path, sizeof(path));
-
-    if (rc != 0)
-        return rc;
     if (unlink(path) != 0)
         return errno == ENOENT ? 0 : -errno;
     return fsync_parent(path);

@@ -1,6 +1,9 @@
-/* divergent.h - the marker "<data-dir>.divergent": the agent records there that the leader's
- * HashKV check named its member divergent by a majority; reset-member reads it and treats the
- * data like corrupt data. One small JSON object, written atomically and fsynced.
+/* divergent.h - the divergent marker: the agent records there that the leader's HashKV check
+ * named its member divergent by a majority; reset-member reads it and treats the data like
+ * corrupt data. One small JSON object, written atomically and fsynced. Its place is
+ * "<data-dir>.divergent" unless both programs are told another file on the same volume
+ * (--divergent-marker: the manifests give the agent, whose data mount is read-only, a writable
+ * subPath of the data volume).
  *
  * Who writes and removes it is agent/maint.c's; what it means is init/decide.c's. */
 #ifndef ER_DIVERGENT_H
@@ -29,13 +32,13 @@ struct divergent_marker {
 int divergent_parse(const char *buf, size_t len, struct divergent_marker *m);
 /* One line of JSON with a trailing newline. 0, -EINVAL (a field out of range) or -ENOSPC. */
 int divergent_render(const struct divergent_marker *m, char *out, size_t out_len);
-/* "<data_dir>.divergent": 0, -ENOENT if absent, -EINVAL if unparsable or too large, -errno. */
-int divergent_read(const char *data_dir, struct divergent_marker *m);
+/* The marker file `path`: 0, -ENOENT if absent, -EINVAL if unparsable or too large, -errno. */
+int divergent_read(const char *path, struct divergent_marker *m);
 /* Write it atomically (temp file, fsync, rename, fsync of the parent). 0 or -errno. */
-int divergent_write(const char *data_dir, const struct divergent_marker *m);
+int divergent_write(const char *path, const struct divergent_marker *m);
 /* Remove it (and fsync the parent). 0 also when it was absent, or -errno. */
-int divergent_remove(const char *data_dir);
-/* "<data_dir>.divergent" into out. 0 or -ENAMETOOLONG. */
+int divergent_remove(const char *path);
+/* The default place, "<data_dir>.divergent", into out. 0 or -ENAMETOOLONG. */
 int divergent_path(const char *data_dir, char *out, size_t out_len);
 
 #endif

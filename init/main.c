@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,7 +58,7 @@ static const char summary[] =
 
 struct opts {
     struct config_string name, data_dir, peer_url, initial_cluster, cacert, cert, key, state_file,
-        env_file, restore_from, restore_member, token, restore_identity;
+        env_file, restore_from, restore_member, token, restore_identity, divergent_marker;
     struct config_list endpoints;
     bool learner, dry_run;
     uint64_t keep_backups, timeout_ms, restore_timeout_ms, restore_bump_revision;
@@ -174,6 +175,12 @@ static const struct config_option g_table[] = {
      .type = CONFIG_STRING,
      .target = &g_opts.restore_identity,
      .help = "age identity file to decrypt a .age backup object (mounted from a Secret)",
+     .arg_name = "FILE"},
+    {.name = "divergent-marker",
+     .env = {"ETCD_DIVERGENT_MARKER"},
+     .type = CONFIG_STRING,
+     .target = &g_opts.divergent_marker,
+     .help = "the agent's divergent marker (default <data-dir>.divergent; on the data volume)",
      .arg_name = "FILE"},
     {.name = "restore-bump-revision",
      .env = {"ETCD_RESTORE_BUMP_REVISION"},
@@ -472,6 +479,12 @@ static int parse_options(int argc, char **argv, struct opts *o, bool *restorer)
         size_t len = strlen(o->data_dir.value);
         while (len > 1 && o->data_dir.value[len - 1] == '/')
             o->data_dir.value[--len] = '\0';
+        if (!o->divergent_marker.value[0] &&
+            divergent_path(o->data_dir.value, o->divergent_marker.value,
+                           sizeof o->divergent_marker.value) != 0) {
+            snprintf(err, sizeof(err), "--data-dir is too long");
+            rc = CONFIG_ERROR;
+        }
     }
     if (rc == CONFIG_OK && o->restore_from.value[0])
         rc = restore_role(o, restorer, err, sizeof(err));
@@ -547,16 +560,31 @@ static cJSON *decision_fields(const struct opts *o, bool restorer, const struct 
     return fields;
 }
 
+/* A marker placed apart from the data dir (--divergent-marker) lives in a directory the agent
+ * mounts writable as a subPath of the data volume. The kubelet would create a missing subPath
+ * directory owned by root, where the non-root agent cannot write: create it here first, as the
+ * pod's user. Not fatal: without it only the marker is lost, and the agent says so. */
+static void prepare_marker_dir(const struct opts *o)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(o->divergent_marker.value, '/');
+    if (!o->divergent_marker.set || o->dry_run || !slash || slash == o->divergent_marker.value)
+        return;
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - o->divergent_marker.value),
+             o->divergent_marker.value);
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        log_msg(LOG_WARN, "divergent marker: cannot create %s: %s", dir, strerror(errno));
+}
+
 /* The divergent marker goes with the data it describes: into the moved-aside copy (pruned
  * with it), so the new data dir starts without it and nothing is lost. Not fatal. */
-static void keep_divergent_marker(const char *data_dir, const char *moved_to, cJSON *fields)
+static void keep_divergent_marker(const char *marker, const char *moved_to, cJSON *fields)
 {
-    char from[PATH_MAX], to[PATH_MAX];
+    char to[PATH_MAX];
     int n = snprintf(to, sizeof(to), "%s/%s", moved_to, DIVERGENT_MOVED_NAME);
     int dfd;
 
-    if (divergent_path(data_dir, from, sizeof(from)) != 0 || n < 0 || (size_t)n >= sizeof(to) ||
-        rename(from, to) != 0) {
+    if (n < 0 || (size_t)n >= sizeof(to) || rename(marker, to) != 0) {
         log_msg(LOG_WARN, "divergent marker: could not move it into %s: %s", moved_to,
                 strerror(errno));
         return;
@@ -589,7 +617,7 @@ static int act_on(const struct opts *o, bool restorer, const struct observe *obs
                             .now = time(NULL)};
     int rc = act_run(&ac, d, obs->ch, obs->reachable ? &obs->list : NULL, &res, err, sizeof(err));
     if (rc == 0 && res.moved_to[0] && decide_divergent_applies(facts))
-        keep_divergent_marker(o->data_dir.value, res.moved_to, fields);
+        keep_divergent_marker(o->divergent_marker.value, res.moved_to, fields);
     if (fields) {
         if (res.moved_to[0])
             cJSON_AddStringToObject(fields, "moved_to", res.moved_to);
@@ -649,11 +677,13 @@ int main(int argc, char **argv)
         goto out;
     }
     struct observe_config oc = {.data_dir = o->data_dir.value,
+                                .divergent_marker = o->divergent_marker.value,
                                 .peer_url = o->peer_url.value,
                                 .endpoints = (const char *const *)o->endpoints.items,
                                 .n_endpoints = o->endpoints.n,
                                 .tls = tls,
                                 .timeout_ms = (int)o->timeout_ms};
+    prepare_marker_dir(o);
     code = observe_and_decide(o, restorer, &oc, &obs, &facts, &d);
     if (code != 0)
         goto out;

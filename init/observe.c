@@ -44,7 +44,10 @@ void observe_data(const struct observe_config *c, struct observe *o)
     o->locked =
         o->data_rc == 0 && o->data.verdict != DATADIR_EMPTY ? datadir_wal_locked(c->data_dir) : 0;
     /* bounded, strict; anything but a well-formed marker is no marker (and logged) */
-    o->divergent_rc = divergent_read(c->data_dir, &o->divergent);
+    if (c->divergent_marker && c->divergent_marker[0])
+        o->divergent_rc = divergent_read(c->divergent_marker, &o->divergent);
+    else
+        o->divergent_rc = -ENOENT;
 }
 
 static struct grpc_channel *channel_for(struct tls_ctx *tls, const char *const *eps, size_t n,

@@ -30,6 +30,7 @@
 
 struct observe_config {
     const char *data_dir;
+    const char *divergent_marker; /* the agent's marker file (common/divergent.h) */
     const char *peer_url;
     const char *const *endpoints;
     size_t n_endpoints;

@@ -3,7 +3,8 @@
 # (tests/cluster.sh): every agent asks the leader's agent for its HashKV verdict (GET /hashkv,
 # --peer-agents); on a consistent cluster no marker is ever written; after one unique value is
 # flipped inside a follower's member/snap/db (stopped, bytes overwritten, restarted) the
-# coordinator names it and the follower's own agent writes "<data-dir>.divergent"; a pod
+# coordinator names it and the follower's own agent writes its marker (--divergent-marker, apart
+# from the data dir as in the manifests); a pod
 # restart (stop etcd, reset-member with its flags, start etcd with the state it wrote) moves
 # the data aside and re-adds the member, its agent promotes it, and it comes back with the
 # others' hash. The leader's own marker is tests/e2e/maint.sh's. ETCD_BIN_DIR (optional) holds
@@ -17,6 +18,10 @@ HASHKV=2s
 
 need_bins "$AGENT" "$RM"
 
+# The markers live apart from the data dirs here (--divergent-marker on the agents and on
+# reset-member, as the manifests do: the agent's data mount is read-only there); maint.sh covers
+# the default place beside the data dir.
+marker_of() { echo "$work/markers-$1/divergent"; }
 # One agent beside each member, each told every agent's URL; ports in A[0..2].
 A=()
 start_agents() {
@@ -33,7 +38,9 @@ start_agents() {
     for i in 0 1 2; do
         extra=()
         [ "$i" = 0 ] && extra=(--backup-url "file://$work/store" --backup-interval 30s --backup-compress none)
+        mkdir -p "$(dirname "$(marker_of "$i")")"
         start_agent pid "$i" "${ports[$i]}" --data-dir "$(cluster_data-dir "$i")" \
+            --divergent-marker "$(marker_of "$i")" \
             --defrag-interval 0 --hashkv-interval "$HASHKV" --peer-agents "$peers" "${extra[@]}"
     done
     for i in 0 1 2; do
@@ -68,8 +75,10 @@ hs = [m for m in v["members"] if m["ok"]]
 sys.exit(0 if v["verdict"] == sys.argv[1] and v["revision"] > 0 and len(hs) == int(sys.argv[2]) else 1)' "$1" "${2:-3}"
 }
 no_marker() {
-    [ ! -e "$(cluster_data-dir 0).divergent" ] && [ ! -e "$(cluster_data-dir 1).divergent" ] &&
-        [ ! -e "$(cluster_data-dir 2).divergent" ]
+    local i
+    for i in 0 1 2; do
+        [ ! -e "$(marker_of "$i")" ] && [ ! -e "$(cluster_data-dir "$i").divergent" ] || return 1
+    done
 }
 
 eval "$(tests/cluster.sh up 3)" || { fail "cluster up"; finish; }
@@ -135,38 +144,38 @@ named() {
 }
 check "the coordinator (not member $f) names member $f" until_true 60 named
 marker_written() {
-    [ -e "$mdir.divergent" ] || return 1
-    python3 - "$mdir.divergent" "$mf" <<'PY'
+    [ -e "$(marker_of "$f")" ] && [ ! -e "$mdir.divergent" ] || return 1
+    python3 - "$(marker_of "$f")" "$mf" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 sys.exit(0 if m["member_id"] == sys.argv[2] and m["revision"] > 0 and m["hash"] != m["majority_hash"] else 1)
 PY
 }
-check "the follower's agent writes the marker beside member $f's data dir (ID, R, both hashes)" \
+check "the follower's agent writes the marker at its --divergent-marker (ID, R, both hashes)" \
     until_true 60 marker_written
-sed 's/^/# marker: /' "$mdir.divergent" 2>/dev/null
+sed 's/^/# marker: /' "$(marker_of "$f")" 2>/dev/null
 line_by_follower() { grep -h 'is divergent at revision' "$work"/agent-"$f"-*.log | grep -q 'the check of leader'; }
 check "... from the leader's check, one log line in member $f's agent log" line_by_follower
 grep -h 'is divergent at revision' "$work"/agent-"$f"-*.log | tail -1 | cut -c1-300 | sed 's/^/# /'
 check "its member was a follower all along" [ "$(leader_idx)" != "$f" ]
 others_clean() {
     local i
-    for i in 0 1 2; do [ "$i" = "$f" ] || [ ! -e "$(cluster_data-dir "$i").divergent" ] || return 1; done
+    for i in 0 1 2; do [ "$i" = "$f" ] || [ ! -e "$(marker_of "$i")" ] || return 1; done
 }
-check "no marker beside the consistent members' data dirs" others_clean
+check "no marker for the consistent members" others_clean
 sleep 5
 check "one log line for one check (not one per poll)" \
     [ "$(cat "$work"/agent-"$f"-*.log | grep -c 'is divergent at revision')" = 1 ]
 
 # "Delete its pod": stop etcd, reset-member with its flags, start etcd from the state it wrote.
 cluster_stop "$f"
-run_rm "$f"
+run_rm "$f" --divergent-marker "$(marker_of "$f")"
 check "reset-member moves member $f's data aside and re-adds it (reset)" \
     bash -c "[ '$RC' = 0 ] && [ '$(action)' = reset ]"
 echo "# $OUT" | cut -c1-300
 copies=("$mdir".reset-*)
-check "the moved-aside copy keeps the marker; none left beside the new data dir" \
-    bash -c "[ -f '${copies[0]}/divergent.json' ] && [ ! -e '$mdir.divergent' ]"
+check "the moved-aside copy keeps the marker; none left for the new data dir" \
+    bash -c "[ -f '${copies[0]}/divergent.json' ] && [ ! -e '$(marker_of "$f")' ]"
 start_from_state "$f" || fail "etcd-$f starts from reset-member's state" "$WHY"
 voter() {
     cluster_etcdctl "$l" member list -w json | python3 -c '

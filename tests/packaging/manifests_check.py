@@ -147,13 +147,24 @@ def cmd_static(base_path, restore_path, seccomp_path):
 
     # data volume at /var/lib in every container, data dir /var/lib/data
     for c in (rm, etcd, agent):
-        mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+        mounts = {m["name"]: m for m in c.get("volumeMounts", []) if not m.get("subPath")}
         check("data" in mounts and mounts["data"]["mountPath"] == "/var/lib",
               "%s mounts the data volume at /var/lib" % c["name"], str(mounts.get("data")))
         e = env_of(c)
         check(e.get("ETCD_DATA_DIR") == "/var/lib/data", "%s: ETCD_DATA_DIR=/var/lib/data" % c["name"],
               str(e.get("ETCD_DATA_DIR")))
     check(mounts["data"].get("readOnly") is True, "etcd-agent mounts the data volume read-only")
+    # ... but for one writable directory of it: the divergent marker, where reset-member reads it
+    subs = [(c["name"], m) for c in (rm, etcd, agent) for m in c.get("volumeMounts", []) if m.get("subPath")]
+    am = [m for n, m in subs if n == "etcd-agent"]
+    ea, er = env_of(agent), env_of(rm)
+    amark, rmark = ea.get("ETCD_AGENT_DIVERGENT_MARKER", ""), er.get("ETCD_DIVERGENT_MARKER", "")
+    check(len(subs) == 1 and len(am) == 1 and am[0]["name"] == "data" and not am[0].get("readOnly")
+          and amark == am[0]["mountPath"].rstrip("/") + "/divergent"
+          and rmark == "/var/lib/" + am[0]["subPath"] + "/divergent",
+          "the agent writes only the divergent marker: data subPath markers writable, "
+          "ETCD_AGENT_DIVERGENT_MARKER inside it, reset-member's ETCD_DIVERGENT_MARKER the same file",
+          "subPath mounts %s, agent %r, reset-member %r" % (subs, amark, rmark))
 
     # HyperShift's env names on reset-member and etcd
     want = ["ETCD_NAME", "ETCD_DATA_DIR", "ETCD_INITIAL_ADVERTISE_PEER_URLS", "ETCD_INITIAL_CLUSTER",

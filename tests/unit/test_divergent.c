@@ -90,20 +90,21 @@ static void test_files(void **state)
     (void)state;
     assert_non_null(mkdtemp(tmpl));
     snprintf(data, sizeof(data), "%s/data", tmpl);
-    assert_int_equal(divergent_read(data, &m), -ENOENT);
-    assert_int_equal(divergent_remove(data), 0);
-    assert_int_equal(divergent_write(data, &sample), 0);
-    assert_int_equal(divergent_read(data, &m), 0);
-    assert_memory_equal(&m, &sample, sizeof(m));
     assert_int_equal(divergent_path(data, path, sizeof(path)), 0);
+    assert_string_equal(path + strlen(tmpl), "/data.divergent");
+    assert_int_equal(divergent_read(path, &m), -ENOENT);
+    assert_int_equal(divergent_remove(path), 0);
+    assert_int_equal(divergent_write(path, &sample), 0);
+    assert_int_equal(divergent_read(path, &m), 0);
+    assert_memory_equal(&m, &sample, sizeof(m));
     /* too large: bounded read, refused */
     f = fopen(path, "w");
     assert_non_null(f);
     for (int i = 0; i < DIVERGENT_MAX_BYTES + 10; i++)
         fputc(' ', f);
     fclose(f);
-    assert_int_equal(divergent_read(data, &m), -EINVAL);
-    assert_int_equal(divergent_remove(data), 0);
+    assert_int_equal(divergent_read(path, &m), -EINVAL);
+    assert_int_equal(divergent_remove(path), 0);
     assert_int_equal(access(path, F_OK), -1);
     assert_int_equal(rmdir(tmpl), 0);
 }
