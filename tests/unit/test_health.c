@@ -1,7 +1,10 @@
-/* test_health_backup.c - the backup lines of /readyz and /status (health_backup_age_ms,
- * health_backup_note): pure functions of the cached backup state and the wall clock. */
+/* test_health.c - the verdicts maintenance and backups add to the probes: the backup
+ * lines of /readyz and /status (health_backup_age_ms, health_backup_note) and /livez's grace
+ * during a defrag we started (health_live). Pure functions of the cache and the clocks; the
+ * e2e cannot reach the grace (etcd keeps answering Status while it defragments). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +64,43 @@ static void test_newest_too_old(void **state)
     assert_int_equal(health_backup_age_ms(&b, 9 * HOUR_MS), 0);
 }
 
+/* /livez: silent for longer than livez_intervals x interval fails, unless a defrag the
+ * coordinator started on this member is under way and within --defrag-timeout. */
+static const struct health_params live_params = {.interval_ms = 1000, .livez_intervals = 3};
+
+static bool live_at(const struct cache_snapshot *s, int64_t now)
+{
+    struct health_report r;
+    health_live(s, now, 0, &live_params, &r);
+    return r.ok;
+}
+
+static void test_livez_silent_member_fails(void **state)
+{
+    (void)state;
+    struct cache_snapshot s = {0};
+    s.local.answered_at_ms = s.local.probed_at_ms = 10000;
+    assert_true(live_at(&s, 13000));
+    assert_false(live_at(&s, 13001));
+}
+
+static void test_livez_grace_during_our_defrag(void **state)
+{
+    (void)state;
+    struct cache_snapshot s = {0};
+    s.local.answered_at_ms = s.local.probed_at_ms = 10000;
+    s.maint.defragmenting = true;
+    s.maint.defrag_since_ms = 11000;
+    s.maint.defrag_timeout_ms = 600000;
+    assert_true(live_at(&s, 13001));
+    assert_true(live_at(&s, 11000 + 600000));
+    /* past --defrag-timeout the usual limit applies again */
+    assert_false(live_at(&s, 11000 + 600001));
+    /* a defrag flag older than the member's last answer gives no grace from before it */
+    s.maint.defrag_since_ms = 9000;
+    assert_false(live_at(&s, 13001));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -68,6 +108,8 @@ int main(void)
         cmocka_unit_test(test_on_demand_only_never_late),
         cmocka_unit_test(test_none_since_start),
         cmocka_unit_test(test_newest_too_old),
+        cmocka_unit_test(test_livez_silent_member_fails),
+        cmocka_unit_test(test_livez_grace_during_our_defrag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
