@@ -825,7 +825,6 @@ static int run_one(struct backup *b, const char *trigger, struct backup_result *
     atomic_store(&b->last_duration_ms, res->took_ms);
     atomic_store(&b->last_size, res->object_size);
     atomic_store(&b->last_success_s, (uint64_t)time(NULL));
-    backup_name_parse(res->name, &(time_t){0}, &(int64_t){0});
     time_t t;
     int64_t rev;
     if (backup_name_parse(res->name, &t, &rev) == 0) {
