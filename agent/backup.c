@@ -961,6 +961,7 @@ static void *schedule_loop(void *arg)
     uint64_t grace = clamp_u64(interval / 4, BACKUP_GRACE_MIN_MS, BACKUP_GRACE_MAX_MS);
     int64_t retry_after = 0; /* mono ms: no attempt before this after a failure */
     enum backup_turn_verdict last_v = BACKUP_TURN_GO;
+    int64_t due_since = -1; /* wall ms: when this agent saw the newest backup due */
     int last_list_rc = 0;
     pthread_mutex_lock(&b->mu);
     while (!b->stop) {
@@ -1003,6 +1004,8 @@ static void *schedule_loop(void *arg)
                     atomic_store(&b->last_good_ms, in.newest_ms);
                     publish_state(b);
                 }
+                in.due_since_ms = due_since;
+                in.due_since_ms = due_since = backup_turn_due_since(&in);
                 int rank = -1;
                 enum backup_turn_verdict v = backup_turn_decide(&in, &rank);
                 if (v != last_v && v != BACKUP_TURN_NOT_DUE && v != BACKUP_TURN_GO)
