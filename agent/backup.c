@@ -230,9 +230,9 @@ static void *uploader(void *arg)
 {
     struct pipeline *p = arg;
     char errbuf[sizeof p->errbuf];
-    uint64_t n;
     pthread_mutex_lock(&p->mu);
     for (;;) {
+        uint64_t n = 0;
         while (!p->failed && !p->err && !(n = next_part_len(p)) &&
                !(p->done && p->avail == p->next_off))
             pthread_cond_wait(&p->cv, &p->mu);
