@@ -323,6 +323,14 @@ if [ -x "$FILL" ]; then
         for x in $orphans; do grep -q "$(basename "$x")" "$WORK/list-k.json" && listed_orphan="$listed_orphan $x"; done
         break
     done
+    # an object listed there may have got its manifest since the first listing (a turn that began
+    # after it): only one still without a manifest now is a listed orphan
+    if [ -n "$listed_orphan" ]; then
+        aws_ls >"$WORK/ls3.txt"
+        still=""
+        for x in $listed_orphan; do grep -q "$x.manifest.json" "$WORK/ls3.txt" || still="$still $x"; done
+        listed_orphan=$still
+    fi
     if [ -n "$vpid" ] && [ "$mid" = 0 ] && [ "$n_after" -gt "$n_before" ] && [ $((o - m)) -le 1 ] &&
         [ -z "$listed_orphan" ]; then
         ok "s3: uploader killed mid-backup: another agent took the next turn, no half upload listed"
