@@ -73,7 +73,10 @@ for i in 0 1 2; do
     agent "$i" "$TP" "$PP" --backup-url "$URL" --backup-interval "${INTERVAL}s" \
         --backup-recipient "$RCPT" --backup-keep 3
 done
-sleep $((INTERVAL * 3 + 6))
+# until the fourth scheduled upload has been pruned down to 3 (retention's log line), polled;
+# the checks below bound the count by the time that took
+pruned() { grep -q 'backup retention ([^)]*): pruned' "$WORK"/agent-*.log; }
+until_true $((INTERVAL * 3 + 40)) pruned
 aws_ls() { /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3 ls --recursive "s3://$S3_TEST_BUCKET/etcd/" 2>/dev/null; }
 aws_ls >"$WORK/ls.txt"
 nobj=$(grep -c '\.db\.zst\.age$' "$WORK/ls.txt")
