@@ -223,7 +223,8 @@ check "table has the extra columns" grep -q "LEARNER.*DB SIZE.*LEADER.*HASHKV.*V
 # A divergent member: flip one unique value inside member 2's bbolt file while it is stopped.
 marker=DIVERGE$RANDOM$RANDOM
 cluster_etcdctl 0 put /diverge "$marker-AAAA" >/dev/null
-sleep 2
+# until bbolt committed the value to member 2's db file (the flip below needs it there)
+check "the value reached member 2's db file" until_true 30 grep -qa "$marker-AAAA" "$(cluster_data-dir 2)/member/snap/db"
 cluster_stop 2
 python3 - "$(cluster_data-dir 2)/member/snap/db" "$marker-AAAA" "$marker-BBBB" <<'PY'
 import sys

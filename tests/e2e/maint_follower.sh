@@ -120,7 +120,8 @@ f=2
 echo "# leader: member $l; corrupting follower member $f"
 value=DIVERGE$RANDOM$RANDOM
 cluster_etcdctl 0 put /diverge "$value-AAAA" >/dev/null
-sleep 2
+# until bbolt committed the value to the follower's db file (the flip below needs it there)
+check "the value reached follower $f's db file" until_true 30 grep -qa "$value-AAAA" "$(cluster_data-dir "$f")/member/snap/db"
 cluster_stop "$f"
 python3 - "$(cluster_data-dir "$f")/member/snap/db" "$value-AAAA" "$value-BBBB" <<'PY'
 import sys
