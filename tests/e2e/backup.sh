@@ -14,23 +14,13 @@ done
 
 INTERVAL=12
 RSS_LIMIT_MB=32 # agent RSS during a backup of a 40 MB db (issue 11: <= 32 MiB; measured 21)
-S3ENV=$(tests/s3/server.sh start) || skip_all "S3 test server did not start"
-eval "$S3ENV"
-at_exit 'tests/s3/server.sh stop "$S3_TEST_DIR"'
+s3_server_up
 cluster_up 3 >/dev/null || { fail setup "cluster did not start"; finish; }
 put_keys bk 50 || fail setup "put_keys"
-
-age-keygen -o "$WORK/id.txt" 2>/dev/null
-RCPT=$(age-keygen -y "$WORK/id.txt")
+age_identity
 
 # agent I TLSPORT PLAINPORT FLAGS...: an agent beside member I with a TLS listener too
-agent() {
-    local i=$1 tp=$2 pp=$3
-    shift 3
-    start_agent "PID_$i" "$i" "$pp" --tls-listen "127.0.0.1:$tp" --tls-cert "$CLUSTER_DIR/node.crt" \
-        --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" \
-        --spool-dir "$WORK" "$@"
-}
+agent() { start_tls_agent "PID_$1" "$@"; }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 
 # ---- file:// store, POST /backups ----

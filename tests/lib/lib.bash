@@ -145,6 +145,29 @@ start_agent() {
     AGENT_PIDS+=("$pid")
     printf -v "$var" '%s' "$pid"
 }
+# start_tls_agent VAR MEMBER TLSPORT PLAINPORT [flags...]: start_agent with the mTLS listener too
+# (the cluster's node certificate, clients of its CA: /backups and /snapshot need one) and
+# $WORK as its spool dir.
+start_tls_agent() {
+    local var=$1 i=$2 tp=$3 pp=$4
+    shift 4
+    start_agent "$var" "$i" "$pp" --tls-listen "127.0.0.1:$tp" --tls-cert "$CLUSTER_DIR/node.crt" \
+        --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" \
+        --spool-dir "$WORK" "$@"
+}
+# s3_server_up: tests/s3/server.sh's S3 (its env in S3ENV and evaluated; stopped at exit), or
+# skip everything.
+s3_server_up() {
+    S3ENV=$(tests/s3/server.sh start) || skip_all "S3 test server did not start"
+    eval "$S3ENV"
+    S3DIR=$S3_TEST_DIR
+    at_exit 'tests/s3/server.sh stop "$S3DIR"'
+}
+# age_identity: a fresh age identity in $WORK/id.txt, its recipient in RCPT.
+age_identity() {
+    age-keygen -o "$WORK/id.txt" 2>/dev/null
+    RCPT=$(age-keygen -y "$WORK/id.txt")
+}
 # Members are started as jobs of this shell; keep bash from reporting the ones killed on purpose.
 quiet_jobs() { disown -a 2>/dev/null; }
 
@@ -190,6 +213,22 @@ start_from_state() {
     ic=$(sed -n 's/^ETCD_INITIAL_CLUSTER=//p' "$m/env")
     [ -n "$ic" ] || ic=$(cat "$CLUSTER_DIR/initial_cluster")
     cluster_start "$i" "$state" "$ic" || die "etcd-$i did not start ($state)"
+}
+
+# run_scenario NAME: s_NAME as one check "NAME (Ns)"; on failure WHY says why, the last
+# reset-member runs are shown and scenario_failed (when the script defines it) runs, e.g. to
+# bring the cluster back for the next scenario.
+run_scenario() {
+    local name=$1 start=$SECONDS
+    WHY=""
+    if "s_$name"; then
+        ok "$name ($((SECONDS - start))s)"
+    else
+        fail "$name" "${WHY:-failed} ($((SECONDS - start))s)"
+        echo "    last reset-member runs:"
+        tail -n 4 "$WORK/reset-member.log" | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
+        if declare -F scenario_failed >/dev/null; then scenario_failed; fi
+    fi
 }
 
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
