@@ -226,7 +226,7 @@ run_scenario() {
     else
         fail "$name" "${WHY:-failed} ($((SECONDS - start))s)"
         echo "    last reset-member runs:"
-        tail -n 4 "$WORK/reset-member.log" | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
+        tail -n 4 "$WORK/reset-member.log" 2>/dev/null | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
         if declare -F scenario_failed >/dev/null; then scenario_failed; fi
     fi
 }
