@@ -245,11 +245,11 @@ suite_static() { # banned functions, clang-format, clang-tidy and cppcheck must 
     queue_job "analyze (clang-tidy, cppcheck)" one_check nice -n "$CPU_NICE" make --no-print-directory BUILD="$build" analyze
 }
 
-# One job of the pool, its targets one at a time (FUZZ_JOBS=1: each takes a whole core, and the
-# pool's other jobs keep the other); each target runs a fixed time (libFuzzer's max_total_time).
+# One job of the pool, niced (CPU_NICE): its targets (FUZZ_JOBS at a time, default one per core)
+# each run a fixed time (libFuzzer's max_total_time) on the CPU the other jobs leave.
 suite_fuzz() {
     [ -x tests/fuzz/run.sh ] || return 0
-    queue_job "fuzz (short pass)" env FUZZ_JOBS="${FUZZ_JOBS:-1}" nice -n "$CPU_NICE" tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}"
+    queue_job "fuzz (short pass)" nice -n "$CPU_NICE" tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}"
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
