@@ -140,17 +140,6 @@ fi
 stop_agents
 
 # ---- restore through reset-member --restore-from URL/ (newest complete backup) ----
-rm_restore() { # dir url [flags]: a scratch one-member restore, nothing running
-    local d=$1 url=$2 sp sc
-    shift 2
-    read -r sp sc <<<"$(_cluster_free_ports 2)"
-    mkdir -p "$d"
-    OUT=$("$RM_RELEASE" --name etcd-x --data-dir "$d/data" --peer-url "https://127.0.0.1:$sp" \
-        --initial-cluster "etcd-x=https://127.0.0.1:$sp" --endpoints "https://127.0.0.1:$sc" \
-        --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
-        --state-file "$d/state" --env-file "$d/env" --timeout 2s --restore-from "$url" "$@" 2>"$d.log")
-    RC=$?
-}
 newest=$(aws_ls | grep '\.db\.zst\.age$' | awk '{print $4}' | sort | tail -1) # the agents are stopped now
 rm_restore "$WORK/rm" "s3://$S3_TEST_BUCKET/etcd/" --restore-identity "$WORK/id.txt"
 if [ "$RC" = 0 ] && [ "$(jget action <<<"$OUT")" = restore ] && [ -s "$WORK/rm/data/member/snap/db" ] &&

@@ -46,19 +46,6 @@ set_keys() { # ACCESS SECRET [TOKEN]: the only keys the proxy accepts from now o
 }
 log_of() { echo "$WORK/agent-0-$1.log"; }
 
-# rm_restore DIR URL [flags]: reset-member restores URL into a scratch one-member cluster (the
-# restore needs no live cluster); OUT, RC; stderr in DIR.log
-rm_restore() {
-    local d=$1 url=$2 sp sc
-    shift 2
-    read -r sp sc <<<"$(_cluster_free_ports 2)"
-    mkdir -p "$d"
-    OUT=$("$RM_RELEASE" --name etcd-x --data-dir "$d/data" --peer-url "https://127.0.0.1:$sp" \
-        --initial-cluster "etcd-x=https://127.0.0.1:$sp" --endpoints "https://127.0.0.1:$sc" \
-        --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
-        --state-file "$d/state" --env-file "$d/env" --timeout 2s --restore-from "$url" "$@" 2>"$d.log")
-    RC=$?
-}
 untouched() { [ ! -e "$1/data" ] && [ ! -e "$1/data.restore-marker" ] && [ ! -e "$1/data.restore-download" ]; }
 
 # ---- 1. credentials from a file, re-read when rewritten; session token; expiry ----

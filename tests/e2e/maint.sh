@@ -59,16 +59,7 @@ fragment() {
     cluster_etcdctl 0 compact --physical "$rev" >/dev/null || return 1
     for k in 1 2 3; do cluster_etcdctl 0 put /after "$k" >/dev/null; sleep 0.3; done
 }
-coordinator() {
-    local i
-    for i in 0 1 2; do
-        curl -s "${A[$i]}/status" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["maintenance"]["coordinator"] else 1)' 2>/dev/null && {
-            echo "$i"
-            return 0
-        }
-    done
-    return 1
-}
+coordinator() { first_agent /status 'd["maintenance"]["coordinator"]'; }
 metric() { curl -s "$1/metrics" | grep -E "^$2" | awk '{print $2}' | head -1; }
 
 need_bins "$AGENT" "$FILL" "$RM"

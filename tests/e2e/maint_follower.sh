@@ -47,16 +47,7 @@ start_agents() {
         until_true 60 curl -sf -o /dev/null "${A[$i]}/readyz" || return 1
     done
 }
-coordinator() {
-    local i
-    for i in 0 1 2; do
-        curl -s "${A[$i]}/hashkv" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["coordinator"] else 1)' 2>/dev/null && {
-            echo "$i"
-            return 0
-        }
-    done
-    return 1
-}
+coordinator() { first_agent /hashkv 'd["coordinator"]'; }
 leader_idx() {
     local l i
     l=$(cluster_etcdctl all endpoint status -w json 2>/dev/null |
