@@ -286,7 +286,7 @@ if [ -n "$record" ]; then # this run's job times, longest first (for tests/job_s
         for i in "${!job_names[@]}"; do
             read -r _ secs <"${job_logs[$i]}.rc" 2>/dev/null && echo "$secs ${job_names[$i]}"
         done | sort -k1,1nr
-    } >"$record"
+    } >"$logdir/job_seconds" && mv "$logdir/job_seconds" "$record" # (the record may be the table)
 fi
 
 echo
