@@ -78,7 +78,7 @@ PROGS      := $(BUILD)/reset-member $(BUILD)/etcd-agent
 PROG_DEPS  := $(if $(wildcard init/main.c),$(BUILD)/reset-member) \
               $(if $(wildcard agent/main.c),$(BUILD)/etcd-agent)
 
-.PHONY: all deps etcd35 fuzz-build test unit integration e2e asan valgrind fuzz fuzz-short lint format bench demo \
+.PHONY: all deps etcd35 fuzz-build test test-side-build unit integration e2e asan valgrind fuzz fuzz-short lint format bench demo \
         static clean tests analyze
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -193,11 +193,17 @@ fuzz-short: fuzz-build
 test: deps
 	$(Q)tests/etcd35.sh build/etcd-3.5 >/dev/null
 	$(Q)$(MAKE) --no-print-directory tests
-	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
-	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
-	    EXTRA_LDFLAGS='-fsanitize=address,undefined' tests
+	$(Q)tests/run.sh --build build --asan-build build/asan --etcd "PATH build/etcd-3.5/bin" \
+	    --side-build "$(MAKE) --no-print-directory test-side-build"
+
+ASAN_MAKE = $(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
+    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
+    EXTRA_LDFLAGS='-fsanitize=address,undefined'
+
+# What only the ASan and fuzz jobs need: run.sh builds it beside the first jobs (--side-build).
+test-side-build:
+	$(Q)$(ASAN_MAKE) tests
 	$(Q)$(MAKE) --no-print-directory fuzz-build
-	$(Q)tests/run.sh --build build --asan-build build/asan --etcd "PATH build/etcd-3.5/bin"
 
 # One suite each (against the etcd in ETCD_BIN_DIR, else PATH's).
 unit integration e2e valgrind: deps
@@ -205,9 +211,7 @@ unit integration e2e valgrind: deps
 	$(Q)tests/run.sh --build $(BUILD) --only $@
 
 asan: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build/asan OPT='-O1 -g -fno-omit-frame-pointer' \
-	    EXTRA_CFLAGS='-fsanitize=address,undefined -fno-sanitize-recover=all' \
-	    EXTRA_LDFLAGS='-fsanitize=address,undefined' tests
+	$(Q)$(ASAN_MAKE) tests
 
 # bench-only packages (not the tests'): tests/bench/backup.sh's Azure comparison
 BENCH_DEB_PKGS := azure-cli

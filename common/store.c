@@ -94,15 +94,19 @@ int store_upload_begin(struct store *s, const char *name, struct store_upload **
     int rc;
 
     *out = NULL;
-    if (!store_name_valid(name, false))
-        return errbuf_fail(err, err_len, -EINVAL, "invalid object name");
-    rc = s->ops->upload_begin(s, name, out, err, err_len);
-    if (rc == 0) {
-        (*out)->store = s;
-        atomic_init(&(*out)->highest, 0);
-        atomic_init(&(*out)->stored, 0);
+    if (!store_name_valid(name, false)) {
+        (void)errbuf_fail(err, err_len, -EINVAL, "invalid object name");
+        return -EINVAL; /* said apart, so the analyzer sees *out set whenever 0 returns */
     }
-    return rc;
+    rc = s->ops->upload_begin(s, name, out, err, err_len);
+    if (rc != 0)
+        return rc;
+    if (!*out) /* an implementation's bug; said so the callers' null checks are not needed */
+        return errbuf_fail(err, err_len, -EIO, "%s store: no upload", s->ops->scheme);
+    (*out)->store = s;
+    atomic_init(&(*out)->highest, 0);
+    atomic_init(&(*out)->stored, 0);
+    return 0;
 }
 
 int store_upload_part(struct store_upload *u, const struct store_part *p, char *err, size_t err_len)

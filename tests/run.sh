@@ -12,12 +12,17 @@
 # holding etcd and etcdctl; the word PATH is PATH's etcd; default: $ETCD_BIN_DIR, else PATH), each
 # job labelled with that build's version; unit, ASan, valgrind, static and fuzz run once.
 #
-# usage: tests/run.sh --build DIR [--asan-build DIR] [--etcd "PATH DIR..."]
+# --side-build CMD builds what only some jobs need (make test: the ASan tree and the fuzz
+# targets) beside the first jobs instead of before them: CMD starts at once in the background,
+# niced and outside the pool; the jobs that need it wait for it (await_side_build) and fail if
+# it failed; it is tallied as one check. The ASan suites take their test names from --build.
+#
+# usage: tests/run.sh --build DIR [--asan-build DIR] [--etcd "PATH DIR..."] [--side-build CMD]
 #                     [--only unit|integration|e2e|valgrind|static|fuzz] [--record FILE]
 set -u
 cd "$(dirname "$0")/.."
 
-build=build asan_build="" only="" record="" etcd_dirs=${ETCD_BIN_DIR:-PATH}
+build=build asan_build="" only="" record="" side_build="" etcd_dirs=${ETCD_BIN_DIR:-PATH}
 while [ $# -gt 0 ]; do
     case $1 in
     --build) build=$2; shift 2 ;;
@@ -25,6 +30,7 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift 2 ;;
     --etcd) etcd_dirs=$2; shift 2 ;;
     --record) record=$2; shift 2 ;;
+    --side-build) side_build=$2; shift 2 ;;
     *) echo "usage: $0 --build DIR [--asan-build DIR] [--etcd \"PATH DIR...\"] [--only SUITE]" >&2; exit 2 ;;
     esac
 done
@@ -119,7 +125,8 @@ run_logged() { # name cmd...
     (
         start=$SECONDS
         "$@" >"$log" 2>&1 </dev/null
-        echo "$? $((SECONDS - start))" >"$log.rc"
+        echo "$? $((SECONDS - start))" >"$log.rc.tmp" # renamed: reap_jobs never reads a half-written file
+        mv "$log.rc.tmp" "$log.rc"
     ) &
     job_names+=("$name")
     job_logs+=("$log")
@@ -182,12 +189,42 @@ for_each_etcd() {
 }
 etcd_label="" etcd_dir=${etcd_builds[0]#* } # the suites that run once: the first build
 
+# The side build (--side-build): started before any job, disowned (not a pool job), its log and
+# exit status in $side_log(.rc).
+side_log=$logdir/side_build.log
+start_side_build() {
+    [ -n "$side_build" ] || return 0
+    (
+        nice -n 5 bash -c "$side_build" >"$side_log" 2>&1 </dev/null
+        echo $? >"$side_log.rc.tmp"
+        mv "$side_log.rc.tmp" "$side_log.rc"
+    ) &
+    disown
+}
+# await_side_build CMD...: CMD once the side build ended well; a failed side build fails CMD.
+await_side_build() {
+    if [ -n "$side_build" ]; then
+        while [ ! -f "$side_log.rc" ]; do sleep 1; done
+        [ "$(cat "$side_log.rc")" = 0 ] || { echo "the side build failed: see its check"; return 1; }
+    fi
+    "$@"
+}
+tally_side_build() {
+    [ -n "$side_build" ] || return 0
+    while [ ! -f "$side_log.rc" ]; do sleep 1; done
+    if [ "$(cat "$side_log.rc")" = 0 ]; then echo "1 passed, 0 failed, 0 skipped"; else echo "0 passed, 1 failed, 0 skipped"; fi >>"$side_log"
+    tally "side build ($side_build)" "$(cat "$side_log.rc")" "$side_log"
+}
+
+# The binaries' names come from --build (the ASan tree may still be building: the side build);
+# a binary missing when its job runs fails the job.
 suite_unit() { # build-dir label (distinct per suite: it names the job's log file)
-    local b=$1 label=$2 t scale=1
+    local b=$1 label=$2 t scale=1 wait=()
     case $label in asan/*) scale=3 ;; esac
-    for t in "$b"/tests/unit/test_*; do
+    [ "$b" != "$build" ] && wait=(await_side_build)
+    for t in "$build"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        queue_job "$label$(basename "$t")" env TEST_TIME_SCALE="$scale" "$t"
+        queue_job "$label$(basename "$t")" "${wait[@]}" env TEST_TIME_SCALE="$scale" "$b/tests/unit/$(basename "$t")"
     done
 }
 
@@ -202,10 +239,12 @@ integ_one() {
 }
 
 suite_integration() {
-    local b=$1 label=$2 t
-    for t in "$b"/tests/integration/test_*; do
+    local b=$1 label=$2 t wait=()
+    [ "$b" != "$build" ] && wait=(await_side_build)
+    for t in "$build"/tests/integration/test_*; do
         [ -x "$t" ] || continue
-        queue_job "$etcd_label$label$(basename "$t")" with_etcd "$etcd_dir" integ_one "$t"
+        queue_job "$etcd_label$label$(basename "$t")" "${wait[@]}" with_etcd "$etcd_dir" integ_one \
+            "$b/tests/integration/$(basename "$t")"
     done
 }
 
@@ -249,7 +288,8 @@ suite_static() { # banned functions, clang-format, clang-tidy and cppcheck must 
 # each run a fixed time (libFuzzer's max_total_time) on the CPU the other jobs leave.
 suite_fuzz() {
     [ -x tests/fuzz/run.sh ] || return 0
-    queue_job "fuzz (short pass)" nice -n "$CPU_NICE" tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}"
+    queue_job "fuzz (short pass)" await_side_build nice -n "$CPU_NICE" tests/fuzz/run.sh \
+        --seconds "${FUZZ_SECONDS:-10}"
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
@@ -278,8 +318,10 @@ fuzz) suite_fuzz ;;
     ;;
 *) echo "unknown suite $only" >&2; exit 2 ;;
 esac
+start_side_build
 start_queued
 finish_jobs
+tally_side_build
 if [ -n "$record" ]; then # this run's job times, longest first (for tests/job_seconds.txt)
     {
         head -1 tests/job_seconds.txt 2>/dev/null | grep '^#'
