@@ -194,53 +194,14 @@ static void wal_name(char *out, size_t n, uint64_t seq, uint64_t index)
                 (int)n);
 }
 
-static uint64_t fnv64(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* One bbolt meta page (page id pgid) into p. */
-static void meta_page(uint8_t *p, uint64_t pgid, uint32_t page_size, uint64_t txid, uint64_t hwm)
-{
-    memset(p, 0, 80);
-    put64(p, pgid);
-    p[8] = 0x04; /* metaPageFlag */
-    uint8_t *m = p + 16;
-    put32(m, 0xED0CDAED);
-    put32(m + 4, 2);
-    put32(m + 8, page_size);
-    put64(m + 16, 3); /* root */
-    put64(m + 32, 2); /* freelist */
-    put64(m + 40, hwm);
-    put64(m + 48, txid);
-    put64(m + 56, fnv64(m, 56));
-}
-
 /* A db of `pages` pages with metas txid 5 (page 0) and 6 (page 1). */
 static void write_db(uint32_t page_size, uint64_t pages, bool bad0, bool bad1)
 {
     size_t n = (size_t)(page_size * pages);
     uint8_t *db = calloc(1, n);
     assert_non_null(db);
-    meta_page(db, 0, page_size, 5, pages);
-    meta_page(db + page_size, 1, page_size, 6, pages);
+    test_bbolt_meta(db, 0, page_size, 5, pages);
+    test_bbolt_meta(db + page_size, 1, page_size, 6, pages);
     if (bad0)
         db[16 + 40] ^= 0xff; /* hwm byte: checksum no longer holds */
     if (bad1)
@@ -475,8 +436,8 @@ static void test_db_truncated(void **state)
     build_valid(&w, false, false);
     free(w.buf);
     uint8_t db[2 * PAGE] = {0};
-    meta_page(db, 0, PAGE, 5, 4); /* says 4 pages, file holds 2 */
-    meta_page(db + PAGE, 1, PAGE, 6, 4);
+    test_bbolt_meta(db, 0, PAGE, 5, 4); /* says 4 pages, file holds 2 */
+    test_bbolt_meta(db + PAGE, 1, PAGE, 6, 4);
     write_file("member/snap/db", db, sizeof db, 0);
     expect_corrupt("beyond the file");
     write_file("member/snap/db", db, PAGE, 0); /* shorter than two pages */
@@ -490,20 +451,20 @@ static void test_bbolt_meta_bytes(void **state)
     (void)state;
     uint8_t p[80];
     struct bbolt_meta m;
-    meta_page(p, 0, PAGE, 9, 4);
+    test_bbolt_meta(p, 0, PAGE, 9, 4);
     assert_int_equal(datadir_bbolt_meta(p, 80, &m), 0);
     assert_true(m.valid);
     assert_int_equal(m.txid, 9);
     assert_int_equal(m.page_size, PAGE);
     assert_int_equal(m.high_water_pgid, 4);
     assert_int_equal(datadir_bbolt_meta(p, 79, &m), -EMSGSIZE);
-    put64(p + 72, 0); /* bbolt 1.3.6 accepts a zero checksum */
+    test_put_le64(p + 72, 0); /* bbolt 1.3.6 accepts a zero checksum */
     assert_int_equal(datadir_bbolt_meta(p, 80, &m), 0);
-    put64(p + 72, 1);
+    test_put_le64(p + 72, 1);
     assert_int_equal(datadir_bbolt_meta(p, 80, &m), -EINVAL);
     assert_false(m.valid);
-    meta_page(p, 0, PAGE, 9, 4);
-    put32(p + 20, 1); /* version */
+    test_bbolt_meta(p, 0, PAGE, 9, 4);
+    test_put_le32(p + 20, 1); /* version */
     assert_int_equal(datadir_bbolt_meta(p, 80, &m), -EINVAL);
 }
 
