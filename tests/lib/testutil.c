@@ -51,7 +51,7 @@ void test_put_le64(uint8_t *p, uint64_t v)
 
 void test_bbolt_meta(uint8_t *p, uint64_t pgid, uint32_t page_size, uint64_t txid, uint64_t hwm)
 {
-    uint8_t *m = p + 16; /* after the page header */
+    uint8_t *m = p + 16;                  /* after the page header */
     uint64_t sum = 0xcbf29ce484222325ull; /* FNV-1a over the meta up to its checksum */
 
     memset(p, 0, TEST_BBOLT_META_LEN);

@@ -48,8 +48,8 @@ static int teardown(void **state)
 }
 
 /* Encrypts in pieces of `piece` bytes (0: one write). */
-static struct test_buf encrypt(const uint8_t *pt, size_t n, const struct age_recipient *r, size_t nr,
-                          size_t piece)
+static struct test_buf encrypt(const uint8_t *pt, size_t n, const struct age_recipient *r,
+                               size_t nr, size_t piece)
 {
     struct test_buf out = {0};
     struct age_enc *e = NULL;

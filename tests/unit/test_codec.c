@@ -63,8 +63,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static int encode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece, struct test_buf *out,
-                  struct codec_result *res)
+static int encode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece,
+                  struct test_buf *out, struct codec_result *res)
 {
     struct codec_enc_opts o = {
         .zstd = zstd, .recipients = age ? &rcp : NULL, .n_recipients = age ? 1 : 0};
@@ -80,8 +80,8 @@ static int encode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece,
     return rc;
 }
 
-static int decode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece, struct test_buf *out,
-                  struct codec_result *res, char *why, size_t whylen)
+static int decode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece,
+                  struct test_buf *out, struct codec_result *res, char *why, size_t whylen)
 {
     struct codec_dec_opts o = {
         .zstd = zstd, .identities = age ? &id : NULL, .n_identities = age ? 1 : 0};
