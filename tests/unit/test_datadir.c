@@ -251,17 +251,23 @@ static void write_snap(const char *rel, uint64_t term, uint64_t index, bool good
 /* A good data dir: two WAL files (entries 1..40, a snapshot record {20, term 2} after the
  * commit of 20 in the first), db, one .snap for that snapshot. *w holds the second file
  * (caller frees w->buf); g_crc0 the CRC the second file starts from. */
+/* WAL file 0 from scratch: header records, entries 1..20 of term 2, a HardState at commit 20. */
+static void w_file0(struct walw *w)
+{
+    memset(w, 0, sizeof *w);
+    w_file_start(w, true, MEMBER_ID, CLUSTER_ID);
+    for (uint64_t i = 1; i <= 20; i++)
+        w_entry(w, 2, i, (size_t)(i * 37 % 700));
+    w_state(w, 2, 20);
+}
+
 static void build_valid(struct walw *w, bool with_db, bool with_snap)
 {
     char name[128];
     mk("member");
     mk("member/wal");
     mk("member/snap");
-    memset(w, 0, sizeof *w);
-    w_file_start(w, true, MEMBER_ID, CLUSTER_ID);
-    for (uint64_t i = 1; i <= 20; i++)
-        w_entry(w, 2, i, (size_t)(i * 37 % 700));
-    w_state(w, 2, 20);
+    w_file0(w);
     w_snapshot(w, 20, 2);
     wal_name(name, sizeof name, 0, 0);
     write_file(name, w->buf, w->len, PREALLOC);
@@ -504,12 +510,7 @@ static void test_torn_in_earlier_file(void **state)
     char name[128];
     build_valid(&w, true, false);
     free(w.buf);
-    /* rebuild file 0 and cut it short */
-    memset(&w, 0, sizeof w);
-    w_file_start(&w, true, MEMBER_ID, CLUSTER_ID);
-    for (uint64_t i = 1; i <= 20; i++)
-        w_entry(&w, 2, i, (size_t)(i * 37 % 700));
-    w_state(&w, 2, 20);
+    w_file0(&w); /* rebuild file 0 and cut it short */
     wal_name(name, sizeof name, 0, 0);
     write_file(name, w.buf, w.len - 5, 0);
     free(w.buf);
@@ -537,11 +538,7 @@ static void test_flipped_byte_first_file(void **state)
     char name[128];
     build_valid(&w, true, false);
     free(w.buf);
-    memset(&w, 0, sizeof w);
-    w_file_start(&w, true, MEMBER_ID, CLUSTER_ID);
-    for (uint64_t i = 1; i <= 20; i++)
-        w_entry(&w, 2, i, (size_t)(i * 37 % 700));
-    w_state(&w, 2, 20);
+    w_file0(&w);
     w.buf[200] ^= 0x01;
     wal_name(name, sizeof name, 0, 0);
     write_file(name, w.buf, w.len, PREALLOC);
@@ -764,28 +761,33 @@ static void test_oversized_record(void **state)
 static void test_bad_entry_and_type(void **state)
 {
     (void)state;
+    static const struct {
+        const char *name;
+        int64_t type;
+        const char *data;
+        size_t len;
+        const char *reason;
+    } cases[] = {
+        {"Index tag without its varint", 2, "\x18", 1, "raft entry"},
+        {"Index as bytes: wrong wire type", 2, "\x1a\x00", 2, "raft entry"},
+        {"unknown record type", 9, "x", 1, "unexpected record type 9"},
+    };
     struct walw w = {0};
     uint32_t crc = 0;
     struct wal_scan scan;
     w_file_start(&w, true, MEMBER_ID, CLUSTER_ID);
     size_t good = w.len;
     uint32_t good_crc = w.crc;
-    w_record(&w, 2, (const uint8_t *)"\x18", 1); /* Index tag without its varint */
-    memset(&scan, 0, sizeof scan);
-    assert_int_equal(datadir_wal_scan(w.buf, w.len, true, &crc, &scan), -EBADMSG);
-    assert_non_null(strstr(scan.reason, "raft entry"));
-    assert_int_equal(scan.end_offset, good);
-    w.len = good;
-    w.crc = good_crc;
-    w_record(&w, 2, (const uint8_t *)"\x1a\x00", 2); /* Index as bytes: wrong wire type */
-    memset(&scan, 0, sizeof scan);
-    assert_int_equal(datadir_wal_scan(w.buf, w.len, true, &crc, &scan), -EBADMSG);
-    w.len = good;
-    w.crc = good_crc;
-    w_record(&w, 9, (const uint8_t *)"x", 1);
-    memset(&scan, 0, sizeof scan);
-    assert_int_equal(datadir_wal_scan(w.buf, w.len, true, &crc, &scan), -EBADMSG);
-    assert_non_null(strstr(scan.reason, "unexpected record type 9"));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("%s\n", cases[i].name);
+        w.len = good;
+        w.crc = good_crc;
+        w_record(&w, cases[i].type, (const uint8_t *)cases[i].data, cases[i].len);
+        memset(&scan, 0, sizeof scan);
+        assert_int_equal(datadir_wal_scan(w.buf, w.len, true, &crc, &scan), -EBADMSG);
+        assert_non_null(strstr(scan.reason, cases[i].reason));
+        assert_int_equal(scan.end_offset, good);
+    }
     free(w.buf);
 }
 
