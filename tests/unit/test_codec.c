@@ -63,19 +63,24 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Writes p to c in pieces of `piece` bytes (0: all at once), then finishes; the first error. */
+static int feed(struct codec *c, const uint8_t *p, size_t n, size_t piece, struct codec_result *res)
+{
+    size_t step = piece ? piece : (n ? n : 1);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i += step)
+        rc = codec_write(c, p + i, n - i < step ? n - i : step);
+    return rc ? rc : codec_finish(c, res);
+}
+
 static int encode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece,
                   struct test_buf *out, struct codec_result *res)
 {
     struct codec_enc_opts o = {
         .zstd = zstd, .recipients = age ? &rcp : NULL, .n_recipients = age ? 1 : 0};
     struct codec *c = NULL;
-    int rc = codec_enc_new(&c, &o, test_buf_sink, out);
-    assert_int_equal(rc, 0);
-    size_t step = piece ? piece : (n ? n : 1);
-    for (size_t i = 0; i < n && rc == 0; i += step)
-        rc = codec_write(c, p + i, n - i < step ? n - i : step);
-    if (rc == 0)
-        rc = codec_finish(c, res);
+    assert_int_equal(codec_enc_new(&c, &o, test_buf_sink, out), 0);
+    int rc = feed(c, p, n, piece, res);
     codec_free(c);
     return rc;
 }
@@ -86,13 +91,8 @@ static int decode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece,
     struct codec_dec_opts o = {
         .zstd = zstd, .identities = age ? &id : NULL, .n_identities = age ? 1 : 0};
     struct codec *c = NULL;
-    int rc = codec_dec_new(&c, &o, test_buf_sink, out);
-    assert_int_equal(rc, 0);
-    size_t step = piece ? piece : (n ? n : 1);
-    for (size_t i = 0; i < n && rc == 0; i += step)
-        rc = codec_write(c, p + i, n - i < step ? n - i : step);
-    if (rc == 0)
-        rc = codec_finish(c, res);
+    assert_int_equal(codec_dec_new(&c, &o, test_buf_sink, out), 0);
+    int rc = feed(c, p, n, piece, res);
     if (why)
         snprintf(why, whylen, "%s", codec_error(c));
     codec_free(c);
