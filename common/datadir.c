@@ -564,6 +564,20 @@ static void unmap_file(const uint8_t *map, size_t len)
         munmap((void *)(uintptr_t)map, len);
 }
 
+/* A directory stream over a duplicate of fd (fd stays open for openat; closedir closes only the
+ * duplicate). Returns 0 or a negative errno with *d NULL. */
+static int dir_stream(int fd, DIR **d)
+{
+    int dup_fd = dup(fd);
+    *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (*d)
+        return 0;
+    int rc = -errno;
+    if (dup_fd >= 0)
+        close(dup_fd);
+    return rc;
+}
+
 /* List member/wal: sorted WAL names into *names (malloc'd). -ENOENT if the dir is absent. */
 static int wal_list(int member_fd, int *wal_fd, struct wal_name **names, size_t *n,
                     struct datadir_report *out)
@@ -576,13 +590,8 @@ static int wal_list(int member_fd, int *wal_fd, struct wal_name **names, size_t 
     *wal_fd = openat(member_fd, "wal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*wal_fd < 0)
         return -errno;
-    int dup_fd = dup(*wal_fd);
-    if (dup_fd < 0 || !(d = fdopendir(dup_fd))) {
-        rc = -errno;
-        if (dup_fd >= 0)
-            close(dup_fd);
+    if ((rc = dir_stream(*wal_fd, &d)) != 0)
         goto out;
-    }
     struct dirent *de;
     while ((de = readdir(d))) {
         struct wal_name w;
@@ -784,16 +793,11 @@ out:
 /* Read member/snap: note db, check every .snap (etcd's checkSuffix). */
 static int snap_dir_check(int snap_fd, struct snap_list *l, struct datadir_report *out)
 {
-    int rc = 0;
     size_t cap = 0;
-    int dup_fd = dup(snap_fd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d) {
-        rc = -errno;
-        if (dup_fd >= 0)
-            close(dup_fd);
+    DIR *d;
+    int rc = dir_stream(snap_fd, &d);
+    if (rc != 0)
         return rc;
-    }
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, "db") == 0) {
@@ -968,13 +972,8 @@ int datadir_wal_locked(const char *data_dir)
     wal_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (wal_fd < 0)
         return errno == ENOENT ? 0 : -errno;
-    int dup_fd = dup(wal_fd);
-    if (dup_fd < 0 || !(d = fdopendir(dup_fd))) {
-        rc = -errno;
-        if (dup_fd >= 0)
-            close(dup_fd);
+    if ((rc = dir_stream(wal_fd, &d)) != 0)
         goto out;
-    }
     struct dirent *de;
     while (rc == 0 && (de = readdir(d))) {
         struct wal_name w;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dirsync.h"
 #include "hex.h"
 
 #define DIVERGENT_KEYS 6
@@ -139,29 +140,6 @@ int divergent_path(const char *data_dir, char *out, size_t out_len)
     return n < 0 || (size_t)n >= out_len ? -ENAMETOOLONG : 0;
 }
 
-static int fsync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    int fd, rc = 0;
-
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == path)
-        snprintf(dir, sizeof(dir), "/");
-    else if ((size_t)(slash - path) >= sizeof(dir))
-        return -ENAMETOOLONG;
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
 int divergent_read(const char *path, struct divergent_marker *m)
 {
     char buf[DIVERGENT_MAX_BYTES + 1];
@@ -230,12 +208,12 @@ int divergent_write(const char *path, const struct divergent_marker *m)
         (void)unlink(tmp);
         return rc;
     }
-    return fsync_parent(path);
+    return dirsync_parent(path);
 }
 
 int divergent_remove(const char *path)
 {
     if (unlink(path) != 0)
         return errno == ENOENT ? 0 : -errno;
-    return fsync_parent(path);
+    return dirsync_parent(path);
 }

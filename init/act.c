@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "dirsync.h"
 #include "log.h"
 
 #define ACT_BACKUP_TAG ".reset-"
@@ -103,19 +104,6 @@ int act_parent_of(const char *path, char *buf, size_t len)
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int act_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
 int act_write_atomic(const char *path, const char *data, size_t len, char *err, size_t err_len)
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
@@ -154,7 +142,7 @@ int act_write_atomic(const char *path, const char *data, size_t len, char *err, 
         act_fail(err, err_len, rc, "rename %s -> %s: %s", tmp, path, strerror(-rc));
         goto out;
     }
-    rc = act_fsync_dir(dir);
+    rc = dirsync(dir);
     if (rc != 0)
         act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
 out:
@@ -197,7 +185,7 @@ int act_move_aside(const char *data_dir, time_t now, char *out, size_t out_len, 
     }
     return act_fail(err, err_len, -EEXIST, "%s: too many moved-aside copies this second", data_dir);
 moved:
-    rc = act_fsync_dir(dir);
+    rc = dirsync(dir);
     if (rc != 0)
         return act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
     n = snprintf(out, out_len, "%s", path);
@@ -305,7 +293,7 @@ int act_prune_backups(const char *data_dir, uint64_t keep, size_t *pruned, char 
         }
         (*pruned)++;
     }
-    rc = act_fsync_dir(dir);
+    rc = dirsync(dir);
     if (rc != 0)
         act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
 out:
