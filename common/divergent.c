@@ -14,6 +14,7 @@
 
 #include "dirsync.h"
 #include "hex.h"
+#include "readall.h"
 
 #define DIVERGENT_KEYS 6
 
@@ -143,7 +144,6 @@ int divergent_path(const char *data_dir, char *out, size_t out_len)
 int divergent_read(const char *path, struct divergent_marker *m)
 {
     char buf[DIVERGENT_MAX_BYTES + 1];
-    ssize_t got;
     size_t len = 0;
     int fd, rc;
 
@@ -153,23 +153,11 @@ int divergent_read(const char *path, struct divergent_marker *m)
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
-    while (len < sizeof(buf)) {
-        got = read(fd, buf + len, sizeof(buf) - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            rc = -errno;
-            close(fd);
-            return rc;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
+    rc = readall(fd, buf, sizeof(buf), &len);
     close(fd);
-    if (len > DIVERGENT_MAX_BYTES)
+    if (rc == -EFBIG)
         return -EINVAL;
-    return divergent_parse(buf, len, m);
+    return rc ? rc : divergent_parse(buf, len, m);
 }
 
 int divergent_write(const char *path, const struct divergent_marker *m)

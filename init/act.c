@@ -23,6 +23,7 @@
 #include "bounds.h"
 #include "dirsync.h"
 #include "log.h"
+#include "readall.h"
 
 #define ACT_BACKUP_TAG ".reset-"
 #define ACT_STAMP_LEN 16 /* yyyymmddThhmmssZ */
@@ -71,20 +72,7 @@ int act_read_small(const char *path, char *buf, size_t cap, size_t *len)
         rc = -EINVAL;
         goto out;
     }
-    while (*len < cap) {
-        ssize_t r = read(fd, buf + *len, cap - *len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (r == 0)
-            break;
-        *len += (size_t)r;
-    }
-    if (*len >= cap)
-        rc = -EFBIG;
+    rc = readall(fd, buf, cap, len);
 out:
     close(fd);
     return rc;
