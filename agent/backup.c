@@ -135,11 +135,14 @@ struct backup_result {
 };
 
 /* The upload runs beside the stream: the producer (etcd stream -> codec) appends to the spool
- * file; the uploader thread hands part k to the store as soon as the file holds it (the store
- * re-reads a retried part from the file: no part is held in memory), and punches the parts the
- * store no longer needs out of the file, so the spool's disk use stays about two parts. The
- * object becomes visible only by store_upload_commit, which the backup's thread calls after the
- * etcd stream's sha256 checked out; any failure aborts the upload instead. */
+ * file; STORE_UPLOAD_STREAMS uploader threads each hand the next part to the store as soon as
+ * the file holds it (the store re-reads a retried part from the file: no part is held in
+ * memory), and punch the parts the store no longer needs out of the file, so the spool's disk
+ * use stays about one part per uploader and one being written. When the stream ends, what is
+ * left goes as up to STORE_UPLOAD_STREAMS parts side by side (each at least
+ * STORE_TAIL_PART_MIN) rather than as one last part alone. The object becomes visible only by
+ * store_upload_commit, which the backup's thread calls after the etcd stream's sha256 checked
+ * out; any failure aborts the upload instead. */
 struct pipeline {
     int fd;
     struct store_upload *u;
@@ -150,11 +153,16 @@ struct pipeline {
     uint64_t avail;           /* bytes in the spool file (producer) */
     bool done;                /* producer: every byte is in the file and checked */
     bool failed;              /* producer: the stream or codec failed: stop */
-    uint64_t sent;            /* bytes the store took (uploader) */
+    uint64_t next_off;        /* uploaders: where the next part starts ... */
+    unsigned next_number;     /* ... and its number (from 1) */
+    unsigned busy;            /* part calls running */
+    bool part1_busy;          /* part 1's call runs: the store wants it alone, first */
+    uint64_t part1_len;       /* part 1's region stays until part 2's call returned */
+    uint64_t sent;            /* bytes the store took */
     unsigned parts;           /* parts the store took */
     unsigned parts_in_stream; /* ... of them before the stream ended */
     int64_t first_part_ms;    /* mono ms when the store first returned from a part; 0: not yet */
-    int err;                  /* the uploader's failure (sticky) */
+    int err;                  /* the first uploader failure (sticky) */
     char errbuf[512];
     /* producer only */
     uint64_t off;
@@ -179,9 +187,9 @@ static int spool_sink_write(void *arg, const uint8_t *buf, size_t len)
     int err = p->err;
     uint64_t before = p->avail;
     p->avail = p->off;
-    /* wake the uploader when a part completes, not on every write */
-    if (n && (before - p->sent) / p->part_size != (p->avail - p->sent) / p->part_size)
-        pthread_cond_signal(&p->cv);
+    /* wake the uploaders when a part completes, not on every write */
+    if (n && (before - p->next_off) / p->part_size != (p->avail - p->next_off) / p->part_size)
+        pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return err < 0 ? -ECANCELED : 0;
 }
@@ -194,42 +202,82 @@ static void pipeline_end(struct pipeline *p, bool ok)
         p->done = true;
     else
         p->failed = true;
-    pthread_cond_signal(&p->cv);
+    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* The next part's length under p->mu: 0 when none is ready (or none is left: done and all
+ * handed out). A full part while the stream runs; after it, the rest split among the idle
+ * uploaders, in pieces of at least STORE_TAIL_PART_MIN. */
+static uint64_t next_part_len(const struct pipeline *p)
+{
+    uint64_t left = p->avail - p->next_off;
+    if (p->next_number == 2 && p->part1_busy)
+        return 0;
+    if (left >= p->part_size && (!p->done || left > p->part_size * STORE_UPLOAD_STREAMS))
+        return p->part_size;
+    if (!p->done || left == 0)
+        return 0;
+    uint64_t pieces = left / STORE_TAIL_PART_MIN;
+    if (pieces > STORE_UPLOAD_STREAMS - p->busy)
+        pieces = STORE_UPLOAD_STREAMS - p->busy;
+    if (pieces < 2)
+        return left;
+    return (left + pieces - 1) / pieces;
 }
 
 static void *uploader(void *arg)
 {
     struct pipeline *p = arg;
+    char errbuf[sizeof p->errbuf];
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->done && !p->failed && p->avail - p->sent < p->part_size)
+        uint64_t n = 0;
+        while (!p->failed && !p->err && !(n = next_part_len(p)) &&
+               !(p->done && p->avail == p->next_off))
             pthread_cond_wait(&p->cv, &p->mu);
-        if (p->failed)
+        if (p->failed || p->err || n == 0)
             break;
-        uint64_t off = p->sent, n = p->avail - p->sent;
-        if (n > p->part_size)
-            n = p->part_size;
-        if (n == 0) /* done, everything sent */
-            break;
-        unsigned k = p->parts;
+        struct store_part part = {.number = p->next_number,
+                                  .obj_off = p->next_off,
+                                  .fd = p->fd,
+                                  .off = p->next_off,
+                                  .len = n};
+        p->next_number++;
+        p->next_off += n;
+        p->busy++;
+        if (part.number == 1) {
+            p->part1_busy = true;
+            p->part1_len = n;
+        }
         pthread_mutex_unlock(&p->mu);
-        int rc = k >= STORE_MAX_PARTS ? -EFBIG : 0;
+        int rc = part.number > STORE_MAX_PARTS ? -EFBIG : 0;
         if (rc < 0)
-            snprintf(p->errbuf, sizeof p->errbuf, "more than %d parts of %" PRIu64 " bytes",
+            snprintf(errbuf, sizeof errbuf, "more than %d parts of %" PRIu64 " bytes",
                      STORE_MAX_PARTS, p->part_size);
         else
-            rc = store_upload_part(p->u, p->fd, off, n, p->errbuf, sizeof p->errbuf);
-        /* Part k is the store's now; k-1 was needed until this call (S3 holds the first part
-         * back until the second arrives): drop what lies before part k from the spool. */
-        if (rc == 0 && k > 0)
-            (void)fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)off);
+            rc = store_upload_part(p->u, &part, errbuf, sizeof errbuf);
+        /* The store is done with this part's bytes (part 1's: once part 2's call returned, as
+         * S3 holds part 1 back until then): drop them from the spool. */
+        if (rc == 0 && part.number > 1)
+            (void)fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)part.off,
+                            (off_t)part.len);
+        if (rc == 0 && part.number == 2)
+            (void)fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                            (off_t)p->part1_len);
         pthread_mutex_lock(&p->mu);
+        p->busy--;
+        if (part.number == 1)
+            p->part1_busy = false;
+        pthread_cond_broadcast(&p->cv);
         if (rc < 0) {
-            p->err = rc;
+            if (!p->err) {
+                p->err = rc;
+                memcpy(p->errbuf, errbuf, sizeof errbuf);
+            }
             break;
         }
-        p->sent += n;
+        p->sent += part.len;
         p->parts++;
         if (!p->first_part_ms)
             p->first_part_ms = clock_mono_ms();
@@ -388,13 +436,13 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     int fd = -1, rc;
     uint8_t digest[32];
     struct codec_result cr;
-    struct pipeline p = {.fd = -1};
+    struct pipeline p = {.fd = -1, .next_number = 1};
     struct take t = {.b = b};
     pthread_t enc_thread;
     pthread_mutex_init(&t.mu, NULL);
     pthread_cond_init(&t.cv, NULL);
-    pthread_t up_thread;
-    bool up_started = false;
+    pthread_t up_threads[STORE_UPLOAD_STREAMS];
+    int up_started = 0;
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
 
@@ -442,13 +490,14 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
         res->reason = store_reason(rc);
         goto out;
     }
-    if (pthread_create(&up_thread, NULL, uploader, &p) != 0) {
-        rc = -EAGAIN;
-        snprintf(err, err_len, "cannot start the upload thread");
-        res->reason = R_OTHER;
-        goto out;
+    for (; up_started < STORE_UPLOAD_STREAMS; up_started++) {
+        if (pthread_create(&up_threads[up_started], NULL, uploader, &p) != 0) {
+            rc = -EAGAIN;
+            snprintf(err, err_len, "cannot start an upload thread");
+            res->reason = R_OTHER;
+            goto out;
+        }
     }
-    up_started = true;
     for (int i = 0; i < BACKUP_ENC_BUFS; i++) {
         if (!(t.buf[i] = malloc(BACKUP_ENC_CHUNK))) {
             rc = -ENOMEM;
@@ -500,8 +549,8 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     }
     res->stream_ms = (uint64_t)(clock_mono_ms() - t0);
     pipeline_end(&p, true);
-    pthread_join(up_thread, NULL);
-    up_started = false;
+    for (; up_started > 0; up_started--)
+        pthread_join(up_threads[up_started - 1], NULL);
     res->parts = p.parts;
     res->parts_in_stream = p.parts_in_stream;
     res->first_part_ms = p.first_part_ms ? (uint64_t)(p.first_part_ms - t0) : 0;
@@ -548,9 +597,10 @@ static int backup_take(struct backup *b, struct backup_result *res, char *err, s
     }
     rc = 0;
 out:
-    if (up_started) { /* the stream failed: the uploader stops after the part it sends */
+    if (up_started) { /* the stream failed: each uploader stops after the part it sends */
         pipeline_end(&p, false);
-        pthread_join(up_thread, NULL);
+        for (; up_started > 0; up_started--)
+            pthread_join(up_threads[up_started - 1], NULL);
         if (p.err < 0 && res->reason != R_MISMATCH && res->reason != R_ETCD) {
             rc = p.err; /* the store's failure stopped the stream: say that */
             snprintf(err, err_len, "%s", p.errbuf);
@@ -911,6 +961,7 @@ static void *schedule_loop(void *arg)
     uint64_t grace = clamp_u64(interval / 4, BACKUP_GRACE_MIN_MS, BACKUP_GRACE_MAX_MS);
     int64_t retry_after = 0; /* mono ms: no attempt before this after a failure */
     enum backup_turn_verdict last_v = BACKUP_TURN_GO;
+    int64_t due_since = -1; /* wall ms: when this agent saw the newest backup due */
     int last_list_rc = 0;
     pthread_mutex_lock(&b->mu);
     while (!b->stop) {
@@ -953,6 +1004,8 @@ static void *schedule_loop(void *arg)
                     atomic_store(&b->last_good_ms, in.newest_ms);
                     publish_state(b);
                 }
+                in.due_since_ms = due_since;
+                in.due_since_ms = due_since = backup_turn_due_since(&in);
                 int rank = -1;
                 enum backup_turn_verdict v = backup_turn_decide(&in, &rank);
                 if (v != last_v && v != BACKUP_TURN_NOT_DUE && v != BACKUP_TURN_GO)

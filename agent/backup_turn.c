@@ -54,6 +54,24 @@ int backup_turn_rank(const struct backup_turn_input *in)
     return rank;
 }
 
+/* the newest backup's time; an empty store counts as one an interval older than our start */
+static int64_t newest_or_start(const struct backup_turn_input *in)
+{
+    return in->newest_ms >= 0 ? in->newest_ms : in->start_ms - (int64_t)in->interval_ms;
+}
+
+static bool older_than(const struct backup_turn_input *in, int64_t t, uint64_t ms)
+{
+    return in->now_ms >= t && (uint64_t)(in->now_ms - t) >= ms;
+}
+
+int64_t backup_turn_due_since(const struct backup_turn_input *in)
+{
+    if (!older_than(in, newest_or_start(in), in->interval_ms))
+        return -1;
+    return in->due_since_ms >= 0 ? in->due_since_ms : in->now_ms;
+}
+
 enum backup_turn_verdict backup_turn_decide(const struct backup_turn_input *in, int *rank)
 {
     int r = backup_turn_rank(in);
@@ -85,9 +103,10 @@ enum backup_turn_verdict backup_turn_decide(const struct backup_turn_input *in, 
         return BACKUP_TURN_UNHEALTHY;
     if (self->raft_index + in->max_lag < top)
         return BACKUP_TURN_LAGGING;
-    int64_t newest = in->newest_ms >= 0 ? in->newest_ms : in->start_ms - (int64_t)in->interval_ms;
-    uint64_t wait = in->interval_ms + (uint64_t)r * in->grace_ms;
-    if (in->now_ms < newest || (uint64_t)(in->now_ms - newest) < wait)
+    uint64_t behind = (uint64_t)r * in->grace_ms;
+    if (!older_than(in, newest_or_start(in), in->interval_ms + behind))
+        return BACKUP_TURN_NOT_DUE;
+    if (r > 0 && (in->due_since_ms < 0 || !older_than(in, in->due_since_ms, behind)))
         return BACKUP_TURN_NOT_DUE;
     return BACKUP_TURN_GO;
 }

@@ -27,6 +27,8 @@ struct backup_turn_input {
     int64_t start_ms;  /* when this agent started (stands for "newest" on an empty store) */
     uint64_t interval_ms;
     uint64_t grace_ms;
+    int64_t due_since_ms; /* when this agent first saw the newest backup due (older than the
+                           * interval); < 0: not yet. From backup_turn_due_since. */
 };
 
 enum backup_turn_verdict {
@@ -45,9 +47,15 @@ const char *backup_turn_verdict_str(enum backup_turn_verdict v);
 int backup_turn_rank(const struct backup_turn_input *in);
 
 /* Whether this agent should upload now: its member is a healthy, caught-up voter of a cluster
- * with a leader and a quorum of healthy voters, and the newest backup is older than
- * interval + rank * grace. *rank (may be NULL) gets the rank (-1 if none). */
+ * with a leader and a quorum of healthy voters, the newest backup is older than
+ * interval + rank * grace, and this agent saw it due rank * grace ago: after a long gap (the
+ * store or the agents were down) every rank is past its due time at once, and the ranks still
+ * take their turns a grace apart. *rank (may be NULL) gets the rank (-1 if none). */
 enum backup_turn_verdict backup_turn_decide(const struct backup_turn_input *in, int *rank);
+
+/* The due_since_ms to pass from now on: in->due_since_ms kept while the newest backup stays
+ * older than the interval, now when it just became so, -1 while it is younger. */
+int64_t backup_turn_due_since(const struct backup_turn_input *in);
 
 /* "<16-hex cluster>/<yyyymmddThhmmssZ>-rev<N>.db[.zst][.age]". 0 or -ENAMETOOLONG. */
 int backup_name_format(char *out, size_t len, uint64_t cluster_id, time_t t, int64_t revision,

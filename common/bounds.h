@@ -250,6 +250,12 @@
 #define STORE_LOW_SPEED_SECONDS 30       /* a request that moved no byte for this long failed */
 #define STORE_IO_CHUNK (1u << 20)        /* file reads for hashing and copying */
 #define STORE_STALE_UPLOAD_S (24 * 3600) /* multipart uploads older than this are abandoned */
+/* A backup keeps this many parts in flight at once (aws s3 cp: 10; our parts are larger), and
+ * what the stream leaves when it ends goes as up to that many parts of at least
+ * STORE_TAIL_PART_MIN (S3's minimum part size) side by side, not as one last part after it. */
+#define STORE_UPLOAD_STREAMS 2
+#define STORE_TAIL_PART_MIN (5ull << 20)
+#define CURL_POOL_IDLE 4 /* a store's idle connections kept for reuse */
 
 /* off-node backups (agent/backup.c) */
 #define BACKUP_TICK_MIN_MS 1000  /* the schedule looks at the turn at most this often */

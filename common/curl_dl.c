@@ -1,5 +1,5 @@
-/* curl_dl.c - the one dlopen of libcurl (see curl_dl.h). What to fetch, how to sign and how to
- * retry is store_s3.c's and init/restore.c's. */
+/* curl_dl.c - the one dlopen of libcurl and the stores' handle pools (see curl_dl.h). What to
+ * fetch, how to sign and how to retry is the stores' and init/restore.c's. */
 #include "curl_dl.h"
 
 #include <dlfcn.h>
@@ -64,4 +64,46 @@ const struct curl_dl *curl_dl_get(char *err, size_t err_len)
     if (err && err_len)
         snprintf(err, err_len, "%s", dl_error);
     return NULL;
+}
+
+void curl_pool_init(struct curl_pool *p, const struct curl_dl *curl)
+{
+    p->curl = curl;
+    p->n_idle = 0;
+    pthread_mutex_init(&p->mu, NULL);
+}
+
+CURL *curl_pool_take(struct curl_pool *p)
+{
+    CURL *h = NULL;
+
+    pthread_mutex_lock(&p->mu);
+    if (p->n_idle)
+        h = p->idle[--p->n_idle];
+    pthread_mutex_unlock(&p->mu);
+    return h ? h : p->curl->easy_init();
+}
+
+void curl_pool_give(struct curl_pool *p, CURL *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (p->n_idle < CURL_POOL_IDLE) {
+        p->idle[p->n_idle++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (h)
+        p->curl->easy_cleanup(h);
+}
+
+void curl_pool_destroy(struct curl_pool *p)
+{
+    if (!p->curl)
+        return;
+    while (p->n_idle)
+        p->curl->easy_cleanup(p->idle[--p->n_idle]);
+    pthread_mutex_destroy(&p->mu);
+    p->curl = NULL;
 }

@@ -5,7 +5,10 @@
 #define ER_CURL_DL_H
 
 #include <curl/curl.h> /* types and constants only: the functions come from dlopen */
+#include <pthread.h>
 #include <stddef.h>
+
+#include "bounds.h"
 
 #define CURL_DL_LIBRARY "libcurl.so.4"
 
@@ -25,5 +28,23 @@ struct curl_dl {
  * with curl_global_init done; thread-safe, loaded at most once, never unloaded. Returns NULL
  * with the reason in err (library or a symbol missing, global init failed). */
 const struct curl_dl *curl_dl_get(char *err, size_t err_len);
+
+/* The easy handles of one store, shared by its callers' threads: a call takes an idle handle
+ * (its connection to the store stays open between calls) or a new one when every kept handle
+ * is busy, and gives it back; at most CURL_POOL_IDLE idle handles are kept. Parallel part
+ * uploads and a listing beside a backup each get their own connection this way. */
+struct curl_pool {
+    const struct curl_dl *curl;
+    pthread_mutex_t mu;
+    CURL *idle[CURL_POOL_IDLE]; /* under mu */
+    unsigned n_idle;
+};
+
+void curl_pool_init(struct curl_pool *p, const struct curl_dl *curl);
+/* an idle or a new handle (reset by the caller before use); NULL when libcurl cannot make one */
+CURL *curl_pool_take(struct curl_pool *p);
+void curl_pool_give(struct curl_pool *p, CURL *h);
+/* frees the idle handles; every taken one must have been given back */
+void curl_pool_destroy(struct curl_pool *p);
 
 #endif

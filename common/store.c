@@ -97,19 +97,37 @@ int store_upload_begin(struct store *s, const char *name, struct store_upload **
     if (!store_name_valid(name, false))
         return errbuf_fail(err, err_len, -EINVAL, "invalid object name");
     rc = s->ops->upload_begin(s, name, out, err, err_len);
-    if (rc == 0)
+    if (rc == 0) {
         (*out)->store = s;
+        atomic_init(&(*out)->highest, 0);
+        atomic_init(&(*out)->stored, 0);
+    }
     return rc;
 }
 
-int store_upload_part(struct store_upload *u, int fd, uint64_t off, uint64_t len, char *err,
-                      size_t err_len)
+int store_upload_part(struct store_upload *u, const struct store_part *p, char *err, size_t err_len)
 {
-    return u->store->ops->upload_part(u, fd, off, len, err, err_len);
+    if (p->number < 1 || p->number > STORE_MAX_PARTS)
+        return errbuf_fail(err, err_len, p->number ? -EFBIG : -EINVAL,
+                           "part number %u outside [1, %d]", p->number, STORE_MAX_PARTS);
+    int rc = u->store->ops->upload_part(u, p, err, err_len);
+    if (rc != 0)
+        return rc;
+    atomic_fetch_add(&u->stored, 1);
+    unsigned high = atomic_load(&u->highest);
+    while (p->number > high && !atomic_compare_exchange_weak(&u->highest, &high, p->number))
+        ;
+    return 0;
 }
 
 int store_upload_commit(struct store_upload *u, char *err, size_t err_len)
 {
+    unsigned stored = atomic_load(&u->stored), high = atomic_load(&u->highest);
+    if (stored != high) {
+        u->store->ops->upload_abort(u);
+        return errbuf_fail(err, err_len, -EINVAL, "%u parts stored, but the highest is part %u",
+                           stored, high);
+    }
     return u->store->ops->upload_commit(u, err, err_len);
 }
 
@@ -133,16 +151,17 @@ int store_put_file(struct store *s, const char *name, int fd, uint64_t off, uint
     rc = store_upload_begin(s, name, &u, err, err_len);
     if (rc != 0)
         return rc;
-    while (done < len) {
-        uint64_t n = len - done < s->part_size ? len - done : s->part_size;
-        rc = s->ops->upload_part(u, fd, off + done, n, err, err_len);
+    for (unsigned k = 1; done < len; k++) {
+        struct store_part p = {.number = k, .obj_off = done, .fd = fd, .off = off + done};
+        p.len = len - done < s->part_size ? len - done : s->part_size;
+        rc = store_upload_part(u, &p, err, err_len);
         if (rc != 0) {
             s->ops->upload_abort(u);
             return rc;
         }
-        done += n;
+        done += p.len;
     }
-    return s->ops->upload_commit(u, err, err_len);
+    return store_upload_commit(u, err, err_len);
 }
 
 int store_put_buffer(struct store *s, const char *name, const void *buf, size_t len, char *err,

@@ -23,6 +23,7 @@
 #ifndef ER_STORE_H
 #define ER_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,15 @@ struct store_options {
 
 struct store_upload;
 
+/* One part of an upload: bytes [off, off+len) of fd become bytes [obj_off, obj_off+len) of the
+ * object. Parts are numbered from 1 in object order. */
+struct store_part {
+    unsigned number;
+    uint64_t obj_off;
+    int fd;
+    uint64_t off, len;
+};
+
 struct store_ops {
     const char *scheme; /* "s3", "file": the URL scheme it serves */
     int (*open)(const char *url, const struct store_options *o, struct store **out, char *err,
@@ -60,10 +70,9 @@ struct store_ops {
     void (*close)(struct store *s);
     int (*upload_begin)(struct store *s, const char *name, struct store_upload **out, char *err,
                         size_t err_len);
-    /* the next part, bytes [off, off+len) of fd; the region must stay readable and unchanged
-     * until the next call on u (S3 holds back the first part to send a small object in one
-     * PUT, and re-reads a part to retry it). Frees nothing on failure: the caller aborts. */
-    int (*upload_part)(struct store_upload *u, int fd, uint64_t off, uint64_t len, char *err,
+    /* part p (see store_upload_part for the rules). Frees nothing on failure: the caller
+     * aborts. */
+    int (*upload_part)(struct store_upload *u, const struct store_part *p, char *err,
                        size_t err_len);
     /* makes the object visible; frees u, also on failure (then nothing is visible) */
     int (*upload_commit)(struct store_upload *u, char *err, size_t err_len);
@@ -88,6 +97,7 @@ struct store {
 /* one object being written; each implementation embeds it first in its own struct */
 struct store_upload {
     struct store *store;
+    atomic_uint highest, stored; /* store.c: the highest part number taken, parts taken */
 };
 
 extern const struct store_ops store_s3_ops;
@@ -111,8 +121,16 @@ bool store_name_valid(const char *name, bool is_prefix);
 
 int store_upload_begin(struct store *s, const char *name, struct store_upload **out, char *err,
                        size_t err_len);
-int store_upload_part(struct store_upload *u, int fd, uint64_t off, uint64_t len, char *err,
+/* Stores part p. Part 1 comes first, alone: its call may return before it is sent (S3 holds it
+ * back to send a small object in one PUT), so its region stays readable and unchanged until the
+ * call of part 2 has returned (or until commit); any other part's region until its own call
+ * has returned (a retried part is read again). After part 1's call, up to STORE_UPLOAD_STREAMS
+ * calls for distinct parts may run at once from different threads. Every part but the last is
+ * at least STORE_TAIL_PART_MIN bytes. */
+int store_upload_part(struct store_upload *u, const struct store_part *p, char *err,
                       size_t err_len);
+/* Makes the object visible once every call returned: parts 1..n, n the highest number taken;
+ * a part missing below it fails the commit (and aborts). */
 int store_upload_commit(struct store_upload *u, char *err, size_t err_len);
 void store_upload_abort(struct store_upload *u);
 

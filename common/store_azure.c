@@ -46,9 +46,8 @@
 struct az_store {
     struct store base;
     struct azure_account acct;
-    const struct curl_dl *curl;
-    pthread_mutex_t mu; /* one call at a time on h (the agent's threads share a store) */
-    CURL *h;
+    struct curl_pool
+        handles;       /* a connection per concurrent call (the agent's threads share a store) */
     char origin[512];  /* scheme://host[:port] of the endpoint */
     char ep_path[512]; /* the endpoint's path ("" or "/ACCOUNT" for Azurite) */
     char container[AZ_MAX_CONTAINER + 1];
@@ -61,7 +60,6 @@ struct az_upload {
     struct store_upload base;
     struct az_store *s;
     char blob[AZ_MAX_BLOB + 1];
-    uint32_t blocks;
 };
 
 struct az_param {
@@ -110,9 +108,7 @@ static void az_close(struct store *st)
 {
     struct az_store *s = (struct az_store *)st;
 
-    if (s->h && s->curl)
-        s->curl->easy_cleanup(s->h);
-    pthread_mutex_destroy(&s->mu);
+    curl_pool_destroy(&s->handles);
     azure_account_clear(&s->acct);
     OPENSSL_cleanse(s, sizeof(*s));
     free(s);
@@ -129,7 +125,6 @@ static int az_open(const char *url, const struct store_options *o, struct store 
 
     if (!s)
         return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
-    pthread_mutex_init(&s->mu, NULL);
     slash = strchr(p, '/');
     if (!slash || (size_t)(slash - p) >= sizeof(account)) {
         rc = errbuf_fail(err, err_len, -EINVAL,
@@ -186,16 +181,18 @@ static int az_open(const char *url, const struct store_options *o, struct store 
     s->attempts = o->retry_attempts > 0 ? o->retry_attempts : STORE_RETRY_ATTEMPTS;
     s->base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : STORE_RETRY_BASE_MS;
     s->low_speed_s = o->low_speed_s > 0 ? o->low_speed_s : STORE_LOW_SPEED_SECONDS;
-    s->curl = curl_dl_get(err, err_len);
-    if (!s->curl) {
+    const struct curl_dl *curl = curl_dl_get(err, err_len);
+    if (!curl) {
         rc = -ENOENT;
         goto out;
     }
-    s->h = s->curl->easy_init();
-    if (!s->h) {
+    curl_pool_init(&s->handles, curl);
+    CURL *h = curl_pool_take(&s->handles); /* the first connection's handle, kept idle */
+    if (!h) {
         rc = errbuf_fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
         goto out;
     }
+    curl_pool_give(&s->handles, h);
     *out = &s->base;
     return 0;
 out:
@@ -399,10 +396,10 @@ static int uri_encode(const char *s, bool keep_slash, char *out, size_t cap)
 
 /* One attempt. Returns 0 (an HTTP answer: c->status) or -EAGAIN (transient transport error),
  * -ECONNREFUSED, the sink's error, -EFBIG (oversized answer), -EIO (our file). */
-static int attempt(struct az_store *s, struct az_call *c, const char *path, const char *query,
-                   const char *md5, char *cerr)
+static int attempt(struct az_store *s, CURL *ch, struct az_call *c, const char *path,
+                   const char *query, const char *md5, char *cerr)
 {
-    const struct curl_dl *cu = s->curl;
+    const struct curl_dl *cu = s->handles.curl;
     char url[sizeof(s->origin) + AZ_MAX_PATH + AZ_MAX_QUERY + 2];
     char date[40], clen[24], range[64] = "", ifm[STORE_MAX_ETAG + 16] = "";
     char line[AZ_MAX_HEADERS][STORE_MAX_ETAG + 64], auth[512];
@@ -450,7 +447,7 @@ static int attempt(struct az_store *s, struct az_call *c, const char *path, cons
         if (rc != 0)
             return rc;
     }
-    cu->easy_reset(s->h);
+    cu->easy_reset(ch);
     for (i = 0; i < nh; i++) {
         if (strcmp(h[i].name, "Content-Length") == 0)
             continue; /* curl sends it from CURLOPT_INFILESIZE_LARGE */
@@ -482,31 +479,31 @@ static int attempt(struct az_store *s, struct az_call *c, const char *path, cons
     c->etag[0] = '\0';
     c->error_code[0] = '\0';
     cerr[0] = '\0';
-    cu->easy_setopt(s->h, CURLOPT_URL, url);
-    cu->easy_setopt(s->h, CURLOPT_HTTPHEADER, list);
-    cu->easy_setopt(s->h, CURLOPT_HEADERFUNCTION, on_header);
-    cu->easy_setopt(s->h, CURLOPT_HEADERDATA, c);
-    cu->easy_setopt(s->h, CURLOPT_WRITEFUNCTION, on_body);
-    cu->easy_setopt(s->h, CURLOPT_WRITEDATA, c);
-    cu->easy_setopt(s->h, CURLOPT_ERRORBUFFER, cerr);
-    cu->easy_setopt(s->h, CURLOPT_NOSIGNAL, 1L);
-    cu->easy_setopt(s->h, CURLOPT_CONNECTTIMEOUT_MS, (long)STORE_CONNECT_TIMEOUT_MS);
-    cu->easy_setopt(s->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    cu->easy_setopt(s->h, CURLOPT_LOW_SPEED_TIME, (long)s->low_speed_s);
-    cu->easy_setopt(s->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(ch, CURLOPT_URL, url);
+    cu->easy_setopt(ch, CURLOPT_HTTPHEADER, list);
+    cu->easy_setopt(ch, CURLOPT_HEADERFUNCTION, on_header);
+    cu->easy_setopt(ch, CURLOPT_HEADERDATA, c);
+    cu->easy_setopt(ch, CURLOPT_WRITEFUNCTION, on_body);
+    cu->easy_setopt(ch, CURLOPT_WRITEDATA, c);
+    cu->easy_setopt(ch, CURLOPT_ERRORBUFFER, cerr);
+    cu->easy_setopt(ch, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(ch, CURLOPT_CONNECTTIMEOUT_MS, (long)STORE_CONNECT_TIMEOUT_MS);
+    cu->easy_setopt(ch, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    cu->easy_setopt(ch, CURLOPT_LOW_SPEED_TIME, (long)s->low_speed_s);
+    cu->easy_setopt(ch, CURLOPT_PROTOCOLS_STR, "http,https");
     if (s->cabundle[0])
-        cu->easy_setopt(s->h, CURLOPT_CAINFO, s->cabundle);
+        cu->easy_setopt(ch, CURLOPT_CAINFO, s->cabundle);
     if (c->has_body) {
-        cu->easy_setopt(s->h, CURLOPT_UPLOAD, 1L);
-        cu->easy_setopt(s->h, CURLOPT_READFUNCTION, on_read);
-        cu->easy_setopt(s->h, CURLOPT_READDATA, c);
-        cu->easy_setopt(s->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
+        cu->easy_setopt(ch, CURLOPT_UPLOAD, 1L);
+        cu->easy_setopt(ch, CURLOPT_READFUNCTION, on_read);
+        cu->easy_setopt(ch, CURLOPT_READDATA, c);
+        cu->easy_setopt(ch, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
     }
     if (strcmp(c->method, "HEAD") == 0)
-        cu->easy_setopt(s->h, CURLOPT_NOBODY, 1L);
+        cu->easy_setopt(ch, CURLOPT_NOBODY, 1L);
     else if (strcmp(c->method, "GET") != 0)
-        cu->easy_setopt(s->h, CURLOPT_CUSTOMREQUEST, c->method);
-    cc = cu->easy_perform(s->h);
+        cu->easy_setopt(ch, CURLOPT_CUSTOMREQUEST, c->method);
+    cc = cu->easy_perform(ch);
     cu->slist_free_all(list);
     OPENSSL_cleanse(auth, sizeof(auth));
     OPENSSL_cleanse(url, sizeof(url));
@@ -587,18 +584,21 @@ static int build_query(const struct az_call *c, char *q, size_t cap)
     return 0;
 }
 
-static int az_do_locked(struct az_store *s, struct az_call *c, char *err, size_t err_len);
+static int az_do_with(struct az_store *s, CURL *h, struct az_call *c, char *err, size_t err_len);
 
-/* Runs c with retries. Returns 0 on a 2xx answer, else a negative errno with err filled. */
+/* Runs c with retries on a handle of the pool. Returns 0 on a 2xx answer, else a negative errno
+ * with err filled. */
 static int az_do(struct az_store *s, struct az_call *c, char *err, size_t err_len)
 {
-    pthread_mutex_lock(&s->mu);
-    int rc = az_do_locked(s, c, err, err_len);
-    pthread_mutex_unlock(&s->mu);
+    CURL *h = curl_pool_take(&s->handles);
+    if (!h)
+        return errbuf_fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
+    int rc = az_do_with(s, h, c, err, err_len);
+    curl_pool_give(&s->handles, h);
     return rc;
 }
 
-static int az_do_locked(struct az_store *s, struct az_call *c, char *err, size_t err_len)
+static int az_do_with(struct az_store *s, CURL *h, struct az_call *c, char *err, size_t err_len)
 {
     char path[AZ_MAX_PATH], enc[AZ_MAX_BLOB * 3 + 1], query[AZ_MAX_QUERY], where[STORE_MAX_URL];
     char md5[32] = "", cerr[CURL_ERROR_SIZE];
@@ -628,7 +628,7 @@ static int az_do_locked(struct az_store *s, struct az_call *c, char *err, size_t
         if (i > 0)
             backoff(s, i - 1);
         cerr[0] = '\0'; /* attempt() fills it only on a transport error */
-        rc = attempt(s, c, path, query, c->send_md5 ? md5 : NULL, cerr);
+        rc = attempt(s, h, c, path, query, c->send_md5 ? md5 : NULL, cerr);
         if (rc == 0 && c->status / 100 == 2) {
             return 0;
         } else if (rc == 0) {
@@ -696,7 +696,8 @@ static int az_upload_begin(struct store *st, const char *name, struct store_uplo
     return 0;
 }
 
-static int az_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_t len, char *err,
+/* Block k-1 for part k: the block list at commit names them in part order. */
+static int az_upload_part(struct store_upload *up, const struct store_part *p, char *err,
                           size_t err_len)
 {
     struct az_upload *u = (struct az_upload *)up;
@@ -707,20 +708,18 @@ static int az_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_
                         .params = {{"comp", "block"}, {"blockid", id}},
                         .n_params = 2,
                         .has_body = true,
-                        .fd = fd,
-                        .off = off,
-                        .len = len,
+                        .fd = p->fd,
+                        .off = p->off,
+                        .len = p->len,
                         .send_md5 = true};
     int rc;
 
-    if (u->blocks >= AZ_MAX_BLOCKS)
+    if (p->number > AZ_MAX_BLOCKS)
         return errbuf_fail(err, err_len, -EFBIG, "more than %d blocks", AZ_MAX_BLOCKS);
-    azure_block_id(u->blocks, id);
-    snprintf(what, sizeof(what), "put block %u", u->blocks + 1);
+    azure_block_id(p->number - 1, id);
+    snprintf(what, sizeof(what), "put block %u", p->number);
     rc = az_do(u->s, &c, err, err_len);
     free(c.body);
-    if (rc == 0)
-        u->blocks++;
     return rc;
 }
 
@@ -736,10 +735,11 @@ static int az_upload_commit(struct store_upload *up, char *err, size_t err_len)
     struct az_upload *u = (struct az_upload *)up;
     struct az_call c;
     char *xml = NULL, id[29];
-    size_t cap = 128 + (size_t)u->blocks * 48, o;
+    uint32_t blocks = atomic_load(&u->base.highest);
+    size_t cap = 128 + (size_t)blocks * 48, o;
     int rc;
 
-    if (u->blocks == 0) { /* an empty object: one Put Blob */
+    if (blocks == 0) { /* an empty object: one Put Blob */
         c = (struct az_call){.method = "PUT",
                              .what = "put",
                              .blob = u->blob,
@@ -760,7 +760,7 @@ static int az_upload_commit(struct store_upload *up, char *err, size_t err_len)
         return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     }
     o = (size_t)snprintf(xml, cap, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
-    for (uint32_t i = 0; i < u->blocks; i++) {
+    for (uint32_t i = 0; i < blocks; i++) {
         azure_block_id(i, id);
         o += (size_t)snprintf(xml + o, cap - o, "<Latest>%s</Latest>", id);
     }

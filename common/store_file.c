@@ -155,15 +155,18 @@ static int file_upload_begin(struct store *s, const char *name, struct store_upl
     return 0;
 }
 
-static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_t len, char *err,
+/* Positional reads and writes only: parts may arrive at once from several threads. */
+static int file_upload_part(struct store_upload *up, const struct store_part *p, char *err,
                             size_t err_len)
 {
     struct file_upload *u = (struct file_upload *)up;
+    uint64_t off = p->off, len = p->len;
+    loff_t out = (loff_t)p->obj_off;
     char *buf = NULL;
 
     while (len > 0) {
         loff_t in = (loff_t)off;
-        ssize_t n = copy_file_range(fd, &in, u->fd, NULL, len, 0);
+        ssize_t n = copy_file_range(p->fd, &in, u->fd, &out, len, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
@@ -180,7 +183,7 @@ static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint6
         return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     while (len > 0) {
         size_t want = len < STORE_IO_CHUNK ? (size_t)len : STORE_IO_CHUNK, done = 0;
-        ssize_t r = pread(fd, buf, want, (off_t)off);
+        ssize_t r = pread(p->fd, buf, want, (off_t)off);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -190,7 +193,7 @@ static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint6
                                r < 0 ? strerror(-rc) : "short");
         }
         while (done < (size_t)r) {
-            ssize_t w = write(u->fd, buf + done, (size_t)r - done);
+            ssize_t w = pwrite(u->fd, buf + done, (size_t)r - done, (off_t)out);
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0) {
@@ -199,6 +202,7 @@ static int file_upload_part(struct store_upload *up, int fd, uint64_t off, uint6
                 return errbuf_fail(err, err_len, rc, "write %s: %s", u->tmp, strerror(-rc));
             }
             done += (size_t)w;
+            out += w;
         }
         off += (uint64_t)r;
         len -= (uint64_t)r;

@@ -50,9 +50,7 @@
 
 struct s3_store {
     struct store base;
-    const struct curl_dl *curl;
-    pthread_mutex_t h_mu; /* held while a call uses h */
-    CURL *h;
+    struct curl_pool handles;
     pthread_mutex_t creds_mu; /* guards cache */
     struct aws_creds_cache cache;
     bool tls, path_style;
@@ -69,12 +67,15 @@ struct s3_upload {
     struct store_upload base;
     struct s3_store *s;
     char key[S3_MAX_KEY + 1];
-    char upload_id[STORE_MAX_UPLOAD_ID + 1]; /* "" until created */
-    bool held;                               /* first part kept back (maybe a single PUT) */
-    int held_fd;
-    uint64_t held_off, held_len;
-    unsigned parts;
-    char (*etags)[STORE_MAX_ETAG];
+    bool held; /* part 1 kept back (maybe a single PUT): set by its call, cleared by part 2's */
+    struct store_part held_part;
+    /* The multipart upload is created by the first call after part 1; calls beside it wait. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool creating;                           /* under mu */
+    int create_rc;                           /* under mu: the creation's failure (sticky) */
+    char upload_id[STORE_MAX_UPLOAD_ID + 1]; /* under mu until set, then read-only; "" before */
+    char (*etags)[STORE_MAX_ETAG];           /* [number - 1]: each part's slot is its call's */
 };
 
 /* One HTTP exchange (with its retries). */
@@ -152,9 +153,7 @@ static void s3_close(struct store *st)
     struct s3_store *s = (struct s3_store *)st;
     if (!s)
         return;
-    if (s->h && s->curl)
-        s->curl->easy_cleanup(s->h);
-    pthread_mutex_destroy(&s->h_mu);
+    curl_pool_destroy(&s->handles);
     pthread_mutex_destroy(&s->creds_mu);
     aws_creds_cache_clear(&s->cache);
     free(s);
@@ -181,7 +180,6 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
         free(cr);
         return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     }
-    pthread_mutex_init(&s->h_mu, NULL);
     pthread_mutex_init(&s->creds_mu, NULL);
     memcpy(s->bucket, b, blen);
     if (slash && slash[1]) {
@@ -229,16 +227,18 @@ static int s3_open(const char *url, const struct store_options *o, struct store 
     s->attempts = o->retry_attempts > 0 ? o->retry_attempts : STORE_RETRY_ATTEMPTS;
     s->base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : STORE_RETRY_BASE_MS;
     s->low_speed_s = o->low_speed_s > 0 ? o->low_speed_s : STORE_LOW_SPEED_SECONDS;
-    s->curl = curl_dl_get(err, err_len);
-    if (!s->curl) {
+    const struct curl_dl *curl = curl_dl_get(err, err_len);
+    if (!curl) {
         rc = -ENOENT;
         goto out;
     }
-    s->h = s->curl->easy_init();
-    if (!s->h) {
+    curl_pool_init(&s->handles, curl);
+    CURL *h = curl_pool_take(&s->handles); /* the first connection's handle, kept idle */
+    if (!h) {
         rc = errbuf_fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
         goto out;
     }
+    curl_pool_give(&s->handles, h);
     aws_creds_clear(cr);
     free(cr);
     *out = &s->base;
@@ -272,27 +272,6 @@ static int creds_now(struct s3_store *s, struct aws_creds *out, char *err, size_
     if (rc != 0)
         return errbuf_fail(err, err_len, -EACCES, "S3 store s3://%s: %s", s->bucket, why);
     return 0;
-}
-
-/* The store's connection when no other thread uses it, else a new one for this call only. */
-static CURL *handle_take(struct s3_store *s, bool *own)
-{
-    if (pthread_mutex_trylock(&s->h_mu) == 0) {
-        *own = false;
-        return s->h;
-    }
-    *own = true;
-    return s->curl->easy_init();
-}
-
-static void handle_give(struct s3_store *s, CURL *h, bool own)
-{
-    if (own) {
-        if (h)
-            s->curl->easy_cleanup(h);
-    } else {
-        pthread_mutex_unlock(&s->h_mu);
-    }
 }
 
 /* ---- one request --------------------------------------------------------------------------- */
@@ -496,7 +475,7 @@ static int attempt(struct s3_store *s, CURL *h, const struct aws_creds *cr, stru
                    const char *path, const char *query, const char *md5, const char *payload_hash,
                    char *cerr)
 {
-    const struct curl_dl *cu = s->curl;
+    const struct curl_dl *cu = s->handles.curl;
     char url[STORE_MAX_URL + S3_MAX_QUERY], date[SIGV4_DATE_LEN + 1], auth[1024];
     char hdr[SIGV4_MAX_HEADERS][S3_MAX_HEADER];
     struct sigv4_header sh[SIGV4_MAX_HEADERS];
@@ -664,18 +643,17 @@ static int s3_do_with(struct s3_store *s, CURL *h, const struct aws_creds *cr, s
 static int s3_do(struct s3_store *s, struct s3_call *c, char *err, size_t err_len)
 {
     struct aws_creds *cr = calloc(1, sizeof(*cr));
-    bool own = false;
     CURL *h = NULL;
     int rc;
 
     if (!cr)
         return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
     rc = creds_now(s, cr, err, err_len);
-    if (rc == 0 && !(h = handle_take(s, &own)))
+    if (rc == 0 && !(h = curl_pool_take(&s->handles)))
         rc = errbuf_fail(err, err_len, -ENOMEM, "libcurl: cannot create a handle");
     if (rc == 0) {
         rc = s3_do_with(s, h, cr, c, err, err_len);
-        handle_give(s, h, own);
+        curl_pool_give(&s->handles, h);
     }
     aws_creds_clear(cr);
     free(cr);
@@ -772,6 +750,14 @@ static int full_key(const struct s3_store *s, const char *name, char *out, size_
 
 /* ---- uploads ------------------------------------------------------------------------------- */
 
+static void upload_free(struct s3_upload *u)
+{
+    pthread_cond_destroy(&u->cv);
+    pthread_mutex_destroy(&u->mu);
+    free(u->etags);
+    free(u);
+}
+
 static int s3_upload_begin(struct store *st, const char *name, struct store_upload **out, char *err,
                            size_t err_len)
 {
@@ -785,11 +771,20 @@ static int s3_upload_begin(struct store *st, const char *name, struct store_uplo
         free(u);
         return errbuf_fail(err, err_len, -ENAMETOOLONG, "object name too long");
     }
+    /* one slot per possible part, so that parallel calls never move the array (untouched
+     * pages of this calloc cost no memory) */
+    u->etags = calloc(STORE_MAX_PARTS, sizeof(*u->etags));
+    if (!u->etags) {
+        free(u);
+        return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
     *out = &u->base;
     return 0;
 }
 
-static int create_multipart(struct s3_upload *u, char *err, size_t err_len)
+static int create_multipart(struct s3_upload *u, char *id, size_t id_len, char *err, size_t err_len)
 {
     struct s3_call c = {.method = "POST",
                         .what = "create upload",
@@ -802,8 +797,7 @@ static int create_multipart(struct s3_upload *u, char *err, size_t err_len)
                         .fd = -1};
     int rc = s3_do(u->s, &c, err, err_len);
 
-    if (rc == 0 && s3xml_value(c.body ? c.body : "", c.body_len, NULL, "UploadId", u->upload_id,
-                               sizeof(u->upload_id)) <= 0)
+    if (rc == 0 && s3xml_value(c.body ? c.body : "", c.body_len, NULL, "UploadId", id, id_len) <= 0)
         rc = errbuf_fail(err, err_len, -EBADMSG,
                          "create upload s3://%s/%s: no UploadId in the answer", u->s->bucket,
                          u->key);
@@ -811,8 +805,7 @@ static int create_multipart(struct s3_upload *u, char *err, size_t err_len)
     return rc;
 }
 
-static int send_part(struct s3_upload *u, int fd, uint64_t off, uint64_t len, char *err,
-                     size_t err_len)
+static int send_part(struct s3_upload *u, const struct store_part *p, char *err, size_t err_len)
 {
     char num[16], what[32];
     struct s3_call c = {.method = "PUT",
@@ -821,58 +814,72 @@ static int send_part(struct s3_upload *u, int fd, uint64_t off, uint64_t len, ch
                         .params = {{"partNumber", num}, {"uploadId", u->upload_id}},
                         .n_params = 2,
                         .has_body = true,
-                        .fd = fd,
-                        .off = off,
-                        .len = len,
+                        .fd = p->fd,
+                        .off = p->off,
+                        .len = p->len,
                         .send_md5 = true};
     int rc;
 
-    if (u->parts >= STORE_MAX_PARTS)
-        return errbuf_fail(err, err_len, -EFBIG, "more than %d parts", STORE_MAX_PARTS);
-    snprintf(num, sizeof(num), "%u", u->parts + 1);
-    snprintf(what, sizeof(what), "upload part %u", u->parts + 1);
+    snprintf(num, sizeof(num), "%u", p->number);
+    snprintf(what, sizeof(what), "upload part %u", p->number);
     rc = s3_do(u->s, &c, err, err_len);
     if (rc == 0 && !c.etag[0])
         rc = errbuf_fail(err, err_len, -EBADMSG, "upload part %u s3://%s/%s: no ETag in the answer",
-                         u->parts + 1, u->s->bucket, u->key);
+                         p->number, u->s->bucket, u->key);
     free(c.body);
-    if (rc != 0)
-        return rc;
-    if (!u->etags) {
-        u->etags = calloc(STORE_MAX_PARTS, sizeof(*u->etags));
-        if (!u->etags)
-            return errbuf_fail(err, err_len, -ENOMEM, "out of memory");
-    }
-    memcpy(u->etags[u->parts], c.etag, sizeof(c.etag));
-    u->parts++;
-    return 0;
+    if (rc == 0)
+        memcpy(u->etags[p->number - 1], c.etag, sizeof(c.etag));
+    return rc;
 }
 
-static int s3_upload_part(struct store_upload *up, int fd, uint64_t off, uint64_t len, char *err,
+/* The multipart upload exists when this returns 0: created here (and the held part 1 sent), or
+ * by the call beside this one, which this one waited for. */
+static int multipart_ready(struct s3_upload *u, char *err, size_t err_len)
+{
+    char id[STORE_MAX_UPLOAD_ID + 1];
+    int rc;
+
+    pthread_mutex_lock(&u->mu);
+    while (u->creating)
+        pthread_cond_wait(&u->cv, &u->mu);
+    if (u->upload_id[0] || u->create_rc) {
+        rc = u->create_rc;
+        pthread_mutex_unlock(&u->mu);
+        return rc ? errbuf_fail(err, err_len, rc, "create upload s3://%s/%s failed in another call",
+                                u->s->bucket, u->key)
+                  : 0;
+    }
+    u->creating = true;
+    pthread_mutex_unlock(&u->mu);
+    rc = create_multipart(u, id, sizeof(id), err, err_len);
+    pthread_mutex_lock(&u->mu);
+    if (rc == 0)
+        memcpy(u->upload_id, id, sizeof(id));
+    else
+        u->create_rc = rc;
+    u->creating = false;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+    if (rc == 0 && u->held) {
+        rc = send_part(u, &u->held_part, err, err_len);
+        if (rc == 0)
+            u->held = false;
+    }
+    return rc;
+}
+
+static int s3_upload_part(struct store_upload *up, const struct store_part *p, char *err,
                           size_t err_len)
 {
     struct s3_upload *u = (struct s3_upload *)up;
-    int rc;
 
-    if (!u->upload_id[0] && !u->held) {
-        u->held = true; /* maybe the only part: sent by commit in one PUT */
-        u->held_fd = fd;
-        u->held_off = off;
-        u->held_len = len;
+    if (p->number == 1) { /* maybe the only part: then commit sends it in one PUT */
+        u->held = true;
+        u->held_part = *p;
         return 0;
     }
-    if (!u->upload_id[0]) {
-        rc = create_multipart(u, err, err_len);
-        if (rc != 0)
-            return rc;
-    }
-    if (u->held) {
-        rc = send_part(u, u->held_fd, u->held_off, u->held_len, err, err_len);
-        if (rc != 0)
-            return rc;
-        u->held = false;
-    }
-    return send_part(u, fd, off, len, err, err_len);
+    int rc = multipart_ready(u, err, err_len);
+    return rc ? rc : send_part(u, p, err, err_len);
 }
 
 static void s3_upload_abort(struct store_upload *up)
@@ -896,51 +903,49 @@ static void s3_upload_abort(struct store_upload *up)
             log_msg(LOG_INFO, "store: aborted upload of s3://%s/%s", u->s->bucket, u->key);
         free(c.body);
     }
-    free(u->etags);
-    free(u);
+    upload_free(u);
 }
 
 static int s3_upload_commit(struct store_upload *up, char *err, size_t err_len)
 {
     struct s3_upload *u = (struct s3_upload *)up;
     struct s3_call c = {.fd = -1};
+    unsigned parts = atomic_load(&up->highest);
     char *xml = NULL, code[64], msg[S3_ERR_QUOTE + 1];
     size_t cap, o = 0;
     int rc;
 
-    if (!u->upload_id[0]) {
+    if (!u->upload_id[0]) { /* part 1 alone (held) or nothing: one PUT */
         c = (struct s3_call){.method = "PUT",
                              .what = "put",
                              .key = u->key,
                              .has_body = true,
                              .send_md5 = true,
-                             .fd = u->held ? u->held_fd : -1,
-                             .off = u->held_off,
-                             .len = u->held ? u->held_len : 0};
+                             .fd = u->held ? u->held_part.fd : -1,
+                             .off = u->held_part.off,
+                             .len = u->held ? u->held_part.len : 0};
         if (!u->held) {
             c.mem = "";
             c.mem_len = 0;
         }
         rc = s3_do(u->s, &c, err, err_len);
         free(c.body);
-        free(u->etags);
-        free(u);
+        upload_free(u);
         return rc;
     }
-    if (u->held) {
-        rc = send_part(u, u->held_fd, u->held_off, u->held_len, err, err_len);
-        if (rc != 0)
-            goto abort;
-        u->held = false;
+    if (u->held) { /* cannot be: part 2's call sent it */
+        rc = errbuf_fail(err, err_len, -EINVAL, "complete upload s3://%s/%s: part 1 not sent",
+                         u->s->bucket, u->key);
+        goto abort;
     }
-    cap = 128 + (size_t)u->parts * (STORE_MAX_ETAG + 64);
+    cap = 128 + (size_t)parts * (STORE_MAX_ETAG + 64);
     xml = malloc(cap);
     if (!xml) {
         rc = errbuf_fail(err, err_len, -ENOMEM, "out of memory");
         goto abort;
     }
     o = (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
-    for (unsigned i = 0; i < u->parts; i++)
+    for (unsigned i = 0; i < parts; i++)
         o += (size_t)snprintf(xml + o, cap - o,
                               "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1,
                               u->etags[i]);
@@ -964,8 +969,7 @@ static int s3_upload_commit(struct store_upload *up, char *err, size_t err_len)
     free(xml);
     if (rc != 0)
         goto abort;
-    free(u->etags);
-    free(u);
+    upload_free(u);
     return 0;
 abort:
     s3_upload_abort(up);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -241,6 +242,82 @@ static void test_multipart_roundtrip(void **state)
     assert_true(i >= 0);
     assert_int_equal(l.sizes[i], BIG_SIZE);
     close(fd);
+    store_close(st);
+}
+
+/* Parts uploaded side by side, as the backup does (STORE_UPLOAD_STREAMS threads): part 1 alone
+ * first, then the rest by two threads at once, the last two smaller (the stream's tail split);
+ * the multipart upload is created once and the object reads back byte-identical. */
+struct par {
+    pthread_barrier_t start; /* both threads call at once: the creation race happens */
+    pthread_mutex_t mu;
+    struct store_upload *u;
+    int fd;
+    unsigned next;
+    uint64_t off;
+    int rc;
+    char err[512];
+};
+
+static void *par_worker(void *arg)
+{
+    struct par *w = arg;
+    pthread_barrier_wait(&w->start);
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        uint64_t left = BIG_SIZE - w->off;
+        uint64_t n = left > (32u << 20) ? 16u << 20 : left > (12u << 20) ? left / 2 : left;
+        if (w->rc)
+            n = 0;
+        struct store_part p = {
+            .number = w->next, .obj_off = w->off, .fd = w->fd, .off = w->off, .len = n};
+        w->next++;
+        w->off += n;
+        pthread_mutex_unlock(&w->mu);
+        if (n == 0)
+            return NULL;
+        char err[512];
+        int rc = store_upload_part(w->u, &p, err, sizeof(err));
+        if (rc) {
+            pthread_mutex_lock(&w->mu);
+            w->rc = rc;
+            snprintf(w->err, sizeof(w->err), "%s", err);
+            pthread_mutex_unlock(&w->mu);
+            return NULL;
+        }
+    }
+}
+
+static void test_parallel_parts(void **state)
+{
+    struct store *st = open_main();
+    struct par w = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = open(big_path, O_RDONLY), .next = 2};
+    struct store_part first = {.number = 1, .fd = w.fd, .len = 16u << 20};
+    char err[512] = "", sha[65];
+    uint64_t n = 0;
+    int before = stat_int("stats", "completed"), created = stat_int("stats", "created");
+    pthread_t t[2];
+
+    (void)state;
+    reset_faults();
+    pthread_barrier_init(&w.start, NULL, 2);
+    assert_int_equal(store_upload_begin(st, "par/big.db", &w.u, err, sizeof(err)), 0);
+    assert_int_equal(store_upload_part(w.u, &first, err, sizeof(err)), 0);
+    w.off = first.len;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, par_worker, &w), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    if (w.rc)
+        fail_msg("part: %s", w.err);
+    assert_int_equal(store_upload_commit(w.u, err, sizeof(err)), 0);
+    assert_int_equal(stat_int("stats", "completed"), before + 1);
+    assert_int_equal(stat_int("stats", "created"), created + 1); /* one upload, both threads' */
+    pthread_barrier_destroy(&w.start);
+    assert_int_equal(get_sha(st, "par/big.db", sha, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, BIG_SIZE);
+    assert_string_equal(sha, big_sha);
+    close(w.fd);
     store_close(st);
 }
 
@@ -481,6 +558,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_multipart_roundtrip),
+        cmocka_unit_test(test_parallel_parts),
         cmocka_unit_test(test_small_objects_and_paging),
         cmocka_unit_test(test_faulty_parts_retried),
         cmocka_unit_test(test_dropped_connection_aborts),

@@ -51,7 +51,7 @@ creds = {"access": sys.argv[3], "secret": sys.argv[4],
 lock = threading.Lock()
 uploads = {}  # upload id -> {"bucket", "key", "initiated"}
 faults = {"parts": {}, "get_drop_after": None, "get_count": 0, "max_keys": None}
-stats = {"requests": 0, "refused": 0, "faults": 0, "parts": {}, "aborted": 0, "completed": 0,
+stats = {"requests": 0, "refused": 0, "faults": 0, "parts": {}, "created": 0, "aborted": 0, "completed": 0,
          "gets_ranged": 0, "part_first_at": {}}  # part number -> wall time its first try arrived
 
 
@@ -313,6 +313,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with lock:
                     uploads[s[i + 10:j]] = {"bucket": bucket, "key": key,
                                             "initiated": time.time()}
+                    stats["created"] += 1
         if self.command == "POST" and "uploadId" in q and resp.status == 200:
             with lock:
                 uploads.pop(q["uploadId"], None)

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <time.h>
 
 #include "backup.h"
@@ -29,6 +30,7 @@ struct row {
     int64_t now, newest;
     enum backup_turn_verdict want;
     int want_rank;
+    int64_t due_since; /* when the agent saw the backup due (0: long ago; -1: not yet) */
 };
 
 static const struct backup_turn_member one_down[] = {
@@ -42,31 +44,42 @@ static const struct backup_turn_member lagging[] = {
 
 static const struct row rows[] = {
     {"rank 0 (lowest non-leader) due at interval", healthy3, 3, 1, 2, 1000 * S, 1000 * S - I,
-     BACKUP_TURN_GO, 0},
+     BACKUP_TURN_GO, 0, 0},
     {"rank 0 not due before interval", healthy3, 3, 1, 2, 1000 * S, 1000 * S - I + 1,
-     BACKUP_TURN_NOT_DUE, 0},
+     BACKUP_TURN_NOT_DUE, 0, 0},
     {"rank 1 waits interval + grace", healthy3, 3, 3, 2, 1000 * S, 1000 * S - I - G + 1,
-     BACKUP_TURN_NOT_DUE, 1},
+     BACKUP_TURN_NOT_DUE, 1, 0},
     {"rank 1 goes after interval + grace", healthy3, 3, 3, 2, 1000 * S, 1000 * S - I - G,
-     BACKUP_TURN_GO, 1},
+     BACKUP_TURN_GO, 1, 0},
     {"leader is last (rank 2)", healthy3, 3, 2, 2, 1000 * S, 1000 * S - I - 2 * G + 1,
-     BACKUP_TURN_NOT_DUE, 2},
+     BACKUP_TURN_NOT_DUE, 2, 0},
     {"leader goes after interval + 2 grace", healthy3, 3, 2, 2, 1000 * S, 1000 * S - I - 2 * G,
-     BACKUP_TURN_GO, 2},
-    {"empty store: rank 0 at once", healthy3, 3, 1, 2, 500 * S, -1, BACKUP_TURN_GO, 0},
-    {"empty store: rank 1 after a grace", healthy3, 3, 3, 2, 500 * S, -1, BACKUP_TURN_NOT_DUE, 1},
+     BACKUP_TURN_GO, 2, 0},
+    {"empty store: rank 0 at once", healthy3, 3, 1, 2, 500 * S, -1, BACKUP_TURN_GO, 0, 0},
+    {"empty store: rank 1 after a grace", healthy3, 3, 3, 2, 500 * S, -1, BACKUP_TURN_NOT_DUE, 1,
+     0},
     {"unhealthy member moves others up", one_down, 3, 2, 1, 1000 * S, 1000 * S - I, BACKUP_TURN_GO,
-     0},
-    {"unhealthy self", one_down, 3, 3, 1, 1000 * S, 0, BACKUP_TURN_UNHEALTHY, -1},
-    {"no quorum", two_down, 3, 1, 1, 1000 * S, 0, BACKUP_TURN_NO_QUORUM, 0},
-    {"no leader", healthy3, 3, 1, 0, 1000 * S, 0, BACKUP_TURN_NO_LEADER, 0},
-    {"learner never", learner, 4, 4, 2, 1000 * S, 0, BACKUP_TURN_NOT_VOTER, -1},
+     0, 0},
+    {"unhealthy self", one_down, 3, 3, 1, 1000 * S, 0, BACKUP_TURN_UNHEALTHY, -1, 0},
+    {"no quorum", two_down, 3, 1, 1, 1000 * S, 0, BACKUP_TURN_NO_QUORUM, 0, 0},
+    {"no leader", healthy3, 3, 1, 0, 1000 * S, 0, BACKUP_TURN_NO_LEADER, 0, 0},
+    {"learner never", learner, 4, 4, 2, 1000 * S, 0, BACKUP_TURN_NOT_VOTER, -1, 0},
     {"learner does not count for ranks", learner, 4, 3, 2, 1000 * S, 1000 * S - I - G,
-     BACKUP_TURN_GO, 1},
-    {"not in the table", healthy3, 3, 9, 2, 1000 * S, 0, BACKUP_TURN_NOT_VOTER, -1},
-    {"lagging member", lagging, 3, 1, 2, 1000 * S, 0, BACKUP_TURN_LAGGING, 0},
+     BACKUP_TURN_GO, 1, 0},
+    {"not in the table", healthy3, 3, 9, 2, 1000 * S, 0, BACKUP_TURN_NOT_VOTER, -1, 0},
+    {"lagging member", lagging, 3, 1, 2, 1000 * S, 0, BACKUP_TURN_LAGGING, 0, 0},
     {"clock behind the newest backup", healthy3, 3, 1, 2, 1000 * S, 1001 * S, BACKUP_TURN_NOT_DUE,
-     0},
+     0, 0},
+    {"after a gap: rank 0 at once", healthy3, 3, 1, 2, 1000 * S, 1000 * S - 10 * I, BACKUP_TURN_GO,
+     0, 1000 * S},
+    {"after a gap: rank 1 waits a grace from seeing it due", healthy3, 3, 3, 2, 1000 * S,
+     1000 * S - 10 * I, BACKUP_TURN_NOT_DUE, 1, 1000 * S - G + 1},
+    {"after a gap: rank 1 a grace later", healthy3, 3, 3, 2, 1000 * S, 1000 * S - 10 * I,
+     BACKUP_TURN_GO, 1, 1000 * S - G},
+    {"after a gap: the leader two graces later", healthy3, 3, 2, 2, 1000 * S, 1000 * S - 10 * I,
+     BACKUP_TURN_NOT_DUE, 2, 1000 * S - G},
+    {"rank 1 never saw it due", healthy3, 3, 3, 2, 1000 * S, 1000 * S - 10 * I, BACKUP_TURN_NOT_DUE,
+     1, -1},
 };
 
 static void test_turn_table(void **state)
@@ -83,7 +96,8 @@ static void test_turn_table(void **state)
                                        .newest_ms = r->newest,
                                        .start_ms = 500 * S,
                                        .interval_ms = I,
-                                       .grace_ms = G};
+                                       .grace_ms = G,
+                                       .due_since_ms = r->due_since};
         int rank = 99;
         enum backup_turn_verdict v = backup_turn_decide(&in, &rank);
         if (v != r->want || rank != r->want_rank)
@@ -92,25 +106,37 @@ static void test_turn_table(void **state)
     }
 }
 
-/* Exactly one agent is due at any moment of the first grace after the interval. */
+/* Exactly one agent is due at any moment of the first grace after it became due: on time
+ * (the newest backup one interval old) and after a long gap (ten intervals old when the agents
+ * first look: every rank past its due time at once). Each agent keeps its due_since between
+ * ticks as backup.c does. */
 static void test_one_due(void **state)
 {
+    static const int64_t newest[] = {1000 * S - I, 1000 * S - 10 * I};
     (void)state;
-    for (int64_t now = 1000 * S; now < 1000 * S + G; now += S) {
-        int due = 0;
-        for (uint64_t self = 1; self <= 3; self++) {
-            struct backup_turn_input in = {.members = healthy3,
-                                           .n_members = 3,
-                                           .self = self,
-                                           .leader = 2,
-                                           .max_lag = 10,
-                                           .now_ms = now,
-                                           .newest_ms = 1000 * S - I,
-                                           .interval_ms = I,
-                                           .grace_ms = G};
-            due += backup_turn_decide(&in, NULL) == BACKUP_TURN_GO;
+    for (size_t k = 0; k < sizeof newest / sizeof newest[0]; k++) {
+        int64_t due_since[4] = {-1, -1, -1, -1};
+        for (int64_t now = 1000 * S; now < 1000 * S + G; now += S) {
+            int due = 0;
+            for (uint64_t self = 1; self <= 3; self++) {
+                struct backup_turn_input in = {.members = healthy3,
+                                               .n_members = 3,
+                                               .self = self,
+                                               .leader = 2,
+                                               .max_lag = 10,
+                                               .now_ms = now,
+                                               .newest_ms = newest[k],
+                                               .interval_ms = I,
+                                               .grace_ms = G,
+                                               .due_since_ms = due_since[self]};
+                in.due_since_ms = due_since[self] = backup_turn_due_since(&in);
+                due += backup_turn_decide(&in, NULL) == BACKUP_TURN_GO;
+            }
+            if (due != 1)
+                fail_msg("newest %" PRId64 " s ago, %" PRId64
+                         " s after the first look: %d agents due",
+                         (1000 * S - newest[k]) / S, (now - 1000 * S) / S, due);
         }
-        assert_int_equal(due, 1);
     }
 }
 

@@ -83,6 +83,14 @@ static int temp_file(const char *content, size_t len)
     return fd;
 }
 
+/* part n: bytes [off, off+len) of fd, at obj_off in the object */
+static int put_part(struct store_upload *u, unsigned n, uint64_t obj_off, int fd, uint64_t off,
+                    uint64_t len, char *err, size_t err_len)
+{
+    struct store_part p = {.number = n, .obj_off = obj_off, .fd = fd, .off = off, .len = len};
+    return store_upload_part(u, &p, err, err_len);
+}
+
 static void test_file_roundtrip(void **state)
 {
     struct store *st;
@@ -98,14 +106,14 @@ static void test_file_roundtrip(void **state)
     /* in three parts from a file region, like the backup's spool */
     assert_int_equal(store_upload_begin(st, "c1/20261203T215500Z-rev9.db", &u, err, sizeof(err)),
                      0);
-    assert_int_equal(store_upload_part(u, fd, 2, 5, err, sizeof(err)), 0);
-    assert_int_equal(store_upload_part(u, fd, 7, 5, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 1, 0, fd, 2, 5, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 2, 5, fd, 7, 5, err, sizeof(err)), 0);
     /* not committed: not listed, not readable */
     assert_int_equal(store_list(st, "", on_entry, &l, err, sizeof(err)), 0);
     assert_int_equal(l.count, 0);
     assert_int_equal(store_get(st, "c1/20261203T215500Z-rev9.db", on_bytes, &b, err, sizeof(err)),
                      -ENOENT);
-    assert_int_equal(store_upload_part(u, fd, 12, 3, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 3, 10, fd, 12, 3, err, sizeof(err)), 0);
     assert_int_equal(store_upload_commit(u, err, sizeof(err)), 0);
     assert_int_equal(store_get(st, "c1/20261203T215500Z-rev9.db", on_bytes, &b, err, sizeof(err)),
                      0);
@@ -132,6 +140,45 @@ static void test_file_roundtrip(void **state)
     store_close(st);
 }
 
+/* Parts land where their numbers and offsets say, whatever order their calls finish in (the
+ * backup runs STORE_UPLOAD_STREAMS at once); a part missing below the highest fails the commit
+ * and leaves nothing. */
+static void test_file_parts_out_of_order(void **state)
+{
+    struct store *st;
+    struct store_upload *u;
+    struct listing l = {0};
+    struct buf b = {0};
+    char err[256] = "";
+    const char *text = "0123456789abcdefghij";
+    int fd = temp_file(text, 20);
+
+    (void)state;
+    assert_int_equal(store_open(url, NULL, &st, err, sizeof(err)), 0);
+    assert_int_equal(store_upload_begin(st, "o/whole", &u, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 1, 0, fd, 0, 8, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 3, 14, fd, 14, 6, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 2, 8, fd, 8, 6, err, sizeof(err)), 0);
+    assert_int_equal(store_upload_commit(u, err, sizeof(err)), 0);
+    assert_int_equal(store_get(st, "o/whole", on_bytes, &b, err, sizeof(err)), 0);
+    assert_int_equal(b.len, 20);
+    assert_memory_equal(b.data, text, 20);
+
+    assert_int_equal(store_upload_begin(st, "o/gap", &u, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 1, 0, fd, 0, 8, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 3, 14, fd, 14, 6, err, sizeof(err)), 0);
+    assert_int_equal(store_upload_commit(u, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "highest is part 3"));
+    assert_int_equal(store_list(st, "o/", on_entry, &l, err, sizeof(err)), 0);
+    assert_int_equal(l.count, 1); /* o/whole only */
+
+    assert_int_equal(store_upload_begin(st, "o/zero", &u, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 0, 0, fd, 0, 8, err, sizeof(err)), -EINVAL);
+    store_upload_abort(u);
+    close(fd);
+    store_close(st);
+}
+
 static void test_file_abort_and_stale(void **state)
 {
     struct store *st;
@@ -145,7 +192,7 @@ static void test_file_abort_and_stale(void **state)
     (void)state;
     assert_int_equal(store_open(url, NULL, &st, err, sizeof(err)), 0);
     assert_int_equal(store_upload_begin(st, "s/aborted", &u, err, sizeof(err)), 0);
-    assert_int_equal(store_upload_part(u, fd, 0, 6, err, sizeof(err)), 0);
+    assert_int_equal(put_part(u, 1, 0, fd, 0, 6, err, sizeof(err)), 0);
     store_upload_abort(u);
     /* a crashed writer's temp file: left by an upload never committed nor aborted */
     snprintf(path, sizeof(path), "%s/s/.crashed.part-123456", dir);
@@ -272,6 +319,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_parts_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_abort_and_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_and_names, setup, teardown),
         cmocka_unit_test(test_s3xml),
