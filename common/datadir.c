@@ -565,17 +565,17 @@ static void unmap_file(const uint8_t *map, size_t len)
 }
 
 /* A directory stream over a duplicate of fd (fd stays open for openat; closedir closes only the
- * duplicate). Returns 0 or a negative errno with *d NULL. */
-static int dir_stream(int fd, DIR **d)
+ * duplicate). NULL with errno set on failure. */
+static DIR *dir_stream(int fd)
 {
     int dup_fd = dup(fd);
-    *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (*d)
-        return 0;
-    int rc = -errno;
-    if (dup_fd >= 0)
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d && dup_fd >= 0) {
+        int e = errno;
         close(dup_fd);
-    return rc;
+        errno = e;
+    }
+    return d;
 }
 
 /* List member/wal: sorted WAL names into *names (malloc'd). -ENOENT if the dir is absent. */
@@ -590,8 +590,10 @@ static int wal_list(int member_fd, int *wal_fd, struct wal_name **names, size_t 
     *wal_fd = openat(member_fd, "wal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*wal_fd < 0)
         return -errno;
-    if ((rc = dir_stream(*wal_fd, &d)) != 0)
+    if (!(d = dir_stream(*wal_fd))) {
+        rc = -errno;
         goto out;
+    }
     struct dirent *de;
     while ((de = readdir(d))) {
         struct wal_name w;
@@ -793,11 +795,11 @@ out:
 /* Read member/snap: note db, check every .snap (etcd's checkSuffix). */
 static int snap_dir_check(int snap_fd, struct snap_list *l, struct datadir_report *out)
 {
+    int rc = 0;
     size_t cap = 0;
-    DIR *d;
-    int rc = dir_stream(snap_fd, &d);
-    if (rc != 0)
-        return rc;
+    DIR *d = dir_stream(snap_fd);
+    if (!d)
+        return -errno;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, "db") == 0) {
@@ -972,8 +974,10 @@ int datadir_wal_locked(const char *data_dir)
     wal_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (wal_fd < 0)
         return errno == ENOENT ? 0 : -errno;
-    if ((rc = dir_stream(wal_fd, &d)) != 0)
+    if (!(d = dir_stream(wal_fd))) {
+        rc = -errno;
         goto out;
+    }
     struct dirent *de;
     while (rc == 0 && (de = readdir(d))) {
         struct wal_name w;
