@@ -276,10 +276,13 @@ lint:
 ANALYZE_SRC   := $(COMMON_SRC) $(INIT_SRC) $(AGENT_SRC) $(wildcard init/main.c agent/main.c)
 ANALYZE_FLAGS := -std=c17 -D_GNU_SOURCE -DETCD_RECOVERY_VERSION='"analyze"' -iquote common \
                  -iquote init -iquote agent -I$(BUILD)/gen $(PKG_CFLAGS)
+# clang-tidy runs one file per process, ANALYZE_JOBS at a time (each file's findings printed together).
+ANALYZE_JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 analyze: $(PROTO_H)
-	$(Q)clang-tidy --quiet $(ANALYZE_SRC) -- $(ANALYZE_FLAGS) 2>/dev/null | grep -v '^[0-9]* warnings\? generated' ; \
-	    test $${PIPESTATUS[0]} = 0 || { echo "analyze: clang-tidy findings" >&2; exit 1; }
-	$(Q)cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
+	$(Q)printf '%s\n' $(ANALYZE_SRC) | xargs -P $(ANALYZE_JOBS) -I{} bash -c 'out=$$(clang-tidy --quiet "$$1" \
+	    -- "$${@:2}" 2>/dev/null); rc=$$?; [ -z "$$out" ] || grep -v "^[0-9]* warnings\? generated" <<<"$$out"; exit $$((rc != 0))' \
+	    _ {} $(ANALYZE_FLAGS) || { echo "analyze: clang-tidy findings" >&2; exit 1; }
+	$(Q)cppcheck -j $(ANALYZE_JOBS) --quiet --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
 	    --std=c11 -D_GNU_SOURCE -D__GNUC__ -DETCD_RECOVERY_VERSION='"analyze"' -DPROTOBUF_C_VERSION_NUMBER=1004001 \
 	    -DPROTOBUF_C_MIN_COMPILER_VERSION=1000000 -I common -I init -I agent \
 	    -I $(BUILD)/gen --suppress=missingIncludeSystem $(ANALYZE_SRC)

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 static struct curl_dl dl_api;
 static char dl_error[256];
@@ -106,4 +107,33 @@ void curl_pool_destroy(struct curl_pool *p)
         p->curl->easy_cleanup(p->idle[--p->n_idle]);
     pthread_mutex_destroy(&p->mu);
     p->curl = NULL;
+}
+
+void curl_request_setup(const struct curl_dl *cu, CURL *h, const struct curl_request *r)
+{
+    cu->easy_reset(h);
+    cu->easy_setopt(h, CURLOPT_URL, r->url);
+    cu->easy_setopt(h, CURLOPT_HTTPHEADER, r->headers);
+    cu->easy_setopt(h, CURLOPT_HEADERFUNCTION, r->on_header);
+    cu->easy_setopt(h, CURLOPT_HEADERDATA, r->arg);
+    cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, r->on_body);
+    cu->easy_setopt(h, CURLOPT_WRITEDATA, r->arg);
+    cu->easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
+    cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)STORE_CONNECT_TIMEOUT_MS);
+    cu->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    cu->easy_setopt(h, CURLOPT_LOW_SPEED_TIME, r->low_speed_s);
+    cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (r->cabundle[0])
+        cu->easy_setopt(h, CURLOPT_CAINFO, r->cabundle);
+    if (r->on_read) {
+        cu->easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        cu->easy_setopt(h, CURLOPT_READFUNCTION, r->on_read);
+        cu->easy_setopt(h, CURLOPT_READDATA, r->arg);
+        cu->easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+    }
+    if (strcmp(r->method, "HEAD") == 0)
+        cu->easy_setopt(h, CURLOPT_NOBODY, 1L);
+    else if (strcmp(r->method, "GET") != 0)
+        cu->easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
 }

@@ -7,6 +7,7 @@
 #include <curl/curl.h> /* types and constants only: the functions come from dlopen */
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bounds.h"
 
@@ -28,6 +29,26 @@ struct curl_dl {
  * with curl_global_init done; thread-safe, loaded at most once, never unloaded. Returns NULL
  * with the reason in err (library or a symbol missing, global init failed). */
 const struct curl_dl *curl_dl_get(char *err, size_t err_len);
+
+/* One store request, as every store sends it: the answer's headers and body go to the
+ * callbacks (arg), a transport error's text into errbuf (CURL_ERROR_SIZE), a connection must
+ * open within STORE_CONNECT_TIMEOUT_MS and a transfer that moves no byte for low_speed_s fails,
+ * http(s) only, the CA bundle when cabundle is not "", and a body of body_len bytes from
+ * on_read when on_read is not NULL. */
+struct curl_request {
+    const char *method, *url;
+    struct curl_slist *headers;
+    curl_write_callback on_header, on_body;
+    curl_read_callback on_read;
+    void *arg;
+    uint64_t body_len;
+    char *errbuf;
+    long low_speed_s;
+    const char *cabundle;
+};
+
+/* Resets h and sets r's options on it; the caller then runs easy_perform. */
+void curl_request_setup(const struct curl_dl *cu, CURL *h, const struct curl_request *r);
 
 /* The easy handles of one store, shared by its callers' threads: a call takes an idle handle
  * (its connection to the store stays open between calls) or a new one when every kept handle

@@ -447,7 +447,6 @@ static int attempt(struct az_store *s, CURL *ch, struct az_call *c, const char *
         if (rc != 0)
             return rc;
     }
-    cu->easy_reset(ch);
     for (i = 0; i < nh; i++) {
         if (strcmp(h[i].name, "Content-Length") == 0)
             continue; /* curl sends it from CURLOPT_INFILESIZE_LARGE */
@@ -479,30 +478,18 @@ static int attempt(struct az_store *s, CURL *ch, struct az_call *c, const char *
     c->etag[0] = '\0';
     c->error_code[0] = '\0';
     cerr[0] = '\0';
-    cu->easy_setopt(ch, CURLOPT_URL, url);
-    cu->easy_setopt(ch, CURLOPT_HTTPHEADER, list);
-    cu->easy_setopt(ch, CURLOPT_HEADERFUNCTION, on_header);
-    cu->easy_setopt(ch, CURLOPT_HEADERDATA, c);
-    cu->easy_setopt(ch, CURLOPT_WRITEFUNCTION, on_body);
-    cu->easy_setopt(ch, CURLOPT_WRITEDATA, c);
-    cu->easy_setopt(ch, CURLOPT_ERRORBUFFER, cerr);
-    cu->easy_setopt(ch, CURLOPT_NOSIGNAL, 1L);
-    cu->easy_setopt(ch, CURLOPT_CONNECTTIMEOUT_MS, (long)STORE_CONNECT_TIMEOUT_MS);
-    cu->easy_setopt(ch, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    cu->easy_setopt(ch, CURLOPT_LOW_SPEED_TIME, (long)s->low_speed_s);
-    cu->easy_setopt(ch, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (s->cabundle[0])
-        cu->easy_setopt(ch, CURLOPT_CAINFO, s->cabundle);
-    if (c->has_body) {
-        cu->easy_setopt(ch, CURLOPT_UPLOAD, 1L);
-        cu->easy_setopt(ch, CURLOPT_READFUNCTION, on_read);
-        cu->easy_setopt(ch, CURLOPT_READDATA, c);
-        cu->easy_setopt(ch, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
-    }
-    if (strcmp(c->method, "HEAD") == 0)
-        cu->easy_setopt(ch, CURLOPT_NOBODY, 1L);
-    else if (strcmp(c->method, "GET") != 0)
-        cu->easy_setopt(ch, CURLOPT_CUSTOMREQUEST, c->method);
+    curl_request_setup(cu, ch,
+                       &(struct curl_request){.method = c->method,
+                                              .url = url,
+                                              .headers = list,
+                                              .on_header = on_header,
+                                              .on_body = on_body,
+                                              .on_read = c->has_body ? on_read : NULL,
+                                              .arg = c,
+                                              .body_len = body_len,
+                                              .errbuf = cerr,
+                                              .low_speed_s = s->low_speed_s,
+                                              .cabundle = s->cabundle});
     cc = cu->easy_perform(ch);
     cu->slist_free_all(list);
     OPENSSL_cleanse(auth, sizeof(auth));

@@ -516,7 +516,6 @@ static int attempt(struct s3_store *s, CURL *h, const struct aws_creds *cr, stru
         if (n < 0 || (size_t)n >= sizeof(hdr[i]))
             return -ENAMETOOLONG;
     }
-    cu->easy_reset(h);
     for (i = 0; i < nh; i++) {
         if (!(l = cu->slist_append(list, hdr[i])))
             goto nomem;
@@ -543,28 +542,18 @@ static int attempt(struct s3_store *s, CURL *h, const struct aws_creds *cr, stru
     c->etag[0] = '\0';
     c->have_total = false;
     cerr[0] = '\0';
-    cu->easy_setopt(h, CURLOPT_URL, url);
-    cu->easy_setopt(h, CURLOPT_HTTPHEADER, list);
-    cu->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    cu->easy_setopt(h, CURLOPT_HEADERDATA, c);
-    cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    cu->easy_setopt(h, CURLOPT_WRITEDATA, c);
-    cu->easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-    cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)STORE_CONNECT_TIMEOUT_MS);
-    cu->easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    cu->easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)s->low_speed_s);
-    cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (s->cabundle[0])
-        cu->easy_setopt(h, CURLOPT_CAINFO, s->cabundle);
-    if (c->has_body) {
-        cu->easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        cu->easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        cu->easy_setopt(h, CURLOPT_READDATA, c);
-        cu->easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(c->mem ? c->mem_len : c->len));
-    }
-    if (strcmp(c->method, "GET") != 0)
-        cu->easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
+    curl_request_setup(cu, h,
+                       &(struct curl_request){.method = c->method,
+                                              .url = url,
+                                              .headers = list,
+                                              .on_header = on_header,
+                                              .on_body = on_body,
+                                              .on_read = c->has_body ? on_read : NULL,
+                                              .arg = c,
+                                              .body_len = c->mem ? c->mem_len : c->len,
+                                              .errbuf = cerr,
+                                              .low_speed_s = s->low_speed_s,
+                                              .cabundle = s->cabundle});
     cc = cu->easy_perform(h);
     cu->slist_free_all(list);
     OPENSSL_cleanse(auth, sizeof(auth));

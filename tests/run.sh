@@ -13,17 +13,18 @@
 # job labelled with that build's version; unit, ASan, valgrind, static and fuzz run once.
 #
 # usage: tests/run.sh --build DIR [--asan-build DIR] [--etcd "PATH DIR..."]
-#                     [--only unit|integration|e2e|valgrind|static|fuzz]
+#                     [--only unit|integration|e2e|valgrind|static|fuzz] [--record FILE]
 set -u
 cd "$(dirname "$0")/.."
 
-build=build asan_build="" only="" etcd_dirs=${ETCD_BIN_DIR:-PATH}
+build=build asan_build="" only="" record="" etcd_dirs=${ETCD_BIN_DIR:-PATH}
 while [ $# -gt 0 ]; do
     case $1 in
     --build) build=$2; shift 2 ;;
     --asan-build) asan_build=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --etcd) etcd_dirs=$2; shift 2 ;;
+    --record) record=$2; shift 2 ;;
     *) echo "usage: $0 --build DIR [--asan-build DIR] [--etcd \"PATH DIR...\"] [--only SUITE]" >&2; exit 2 ;;
     esac
 done
@@ -82,8 +83,33 @@ one_check() {
 # Jobs run in a pool of $TEST_JOBS (default 3): most suites wait on etcd (elections, timeouts),
 # not on the CPU, and each brings its own cluster on its own ports. Results are tallied in
 # the order they finish.
+# The suites queue their jobs (queue_job); start_queued starts them longest first, by the
+# seconds tests/job_seconds.txt gives each job name ("SECONDS NAME" lines, from a past run:
+# refresh it with --record FILE, which writes this run's times), so the pool ends without a long
+# tail. A job missing from the table counts DEFAULT_JOB_SECONDS.
 TEST_JOBS=${TEST_JOBS:-3}
+DEFAULT_JOB_SECONDS=60
 job_names=() job_logs=() job_done=()
+declare -A job_seconds=()
+if [ -f tests/job_seconds.txt ]; then
+    while read -r secs name; do
+        [[ $secs =~ ^[0-9]+$ ]] && job_seconds[$name]=$secs
+    done <tests/job_seconds.txt
+fi
+queued=() # "SECONDS<TAB>NAME<TAB>CMD (printf %q words)"
+queue_job() { # name cmd...
+    local name=$1 secs
+    shift
+    secs=${job_seconds[$name]:-$DEFAULT_JOB_SECONDS}
+    queued+=("$secs"$'\t'"$name"$'\t'"$(printf '%q ' "$@")")
+}
+start_queued() {
+    local line secs name cmd
+    while IFS=$'\t' read -r secs name cmd; do
+        eval "run_logged \"\$name\" $cmd"
+    done < <(printf '%s\n' "${queued[@]}" | sort -t $'\t' -k1,1nr -s)
+    queued=()
+}
 run_logged() { # name cmd...
     local name=$1 log
     shift
@@ -161,7 +187,7 @@ suite_unit() { # build-dir label (distinct per suite: it names the job's log fil
     case $label in asan/*) scale=3 ;; esac
     for t in "$b"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        run_logged "$label$(basename "$t")" env TEST_TIME_SCALE="$scale" "$t"
+        queue_job "$label$(basename "$t")" env TEST_TIME_SCALE="$scale" "$t"
     done
 }
 
@@ -179,7 +205,7 @@ suite_integration() {
     local b=$1 label=$2 t
     for t in "$b"/tests/integration/test_*; do
         [ -x "$t" ] || continue
-        run_logged "$etcd_label$label$(basename "$t")" with_etcd "$etcd_dir" integ_one "$t"
+        queue_job "$etcd_label$label$(basename "$t")" with_etcd "$etcd_dir" integ_one "$t"
     done
 }
 
@@ -191,11 +217,11 @@ suite_e2e() {
         if grep -q '^# shard: ' "$s"; then
             while read -r shard; do
                 # shellcheck disable=SC2086
-                run_logged "$etcd_label${s#tests/} ${shard%% *}..." with_etcd "$etcd_dir" \
+                queue_job "$etcd_label${s#tests/} ${shard%% *}..." with_etcd "$etcd_dir" \
                     env BUILD="$build" bash "$s" $shard
             done < <(sed -n 's/^# shard: //p' "$s")
         else
-            run_logged "$etcd_label${s#tests/}" with_etcd "$etcd_dir" env BUILD="$build" bash "$s"
+            queue_job "$etcd_label${s#tests/}" with_etcd "$etcd_dir" env BUILD="$build" bash "$s"
         fi
     done
 }
@@ -205,20 +231,25 @@ suite_valgrind() {
     command -v valgrind >/dev/null || { echo "valgrind missing"; return; }
     for t in "$build"/tests/unit/test_*; do
         [ -x "$t" ] || continue
-        run_logged "valgrind/unit/$(basename "$t")" env TEST_TIME_SCALE=10 valgrind -q --error-exitcode=99 --leak-check=full \
+        queue_job "valgrind/unit/$(basename "$t")" env TEST_TIME_SCALE=10 valgrind -q --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --track-fds=no "$t"
     done
 }
 
+# The CPU-bound jobs that no deadline depends on (analyze; fuzz's targets each run a fixed time)
+# run niced: the pool's jobs that wait on etcd (elections, probe deadlines) keep the CPU first,
+# these take what is left.
+CPU_NICE=10
 suite_static() { # banned functions, clang-format, clang-tidy and cppcheck must be clean
-    run_logged "lint (banned functions, clang-format)" one_check make --no-print-directory lint
-    run_logged "analyze (clang-tidy, cppcheck)" one_check make --no-print-directory BUILD="$build" analyze
+    queue_job "lint (banned functions, clang-format)" one_check make --no-print-directory lint
+    queue_job "analyze (clang-tidy, cppcheck)" one_check nice -n "$CPU_NICE" make --no-print-directory BUILD="$build" analyze
 }
 
-suite_fuzz() { # alone: every target takes a whole core
+# One job of the pool, niced (CPU_NICE): its targets (FUZZ_JOBS at a time, default one per core)
+# each run a fixed time (libFuzzer's max_total_time) on the CPU the other jobs leave.
+suite_fuzz() {
     [ -x tests/fuzz/run.sh ] || return 0
-    finish_jobs
-    TEST_JOBS=1 run_logged "fuzz (short pass)" tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}"
+    queue_job "fuzz (short pass)" nice -n "$CPU_NICE" tests/fuzz/run.sh --seconds "${FUZZ_SECONDS:-10}"
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
@@ -247,7 +278,16 @@ fuzz) suite_fuzz ;;
     ;;
 *) echo "unknown suite $only" >&2; exit 2 ;;
 esac
+start_queued
 finish_jobs
+if [ -n "$record" ]; then # this run's job times, longest first (for tests/job_seconds.txt)
+    {
+        head -1 tests/job_seconds.txt 2>/dev/null | grep '^#'
+        for i in "${!job_names[@]}"; do
+            read -r _ secs <"${job_logs[$i]}.rc" 2>/dev/null && echo "$secs ${job_names[$i]}"
+        done | sort -k1,1nr
+    } >"$logdir/job_seconds" && mv "$logdir/job_seconds" "$record" # (the record may be the table)
+fi
 
 echo
 echo "logs: $logdir  ($((SECONDS - t0)) s)"

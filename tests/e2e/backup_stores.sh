@@ -18,22 +18,15 @@ done
 [ -x /usr/bin/aws ] || skip_all "awscli missing (make deps)"
 AWS=/usr/bin/aws
 
-S3ENV=$(tests/s3/server.sh start) || skip_all "S3 test server did not start"
-eval "$S3ENV"
-S3DIR=$S3_TEST_DIR
-at_exit 'tests/s3/server.sh stop "$S3DIR"'
+s3_server_up
 cluster_up 1 >/dev/null || { fail setup "cluster did not start"; finish; }
 put_keys bs 20 || fail setup "put_keys"
-age-keygen -o "$WORK/id.txt" 2>/dev/null
-RCPT=$(age-keygen -y "$WORK/id.txt")
+age_identity
 
 # agent TLSPORT PLAINPORT FLAGS...: an agent beside member 0, with the mTLS listener for /backups
 agent() {
-    local tp=$1 pp=$2
-    shift 2
-    start_agent PID_A 0 "$pp" --tls-listen "127.0.0.1:$tp" --tls-cert "$CLUSTER_DIR/node.crt" \
-        --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" \
-        --spool-dir "$WORK" "$@"
+    local pp=$2
+    start_tls_agent PID_A 0 "$@"
     until_true 20 code_is "http://127.0.0.1:$pp/status" 200 || fail "agent on $pp did not answer"
 }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
@@ -53,19 +46,6 @@ set_keys() { # ACCESS SECRET [TOKEN]: the only keys the proxy accepts from now o
 }
 log_of() { echo "$WORK/agent-0-$1.log"; }
 
-# rm_restore DIR URL [flags]: reset-member restores URL into a scratch one-member cluster (the
-# restore needs no live cluster); OUT, RC; stderr in DIR.log
-rm_restore() {
-    local d=$1 url=$2 sp sc
-    shift 2
-    read -r sp sc <<<"$(_cluster_free_ports 2)"
-    mkdir -p "$d"
-    OUT=$("$RM_RELEASE" --name etcd-x --data-dir "$d/data" --peer-url "https://127.0.0.1:$sp" \
-        --initial-cluster "etcd-x=https://127.0.0.1:$sp" --endpoints "https://127.0.0.1:$sc" \
-        --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
-        --state-file "$d/state" --env-file "$d/env" --timeout 2s --restore-from "$url" "$@" 2>"$d.log")
-    RC=$?
-}
 untouched() { [ ! -e "$1/data" ] && [ ! -e "$1/data.restore-marker" ] && [ ! -e "$1/data.restore-download" ]; }
 
 # ---- 1. credentials from a file, re-read when rewritten; session token; expiry ----

@@ -59,16 +59,7 @@ fragment() {
     cluster_etcdctl 0 compact --physical "$rev" >/dev/null || return 1
     for k in 1 2 3; do cluster_etcdctl 0 put /after "$k" >/dev/null; sleep 0.3; done
 }
-coordinator() {
-    local i
-    for i in 0 1 2; do
-        curl -s "${A[$i]}/status" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["maintenance"]["coordinator"] else 1)' 2>/dev/null && {
-            echo "$i"
-            return 0
-        }
-    done
-    return 1
-}
+coordinator() { first_agent /status 'd["maintenance"]["coordinator"]'; }
 metric() { curl -s "$1/metrics" | grep -E "^$2" | awk '{print $2}' | head -1; }
 
 need_bins "$AGENT" "$FILL" "$RM"
@@ -223,7 +214,8 @@ check "table has the extra columns" grep -q "LEARNER.*DB SIZE.*LEADER.*HASHKV.*V
 # A divergent member: flip one unique value inside member 2's bbolt file while it is stopped.
 marker=DIVERGE$RANDOM$RANDOM
 cluster_etcdctl 0 put /diverge "$marker-AAAA" >/dev/null
-sleep 2
+# until bbolt committed the value to member 2's db file (the flip below needs it there)
+check "the value reached member 2's db file" until_true 30 grep -qa "$marker-AAAA" "$(cluster_data-dir 2)/member/snap/db"
 cluster_stop 2
 python3 - "$(cluster_data-dir 2)/member/snap/db" "$marker-AAAA" "$marker-BBBB" <<'PY'
 import sys

@@ -47,16 +47,7 @@ start_agents() {
         until_true 60 curl -sf -o /dev/null "${A[$i]}/readyz" || return 1
     done
 }
-coordinator() {
-    local i
-    for i in 0 1 2; do
-        curl -s "${A[$i]}/hashkv" | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["coordinator"] else 1)' 2>/dev/null && {
-            echo "$i"
-            return 0
-        }
-    done
-    return 1
-}
+coordinator() { first_agent /hashkv 'd["coordinator"]'; }
 leader_idx() {
     local l i
     l=$(cluster_etcdctl all endpoint status -w json 2>/dev/null |
@@ -120,7 +111,8 @@ f=2
 echo "# leader: member $l; corrupting follower member $f"
 value=DIVERGE$RANDOM$RANDOM
 cluster_etcdctl 0 put /diverge "$value-AAAA" >/dev/null
-sleep 2
+# until bbolt committed the value to the follower's db file (the flip below needs it there)
+check "the value reached follower $f's db file" until_true 30 grep -qa "$value-AAAA" "$(cluster_data-dir "$f")/member/snap/db"
 cluster_stop "$f"
 python3 - "$(cluster_data-dir "$f")/member/snap/db" "$value-AAAA" "$value-BBBB" <<'PY'
 import sys

@@ -387,9 +387,9 @@ s_cli() {
 ALL="cli bootstrap restart data_deleted removed operator_add corrupt_bbolt corrupt_wal_truncated
 corrupt_wal_flip crash_steps learner foreign quorum_lost"
 
-# heal: after a failed scenario, bring every stopped member back (best effort) so that the
-# next scenarios start from a healthy 3-member cluster.
-heal() {
+# after a failed scenario (lib.bash's run_scenario), bring every stopped member back (best
+# effort) so that the next scenarios start from a healthy 3-member cluster.
+scenario_failed() {
     local i id
     for i in 0 1 2; do
         _cluster_alive "$i" && continue
@@ -404,19 +404,6 @@ heal() {
     done
     CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy 0 1 2 >/dev/null 2>&1 ||
         echo "    (heal: cluster still unhealthy)"
-}
-
-run_scenario() {
-    local name=$1 start=$SECONDS
-    WHY=""
-    if "s_$name"; then
-        ok "$name ($((SECONDS - start))s)"
-    else
-        fail "$name" "${WHY:-failed} ($((SECONDS - start))s)"
-        echo "    last reset-member runs:"
-        tail -n 4 "$LOGDIR/reset-member.log" | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
-        heal
-    fi
 }
 
 if ! cluster_up 3 >"$LOGDIR/up.log" 2>&1; then

@@ -414,17 +414,6 @@ s_crash_steps() {
 ALL="cli quorum_lost_refuse reject_bad_snapshots peer_waits restore
 keys_on_each_member member_ids_consistent rerun_keep url_restore https_restore crash_steps"
 
-run_scenario() {
-    local name=$1 start=$SECONDS
-    WHY=""
-    if "s_$name"; then
-        ok "$name ($((SECONDS - start))s)"
-    else
-        fail "$name" "${WHY:-failed} ($((SECONDS - start))s)"
-        tail -n 3 "$LOGDIR/reset-member.log" | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
-    fi
-}
-
 if ! cluster_up 3 >"$LOGDIR/up.log" 2>&1; then
     fail setup "cluster up: $(tail -3 "$LOGDIR/up.log")"
     finish

@@ -28,21 +28,6 @@ else
 fi
 echo "etcd $ver, restore tool $tool: expecting bump $expect"
 
-# the "restore" object of reset-member's decision line (its last JSON line on stderr that has
-# one), as key=value lines
-restore_fields() {
-    python3 -c '
-import json, sys
-r = {}
-for line in open(sys.argv[1]):
-    try:
-        r = json.loads(line).get("restore", r)
-    except ValueError:
-        pass
-print("bump=%s" % r.get("bump", ""))
-print("bump_revision=%s" % r.get("bump_revision", ""))
-print("bump_flags=\"%s\"" % " ".join(r.get("bump_flags", ["-"]) or ["none"]))' "$WORK/rm-0.log"
-}
 # the warning lines about the bump in reset-member's stderr (JSON lines, level warn)
 warn_lines() {
     python3 -c '
@@ -89,7 +74,7 @@ restore_with() {
     cluster_stop 0
     run_rm 0 --restore-from "$src" "$@"
     bump="" bump_revision="" bump_flags="" REV=""
-    eval "$(restore_fields)"
+    eval "$(restore_fields "$WORK/rm-0.log" bump bump_revision bump_flags)"
     if [ "$RC" != 0 ] || [ "$(action)" != restore ]; then
         fail "$name: restore" "rc $RC: $OUT $(tail -c 400 "$WORK/rm-0.log")"
         return 1

@@ -48,20 +48,6 @@ exec "$ETCDCTL" "\$@"
 EOF
 chmod +x "$LOGDIR/bin/etcdutl"
 
-# the "restore" object of reset-member's last JSON log line, as key=value lines
-restore_log() {
-    python3 -c '
-import json, sys
-r = {}
-for line in open(sys.argv[1]):
-    try:
-        r = json.loads(line).get("restore", r)
-    except ValueError:
-        pass
-for k in ("tool", "token", "sha256"):
-    print("%s=%s" % (k, r.get(k, "")))' "$LOGDIR/rm-$1.log"
-}
-
 wait_healthy() { CLUSTER_WAIT_SECONDS=$TIMEOUT cluster_wait-healthy "$@" >/dev/null 2>&1; }
 
 keys_on() { cluster_etcdctl "$1" get --prefix k/ --consistency=s --keys-only 2>/dev/null | grep -c '^k/'; }
@@ -91,7 +77,7 @@ RM_PATH=$LOGDIR/bin:/usr/local/bin:/usr/bin:/bin
 RUN_RM_ENV=(PATH="$RM_PATH") # run_rm: etcdutl first on PATH
 run_rm 0 --restore-from "$SNAP"
 tool="" token=""
-eval "$(restore_log 0)"
+eval "$(restore_fields "$LOGDIR/rm-0.log" tool token sha256)"
 if [ "$RC" = 0 ] && [ "$(jget action <<<"$OUT")" = restore ] && [ "$tool" = etcdutl ]; then
     ok "etcd-0: action restore with tool etcdutl (logged)"
 else

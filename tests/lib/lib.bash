@@ -145,6 +145,56 @@ start_agent() {
     AGENT_PIDS+=("$pid")
     printf -v "$var" '%s' "$pid"
 }
+# start_tls_agent VAR MEMBER TLSPORT PLAINPORT [flags...]: start_agent with the mTLS listener too
+# (the cluster's node certificate, clients of its CA: /backups and /snapshot need one) and
+# $WORK as its spool dir.
+start_tls_agent() {
+    local var=$1 i=$2 tp=$3 pp=$4
+    shift 4
+    start_agent "$var" "$i" "$pp" --tls-listen "127.0.0.1:$tp" --tls-cert "$CLUSTER_DIR/node.crt" \
+        --tls-key "$CLUSTER_DIR/node.key" --tls-client-ca "$CLUSTER_DIR/ca.crt" \
+        --spool-dir "$WORK" "$@"
+}
+# s3_server_up: tests/s3/server.sh's S3 (its env in S3ENV and evaluated; stopped at exit), or
+# skip everything.
+s3_server_up() {
+    S3ENV=$(tests/s3/server.sh start) || skip_all "S3 test server did not start"
+    eval "$S3ENV"
+    # shellcheck disable=SC2034 # S3DIR: read by the at_exit command below (eval'd at exit)
+    S3DIR=$S3_TEST_DIR
+    at_exit 'tests/s3/server.sh stop "$S3DIR"'
+}
+# rm_restore DIR URL [flags...]: the release reset-member restoring URL into a scratch one-member
+# cluster in DIR (nothing runs there: a restore needs no live cluster); OUT, RC; stderr in DIR.log.
+rm_restore() {
+    local d=$1 url=$2 sp sc
+    shift 2
+    read -r sp sc <<<"$(_cluster_free_ports 2)"
+    mkdir -p "$d"
+    OUT=$("$RM_RELEASE" --name etcd-x --data-dir "$d/data" --peer-url "https://127.0.0.1:$sp" \
+        --initial-cluster "etcd-x=https://127.0.0.1:$sp" --endpoints "https://127.0.0.1:$sc" \
+        --cacert "$CLUSTER_DIR/ca.crt" --cert "$CLUSTER_DIR/client.crt" --key "$CLUSTER_DIR/client.key" \
+        --state-file "$d/state" --env-file "$d/env" --timeout 2s --restore-from "$url" "$@" 2>"$d.log")
+    RC=$?
+}
+# first_agent PATH EXPR: the index i of the first agent in A[] (base URLs) whose JSON answer to
+# GET PATH, as `d`, makes the Python expression EXPR true; fails when none does.
+first_agent() {
+    local i
+    for i in "${!A[@]}"; do
+        curl -s "${A[$i]}$1" | python3 -c 'import json,sys; d = json.load(sys.stdin); sys.exit(0 if eval(sys.argv[1]) else 1)' "$2" 2>/dev/null && {
+            echo "$i"
+            return 0
+        }
+    done
+    return 1
+}
+# age_identity: a fresh age identity in $WORK/id.txt, its recipient in RCPT.
+age_identity() {
+    age-keygen -o "$WORK/id.txt" 2>/dev/null
+    # shellcheck disable=SC2034 # RCPT: the caller's
+    RCPT=$(age-keygen -y "$WORK/id.txt")
+}
 # Members are started as jobs of this shell; keep bash from reporting the ones killed on purpose.
 quiet_jobs() { disown -a 2>/dev/null; }
 
@@ -192,6 +242,22 @@ start_from_state() {
     cluster_start "$i" "$state" "$ic" || die "etcd-$i did not start ($state)"
 }
 
+# run_scenario NAME: s_NAME as one check "NAME (Ns)"; on failure WHY says why, the last
+# reset-member runs are shown and scenario_failed (when the script defines it) runs, e.g. to
+# bring the cluster back for the next scenario.
+run_scenario() {
+    local name=$1 start=$SECONDS
+    WHY=""
+    if "s_$name"; then
+        ok "$name ($((SECONDS - start))s)"
+    else
+        fail "$name" "${WHY:-failed} ($((SECONDS - start))s)"
+        echo "    last reset-member runs:"
+        tail -n 4 "$WORK/reset-member.log" 2>/dev/null | grep -v '^{' | cut -c1-400 | sed 's/^/    | /'
+        if declare -F scenario_failed >/dev/null; then scenario_failed; fi
+    fi
+}
+
 tree_sum() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
 
 # put_keys PREFIX N: N keys PREFIX-1..N in one transaction (one etcdctl run: each costs ~1 s
@@ -206,6 +272,24 @@ keys_on() {
     local got
     got=$(cluster_etcdctl "$1" get --consistency=s --prefix "$2-" --keys-only 2>/dev/null | grep -c .)
     [ "$got" = "$3" ]
+}
+# restore_fields LOG KEY...: the "restore" object of reset-member's decision line (the last JSON
+# line of LOG, its stderr, that has one) as KEY=value lines for eval: a list is its items joined
+# by spaces ("none" when empty), a missing key empty.
+restore_fields() {
+    python3 -c '
+import json, shlex, sys
+r = {}
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line).get("restore", r)
+    except (ValueError, AttributeError):
+        pass
+for k in sys.argv[2:]:
+    v = r.get(k, "")
+    if isinstance(v, list):
+        v = " ".join(v) or "none"
+    print("%s=%s" % (k, shlex.quote(str(v))))' "$@"
 }
 # tls_curl [curl args...]: curl with the cluster's CA and client certificate.
 tls_curl() {

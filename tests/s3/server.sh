@@ -12,32 +12,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 
-free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=../lib/server.bash
+source "$here/../lib/server.bash"
 
-wait_port() { # port pidfile
-    for _ in $(seq 1 200); do
-        kill -0 "$(cat "$2")" 2>/dev/null || return 1
-        if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    return 1
-}
-
-stop() {
-    local dir=${1:-${S3_TEST_DIR:-}} p
-    [ -n "$dir" ] && [ -d "$dir" ] || return 0
-    for p in "$dir"/proxy.pid "$dir"/s3rver.pid; do
-        [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true
-    done
-    for p in "$dir"/proxy.pid "$dir"/s3rver.pid; do
-        [ -f "$p" ] || continue
-        for _ in $(seq 1 50); do kill -0 "$(cat "$p")" 2>/dev/null || break; sleep 0.05; done
-        kill -9 "$(cat "$p")" 2>/dev/null || true
-    done
-    rm -rf "$dir"
-}
+stop() { server_stop "${1:-${S3_TEST_DIR:-}}" proxy.pid s3rver.pid; }
 
 start() {
     command -v node >/dev/null || { echo "server.sh: node missing (make deps)" >&2; exit 77; }
@@ -74,8 +52,8 @@ start() {
     env "${tlsenv[@]}" setsid $PY "$here/proxy.py" "$port" "$up" "$access" "$secret" us-east-1 \
         ${S3_TEST_SESSION_TOKEN:+"$S3_TEST_SESSION_TOKEN"} >"$dir/proxy.log" 2>&1 &
     echo $! >"$dir/proxy.pid"
-    wait_port "$up" "$dir/s3rver.pid" || { echo "server.sh: s3rver did not start:" >&2; cat "$dir/s3rver.log" >&2; stop "$dir"; exit 1; }
-    wait_port "$port" "$dir/proxy.pid" || { echo "server.sh: proxy did not start:" >&2; cat "$dir/proxy.log" >&2; stop "$dir"; exit 1; }
+    wait_port "$up" "$dir/s3rver.pid" 10 || { echo "server.sh: s3rver did not start:" >&2; cat "$dir/s3rver.log" >&2; stop "$dir"; exit 1; }
+    wait_port "$port" "$dir/proxy.pid" 10 || { echo "server.sh: proxy did not start:" >&2; cat "$dir/proxy.log" >&2; stop "$dir"; exit 1; }
     trap - ERR
     cat <<EOT
 export S3_TEST_DIR=$dir
