@@ -22,6 +22,7 @@
 
 #include "bounds.h"
 #include "clock.h"
+#include "dirsync.h"
 #include "etcd.h"
 #include "grpc.h"
 #include "hex.h"
@@ -230,16 +231,6 @@ int saved_remove_parts(const char *dir)
     }
     closedir(d);
     return removed;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
 }
 
 /* ---- writer: aligned blocks, several writes in flight -------------------------------------- */
@@ -483,7 +474,7 @@ int saved_take(struct snapctx *ctx, struct snapjob *job, const char *dir, struct
         snapjob_fs_end(job);
         goto out;
     }
-    if ((rc = fsync_dir(dir)) < 0)
+    if ((rc = dirsync(dir)) < 0)
         log_msg(LOG_WARN, "snapshot: fsync %s: %s", dir, strerror(-rc));
     snapjob_fs_end(job); /* renamed: kept even if the client was told 503 meanwhile */
     rc = 0;

@@ -22,6 +22,7 @@
 #include "base64.h"
 #include "bech32.h"
 #include "errbuf.h"
+#include "readall.h"
 
 #define AGE_INTRO "age-encryption.org/v1\n"
 #define AGE_ARMOR "-----BEGIN AGE ENCRYPTED FILE-----"
@@ -376,23 +377,12 @@ static int read_key_file(const char *path, char **buf, size_t *len, char *err, s
         rc = -ENOMEM;
         goto out;
     }
-    for (;;) {
-        ssize_t r = read(fd, b + n, AGE_MAX_KEY_FILE + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-        if (n > AGE_MAX_KEY_FILE) {
-            rc = -E2BIG;
-            errbuf_set(err, errlen, "%s: longer than %u bytes", path, AGE_MAX_KEY_FILE);
-            goto out;
-        }
+    rc = readall(fd, b, AGE_MAX_KEY_FILE + 1, &n);
+    if (rc == -EFBIG) {
+        rc = -E2BIG;
+        errbuf_set(err, errlen, "%s: longer than %u bytes", path, AGE_MAX_KEY_FILE);
+    } else if (rc != 0) {
+        errbuf_set(err, errlen, "%s: %s", path, strerror(-rc));
     }
 out:
     if (fd >= 0)

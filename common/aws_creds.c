@@ -4,6 +4,7 @@
  * S3 store signs with what this returns; STS is not spoken here. */
 #include "aws_creds.h"
 #include "errbuf.h"
+#include "readall.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -402,23 +403,14 @@ static int read_file(const char *path, char **buf, size_t *len, struct aws_creds
         rc = -ENOMEM;
         goto out;
     }
-    for (;;) {
-        ssize_t r = read(fd, b + got, AWS_CREDS_MAX_FILE + 1 - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-        if (got > AWS_CREDS_MAX_FILE) {
-            rc = -EFBIG;
-            errbuf_set(err, errlen, "%s: over %u bytes", path, (unsigned)AWS_CREDS_MAX_FILE);
-            goto out;
-        }
+    rc = readall(fd, b, AWS_CREDS_MAX_FILE + 1, &got);
+    if (rc == -EFBIG) {
+        errbuf_set(err, errlen, "%s: over %u bytes", path, (unsigned)AWS_CREDS_MAX_FILE);
+        goto out;
+    }
+    if (rc != 0) {
+        errbuf_set(err, errlen, "%s: %s", path, strerror(-rc));
+        goto out;
     }
     *buf = b;
     *len = got;

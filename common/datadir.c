@@ -564,6 +564,20 @@ static void unmap_file(const uint8_t *map, size_t len)
         munmap((void *)(uintptr_t)map, len);
 }
 
+/* A directory stream over a duplicate of fd (fd stays open for openat; closedir closes only the
+ * duplicate). NULL with errno set on failure. */
+static DIR *dir_stream(int fd)
+{
+    int dup_fd = dup(fd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d && dup_fd >= 0) {
+        int e = errno;
+        close(dup_fd);
+        errno = e;
+    }
+    return d;
+}
+
 /* List member/wal: sorted WAL names into *names (malloc'd). -ENOENT if the dir is absent. */
 static int wal_list(int member_fd, int *wal_fd, struct wal_name **names, size_t *n,
                     struct datadir_report *out)
@@ -576,11 +590,8 @@ static int wal_list(int member_fd, int *wal_fd, struct wal_name **names, size_t 
     *wal_fd = openat(member_fd, "wal", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*wal_fd < 0)
         return -errno;
-    int dup_fd = dup(*wal_fd);
-    if (dup_fd < 0 || !(d = fdopendir(dup_fd))) {
+    if (!(d = dir_stream(*wal_fd))) {
         rc = -errno;
-        if (dup_fd >= 0)
-            close(dup_fd);
         goto out;
     }
     struct dirent *de;
@@ -786,14 +797,9 @@ static int snap_dir_check(int snap_fd, struct snap_list *l, struct datadir_repor
 {
     int rc = 0;
     size_t cap = 0;
-    int dup_fd = dup(snap_fd);
-    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-    if (!d) {
-        rc = -errno;
-        if (dup_fd >= 0)
-            close(dup_fd);
-        return rc;
-    }
+    DIR *d = dir_stream(snap_fd);
+    if (!d)
+        return -errno;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, "db") == 0) {
@@ -968,11 +974,8 @@ int datadir_wal_locked(const char *data_dir)
     wal_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (wal_fd < 0)
         return errno == ENOENT ? 0 : -errno;
-    int dup_fd = dup(wal_fd);
-    if (dup_fd < 0 || !(d = fdopendir(dup_fd))) {
+    if (!(d = dir_stream(wal_fd))) {
         rc = -errno;
-        if (dup_fd >= 0)
-            close(dup_fd);
         goto out;
     }
     struct dirent *de;

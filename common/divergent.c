@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dirsync.h"
 #include "hex.h"
+#include "readall.h"
 
 #define DIVERGENT_KEYS 6
 
@@ -139,33 +141,9 @@ int divergent_path(const char *data_dir, char *out, size_t out_len)
     return n < 0 || (size_t)n >= out_len ? -ENAMETOOLONG : 0;
 }
 
-static int fsync_parent(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    int fd, rc = 0;
-
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == path)
-        snprintf(dir, sizeof(dir), "/");
-    else if ((size_t)(slash - path) >= sizeof(dir))
-        return -ENAMETOOLONG;
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
 int divergent_read(const char *path, struct divergent_marker *m)
 {
     char buf[DIVERGENT_MAX_BYTES + 1];
-    ssize_t got;
     size_t len = 0;
     int fd, rc;
 
@@ -175,23 +153,11 @@ int divergent_read(const char *path, struct divergent_marker *m)
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
-    while (len < sizeof(buf)) {
-        got = read(fd, buf + len, sizeof(buf) - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            rc = -errno;
-            close(fd);
-            return rc;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
+    rc = readall(fd, buf, sizeof(buf), &len);
     close(fd);
-    if (len > DIVERGENT_MAX_BYTES)
+    if (rc == -EFBIG)
         return -EINVAL;
-    return divergent_parse(buf, len, m);
+    return rc ? rc : divergent_parse(buf, len, m);
 }
 
 int divergent_write(const char *path, const struct divergent_marker *m)
@@ -230,12 +196,12 @@ int divergent_write(const char *path, const struct divergent_marker *m)
         (void)unlink(tmp);
         return rc;
     }
-    return fsync_parent(path);
+    return dirsync_parent(path);
 }
 
 int divergent_remove(const char *path)
 {
     if (unlink(path) != 0)
         return errno == ENOENT ? 0 : -errno;
-    return fsync_parent(path);
+    return dirsync_parent(path);
 }

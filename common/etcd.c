@@ -42,13 +42,20 @@ static int local_status(struct grpc_status *st, int code, const char *fmt, ...)
     return code;
 }
 
-static void status_reset(struct grpc_status *st)
+/* The status a call fills: the caller's, or *local when it passed none; reset to OK. */
+static struct grpc_status *status_begin(struct grpc_status *st, struct grpc_status *local)
 {
+    st = st ? st : local;
     memset(st, 0, sizeof(*st));
+    return st;
 }
 
-static int decode_failed(struct grpc_status *st, const char *what, int rc, size_t len)
+/* A decoder's result rc on the len-byte response `what`: st->code unchanged when it decoded,
+ * else a local INTERNAL (malformed) or RESOURCE_EXHAUSTED (too big) status. */
+static int decode_check(struct grpc_status *st, const char *what, int rc, size_t len)
 {
+    if (rc == 0)
+        return st->code;
     if (rc == -ENOMEM)
         return local_status(st, GRPC_RESOURCE_EXHAUSTED,
                             "decode %s (%zu bytes): out of memory or over the %u-byte limit", what,
@@ -91,17 +98,14 @@ int etcd_member_list(struct grpc_channel *ch, int timeout_ms, struct etcd_member
     uint8_t *req = NULL, *resp = NULL;
     size_t req_len = 0, resp_len = 0;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     memset(out, 0, sizeof(*out));
     int enc = proto_encode_member_list(&req, &req_len);
-    if (roundtrip(ch, PATH_MEMBER_LIST, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
-        goto out;
-    int rc = proto_decode_members(PROTO_MEMBER_LIST_RESPONSE, resp, resp_len, out);
-    if (rc)
-        decode_failed(st, "MemberListResponse", rc, resp_len);
-out:
+    if (roundtrip(ch, PATH_MEMBER_LIST, enc, req, req_len, timeout_ms, &resp, &resp_len, st) ==
+        GRPC_OK)
+        decode_check(st, "MemberListResponse",
+                     proto_decode_members(PROTO_MEMBER_LIST_RESPONSE, resp, resp_len, out),
+                     resp_len);
     free(resp);
     return st->code;
 }
@@ -114,21 +118,17 @@ int etcd_member_add(struct grpc_channel *ch, const char *const *peer_urls, size_
     uint8_t *req = NULL, *resp = NULL;
     size_t req_len = 0, resp_len = 0;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     if (members)
         memset(members, 0, sizeof(*members));
     if (!added)
         return local_status(st, GRPC_INVALID_ARGUMENT, "%s: no output member", PATH_MEMBER_ADD);
     memset(added, 0, sizeof(*added));
     int enc = proto_encode_member_add(peer_urls, n_peer_urls, is_learner, &req, &req_len);
-    if (roundtrip(ch, PATH_MEMBER_ADD, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
-        goto out;
-    int rc = proto_decode_member_add(resp, resp_len, added, members);
-    if (rc)
-        decode_failed(st, "MemberAddResponse", rc, resp_len);
-out:
+    if (roundtrip(ch, PATH_MEMBER_ADD, enc, req, req_len, timeout_ms, &resp, &resp_len, st) ==
+        GRPC_OK)
+        decode_check(st, "MemberAddResponse",
+                     proto_decode_member_add(resp, resp_len, added, members), resp_len);
     free(resp);
     return st->code;
 }
@@ -144,9 +144,7 @@ static int member_change(struct grpc_channel *ch, const char *path, enum proto_m
     size_t req_len = 0, resp_len = 0;
     int enc;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     if (members)
         memset(members, 0, sizeof(*members));
     if (kind == PROTO_MEMBER_REMOVE_RESPONSE)
@@ -157,12 +155,11 @@ static int member_change(struct grpc_channel *ch, const char *path, enum proto_m
         goto out;
     /* decoded even when the caller does not want the list: a malformed answer is an error */
     int rc = proto_decode_members(kind, resp, resp_len, members ? members : &ignored);
-    if (rc)
-        decode_failed(st,
-                      kind == PROTO_MEMBER_REMOVE_RESPONSE ? "MemberRemoveResponse"
-                                                           : "MemberPromoteResponse",
-                      rc, resp_len);
-    else if (!members)
+    if (decode_check(st,
+                     kind == PROTO_MEMBER_REMOVE_RESPONSE ? "MemberRemoveResponse"
+                                                          : "MemberPromoteResponse",
+                     rc, resp_len) == GRPC_OK &&
+        !members)
         proto_member_list_free(&ignored);
 out:
     free(resp);
@@ -190,17 +187,11 @@ int etcd_status(struct grpc_channel *ch, int timeout_ms, struct etcd_status *out
     uint8_t *req = NULL, *resp = NULL;
     size_t req_len = 0, resp_len = 0;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     memset(out, 0, sizeof(*out));
     int enc = proto_encode_status(&req, &req_len);
-    if (roundtrip(ch, PATH_STATUS, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
-        goto out;
-    int rc = proto_decode_status(resp, resp_len, out);
-    if (rc)
-        decode_failed(st, "StatusResponse", rc, resp_len);
-out:
+    if (roundtrip(ch, PATH_STATUS, enc, req, req_len, timeout_ms, &resp, &resp_len, st) == GRPC_OK)
+        decode_check(st, "StatusResponse", proto_decode_status(resp, resp_len, out), resp_len);
     free(resp);
     return st->code;
 }
@@ -212,9 +203,7 @@ int etcd_alarm_list(struct grpc_channel *ch, int timeout_ms, struct etcd_header 
     uint8_t *req = NULL, *resp = NULL;
     size_t req_len = 0, resp_len = 0;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     if (header)
         memset(header, 0, sizeof(*header));
     if (!alarms || !n_alarms)
@@ -222,12 +211,9 @@ int etcd_alarm_list(struct grpc_channel *ch, int timeout_ms, struct etcd_header 
     *alarms = NULL;
     *n_alarms = 0;
     int enc = proto_encode_alarm_get(&req, &req_len);
-    if (roundtrip(ch, PATH_ALARM, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
-        goto out;
-    int rc = proto_decode_alarms(resp, resp_len, header, alarms, n_alarms);
-    if (rc)
-        decode_failed(st, "AlarmResponse", rc, resp_len);
-out:
+    if (roundtrip(ch, PATH_ALARM, enc, req, req_len, timeout_ms, &resp, &resp_len, st) == GRPC_OK)
+        decode_check(st, "AlarmResponse",
+                     proto_decode_alarms(resp, resp_len, header, alarms, n_alarms), resp_len);
     free(resp);
     return st->code;
 }
@@ -253,20 +239,15 @@ int etcd_range_serializable(struct grpc_channel *ch, const char *key, int timeou
     uint8_t *req = NULL, *resp = NULL;
     size_t req_len = 0, resp_len = 0;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     if (header)
         memset(header, 0, sizeof(*header));
     if (count)
         *count = 0;
     int enc = proto_encode_range_serializable(key, &req, &req_len);
-    if (roundtrip(ch, PATH_RANGE, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
-        goto out;
-    int rc = proto_decode_range(resp, resp_len, header, count);
-    if (rc)
-        decode_failed(st, "RangeResponse", rc, resp_len);
-out:
+    if (roundtrip(ch, PATH_RANGE, enc, req, req_len, timeout_ms, &resp, &resp_len, st) == GRPC_OK)
+        decode_check(st, "RangeResponse", proto_decode_range(resp, resp_len, header, count),
+                     resp_len);
     free(resp);
     return st->code;
 }
@@ -278,16 +259,10 @@ int etcd_put(struct grpc_channel *ch, const char *key, const uint8_t *value, siz
     uint8_t *req = NULL, *resp = NULL;
     size_t req_len = 0, resp_len = 0;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     int enc = proto_encode_put(key, value, value_len, &req, &req_len);
-    if (roundtrip(ch, PATH_PUT, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
-        goto out;
-    int rc = proto_decode_put(resp, resp_len, NULL);
-    if (rc)
-        decode_failed(st, "PutResponse", rc, resp_len);
-out:
+    if (roundtrip(ch, PATH_PUT, enc, req, req_len, timeout_ms, &resp, &resp_len, st) == GRPC_OK)
+        decode_check(st, "PutResponse", proto_decode_put(resp, resp_len, NULL), resp_len);
     free(resp);
     return st->code;
 }
@@ -302,9 +277,7 @@ int etcd_snapshot(struct grpc_channel *ch, int timeout_ms, int idle_timeout_ms,
     size_t req_len = 0;
     bool snap_ready = false;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     if (digest_out)
         memset(digest_out, 0, 32);
     if (!ch) {
@@ -342,13 +315,8 @@ static int header_call(struct grpc_channel *ch, const char *path, int enc, uint8
 {
     uint8_t *resp = NULL;
     size_t resp_len = 0;
-    status_reset(st);
-    if (roundtrip(ch, path, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
-        goto out;
-    int rc = proto_decode_header_only(resp, resp_len, NULL);
-    if (rc)
-        decode_failed(st, path, rc, resp_len);
-out:
+    if (roundtrip(ch, path, enc, req, req_len, timeout_ms, &resp, &resp_len, st) == GRPC_OK)
+        decode_check(st, path, proto_decode_header_only(resp, resp_len, NULL), resp_len);
     free(resp);
     return st->code;
 }
@@ -358,8 +326,7 @@ int etcd_defragment(struct grpc_channel *ch, int timeout_ms, struct grpc_status 
     struct grpc_status local;
     uint8_t *req = NULL;
     size_t req_len = 0;
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
+    st = status_begin(st, &local);
     int enc = proto_encode_defragment(&req, &req_len);
     return header_call(ch, PATH_DEFRAGMENT, enc, req, req_len, timeout_ms, st);
 }
@@ -370,8 +337,7 @@ int etcd_move_leader(struct grpc_channel *ch, uint64_t target_id, int timeout_ms
     struct grpc_status local;
     uint8_t *req = NULL;
     size_t req_len = 0;
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
+    st = status_begin(st, &local);
     int enc = proto_encode_move_leader(target_id, &req, &req_len);
     return header_call(ch, PATH_MOVE_LEADER, enc, req, req_len, timeout_ms, st);
 }
@@ -382,8 +348,7 @@ int etcd_compact(struct grpc_channel *ch, int64_t revision, bool physical, int t
     struct grpc_status local;
     uint8_t *req = NULL;
     size_t req_len = 0;
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
+    st = status_begin(st, &local);
     int enc = proto_encode_compact(revision, physical, &req, &req_len);
     return header_call(ch, PATH_COMPACT, enc, req, req_len, timeout_ms, st);
 }
@@ -394,8 +359,7 @@ int etcd_alarm_deactivate(struct grpc_channel *ch, uint64_t member_id, int type,
     struct grpc_status local;
     uint8_t *req = NULL;
     size_t req_len = 0;
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
+    st = status_begin(st, &local);
     int enc = proto_encode_alarm(2, member_id, type, &req, &req_len);
     return header_call(ch, PATH_ALARM, enc, req, req_len, timeout_ms, st);
 }
@@ -408,18 +372,13 @@ int etcd_hashkv(struct grpc_channel *ch, int64_t revision, int timeout_ms,
     uint8_t *req = NULL, *resp = NULL;
     size_t req_len = 0, resp_len = 0;
 
-    // cppcheck-suppress uninitvar ; only its address is taken, the callee fills it
-    st = st ? st : &local;
-    status_reset(st);
+    st = status_begin(st, &local);
     *hash = 0;
     *compact_revision = 0;
     int enc = proto_encode_hashkv(revision, &req, &req_len);
-    if (roundtrip(ch, PATH_HASHKV, enc, req, req_len, timeout_ms, &resp, &resp_len, st))
-        goto out;
-    int rc = proto_decode_hashkv(resp, resp_len, header, hash, compact_revision);
-    if (rc)
-        decode_failed(st, "HashKVResponse", rc, resp_len);
-out:
+    if (roundtrip(ch, PATH_HASHKV, enc, req, req_len, timeout_ms, &resp, &resp_len, st) == GRPC_OK)
+        decode_check(st, "HashKVResponse",
+                     proto_decode_hashkv(resp, resp_len, header, hash, compact_revision), resp_len);
     free(resp);
     return st->code;
 }

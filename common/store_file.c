@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dirsync.h"
 #include "errbuf.h"
 #include "store.h"
 
@@ -102,7 +103,6 @@ static int fsync_parent(const char *path)
 {
     char dir[PATH_MAX];
     char *slash;
-    int fd, rc = 0;
 
     snprintf(dir, sizeof(dir), "%s", path);
     slash = strrchr(dir, '/');
@@ -112,13 +112,7 @@ static int fsync_parent(const char *path)
         slash[1] = '\0';
     else
         *slash = '\0';
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
+    return dirsync(dir);
 }
 
 static int file_upload_begin(struct store *s, const char *name, struct store_upload **out,

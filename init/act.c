@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "dirsync.h"
 #include "log.h"
+#include "readall.h"
 
 #define ACT_BACKUP_TAG ".reset-"
 #define ACT_STAMP_LEN 16 /* yyyymmddThhmmssZ */
@@ -70,20 +72,7 @@ int act_read_small(const char *path, char *buf, size_t cap, size_t *len)
         rc = -EINVAL;
         goto out;
     }
-    while (*len < cap) {
-        ssize_t r = read(fd, buf + *len, cap - *len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (r == 0)
-            break;
-        *len += (size_t)r;
-    }
-    if (*len >= cap)
-        rc = -EFBIG;
+    rc = readall(fd, buf, cap, len);
 out:
     close(fd);
     return rc;
@@ -101,19 +90,6 @@ int act_parent_of(const char *path, char *buf, size_t len)
     else
         n = snprintf(buf, len, "%.*s", (int)(slash - path), path);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-int act_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
 }
 
 int act_write_atomic(const char *path, const char *data, size_t len, char *err, size_t err_len)
@@ -154,7 +130,7 @@ int act_write_atomic(const char *path, const char *data, size_t len, char *err, 
         act_fail(err, err_len, rc, "rename %s -> %s: %s", tmp, path, strerror(-rc));
         goto out;
     }
-    rc = act_fsync_dir(dir);
+    rc = dirsync(dir);
     if (rc != 0)
         act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
 out:
@@ -197,7 +173,7 @@ int act_move_aside(const char *data_dir, time_t now, char *out, size_t out_len, 
     }
     return act_fail(err, err_len, -EEXIST, "%s: too many moved-aside copies this second", data_dir);
 moved:
-    rc = act_fsync_dir(dir);
+    rc = dirsync(dir);
     if (rc != 0)
         return act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
     n = snprintf(out, out_len, "%s", path);
@@ -305,7 +281,7 @@ int act_prune_backups(const char *data_dir, uint64_t keep, size_t *pruned, char 
         }
         (*pruned)++;
     }
-    rc = act_fsync_dir(dir);
+    rc = dirsync(dir);
     if (rc != 0)
         act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
 out:

@@ -87,7 +87,6 @@ int act_parent_of(const char *path, char *buf, size_t len);
 /* Format a reason into err (truncated to err_len) and return rc: `return act_fail(...)`. */
 int act_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int act_fsync_dir(const char *dir);
 /* Read a small regular file (the state, env and marker files): up to cap bytes into buf, the
  * count into *len. A file of cap bytes or more is -EFBIG (pass the bound + 1 as cap to tell a
  * full file from a longer one), anything but a regular file -EINVAL; else 0 or -errno. */

@@ -27,6 +27,7 @@
 #include "act.h"
 #include "curl_dl.h"
 #include "datadir.h"
+#include "dirsync.h"
 #include "hex.h"
 #include "bounds.h"
 #include "clock.h"
@@ -1058,7 +1059,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     r->member_id = rep.member_id;
     r->cluster_id = rep.cluster_id;
     (void)chmod(staging, 0700); /* etcd insists on 0700 */
-    rc = act_fsync_dir(dir);
+    rc = dirsync(dir);
     if (rc != 0) {
         act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
         goto out;
@@ -1081,7 +1082,7 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
                       strerror(errno));
         goto out;
     }
-    rc = act_fsync_dir(dir);
+    rc = dirsync(dir);
     if (rc != 0) {
         act_fail(err, err_len, rc, "fsync %s: %s", dir, strerror(-rc));
         goto out;

@@ -97,22 +97,6 @@ static size_t varint(uint8_t *p, uint64_t v)
     return n;
 }
 
-static uint64_t fnv64(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static int write_db(const char *path)
 {
     uint8_t page[PAGE];
@@ -126,16 +110,7 @@ static int write_db(const char *path)
     }
     for (uint64_t pg = 0; pg < 2; pg++) {
         memset(page, 0, sizeof page);
-        put64(page, pg);
-        page[8] = 0x04;
-        uint8_t *m = page + 16;
-        put64(m, 0xED0CDAEDull | 2ull << 32); /* magic, version */
-        put64(m + 8, PAGE);
-        put64(m + 16, 3);
-        put64(m + 32, 2);
-        put64(m + 40, DB_BYTES / PAGE);
-        put64(m + 48, 100 + pg);
-        put64(m + 56, fnv64(m, 56));
+        test_bbolt_meta(page, pg, PAGE, 100 + pg, DB_BYTES / PAGE);
         if (pwrite(fd, page, sizeof page, (off_t)(pg * PAGE)) != (ssize_t)sizeof page) {
             rc = -EIO;
             goto out;

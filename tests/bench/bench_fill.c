@@ -12,6 +12,7 @@
 #include "config.h"
 #include "etcd.h"
 #include "grpc.h"
+#include "testutil.h"
 #include "tls.h"
 
 #define FILL_MAX_VALUE (1u << 20) /* etcd's request limit is ~1.5 MiB */
@@ -20,7 +21,6 @@
 
 int main(int argc, char **argv)
 {
-    char err[512];
     uint64_t count, size;
     int rc = 1;
     uint8_t *buf = NULL;
@@ -32,16 +32,8 @@ int main(int argc, char **argv)
         return 2;
     }
     struct tls_files files = {.ca_file = argv[2], .cert_file = argv[3], .key_file = argv[4]};
-    if (!(tls = tls_client_new(&files, err, sizeof err))) {
-        fprintf(stderr, "tls: %s\n", err);
+    if (test_channel_open(argv[0], argv[1], &files, &tls, &ch) < 0)
         goto out;
-    }
-    const char *eps[] = {argv[1]};
-    struct grpc_channel_config gc = {.endpoints = eps, .n_endpoints = 1, .tls = tls};
-    if (!(ch = grpc_channel_new(&gc, err, sizeof err))) {
-        fprintf(stderr, "channel: %s\n", err);
-        goto out;
-    }
     if (!(buf = malloc(size)))
         goto out;
     for (uint64_t i = 0; i < count; i++) {

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "etcd.h"
 #include "grpc.h"
+#include "testutil.h"
 #include "tls.h"
 
 #define K8S_MAX_MB 8192u
@@ -210,7 +211,6 @@ static void configmap(struct gen *g, const char *name, const char *ns, const cha
 
 int main(int argc, char **argv)
 {
-    char err[512];
     uint64_t mb, seed;
     int rc = 1;
     struct tls_ctx *tls = NULL;
@@ -222,16 +222,8 @@ int main(int argc, char **argv)
         return 2;
     }
     struct tls_files files = {.ca_file = argv[2], .cert_file = argv[3], .key_file = argv[4]};
-    if (!(tls = tls_client_new(&files, err, sizeof err))) {
-        fprintf(stderr, "tls: %s\n", err);
+    if (test_channel_open(argv[0], argv[1], &files, &tls, &ch) < 0)
         goto out;
-    }
-    const char *eps[] = {argv[1]};
-    struct grpc_channel_config gc = {.endpoints = eps, .n_endpoints = 1, .tls = tls};
-    if (!(ch = grpc_channel_new(&gc, err, sizeof err))) {
-        fprintf(stderr, "channel: %s\n", err);
-        goto out;
-    }
     if (!(g.buf = malloc(K8S_VALUE_CAP)))
         goto out;
     g.s = 0x9e3779b97f4a7c15ull * (seed + 1);

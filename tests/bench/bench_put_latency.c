@@ -11,6 +11,7 @@
 #include "config.h"
 #include "etcd.h"
 #include "grpc.h"
+#include "testutil.h"
 #include "tls.h"
 
 #define PUT_MAX_COUNT 100000u
@@ -31,7 +32,6 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    char err[512];
     uint64_t count;
     int rc = 1;
     double *lat = NULL;
@@ -42,13 +42,8 @@ int main(int argc, char **argv)
         return 2;
     }
     struct tls_files files = {.ca_file = argv[2], .cert_file = argv[3], .key_file = argv[4]};
-    if (!(tls = tls_client_new(&files, err, sizeof err))) {
-        fprintf(stderr, "tls: %s\n", err);
-        goto out;
-    }
-    const char *eps[] = {argv[1]};
-    struct grpc_channel_config gc = {.endpoints = eps, .n_endpoints = 1, .tls = tls};
-    if (!(ch = grpc_channel_new(&gc, err, sizeof err)) || !(lat = calloc(count, sizeof(*lat))))
+    if (test_channel_open(argv[0], argv[1], &files, &tls, &ch) < 0 ||
+        !(lat = calloc(count, sizeof(*lat))))
         goto out;
     for (uint64_t i = 0; i < count; i++) {
         char key[64];

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "etcd.h"
+#include "testutil.h"
 
 #define FLOOR_IDLE_TIMEOUT_MS 30000
 
@@ -33,7 +34,7 @@ int main(void)
     const char *eps_env = getenv("ETCD_TEST_ENDPOINTS");
     struct tls_files files = {getenv("ETCD_TEST_CACERT"), getenv("ETCD_TEST_CERT"),
                               getenv("ETCD_TEST_KEY")};
-    char ep[256], err[256];
+    char ep[256];
     struct tls_ctx *tls = NULL;
     struct grpc_channel *ch = NULL;
     int rc = 1;
@@ -49,18 +50,8 @@ int main(void)
     }
     memcpy(ep, eps_env, l);
     ep[l] = '\0';
-    const char *eps[1] = {ep};
-    tls = tls_client_new(&files, err, sizeof err);
-    if (!tls) {
-        fprintf(stderr, "bench_snapfloor: %s\n", err);
+    if (test_channel_open("bench_snapfloor", ep, &files, &tls, &ch) < 0)
         goto out;
-    }
-    struct grpc_channel_config cfg = {.endpoints = eps, .n_endpoints = 1, .tls = tls};
-    ch = grpc_channel_new(&cfg, err, sizeof err);
-    if (!ch) {
-        fprintf(stderr, "bench_snapfloor: %s\n", err);
-        goto out;
-    }
     uint64_t bytes = 0;
     uint8_t digest[32];
     struct grpc_status st;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aws_creds.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,11 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (rc != 0 && (err[0] == '\0' || strchr(err, '\n') != NULL))
         abort();
-    s = malloc(size + 1);
+    s = fuzz_copy_str(data, size);
     if (s == NULL)
         return 0;
-    memcpy(s, data, size);
-    s[size] = '\0';
     (void)aws_creds_parse_time(s, &t);
     free(s);
     return 0;

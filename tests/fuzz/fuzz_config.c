@@ -9,6 +9,7 @@
 
 #include "array.h"
 #include "config.h"
+#include "fuzz_input.h"
 
 #define FUZZ_MAX_ARGS 64
 
@@ -89,11 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (devnull == NULL)
         devnull = fopen("/dev/null", "w");
     /* NUL-terminated copy: pieces end at each NUL, the last at the end */
-    copy = malloc(size + 1);
+    copy = fuzz_copy_str(data, size);
     if (copy == NULL)
         return 0;
-    memcpy(copy, data, size);
-    copy[size] = '\0';
     env_value = copy;
     pos = strlen(copy) + 1;
     argv[0] = (char *)"fuzz";

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "grpc.h"
 
 #define FUZZ_MAX_MESSAGE 4096
@@ -36,12 +37,10 @@ static int on_message(void *arg, const uint8_t *msg, size_t len)
 static void fuzz_trailers(const uint8_t *data, size_t size)
 {
     struct grpc_status st;
-    char *s = malloc(size + 1), *nl;
+    char *s = fuzz_copy_str(data, size), *nl;
 
     if (!s)
         return;
-    memcpy(s, data, size);
-    s[size] = '\0';
     nl = strchr(s, '\n');
     if (nl)
         *nl = '\0';

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "etcd.h"
+#include "fuzz_input.h"
 #include "maint_plan.h"
 
 #define FUZZ_MAX_INPUT (1u << 20)
@@ -16,20 +17,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > FUZZ_MAX_INPUT)
         return 0;
-    /* an exact-size copy so ASan sees any read past the end */
-    char *text = malloc(size ? size : 1);
+    char *text = fuzz_copy_exact(data, size);
     if (!text)
         return 0;
-    memcpy(text, data, size);
     int64_t q = 0;
     if (etcd_metrics_quota(text, size, &q) == 0 && q < 0)
         abort();
     free(text);
-    char *s = malloc(size + 1);
+    char *s = fuzz_copy_str(data, size);
     if (!s)
         return 0;
-    memcpy(s, data, size);
-    s[size] = '\0';
     int64_t v = 0;
     if (maint_plan_parse_size(s, &v) == 0 && v < 0)
         abort();

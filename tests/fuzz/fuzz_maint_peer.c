@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "maint_peer.h"
 
 #define FUZZ_MAX_INPUT (1u << 20)
@@ -17,11 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > FUZZ_MAX_INPUT)
         return 0;
-    /* an exact-size copy so ASan sees any read past the end */
-    char *text = malloc(size ? size : 1);
+    char *text = fuzz_copy_exact(data, size);
     if (!text)
         return 0;
-    memcpy(text, data, size);
     struct maint_peer_verdict v;
     int rc = maint_peer_parse(text, size, &v);
     free(text);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
 #include "s3xml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,10 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > STORE_MAX_XML)
         return 0;
-    xml = malloc(size ? size : 1); /* not NUL-terminated: the parser must respect len */
+    xml = fuzz_copy_exact(data, size); /* not NUL-terminated: the parser must respect len */
     if (!xml)
         return 0;
-    memcpy(xml, data, size);
     rc = s3xml_list_objects(xml, size, on_object, NULL, &truncated, next, sizeof(next));
     if (rc == 0 && strnlen(next, sizeof(next)) == sizeof(next))
         abort();

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "store.h"
+#include "testutil.h"
 
 extern const struct store_ops store_azure_ops;
 
@@ -40,45 +41,6 @@ static void sh(const char *fmt, ...)
     vsnprintf(cmd, sizeof(cmd), fmt, ap);
     va_end(ap);
     assert_int_equal(system(cmd), 0);
-}
-
-static void make_file(const char *path, size_t size, uint64_t seed)
-{
-    uint64_t *buf = malloc(1 << 20), x = seed * 0x9E3779B97F4A7C15ull + 1;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    size_t done = 0;
-
-    assert_true(fd >= 0 && buf);
-    while (done < size) {
-        size_t n = size - done < (1u << 20) ? size - done : (1u << 20);
-        for (size_t i = 0; i < (1u << 20) / 8; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            buf[i] = x;
-        }
-        assert_int_equal(write(fd, buf, n), (ssize_t)n);
-        done += n;
-    }
-    close(fd);
-    free(buf);
-}
-
-static void file_sha(const char *path, char *hex)
-{
-    unsigned char md[32], *buf = malloc(1 << 20);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int fd = open(path, O_RDONLY);
-    ssize_t r;
-
-    assert_true(fd >= 0 && buf && c);
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    while ((r = read(fd, buf, 1 << 20)) > 0)
-        EVP_DigestUpdate(c, buf, (size_t)r);
-    EVP_DigestFinal_ex(c, md, NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    EVP_MD_CTX_free(c);
-    close(fd);
-    free(buf);
 }
 
 /* a get sink hashing what it receives: the caller's sha256 check */
@@ -184,8 +146,8 @@ static int setup(void **state)
     snprintf(key, sizeof(key), "%s", getenv("AZURE_STORAGE_KEY"));
     snprintf(sas, sizeof(sas), "%s", getenv("AZURE_TEST_SAS"));
     snprintf(big_path, sizeof(big_path), "%s/big", work);
-    make_file(big_path, BIG_SIZE, 1);
-    file_sha(big_path, big_sha);
+    assert_int_equal(test_file_fill(big_path, BIG_SIZE, 1), 0);
+    assert_int_equal(test_file_sha256(big_path, big_sha), 0);
     server_up = true;
     return 0;
 }

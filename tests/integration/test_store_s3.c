@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "testutil.h"
 
 #define BIG_SIZE (100u * 1000 * 1000) /* ~100 MB: 6 parts of 16 MiB */
 #define AWS "/usr/bin/aws"
@@ -76,47 +77,6 @@ static int part_attempts(int part)
     v = cJSON_IsNumber(f) ? f->valueint : 0;
     cJSON_Delete(o);
     return v;
-}
-
-static void file_sha(const char *path, char *hex)
-{
-    unsigned char md[32], *buf = malloc(1 << 20);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int fd = open(path, O_RDONLY);
-    ssize_t r;
-
-    assert_true(fd >= 0 && buf && c);
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    while ((r = read(fd, buf, 1 << 20)) > 0)
-        EVP_DigestUpdate(c, buf, (size_t)r);
-    EVP_DigestFinal_ex(c, md, NULL);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    EVP_MD_CTX_free(c);
-    close(fd);
-    free(buf);
-}
-
-static void make_file(const char *path, size_t size, uint64_t seed)
-{
-    uint64_t *buf = malloc(1 << 20), x = seed * 0x9E3779B97F4A7C15ull + 1;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    size_t done = 0;
-
-    assert_true(fd >= 0 && buf);
-    while (done < size) {
-        size_t n = size - done < (1u << 20) ? size - done : (1u << 20);
-        for (size_t i = 0; i < (1u << 20) / 8; i++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            buf[i] = x;
-        }
-        assert_int_equal(write(fd, buf, n), (ssize_t)n);
-        done += n;
-    }
-    close(fd);
-    free(buf);
 }
 
 struct sha_sink {
@@ -227,8 +187,8 @@ static int setup(void **state)
     if (!mkdtemp(work))
         return -1;
     snprintf(big_path, sizeof(big_path), "%s/big", work);
-    make_file(big_path, BIG_SIZE, 1);
-    file_sha(big_path, big_sha);
+    assert_int_equal(test_file_fill(big_path, BIG_SIZE, 1), 0);
+    assert_int_equal(test_file_sha256(big_path, big_sha), 0);
     return 0;
 }
 
@@ -582,11 +542,11 @@ static void test_aws_cli_interop(void **state)
     snprintf(back, sizeof(back), "%s/back", work);
     sh(AWS " --endpoint-url %s s3 cp --only-show-errors s3://%s/backups/0123456789abcdef/big.db %s",
        ep, bucket, back);
-    file_sha(back, sha);
+    assert_int_equal(test_file_sha256(back, sha), 0);
     assert_string_equal(sha, big_sha);
     /* what the CLI uploaded (multipart: 20 MB at its 8 MiB default), we download */
-    make_file(back, 20u * 1000 * 1000, 7);
-    file_sha(back, want);
+    assert_int_equal(test_file_fill(back, 20u * 1000 * 1000, 7), 0);
+    assert_int_equal(test_file_sha256(back, want), 0);
     sh(AWS " --endpoint-url %s s3 cp --only-show-errors %s s3://%s/backups/cli/by-cli.db", ep, back,
        bucket);
     assert_int_equal(get_sha(st, "cli/by-cli.db", sha, NULL, err, sizeof(err)), 0);

@@ -59,20 +59,12 @@ mount -t proc proc "$WORK/proc" && MOUNTED=$WORK/proc
 
 # The build stage's instructions, read from the Containerfile.
 stage=$(python3 - <<'PY'
-import re
-lines, cur, out, in_build = [], "", [], False
-for raw in open("Containerfile"):
-    s = raw.rstrip("\n")
-    if not cur and s.lstrip().startswith("#"):
-        continue
-    if s.endswith("\\"):
-        cur += s[:-1] + " "
-        continue
-    cur += s
-    if cur.strip():
-        lines.append(cur.strip())
-    cur = ""
-for l in lines:
+import re, sys
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, "tests/packaging")
+from containerfile import instructions
+in_build = False
+for l in instructions():
     instr, _, rest = l.partition(" ")
     if instr.upper() == "FROM":
         in_build = re.search(r"\sAS\s+build$", l, re.I) is not None

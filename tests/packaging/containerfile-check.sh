@@ -31,20 +31,11 @@ def check(cond, msg, why):
     (ok if cond else lambda m: fail(m, why))(msg)
 
 # ---- parse: join continuations, drop comments, split into stages --------------------------
-lines, cur = [], ""
-for raw in open("Containerfile"):
-    s = raw.rstrip("\n")
-    if not cur and s.lstrip().startswith("#"):
-        continue
-    if s.endswith("\\"):
-        cur += s[:-1] + " "
-        continue
-    cur += s
-    if cur.strip():
-        lines.append(cur.strip())
-    cur = ""
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, "tests/packaging")
+from containerfile import instructions  # noqa: E402
 global_args, stages = {}, []
-for l in lines:
+for l in instructions():
     instr, _, rest = l.partition(" ")
     instr, rest = instr.upper(), rest.strip()
     if instr == "FROM":

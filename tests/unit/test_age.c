@@ -16,32 +16,7 @@
 
 #include "age.h"
 #include "bounds.h"
-
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-    int fail_after; /* sink fails once this many calls have been made (0: never) */
-    int calls;
-};
-
-static int buf_sink(void *arg, const uint8_t *data, size_t len)
-{
-    struct buf *b = arg;
-    if (b->fail_after && ++b->calls >= b->fail_after)
-        return -ENOSPC;
-    if (b->len + len > b->cap) {
-        size_t cap = (b->len + len) * 2 + 64;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p)
-            return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    if (len)
-        memcpy(b->p + b->len, data, len);
-    b->len += len;
-    return 0;
-}
+#include "testutil.h"
 
 static uint8_t *pattern(size_t n)
 {
@@ -73,12 +48,12 @@ static int teardown(void **state)
 }
 
 /* Encrypts in pieces of `piece` bytes (0: one write). */
-static struct buf encrypt(const uint8_t *pt, size_t n, const struct age_recipient *r, size_t nr,
-                          size_t piece)
+static struct test_buf encrypt(const uint8_t *pt, size_t n, const struct age_recipient *r,
+                               size_t nr, size_t piece)
 {
-    struct buf out = {0};
+    struct test_buf out = {0};
     struct age_enc *e = NULL;
-    assert_int_equal(age_enc_new(&e, r, nr, buf_sink, &out), 0);
+    assert_int_equal(age_enc_new(&e, r, nr, test_buf_sink, &out), 0);
     assert_int_equal(out.len, 0); /* nothing before the first write */
     size_t step = piece ? piece : (n ? n : 1);
     for (size_t o = 0; o < n; o += step)
@@ -90,10 +65,10 @@ static struct buf encrypt(const uint8_t *pt, size_t n, const struct age_recipien
 
 /* Decrypts in pieces; returns the first error of write or finish (0: complete). */
 static int decrypt(const uint8_t *ct, size_t n, const struct age_identity *id, size_t ni,
-                   size_t piece, struct buf *out, char *why, size_t whylen)
+                   size_t piece, struct test_buf *out, char *why, size_t whylen)
 {
     struct age_dec *d = NULL;
-    assert_int_equal(age_dec_new(&d, id, ni, buf_sink, out), 0);
+    assert_int_equal(age_dec_new(&d, id, ni, test_buf_sink, out), 0);
     size_t step = piece ? piece : (n ? n : 1);
     int rc = 0;
     for (size_t o = 0; o < n && rc == 0; o += step)
@@ -106,7 +81,7 @@ static int decrypt(const uint8_t *ct, size_t n, const struct age_identity *id, s
     return rc;
 }
 
-static size_t header_len(const struct buf *b)
+static size_t header_len(const struct test_buf *b)
 {
     const uint8_t *m = memmem(b->p, b->len, "\n--- ", 5);
     assert_non_null(m);
@@ -127,13 +102,13 @@ static void test_round_trips(void **state)
         for (size_t p = 0; p < sizeof pieces / sizeof *pieces; p++) {
             if (pieces[p] == 1 && n > 70000)
                 continue; /* byte-wise only for the small ones (speed under valgrind) */
-            struct buf ct = encrypt(pt, n, rcps, 1, pieces[p]);
+            struct test_buf ct = encrypt(pt, n, rcps, 1, pieces[p]);
             size_t chunks = n ? (n + AGE_CHUNK - 1) / AGE_CHUNK : 1;
             assert_int_equal(ct.len, header_len(&ct) + 16 + n + 16 * chunks);
             for (size_t q = 0; q < sizeof pieces / sizeof *pieces; q++) {
                 if (pieces[q] == 1 && n > 70000)
                     continue;
-                struct buf out = {0};
+                struct test_buf out = {0};
                 char why[AGE_ERR_LEN];
                 int rc = decrypt(ct.p, ct.len, ids, 1, pieces[q], &out, why, sizeof why);
                 if (rc != 0)
@@ -153,9 +128,9 @@ static void test_recipients(void **state)
 {
     (void)state;
     uint8_t *pt = pattern(70000);
-    struct buf ct = encrypt(pt, 70000, rcps, 3, 0);
+    struct test_buf ct = encrypt(pt, 70000, rcps, 3, 0);
     for (int i = 0; i < 3; i++) {
-        struct buf out = {0};
+        struct test_buf out = {0};
         assert_int_equal(decrypt(ct.p, ct.len, &ids[i], 1, 0, &out, NULL, 0), 0);
         assert_int_equal(out.len, 70000);
         assert_memory_equal(out.p, pt, 70000);
@@ -165,7 +140,7 @@ static void test_recipients(void **state)
     struct age_identity other;
     char why[AGE_ERR_LEN];
     assert_int_equal(age_keygen(&other), 0);
-    struct buf out = {0};
+    struct test_buf out = {0};
     assert_int_equal(decrypt(ct.p, ct.len, &other, 1, 0, &out, why, sizeof why), -ENOKEY);
     assert_int_equal(out.len, 0);
     assert_non_null(strstr(why, "no identity matches"));
@@ -185,7 +160,7 @@ static void test_tamper(void **state)
     (void)state;
     size_t n = 2 * 65536 + 100;
     uint8_t *pt = pattern(n);
-    struct buf ct = encrypt(pt, n, rcps, 2, 0);
+    struct test_buf ct = encrypt(pt, n, rcps, 2, 0);
     size_t hl = header_len(&ct);
     char why[AGE_ERR_LEN];
     /* Every header byte, the payload nonce, and bytes in each chunk and tag. */
@@ -199,7 +174,7 @@ static void test_tamper(void **state)
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++)
         pos[np++] = extra[i];
     for (size_t i = 0; i < np; i++) {
-        struct buf out = {0};
+        struct test_buf out = {0};
         ct.p[pos[i]] ^= 0x01;
         int rc = decrypt(ct.p, ct.len, ids, 1, 0, &out, why, sizeof why);
         ct.p[pos[i]] ^= 0x01;
@@ -213,7 +188,7 @@ static void test_tamper(void **state)
         free(out.p);
     }
     /* The MAC itself, and a stanza added in front of the MAC line: MAC mismatch. */
-    struct buf out = {0};
+    struct test_buf out = {0};
     ct.p[hl - 5] ^= 0x01;
     assert_int_equal(decrypt(ct.p, ct.len, ids, 1, 0, &out, why, sizeof why), -EBADMSG);
     ct.p[hl - 5] ^= 0x01;
@@ -239,14 +214,14 @@ static void test_truncation(void **state)
     (void)state;
     size_t n = 2 * 65536 + 100;
     uint8_t *pt = pattern(n);
-    struct buf ct = encrypt(pt, n, rcps, 1, 0);
+    struct test_buf ct = encrypt(pt, n, rcps, 1, 0);
     size_t hl = header_len(&ct), c0 = hl + 16, c1 = c0 + AGE_CHUNK + 16, c2 = c1 + AGE_CHUNK + 16;
     size_t cuts[] = {0,      1,      10,      hl - 1,  hl,        hl + 1, hl + 15,
                      c0,     c0 + 1, c0 + 16, c1 - 1,  c1,        c1 + 1, c1 + 16,
                      c2 - 1, c2,     c2 + 1,  c2 + 16, ct.len - 1};
     char why[AGE_ERR_LEN];
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-        struct buf out = {0};
+        struct test_buf out = {0};
         int rc = decrypt(ct.p, cuts[i], ids, 1, 0, &out, why, sizeof why);
         if (rc != -EBADMSG)
             fail_msg("cut at %zu of %zu: rc %d (%s)", cuts[i], ct.len, rc, why);
@@ -254,7 +229,7 @@ static void test_truncation(void **state)
         free(out.p);
     }
     /* Exactly at a chunk boundary: the message names the missing final chunk. */
-    struct buf out = {0};
+    struct test_buf out = {0};
     assert_int_equal(decrypt(ct.p, c2, ids, 1, 0, &out, why, sizeof why), -EBADMSG);
     assert_non_null(strstr(why, "final chunk is missing"));
     assert_int_equal(out.len, AGE_CHUNK); /* the held second chunk is never released */
@@ -265,7 +240,7 @@ static void test_truncation(void **state)
     uint8_t *more = malloc(ct.len + 40);
     memcpy(more, ct.p, ct.len);
     memset(more + ct.len, 0x5a, 40);
-    out = (struct buf){0};
+    out = (struct test_buf){0};
     assert_int_equal(decrypt(more, ct.len + 40, ids, 1, 0, &out, why, sizeof why), -EBADMSG);
     assert_non_null(strstr(why, "after the final chunk"));
     assert_int_equal(out.len, 0);
@@ -285,7 +260,7 @@ static void test_truncation(void **state)
 
 static int dec_text(const char *s, char *why, size_t whylen)
 {
-    struct buf out = {0};
+    struct test_buf out = {0};
     int rc = decrypt((const uint8_t *)s, strlen(s), ids, 1, 0, &out, why, whylen);
     free(out.p);
     return rc;
@@ -384,8 +359,8 @@ static void test_header_bounds(void **state)
     while (o + 12 < cap)
         o += (size_t)snprintf(s + o, cap - o, "-> a\nAAAA\n");
     struct age_dec *d = NULL;
-    struct buf out = {0};
-    assert_int_equal(age_dec_new(&d, ids, 1, buf_sink, &out), 0);
+    struct test_buf out = {0};
+    assert_int_equal(age_dec_new(&d, ids, 1, test_buf_sink, &out), 0);
     int rc = 0;
     for (size_t i = 0; i < o && rc == 0; i += 1000)
         rc = age_dec_write(d, s + i, o - i < 1000 ? o - i : 1000);
@@ -395,7 +370,7 @@ static void test_header_bounds(void **state)
     /* One long line with no newline. */
     memset(s, 'A', cap);
     memcpy(s, "age-encryption.org/v1\n-> ", 25);
-    assert_int_equal(age_dec_new(&d, ids, 1, buf_sink, &out), 0);
+    assert_int_equal(age_dec_new(&d, ids, 1, test_buf_sink, &out), 0);
     rc = 0;
     for (size_t i = 0; i < cap && rc == 0; i += 4096)
         rc = age_dec_write(d, s + i, cap - i < 4096 ? cap - i : 4096);
@@ -479,16 +454,16 @@ static void test_misuse_and_sink_errors(void **state)
     (void)state;
     struct age_enc *e = NULL;
     struct age_dec *d = NULL;
-    struct buf out = {0};
-    assert_int_equal(age_enc_new(&e, rcps, 0, buf_sink, &out), -EINVAL);
-    assert_int_equal(age_enc_new(&e, rcps, AGE_MAX_RECIPIENTS + 1, buf_sink, &out), -EINVAL);
-    assert_int_equal(age_dec_new(&d, ids, 0, buf_sink, &out), -EINVAL);
+    struct test_buf out = {0};
+    assert_int_equal(age_enc_new(&e, rcps, 0, test_buf_sink, &out), -EINVAL);
+    assert_int_equal(age_enc_new(&e, rcps, AGE_MAX_RECIPIENTS + 1, test_buf_sink, &out), -EINVAL);
+    assert_int_equal(age_dec_new(&d, ids, 0, test_buf_sink, &out), -EINVAL);
     /* A low-order (all-zero) recipient key is refused. */
     struct age_recipient zero = {{0}};
-    assert_int_equal(age_enc_new(&e, &zero, 1, buf_sink, &out), -EINVAL);
+    assert_int_equal(age_enc_new(&e, &zero, 1, test_buf_sink, &out), -EINVAL);
     assert_null(e);
     /* Write after finish. */
-    assert_int_equal(age_enc_new(&e, rcps, 1, buf_sink, &out), 0);
+    assert_int_equal(age_enc_new(&e, rcps, 1, test_buf_sink, &out), 0);
     assert_int_equal(age_enc_finish(e), 0);
     assert_int_equal(age_enc_write(e, "x", 1), -EINVAL);
     assert_int_equal(age_enc_finish(e), -EINVAL);
@@ -497,15 +472,15 @@ static void test_misuse_and_sink_errors(void **state)
     uint8_t *pt = pattern(300000);
     out.len = 0;
     out.fail_after = 3;
-    assert_int_equal(age_enc_new(&e, rcps, 1, buf_sink, &out), 0);
+    assert_int_equal(age_enc_new(&e, rcps, 1, test_buf_sink, &out), 0);
     int rc = age_enc_write(e, pt, 300000);
     assert_int_equal(rc, -ENOSPC);
     assert_int_equal(age_enc_write(e, pt, 10), -ENOSPC);
     assert_int_equal(age_enc_finish(e), -ENOSPC);
     age_enc_free(e);
     free(out.p);
-    out = (struct buf){0};
-    struct buf ct = encrypt(pt, 300000, rcps, 1, 0);
+    out = (struct test_buf){0};
+    struct test_buf ct = encrypt(pt, 300000, rcps, 1, 0);
     out.fail_after = 2;
     assert_int_equal(decrypt(ct.p, ct.len, ids, 1, 0, &out, NULL, 0), -ENOSPC);
     free(out.p);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "aws_creds.h"
+#include "testutil.h"
 
 static char dir[256];
 static char cred_path[300], conf_path[300];
@@ -76,11 +77,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[400];
-
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_rm_tree(dir);
 }
 
 /* ---- INI dialect -------------------------------------------------------------------------- */

@@ -18,32 +18,7 @@
 #include "age.h"
 #include "bounds.h"
 #include "codec.h"
-
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-    int fail_after;
-    int calls;
-};
-
-static int buf_sink(void *arg, const uint8_t *data, size_t len)
-{
-    struct buf *b = arg;
-    if (b->fail_after && ++b->calls >= b->fail_after)
-        return -ENOSPC;
-    if (b->len + len > b->cap) {
-        size_t cap = (b->len + len) * 2 + 64;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p)
-            return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    if (len)
-        memcpy(b->p + b->len, data, len);
-    b->len += len;
-    return 0;
-}
+#include "testutil.h"
 
 /* Compressible, JSON-like bytes. */
 static uint8_t *json(size_t n)
@@ -88,36 +63,36 @@ static int teardown(void **state)
     return 0;
 }
 
-static int encode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece, struct buf *out,
-                  struct codec_result *res)
+/* Writes p to c in pieces of `piece` bytes (0: all at once), then finishes; the first error. */
+static int feed(struct codec *c, const uint8_t *p, size_t n, size_t piece, struct codec_result *res)
+{
+    size_t step = piece ? piece : (n ? n : 1);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i += step)
+        rc = codec_write(c, p + i, n - i < step ? n - i : step);
+    return rc ? rc : codec_finish(c, res);
+}
+
+static int encode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece,
+                  struct test_buf *out, struct codec_result *res)
 {
     struct codec_enc_opts o = {
         .zstd = zstd, .recipients = age ? &rcp : NULL, .n_recipients = age ? 1 : 0};
     struct codec *c = NULL;
-    int rc = codec_enc_new(&c, &o, buf_sink, out);
-    assert_int_equal(rc, 0);
-    size_t step = piece ? piece : (n ? n : 1);
-    for (size_t i = 0; i < n && rc == 0; i += step)
-        rc = codec_write(c, p + i, n - i < step ? n - i : step);
-    if (rc == 0)
-        rc = codec_finish(c, res);
+    assert_int_equal(codec_enc_new(&c, &o, test_buf_sink, out), 0);
+    int rc = feed(c, p, n, piece, res);
     codec_free(c);
     return rc;
 }
 
-static int decode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece, struct buf *out,
-                  struct codec_result *res, char *why, size_t whylen)
+static int decode(const uint8_t *p, size_t n, bool zstd, bool age, size_t piece,
+                  struct test_buf *out, struct codec_result *res, char *why, size_t whylen)
 {
     struct codec_dec_opts o = {
         .zstd = zstd, .identities = age ? &id : NULL, .n_identities = age ? 1 : 0};
     struct codec *c = NULL;
-    int rc = codec_dec_new(&c, &o, buf_sink, out);
-    assert_int_equal(rc, 0);
-    size_t step = piece ? piece : (n ? n : 1);
-    for (size_t i = 0; i < n && rc == 0; i += step)
-        rc = codec_write(c, p + i, n - i < step ? n - i : step);
-    if (rc == 0)
-        rc = codec_finish(c, res);
+    assert_int_equal(codec_dec_new(&c, &o, test_buf_sink, out), 0);
+    int rc = feed(c, p, n, piece, res);
     if (why)
         snprintf(why, whylen, "%s", codec_error(c));
     codec_free(c);
@@ -135,7 +110,7 @@ static void test_round_trips(void **state)
             for (size_t pc = 0; pc < sizeof pieces / sizeof *pieces; pc++) {
                 size_t n = sizes[s];
                 uint8_t *p = json(n), sha[32];
-                struct buf obj = {0}, back = {0};
+                struct test_buf obj = {0}, back = {0};
                 struct codec_result er, dr;
                 char why[AGE_ERR_LEN];
                 assert_int_equal(encode(p, n, zstd, age, pieces[pc], &obj, &er), 0);
@@ -172,12 +147,12 @@ static void test_no_plain_sha256(void **state)
     (void)state;
     size_t n = (1u << 20) + 7;
     uint8_t *p = json(n), zero[32] = {0};
-    struct buf a = {0}, b = {0};
+    struct test_buf a = {0}, b = {0};
     struct codec_result ra, rb;
     assert_int_equal(encode(p, n, true, false, 65536, &a, &ra), 0);
     struct codec_enc_opts o = {.zstd = true, .no_plain_sha256 = true};
     struct codec *c = NULL;
-    assert_int_equal(codec_enc_new(&c, &o, buf_sink, &b), 0);
+    assert_int_equal(codec_enc_new(&c, &o, test_buf_sink, &b), 0);
     for (size_t i = 0; i < n; i += 65536)
         assert_int_equal(codec_write(c, p + i, n - i < 65536 ? n - i : 65536), 0);
     assert_int_equal(codec_finish(c, &rb), 0);
@@ -200,11 +175,11 @@ static void test_truncated_and_corrupt(void **state)
     uint8_t *p = json(n);
     char why[AGE_ERR_LEN];
     for (int age = 0; age < 2; age++) {
-        struct buf obj = {0};
+        struct test_buf obj = {0};
         assert_int_equal(encode(p, n, true, age, 0, &obj, NULL), 0);
         size_t cuts[] = {0, 1, 5, obj.len / 3, obj.len / 2, obj.len - 4, obj.len - 1};
         for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-            struct buf back = {0};
+            struct test_buf back = {0};
             int rc = decode(obj.p, cuts[i], true, age, 4096, &back, NULL, why, sizeof why);
             if (rc != -EBADMSG)
                 fail_msg("age %d cut %zu/%zu: rc %d (%s)", age, cuts[i], obj.len, rc, why);
@@ -213,7 +188,7 @@ static void test_truncated_and_corrupt(void **state)
         free(obj.p);
     }
     /* zstd alone: a truncated frame names itself; a flipped byte fails (frame checksum). */
-    struct buf obj = {0}, back = {0};
+    struct test_buf obj = {0}, back = {0};
     assert_int_equal(encode(p, n, true, false, 0, &obj, NULL), 0);
     assert_int_equal(decode(obj.p, obj.len - 1, true, false, 0, &back, NULL, why, sizeof why),
                      -EBADMSG);
@@ -256,7 +231,7 @@ static void test_window_bound(void **state)
     assert_false(ZSTD_isError(ZSTD_compressStream2(z, &ob, &ib, ZSTD_e_continue)));
     assert_int_equal(ZSTD_compressStream2(z, &ob, &ib, ZSTD_e_end), 0);
     ZSTD_freeCCtx(z);
-    struct buf back = {0};
+    struct test_buf back = {0};
     char why[AGE_ERR_LEN];
     assert_int_equal(decode(out, ob.pos, true, false, 0, &back, NULL, why, sizeof why), -EBADMSG);
     assert_int_equal(back.len, 0);
@@ -281,15 +256,15 @@ static void test_options_and_errors(void **state)
 {
     (void)state;
     struct codec *c = NULL;
-    struct buf out = {0};
+    struct test_buf out = {0};
     struct codec_enc_opts eo = {.zstd = true, .zstd_level = CODEC_ZSTD_MAX_LEVEL + 1};
-    assert_int_equal(codec_enc_new(&c, &eo, buf_sink, &out), -EINVAL);
+    assert_int_equal(codec_enc_new(&c, &eo, test_buf_sink, &out), -EINVAL);
     eo.zstd_level = -1;
-    assert_int_equal(codec_enc_new(&c, &eo, buf_sink, &out), -EINVAL);
+    assert_int_equal(codec_enc_new(&c, &eo, test_buf_sink, &out), -EINVAL);
     eo = (struct codec_enc_opts){.n_recipients = 1};
-    assert_int_equal(codec_enc_new(&c, &eo, buf_sink, &out), -EINVAL);
+    assert_int_equal(codec_enc_new(&c, &eo, test_buf_sink, &out), -EINVAL);
     struct codec_dec_opts dopt = {.n_identities = AGE_MAX_IDENTITIES + 1, .identities = &id};
-    assert_int_equal(codec_dec_new(&c, &dopt, buf_sink, &out), -EINVAL);
+    assert_int_equal(codec_dec_new(&c, &dopt, test_buf_sink, &out), -EINVAL);
     /* Sink errors come back from write or finish and stick. */
     size_t n = 1u << 20;
     uint8_t *p = json(n);
@@ -297,12 +272,12 @@ static void test_options_and_errors(void **state)
     int rc = encode(p, n, true, true, 0, &out, NULL);
     assert_int_equal(rc, -ENOSPC);
     /* Wrong identity through the chain. */
-    struct buf obj = {0}, back = {0};
+    struct test_buf obj = {0}, back = {0};
     assert_int_equal(encode(p, n, true, true, 0, &obj, NULL), 0);
     struct age_identity other;
     assert_int_equal(age_keygen(&other), 0);
     struct codec_dec_opts od = {.zstd = true, .identities = &other, .n_identities = 1};
-    assert_int_equal(codec_dec_new(&c, &od, buf_sink, &back), 0);
+    assert_int_equal(codec_dec_new(&c, &od, test_buf_sink, &back), 0);
     assert_int_equal(codec_write(c, obj.p, obj.len), -ENOKEY);
     assert_non_null(strstr(codec_error(c), "no identity"));
     assert_int_equal(codec_finish(c, NULL), -ENOKEY);
@@ -310,8 +285,8 @@ static void test_options_and_errors(void **state)
     age_identity_wipe(&other, 1);
     /* Finish twice, write after finish. */
     eo = (struct codec_enc_opts){.zstd = true};
-    out = (struct buf){0};
-    assert_int_equal(codec_enc_new(&c, &eo, buf_sink, &out), 0);
+    out = (struct test_buf){0};
+    assert_int_equal(codec_enc_new(&c, &eo, test_buf_sink, &out), 0);
     assert_int_equal(codec_finish(c, NULL), 0);
     assert_int_equal(codec_finish(c, NULL), -EINVAL);
     codec_free(c);

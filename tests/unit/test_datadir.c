@@ -194,53 +194,14 @@ static void wal_name(char *out, size_t n, uint64_t seq, uint64_t index)
                 (int)n);
 }
 
-static uint64_t fnv64(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* One bbolt meta page (page id pgid) into p. */
-static void meta_page(uint8_t *p, uint64_t pgid, uint32_t page_size, uint64_t txid, uint64_t hwm)
-{
-    memset(p, 0, 80);
-    put64(p, pgid);
-    p[8] = 0x04; /* metaPageFlag */
-    uint8_t *m = p + 16;
-    put32(m, 0xED0CDAED);
-    put32(m + 4, 2);
-    put32(m + 8, page_size);
-    put64(m + 16, 3); /* root */
-    put64(m + 32, 2); /* freelist */
-    put64(m + 40, hwm);
-    put64(m + 48, txid);
-    put64(m + 56, fnv64(m, 56));
-}
-
 /* A db of `pages` pages with metas txid 5 (page 0) and 6 (page 1). */
 static void write_db(uint32_t page_size, uint64_t pages, bool bad0, bool bad1)
 {
     size_t n = (size_t)(page_size * pages);
     uint8_t *db = calloc(1, n);
     assert_non_null(db);
-    meta_page(db, 0, page_size, 5, pages);
-    meta_page(db + page_size, 1, page_size, 6, pages);
+    test_bbolt_meta(db, 0, page_size, 5, pages);
+    test_bbolt_meta(db + page_size, 1, page_size, 6, pages);
     if (bad0)
         db[16 + 40] ^= 0xff; /* hwm byte: checksum no longer holds */
     if (bad1)
@@ -290,17 +251,23 @@ static void write_snap(const char *rel, uint64_t term, uint64_t index, bool good
 /* A good data dir: two WAL files (entries 1..40, a snapshot record {20, term 2} after the
  * commit of 20 in the first), db, one .snap for that snapshot. *w holds the second file
  * (caller frees w->buf); g_crc0 the CRC the second file starts from. */
+/* WAL file 0 from scratch: header records, entries 1..20 of term 2, a HardState at commit 20. */
+static void w_file0(struct walw *w)
+{
+    memset(w, 0, sizeof *w);
+    w_file_start(w, true, MEMBER_ID, CLUSTER_ID);
+    for (uint64_t i = 1; i <= 20; i++)
+        w_entry(w, 2, i, (size_t)(i * 37 % 700));
+    w_state(w, 2, 20);
+}
+
 static void build_valid(struct walw *w, bool with_db, bool with_snap)
 {
     char name[128];
     mk("member");
     mk("member/wal");
     mk("member/snap");
-    memset(w, 0, sizeof *w);
-    w_file_start(w, true, MEMBER_ID, CLUSTER_ID);
-    for (uint64_t i = 1; i <= 20; i++)
-        w_entry(w, 2, i, (size_t)(i * 37 % 700));
-    w_state(w, 2, 20);
+    w_file0(w);
     w_snapshot(w, 20, 2);
     wal_name(name, sizeof name, 0, 0);
     write_file(name, w->buf, w->len, PREALLOC);
@@ -475,8 +442,8 @@ static void test_db_truncated(void **state)
     build_valid(&w, false, false);
     free(w.buf);
     uint8_t db[2 * PAGE] = {0};
-    meta_page(db, 0, PAGE, 5, 4); /* says 4 pages, file holds 2 */
-    meta_page(db + PAGE, 1, PAGE, 6, 4);
+    test_bbolt_meta(db, 0, PAGE, 5, 4); /* says 4 pages, file holds 2 */
+    test_bbolt_meta(db + PAGE, 1, PAGE, 6, 4);
     write_file("member/snap/db", db, sizeof db, 0);
     expect_corrupt("beyond the file");
     write_file("member/snap/db", db, PAGE, 0); /* shorter than two pages */
@@ -490,20 +457,20 @@ static void test_bbolt_meta_bytes(void **state)
     (void)state;
     uint8_t p[80];
     struct bbolt_meta m;
-    meta_page(p, 0, PAGE, 9, 4);
+    test_bbolt_meta(p, 0, PAGE, 9, 4);
     assert_int_equal(datadir_bbolt_meta(p, 80, &m), 0);
     assert_true(m.valid);
     assert_int_equal(m.txid, 9);
     assert_int_equal(m.page_size, PAGE);
     assert_int_equal(m.high_water_pgid, 4);
     assert_int_equal(datadir_bbolt_meta(p, 79, &m), -EMSGSIZE);
-    put64(p + 72, 0); /* bbolt 1.3.6 accepts a zero checksum */
+    test_put_le64(p + 72, 0); /* bbolt 1.3.6 accepts a zero checksum */
     assert_int_equal(datadir_bbolt_meta(p, 80, &m), 0);
-    put64(p + 72, 1);
+    test_put_le64(p + 72, 1);
     assert_int_equal(datadir_bbolt_meta(p, 80, &m), -EINVAL);
     assert_false(m.valid);
-    meta_page(p, 0, PAGE, 9, 4);
-    put32(p + 20, 1); /* version */
+    test_bbolt_meta(p, 0, PAGE, 9, 4);
+    test_put_le32(p + 20, 1); /* version */
     assert_int_equal(datadir_bbolt_meta(p, 80, &m), -EINVAL);
 }
 
@@ -543,12 +510,7 @@ static void test_torn_in_earlier_file(void **state)
     char name[128];
     build_valid(&w, true, false);
     free(w.buf);
-    /* rebuild file 0 and cut it short */
-    memset(&w, 0, sizeof w);
-    w_file_start(&w, true, MEMBER_ID, CLUSTER_ID);
-    for (uint64_t i = 1; i <= 20; i++)
-        w_entry(&w, 2, i, (size_t)(i * 37 % 700));
-    w_state(&w, 2, 20);
+    w_file0(&w); /* rebuild file 0 and cut it short */
     wal_name(name, sizeof name, 0, 0);
     write_file(name, w.buf, w.len - 5, 0);
     free(w.buf);
@@ -576,11 +538,7 @@ static void test_flipped_byte_first_file(void **state)
     char name[128];
     build_valid(&w, true, false);
     free(w.buf);
-    memset(&w, 0, sizeof w);
-    w_file_start(&w, true, MEMBER_ID, CLUSTER_ID);
-    for (uint64_t i = 1; i <= 20; i++)
-        w_entry(&w, 2, i, (size_t)(i * 37 % 700));
-    w_state(&w, 2, 20);
+    w_file0(&w);
     w.buf[200] ^= 0x01;
     wal_name(name, sizeof name, 0, 0);
     write_file(name, w.buf, w.len, PREALLOC);
@@ -803,28 +761,33 @@ static void test_oversized_record(void **state)
 static void test_bad_entry_and_type(void **state)
 {
     (void)state;
+    static const struct {
+        const char *name;
+        int64_t type;
+        const char *data;
+        size_t len;
+        const char *reason;
+    } cases[] = {
+        {"Index tag without its varint", 2, "\x18", 1, "raft entry"},
+        {"Index as bytes: wrong wire type", 2, "\x1a\x00", 2, "raft entry"},
+        {"unknown record type", 9, "x", 1, "unexpected record type 9"},
+    };
     struct walw w = {0};
     uint32_t crc = 0;
     struct wal_scan scan;
     w_file_start(&w, true, MEMBER_ID, CLUSTER_ID);
     size_t good = w.len;
     uint32_t good_crc = w.crc;
-    w_record(&w, 2, (const uint8_t *)"\x18", 1); /* Index tag without its varint */
-    memset(&scan, 0, sizeof scan);
-    assert_int_equal(datadir_wal_scan(w.buf, w.len, true, &crc, &scan), -EBADMSG);
-    assert_non_null(strstr(scan.reason, "raft entry"));
-    assert_int_equal(scan.end_offset, good);
-    w.len = good;
-    w.crc = good_crc;
-    w_record(&w, 2, (const uint8_t *)"\x1a\x00", 2); /* Index as bytes: wrong wire type */
-    memset(&scan, 0, sizeof scan);
-    assert_int_equal(datadir_wal_scan(w.buf, w.len, true, &crc, &scan), -EBADMSG);
-    w.len = good;
-    w.crc = good_crc;
-    w_record(&w, 9, (const uint8_t *)"x", 1);
-    memset(&scan, 0, sizeof scan);
-    assert_int_equal(datadir_wal_scan(w.buf, w.len, true, &crc, &scan), -EBADMSG);
-    assert_non_null(strstr(scan.reason, "unexpected record type 9"));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("%s\n", cases[i].name);
+        w.len = good;
+        w.crc = good_crc;
+        w_record(&w, cases[i].type, (const uint8_t *)cases[i].data, cases[i].len);
+        memset(&scan, 0, sizeof scan);
+        assert_int_equal(datadir_wal_scan(w.buf, w.len, true, &crc, &scan), -EBADMSG);
+        assert_non_null(strstr(scan.reason, cases[i].reason));
+        assert_int_equal(scan.end_offset, good);
+    }
     free(w.buf);
 }
 

@@ -28,6 +28,7 @@
 
 #include "array.h"
 #include "clock.h"
+#include "etcd.h"
 #include "testutil.h"
 #include "grpc.h"
 
@@ -625,6 +626,8 @@ static void srv_respond(nghttp2_session *s, struct sconn *c)
         return;
     } else if (strcmp(p, "/t/hang") == 0) {
         return;
+    } else if (strncmp(p, "/etcdserverpb.", 14) == 0) {
+        body_add(c, "\xff\xff\xff", 3, 0); /* a field tag whose varint never ends */
     } else {
         nghttp2_nv h[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
                           NV("grpc-status", "12")};
@@ -981,6 +984,41 @@ static void test_wire_malformed(void **state)
     grpc_channel_free(ch);
 }
 
+/* Every common/etcd call refuses an answer it cannot decode: a local INTERNAL naming it. */
+static void test_wire_etcd_undecodable(void **state)
+{
+    struct grpc_channel *ch = wire_channel();
+    struct grpc_status st[9];
+    struct etcd_member_list ml;
+    struct etcd_member added;
+    struct etcd_status es;
+    struct etcd_alarm *alarms = NULL;
+    size_t n_alarms;
+    uint32_t hash;
+    int64_t crev, count;
+    const char *peers[] = {"https://127.0.0.1:2380"};
+    const int t = WIRE_CALL_TIMEOUT_MS;
+
+    (void)state;
+    assert_int_equal(etcd_member_list(ch, t, &ml, &st[0]), GRPC_INTERNAL);
+    assert_int_equal(etcd_member_add(ch, peers, 1, true, t, &added, NULL, &st[1]), GRPC_INTERNAL);
+    assert_int_equal(etcd_member_remove(ch, 7, t, NULL, &st[2]), GRPC_INTERNAL);
+    assert_int_equal(etcd_status(ch, t, &es, &st[3]), GRPC_INTERNAL);
+    assert_int_equal(etcd_alarm_list(ch, t, NULL, &alarms, &n_alarms, &st[4]), GRPC_INTERNAL);
+    assert_int_equal(etcd_range_serializable(ch, "k", t, NULL, &count, &st[5]), GRPC_INTERNAL);
+    assert_int_equal(etcd_put(ch, "k", (const uint8_t *)"v", 1, t, &st[6]), GRPC_INTERNAL);
+    assert_int_equal(etcd_hashkv(ch, 0, t, NULL, &hash, &crev, &st[7]), GRPC_INTERNAL);
+    assert_int_equal(etcd_defragment(ch, t, &st[8]), GRPC_INTERNAL);
+    for (size_t i = 0; i < ARRAY_SIZE(st); i++) {
+        if (!strstr(st[i].message, "malformed message"))
+            fail_msg("call %zu: \"%s\"", i, st[i].message);
+        assert_true(st[i].transport);
+    }
+    assert_null(alarms);
+    assert_int_equal(etcd_status(ch, t, &es, NULL), GRPC_INTERNAL); /* no status wanted */
+    grpc_channel_free(ch);
+}
+
 static void test_wire_refused_retried(void **state)
 {
     struct grpc_channel *ch = wire_channel();
@@ -1149,10 +1187,10 @@ int main(void)
         cmocka_unit_test(test_channel_config),
     };
     const struct CMUnitTest wire[] = {
-        cmocka_unit_test(test_wire_unary),          cmocka_unit_test(test_wire_connect),
-        cmocka_unit_test(test_wire_malformed),      cmocka_unit_test(test_wire_refused_retried),
-        cmocka_unit_test(test_wire_goaway_and_eof), cmocka_unit_test(test_wire_deadline),
-        cmocka_unit_test(test_wire_stream),
+        cmocka_unit_test(test_wire_unary),           cmocka_unit_test(test_wire_connect),
+        cmocka_unit_test(test_wire_malformed),       cmocka_unit_test(test_wire_etcd_undecodable),
+        cmocka_unit_test(test_wire_refused_retried), cmocka_unit_test(test_wire_goaway_and_eof),
+        cmocka_unit_test(test_wire_deadline),        cmocka_unit_test(test_wire_stream),
     };
     int failed = cmocka_run_group_tests_name("grpc helpers", tests, NULL, NULL);
 

@@ -20,6 +20,7 @@
 
 #include "array.h"
 #include "restore.h"
+#include "testutil.h"
 
 #define PAGE 4096u
 #define PAGES 6u
@@ -27,50 +28,14 @@
 
 static char dir[64];
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static void meta(uint8_t *page, uint64_t id, uint64_t txid, uint64_t hwm)
-{
-    put64(page, id);
-    page[8] = 0x04; /* meta page flag */
-    put32(page + 16, 0xED0CDAED);
-    put32(page + 20, 2);
-    put32(page + 24, PAGE);
-    put64(page + 32, 3);   /* root */
-    put64(page + 48, 2);   /* freelist */
-    put64(page + 56, hwm); /* high water */
-    put64(page + 64, txid);
-    put64(page + 72, fnv1a(page + 16, 56));
-}
-
 /* A bbolt-shaped db of PAGES pages plus its sha256, as etcdctl saves a snapshot. */
 static uint8_t *make_snapshot(size_t *len)
 {
     uint8_t *b = calloc(1, DB_SIZE + 32);
 
     assert_non_null(b);
-    meta(b, 0, 10, PAGES);
-    meta(b + PAGE, 1, 11, PAGES);
+    test_bbolt_meta(b, 0, PAGE, 10, PAGES);
+    test_bbolt_meta(b + PAGE, 1, PAGE, 11, PAGES);
     for (size_t i = 2 * PAGE; i < DB_SIZE; i++)
         b[i] = (uint8_t)(i * 7);
     SHA256(b, DB_SIZE, b + DB_SIZE);
@@ -104,10 +69,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[128];
     (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_rm_tree(dir);
 }
 
 static void test_valid(void **state)

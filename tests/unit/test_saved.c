@@ -18,6 +18,7 @@
 
 #include "bounds.h"
 #include "saved.h"
+#include "testutil.h"
 
 static char dir[64];
 
@@ -31,9 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    return test_rm_tree(dir);
 }
 
 static void touch(const char *name)

@@ -22,6 +22,7 @@
 #include "http.h"
 #include "routes.h"
 #include "snapshot.h"
+#include "testutil.h"
 
 static const char *const eps[] = {"https://127.0.0.1:1"};
 static char dir[64];
@@ -220,9 +221,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
+    return test_rm_tree(dir);
 }
 
 int main(void)

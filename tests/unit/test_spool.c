@@ -174,6 +174,21 @@ static void *produce(void *arg)
     return NULL;
 }
 
+/* The producer on its own thread and this one the reader: after head_start_us, reads `chunk`
+ * bytes at a time, sleep_us between reads. Checks that all of it arrived in order and that the
+ * producer succeeded. */
+static void produce_and_drain(struct producer *p, unsigned head_start_us, size_t chunk,
+                              unsigned sleep_us)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, produce, p), 0);
+    if (head_start_us)
+        usleep(head_start_us);
+    assert_int_equal(drain_ex(p->sp, chunk, sleep_us, false), p->total);
+    pthread_join(t, NULL);
+    assert_int_equal(p->rc, 0);
+}
+
 /* A slow reader: the producer never waits, spills, and comes back to memory once the reader
  * caught up (several spill episodes); order and content hold throughout. */
 static void test_concurrent_slow_reader(void **state)
@@ -183,11 +198,7 @@ static void test_concurrent_slow_reader(void **state)
         .mem_bytes = 256 * 1024, .spill = true, .dir = tmpdir, .no_io_uring = no_uring};
     struct spool *sp = spool_new(&cfg);
     struct producer p = {.sp = sp, .total = 12u * 1024 * 1024 + 5, .chunk = 32768};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, produce, &p), 0);
-    assert_int_equal(drain_ex(sp, 16384, 20, false), p.total);
-    pthread_join(t, NULL);
-    assert_int_equal(p.rc, 0);
+    produce_and_drain(&p, 0, 16384, 20);
     struct spool_stats st;
     spool_get_stats(sp, &st);
     assert_int_equal(st.read, p.total);
@@ -253,11 +264,7 @@ static void test_no_spill_backpressure(void **state)
     struct spool_config cfg = {.mem_bytes = 8192, .spill = false, .dir = "/nonexistent"};
     struct spool *sp = spool_new(&cfg);
     struct producer p = {.sp = sp, .total = 1u << 20, .chunk = 5000};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, produce, &p), 0);
-    assert_int_equal(drain_ex(sp, 3000, 0, false), p.total);
-    pthread_join(t, NULL);
-    assert_int_equal(p.rc, 0);
+    produce_and_drain(&p, 0, 3000, 0);
     struct spool_stats st;
     spool_get_stats(sp, &st);
     assert_int_equal(st.spilled, 0);
@@ -469,12 +476,7 @@ static void test_stall_budget(void **state)
                                .stall_budget_ms = 5000};
     struct spool *sp = spool_new(&cfg);
     struct producer p = {.sp = sp, .total = 4u * 1024 * 1024, .chunk = 32768};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, produce, &p), 0);
-    usleep(50000); /* the producer waits for us meanwhile */
-    assert_int_equal(drain_ex(sp, 16384, 0, false), p.total);
-    pthread_join(t, NULL);
-    assert_int_equal(p.rc, 0);
+    produce_and_drain(&p, 50000, 16384, 0); /* the producer waits for us meanwhile */
     struct spool_stats st;
     spool_get_stats(sp, &st);
     assert_int_equal(st.spilled, 0);
