@@ -134,6 +134,12 @@ out:
 
 int restore_validate(const char *path, struct restore_snapshot *s, char *err, size_t err_len)
 {
+    return restore_validate_hashed(path, NULL, s, err, err_len);
+}
+
+int restore_validate_hashed(const char *path, const uint8_t data_sha256[32],
+                            struct restore_snapshot *s, char *err, size_t err_len)
+{
     uint8_t head[RESTORE_SNIFF_LEN], *page = NULL, digest[RESTORE_DIGEST_LEN] = {0},
                                      want[RESTORE_DIGEST_LEN];
     struct bbolt_meta m0, m1;
@@ -236,8 +242,9 @@ int restore_validate(const char *path, struct restore_snapshot *s, char *err, si
         act_fail(err, err_len, rc, "read %s: %s", path, strerror(-rc));
         goto out;
     }
-    rc = hash_range(fd, s->db_size, digest, err, err_len);
-    if (rc != 0)
+    if (data_sha256)
+        memcpy(digest, data_sha256, RESTORE_DIGEST_LEN);
+    else if ((rc = hash_range(fd, s->db_size, digest, err, err_len)) != 0)
         goto out;
     if (memcmp(digest, want, RESTORE_DIGEST_LEN) != 0) {
         char a[2 * RESTORE_DIGEST_LEN + 1], b[2 * RESTORE_DIGEST_LEN + 1];
@@ -958,7 +965,8 @@ int restore_run(const struct restore_config *c, struct restore_result *r, char *
     /* 2. validate before touching any data */
     r->failed_step = "validate";
     t0 = now_ms();
-    rc = restore_validate(file, &r->snap, err, err_len);
+    rc =
+        restore_validate_hashed(file, obj.name[0] ? obj.data_sha256 : NULL, &r->snap, err, err_len);
     r->validate_ms = now_ms() - t0;
     if (rc != 0) {
         r->not_snapshot = true;

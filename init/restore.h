@@ -52,6 +52,10 @@ struct restore_snapshot {
  * page inside the file, trailing sha256 = sha256 of the rest. Returns 0 with *s filled, or
  * -EINVAL (not a snapshot; why in err), or a negative errno from I/O. */
 int restore_validate(const char *path, struct restore_snapshot *s, char *err, size_t err_len);
+/* The same, with the sha256 of the file's bytes but its last 32 already known (computed while
+ * the file was written: a download from a store): the file is not read a second time for it. */
+int restore_validate_hashed(const char *path, const uint8_t data_sha256[32],
+                            struct restore_snapshot *s, char *err, size_t err_len);
 
 /* The first bytes of a file that is not a snapshot, classified for the reason ("an HTML/XML
  * page", "text", ...); NULL if they could start a bbolt file (meta page 0 has id 0). */

@@ -311,11 +311,34 @@ struct download {
     struct codec *codec; /* .zst/.age undone on the way (NULL: a plain object) */
     uint64_t bytes, plain, max;
     EVP_MD_CTX *sha;
-    int64_t t0, last_log; /* clock_mono_ms */
+    struct restore_lag_hash data; /* the plain bytes but their last 32 */
+    int64_t t0, last_log;         /* clock_mono_ms */
     int write_errno;
 };
 
-/* Plain (decoded) bytes: into the download file. */
+int restore_lag_hash_update(struct restore_lag_hash *h, const uint8_t *buf, size_t len)
+{
+    const size_t keep = sizeof h->window;
+    size_t total = h->window_len + len;
+    if (total <= keep) {
+        memcpy(h->window + h->window_len, buf, len);
+        h->window_len = total;
+        return 0;
+    }
+    /* total - keep bytes leave the window: the oldest of it first, then of buf */
+    size_t out = total - keep;
+    size_t from_window = out < h->window_len ? out : h->window_len;
+    if (!EVP_DigestUpdate(h->md, h->window, from_window) ||
+        !EVP_DigestUpdate(h->md, buf, out - from_window))
+        return -EIO;
+    size_t stay = h->window_len - from_window;
+    memmove(h->window, h->window + from_window, stay);
+    memcpy(h->window + stay, buf + (out - from_window), len - (out - from_window));
+    h->window_len = keep;
+    return 0;
+}
+
+/* Plain (decoded) bytes: hashed and into the download file. */
 static int on_plain_bytes(void *arg, const uint8_t *buf, size_t len)
 {
     struct download *d = arg;
@@ -323,6 +346,8 @@ static int on_plain_bytes(void *arg, const uint8_t *buf, size_t len)
 
     if (d->plain + len > d->max)
         return -EFBIG;
+    if (restore_lag_hash_update(&d->data, buf, len) != 0)
+        return -EIO;
     while (off < len) {
         ssize_t w = write(d->fd, buf + off, len - off);
         if (w < 0 && errno == EINTR)
@@ -463,7 +488,9 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
         goto out;
     }
     d.sha = EVP_MD_CTX_new();
-    if (!d.sha || !EVP_DigestInit_ex(d.sha, EVP_sha256(), NULL)) {
+    d.data.md = EVP_MD_CTX_new();
+    if (!d.sha || !EVP_DigestInit_ex(d.sha, EVP_sha256(), NULL) || !d.data.md ||
+        !EVP_DigestInit_ex(d.data.md, EVP_sha256(), NULL)) {
         rc = act_fail(err, err_len, -ENOMEM, "sha256 init failed");
         goto out;
     }
@@ -486,6 +513,7 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
         goto out;
     }
     EVP_DigestFinal_ex(d.sha, md, NULL);
+    EVP_DigestFinal_ex(d.data.md, o->data_sha256, NULL);
     for (int i = 0; i < 32; i++)
         snprintf(o->object_sha256 + 2 * i, 3, "%02x", md[i]);
     o->size = d.bytes;
@@ -509,6 +537,7 @@ int restore_store_fetch(const char *source, const char *identity_file, const cha
 out:
     codec_free(d.codec);
     EVP_MD_CTX_free(d.sha);
+    EVP_MD_CTX_free(d.data.md);
     if (d.fd >= 0) {
         close(d.fd);
         if (rc != 0)

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "bounds.h"
 
 #define RESTORE_MAX_MANIFEST (64u * 1024) /* manifest file size */
@@ -30,7 +32,20 @@ struct restore_object {
     bool has_manifest;
     char db_sha256[65]; /* manifest's db_sha256 ("" without a manifest) */
     bool zstd, age;     /* from the name's suffixes */
+    /* sha256 of the downloaded file's bytes but its last 32, computed as they were written:
+     * what the snapshot's trailing digest must equal (restore_validate_hashed) */
+    uint8_t data_sha256[32];
 };
+
+/* A sha256 of a stream but its last 32 bytes (a snapshot's data without its trailing digest),
+ * fed in pieces of any size: the last 32 bytes seen wait in window. md: an EVP_MD_CTX set up
+ * for sha256 by the caller, who finishes it. */
+struct restore_lag_hash {
+    EVP_MD_CTX *md;
+    uint8_t window[32];
+    size_t window_len;
+};
+int restore_lag_hash_update(struct restore_lag_hash *h, const uint8_t *buf, size_t len);
 
 /* true for s3:// and file:// sources */
 bool restore_store_is_url(const char *source);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "restore.h"
+#include "bounds.h"
 #include "restore_store.h"
 #include "testutil.h"
 
@@ -149,6 +150,69 @@ static void test_resolve_newest_complete(void **state)
     assert_int_equal(access(out, F_OK), -1);
 }
 
+/* The download's data_sha256 is the sha256 of all its bytes but the last 32 (what a snapshot's
+ * trailing digest must equal), whatever pieces they arrive in: the file store hands 1 MiB
+ * (STORE_IO_CHUNK) pieces, so 1 MiB + 17 bytes ends with a piece shorter than the 32 held back. */
+static void test_data_sha256(void **state)
+{
+    static const size_t sizes[] = {STORE_IO_CHUNK + 17, STORE_IO_CHUNK + 40, 31, 32, 33};
+    struct restore_object o;
+    char url[256], err[512] = "", rel[80];
+    unsigned char want[32];
+
+    (void)state;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        char *content = malloc(n);
+        assert_non_null(content);
+        for (size_t i = 0; i < n; i++)
+            content[i] = (char)(i * 131 + k);
+        snprintf(rel, sizeof(rel), "h%zu/00000000000000cc/20261204T000000Z-rev40.db", k);
+        put(rel, content, n);
+        snprintf(url, sizeof(url), "file://%s/%s", dir, rel);
+        assert_int_equal(restore_store_fetch(url, NULL, out, 4 << 20, &o, err, sizeof(err)), 0);
+        SHA256((const unsigned char *)content, n > 32 ? n - 32 : 0, want);
+        if (memcmp(o.data_sha256, want, 32) != 0)
+            fail_msg("%zu bytes: data_sha256 is not the sha256 of the first %zu", n,
+                     n > 32 ? n - 32 : 0);
+        free(content);
+    }
+}
+
+/* The lag hash in pieces of every size pattern: 1-byte, 31/32/33-byte and random pieces give
+ * the sha256 of all but the last 32 bytes. */
+static void test_lag_hash_pieces(void **state)
+{
+    enum { N = 5000 };
+    static uint8_t data[N];
+    unsigned char want[32], got[32];
+    unsigned seed = 7;
+
+    (void)state;
+    for (size_t i = 0; i < N; i++)
+        data[i] = (uint8_t)(i * 37 + (i >> 7));
+    SHA256(data, N - 32, want);
+    for (int pattern = 0; pattern < 6; pattern++) {
+        struct restore_lag_hash h = {.md = EVP_MD_CTX_new()};
+        assert_non_null(h.md);
+        assert_int_equal(EVP_DigestInit_ex(h.md, EVP_sha256(), NULL), 1);
+        for (size_t off = 0; off < N;) {
+            static const size_t fixed[] = {1, 31, 32, 33, 100};
+            size_t n = pattern < 5 ? fixed[pattern] : 1 + (size_t)(rand_r(&seed) % 70);
+            if (n > N - off)
+                n = N - off;
+            assert_int_equal(restore_lag_hash_update(&h, data + off, n), 0);
+            off += n;
+        }
+        assert_int_equal(EVP_DigestFinal_ex(h.md, got, NULL), 1);
+        EVP_MD_CTX_free(h.md);
+        assert_int_equal(h.window_len, 32);
+        assert_memory_equal(h.window, data + N - 32, 32);
+        if (memcmp(got, want, 32) != 0)
+            fail_msg("pattern %d: not the sha256 of the first %d bytes", pattern, N - 32);
+    }
+}
+
 static void test_refusals(void **state)
 {
     struct restore_object o;
@@ -214,6 +278,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_name),
         cmocka_unit_test_setup_teardown(test_resolve_newest_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_sha256, setup, teardown),
+        cmocka_unit_test(test_lag_hash_pieces),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test(test_marker_object_fields),
     };
