@@ -251,12 +251,7 @@ static void *uploader(void *arg)
             p->part1_len = n;
         }
         pthread_mutex_unlock(&p->mu);
-        int rc = part.number > STORE_MAX_PARTS ? -EFBIG : 0;
-        if (rc < 0)
-            snprintf(errbuf, sizeof errbuf, "more than %d parts of %" PRIu64 " bytes",
-                     STORE_MAX_PARTS, p->part_size);
-        else
-            rc = store_upload_part(p->u, &part, errbuf, sizeof errbuf);
+        int rc = store_upload_part(p->u, &part, errbuf, sizeof errbuf); /* checks the number */
         /* The store is done with this part's bytes (part 1's: once part 2's call returned, as
          * S3 holds part 1 back until then): drop them from the spool. */
         if (rc == 0 && part.number > 1)
@@ -846,6 +841,24 @@ static void count_failure(struct backup *b, enum backup_reason r, const char *tr
 
 /* Takes, checks, verifies (first time and every verify interval) and prunes. Called with
  * running set. 0 or -errno (logged and counted). */
+/* A backup's result: the POST answer and the "backup uploaded" log line's fields. */
+static cJSON *result_json(const struct backup_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", r->name);
+    cJSON_AddNumberToObject(o, "revision", (double)r->revision);
+    cJSON_AddStringToObject(o, "db_sha256", r->db_sha256);
+    cJSON_AddNumberToObject(o, "db_size", (double)r->db_size);
+    cJSON_AddStringToObject(o, "object_sha256", r->object_sha256);
+    cJSON_AddNumberToObject(o, "object_size", (double)r->object_size);
+    cJSON_AddNumberToObject(o, "took_ms", (double)r->took_ms);
+    cJSON_AddNumberToObject(o, "stream_ms", (double)r->stream_ms);
+    cJSON_AddNumberToObject(o, "first_part_ms", (double)r->first_part_ms);
+    cJSON_AddNumberToObject(o, "parts", r->parts);
+    cJSON_AddNumberToObject(o, "parts_in_stream", r->parts_in_stream);
+    return o;
+}
+
 static int run_one(struct backup *b, const char *trigger, struct backup_result *res, char *err,
                    size_t err_len)
 {
@@ -881,20 +894,10 @@ static int run_one(struct backup *b, const char *trigger, struct backup_result *
         atomic_store(&b->last_good_ms, (int64_t)t * 1000);
         publish_state(b);
     }
-    cJSON *f = cJSON_CreateObject();
+    cJSON *f = result_json(res);
     cJSON_AddStringToObject(f, "trigger", trigger);
     cJSON_AddStringToObject(f, "store", b->url_log);
-    cJSON_AddStringToObject(f, "name", res->name);
-    cJSON_AddNumberToObject(f, "revision", (double)res->revision);
-    cJSON_AddNumberToObject(f, "db_size", (double)res->db_size);
-    cJSON_AddNumberToObject(f, "object_size", (double)res->object_size);
-    cJSON_AddStringToObject(f, "object_sha256", res->object_sha256);
     cJSON_AddBoolToObject(f, "verified", verify);
-    cJSON_AddNumberToObject(f, "took_ms", (double)res->took_ms);
-    cJSON_AddNumberToObject(f, "stream_ms", (double)res->stream_ms);
-    cJSON_AddNumberToObject(f, "first_part_ms", (double)res->first_part_ms);
-    cJSON_AddNumberToObject(f, "parts", res->parts);
-    cJSON_AddNumberToObject(f, "parts_in_stream", res->parts_in_stream);
     log_event(LOG_INFO, "backup uploaded", f);
     char cid[17];
     snprintf(cid, sizeof cid, "%016" PRIx64, res->cluster_id);
@@ -1138,22 +1141,6 @@ struct req {
     struct snapjob *job;
     bool post;
 };
-
-static cJSON *result_json(const struct backup_result *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", r->name);
-    cJSON_AddNumberToObject(o, "revision", (double)r->revision);
-    cJSON_AddStringToObject(o, "db_sha256", r->db_sha256);
-    cJSON_AddStringToObject(o, "object_sha256", r->object_sha256);
-    cJSON_AddNumberToObject(o, "object_size", (double)r->object_size);
-    cJSON_AddNumberToObject(o, "took_ms", (double)r->took_ms);
-    cJSON_AddNumberToObject(o, "stream_ms", (double)r->stream_ms);
-    cJSON_AddNumberToObject(o, "first_part_ms", (double)r->first_part_ms);
-    cJSON_AddNumberToObject(o, "parts", r->parts);
-    cJSON_AddNumberToObject(o, "parts_in_stream", r->parts_in_stream);
-    return o;
-}
 
 static int on_manifest(void *arg, const void *buf, size_t len)
 {

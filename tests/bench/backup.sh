@@ -58,10 +58,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-calc() { awk "BEGIN {printf \"%.4f\", $*}"; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of the process
-HZ=$(getconf CLK_TCK)
+# shellcheck source=lib.bash
+source tests/bench/lib.bash
 T_START=$(now)
 
 echo "bench backup: etcd with ${MB} MB of Kubernetes-like objects; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -105,8 +103,6 @@ start_agent() {
 }
 stop_agent() { kill "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=""; }
 jnum() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], 0))' "$@"; }
-
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 # agent_backup LABEL: a warm-up POST /backups, then RUNS measured ones -> the medians A_WALL
 # A_CPU, the highest A_RSS (KiB)

@@ -43,12 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-calc() { awk "BEGIN {printf \"%.4f\", $*}"; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of the process
-HZ=$(getconf CLK_TCK)
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-max() { printf '%s\n' "$@" | sort -g | tail -1; }
+# shellcheck source=lib.bash
+source tests/bench/lib.bash
 T_START=$(now)
 
 echo "bench snapshot: etcd with ${MB} x 1 MB random values; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
